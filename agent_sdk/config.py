@@ -1,0 +1,290 @@
+"""Settings, built once at the edge.
+
+Precedence, highest first: explicit flags > ``AGENT_SDK_*`` environment > project file
+(``./agent-sdk.toml``) > user file (``~/.config/agent-sdk/config.toml``, the profile selected by
+``--profile`` / ``AGENT_SDK_PROFILE``) > defaults. Library code receives a :class:`Settings` and
+never reads ``os.environ`` itself.
+
+A config file holds keys named like the fields below (``server_url = "..."``); the user file keeps
+one table per profile::
+
+    [profiles.default]
+    backend = "local"
+
+    [profiles.prod]
+    backend = "http"
+    server_url = "https://agents.example.com"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent_sdk.errors import ConfigError
+
+ENV_PREFIX = "AGENT_SDK_"
+APP_NAME = "agent-sdk"
+
+
+def _user_config_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / APP_NAME
+
+
+def _user_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(
+        Path(env.get("HOME", "~")).expanduser() / ".local" / "share"
+    )
+    return Path(base) / APP_NAME
+
+
+# -- value parsers: each takes the raw value (str from env, or a TOML value) -------------------
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in {"1", "true", "yes", "on"}:
+        return True
+    if s in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int(lo: int, hi: int | None = None) -> Callable[[Any], int]:
+    def parse(v: Any) -> int:
+        n = int(str(v).strip())
+        if n < lo or (hi is not None and n > hi):
+            raise ValueError(f"expected an integer from {lo}" + (f" to {hi}" if hi else " up"))
+        return n
+
+    return parse
+
+
+def _float(lo: float) -> Callable[[Any], float]:
+    def parse(v: Any) -> float:
+        n = float(str(v).strip())
+        if n < lo:
+            raise ValueError(f"expected a number >= {lo}")
+        return n
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        s = str(v).strip().lower()
+        if s not in options:
+            raise ValueError("expected one of " + ", ".join(options))
+        return s
+
+    return parse
+
+
+def _list(v: Any) -> tuple[str, ...]:
+    if isinstance(v, list | tuple):
+        return tuple(str(x).strip() for x in v if str(x).strip())
+    return tuple(x.strip() for x in str(v).split(",") if x.strip())
+
+
+def _str(v: Any) -> str:
+    return str(v)
+
+
+def _opt_str(v: Any) -> str | None:
+    s = str(v).strip()
+    return s or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of agent-sdk. Built by :func:`load_settings`; never mutated."""
+
+    # Where the CLI sends its commands: "auto" uses a server started by `agent-sdk up` if one
+    # runs on this machine, else the local database; "local" or "http" force one.
+    backend: str = "auto"
+    server_url: str = "http://127.0.0.1:8765"
+    api_key: str | None = field(default=None, repr=False)
+    org_id: str = "default"
+    profile: str = "default"
+    data_dir: str = ""
+    # Storage
+    storage_backend: str = "sqlite"
+    database_url: str = ""
+    sqlite_busy_timeout: float = 5.0
+    # Execution
+    execution_mode: str = "inline"
+    worker_count: int = 4
+    max_concurrent_runs: int = 64
+    max_steps: int = 20
+    max_tokens: int = 100_000
+    agents: tuple[str, ...] = ()
+    agents_file: str | None = None
+    allow_model_requests: bool = True
+    # Streaming
+    stream_queue_size: int = 1000
+    stream_max_events: int = 100_000
+    # Tools
+    fs_allowlist: tuple[str, ...] = (".",)
+    http_allowlist: tuple[str, ...] = ()
+    http_timeout: float = 10.0
+    # Server
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_body_bytes: int = 1_048_576
+    # Output
+    debug: bool = False
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file of ``database_url`` (``sqlite:///path``)."""
+        url = self.database_url
+        if not url.startswith("sqlite:///"):
+            raise ConfigError(
+                f"AGENT_SDK_DATABASE_URL={url!r} is not a SQLite URL",
+                hint="use sqlite:///path/to/agent-sdk.db",
+            )
+        return Path(url[len("sqlite:///") :])
+
+    @property
+    def admin_token_path(self) -> Path:
+        return Path(self.data_dir) / "admin-token"
+
+    @property
+    def server_state_path(self) -> Path:
+        return Path(self.data_dir) / "server.json"
+
+
+# setting name -> parser. Names map to env vars as AGENT_SDK_<NAME upper>.
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "backend": _choice("auto", "local", "http"),
+    "server_url": _str,
+    "api_key": _opt_str,
+    "org_id": _str,
+    "profile": _str,
+    "data_dir": _str,
+    "storage_backend": _choice("sqlite", "postgres"),
+    "database_url": _str,
+    "sqlite_busy_timeout": _float(0),
+    "execution_mode": _choice("inline", "queue"),
+    "worker_count": _int(1, 1024),
+    "max_concurrent_runs": _int(1, 100_000),
+    "max_steps": _int(1),
+    "max_tokens": _int(1),
+    "agents": _list,
+    "agents_file": _opt_str,
+    "allow_model_requests": _bool,
+    "stream_queue_size": _int(1),
+    "stream_max_events": _int(1),
+    "fs_allowlist": _list,
+    "http_allowlist": _list,
+    "http_timeout": _float(0.001),
+    "host": _str,
+    "port": _int(0, 65535),
+    "max_body_bytes": _int(1),
+    "debug": _bool,
+}
+# Environment names that differ from AGENT_SDK_<FIELD>. Spec names are public: keep them.
+_ENV_ALIASES: dict[str, str] = {"org_id": "AGENT_SDK_ORG", "agents_file": "AGENT_SDK_AGENTS_PATH"}
+
+
+def env_name(setting: str) -> str:
+    return _ENV_ALIASES.get(setting, ENV_PREFIX + setting.upper())
+
+
+def _parse(name: str, raw: Any, source: str) -> Any:
+    try:
+        return _PARSERS[name](raw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{source}: invalid value {raw!r}: {exc}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+
+
+def _from_table(table: Mapping[str, Any], source: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key == "profiles":
+            continue
+        if key not in _PARSERS:
+            raise ConfigError(
+                f"{source}: unknown key {key!r}", hint="valid keys: " + ", ".join(sorted(_PARSERS))
+            )
+        out[key] = _parse(key, raw, f"{source}: {key}")
+    return out
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user_config: Path | None = None,
+) -> Settings:
+    """Build the one Settings object. Raises :class:`ConfigError` naming the bad variable."""
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    cwd = cwd or Path.cwd()
+    values: dict[str, Any] = {}
+
+    profile = flags.get("profile") or env.get("AGENT_SDK_PROFILE") or "default"
+    user_path = user_config or Path(
+        env.get("AGENT_SDK_CONFIG") or _user_config_dir(env) / "config.toml"
+    )
+    user = _read_toml(user_path)
+    profiles = user.get("profiles", {})
+    if profile not in profiles and profile != "default":
+        raise ConfigError(
+            f"profile {profile!r} is not defined in {user_path}",
+            hint=f"add a [profiles.{profile}] table, or pick one of: "
+            + (", ".join(sorted(profiles)) or "(none defined)"),
+        )
+    values.update(_from_table(user, user_path))
+    values.update(_from_table(profiles.get(profile, {}), user_path))
+    project_path = cwd / "agent-sdk.toml"
+    values.update(_from_table(_read_toml(project_path), project_path))
+
+    for name in _PARSERS:
+        key = env_name(name)
+        if key in env:
+            values[name] = _parse(name, env[key], key)
+    for name, raw in flags.items():
+        if name not in _PARSERS:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = _parse(name, raw, "--" + name.replace("_", "-"))
+    values["profile"] = profile
+
+    if not values.get("data_dir"):
+        values["data_dir"] = str(_user_data_dir(env))
+    if not values.get("database_url"):
+        values["database_url"] = "sqlite:///" + str(Path(values["data_dir"]) / "agent-sdk.db")
+    if values.get("storage_backend") == "postgres" and values["database_url"].startswith("sqlite"):
+        raise ConfigError(
+            "AGENT_SDK_STORAGE_BACKEND=postgres needs AGENT_SDK_DATABASE_URL=postgresql://..."
+        )
+    values["fs_allowlist"] = tuple(
+        str((cwd / p).resolve()) for p in values.get("fs_allowlist", Settings.fs_allowlist)
+    )
+    return Settings(**values)
+
+
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("AGENT_SDK_CONFIG") or _user_config_dir(env) / "config.toml")

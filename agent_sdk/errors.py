@@ -1,0 +1,116 @@
+"""The one exception tree of agent-sdk.
+
+Every error the library raises on purpose derives from :class:`AgentSDKError`::
+
+    AgentSDKError
+    ├── InvalidInput            bad arguments, bad request bodies, bad agent definitions
+    │   └── ConfigError         a bad setting (names the variable or file key)
+    ├── NotFound                no such object in this org (never reveals other orgs' objects)
+    ├── Conflict                the object is not in a state that allows the action
+    ├── AuthenticationError     no credential, or a credential that is not valid
+    ├── PermissionDenied        a valid credential that may not do this
+    ├── QuotaExceeded           a limit was reached (rate, tokens, steps)
+    ├── BackendUnavailable      the store, the queue or the server cannot be reached or is locked
+    ├── ModelError              a model provider failed (``retryable`` says whether to try again)
+    └── ToolError               a tool failed; the message goes back to the model
+
+Driver errors (sqlite3, httpx, ...) are translated into this tree where they are caught, at the
+backend boundary. Only the edges (CLI, HTTP server) turn these into exit codes and HTTP statuses,
+each in one table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AgentSDKError(Exception):
+    """Base of every error raised by agent-sdk on purpose."""
+
+    code = "error"
+    title = "Internal error"
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+class InvalidInput(AgentSDKError):
+    code = "invalid_input"
+    title = "Invalid input"
+
+
+class ConfigError(InvalidInput):
+    code = "config_error"
+    title = "Invalid configuration"
+
+
+class NotFound(AgentSDKError):
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(AgentSDKError):
+    code = "conflict"
+    title = "Conflict"
+
+
+class AuthenticationError(AgentSDKError):
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class PermissionDenied(AgentSDKError):
+    code = "permission_denied"
+    title = "Permission denied"
+
+
+class QuotaExceeded(AgentSDKError):
+    code = "quota_exceeded"
+    title = "Limit exceeded"
+
+
+class BackendUnavailable(AgentSDKError):
+    code = "backend_unavailable"
+    title = "Backend unavailable"
+
+
+class ModelError(AgentSDKError):
+    code = "model_error"
+    title = "Model provider error"
+
+    def __init__(self, message: str, *, retryable: bool = False, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retryable = retryable
+
+
+class ToolError(AgentSDKError):
+    code = "tool_error"
+    title = "Tool error"
+
+
+_BY_CODE: dict[str, type[AgentSDKError]] = {}
+
+
+def _index(cls: type[AgentSDKError]) -> None:
+    _BY_CODE[cls.code] = cls
+    for sub in cls.__subclasses__():
+        _index(sub)
+
+
+_index(AgentSDKError)
+
+
+def error_from_code(code: str, message: str, **kw: Any) -> AgentSDKError:
+    """Rebuild an error received over the wire (used by the HTTP backend)."""
+    return _BY_CODE.get(code, AgentSDKError)(message, **kw)

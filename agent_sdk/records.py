@@ -1,0 +1,163 @@
+"""Plain records passed between the layers. They carry data, never behaviour that touches I/O.
+
+Every record converts to a JSON-ready dict with :meth:`to_dict` and back with ``from_dict``; the
+HTTP API, the CLI's ``-o json`` and the store all use these same shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, Self, TypeVar
+
+T = TypeVar("T")
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class EventType(StrEnum):
+    """The names of run events. They are public: renaming one breaks users."""
+
+    RUN_CREATED = "run.created"
+    RUN_STARTED = "run.started"
+    MODEL_REQUEST = "model.request"
+    MODEL_DELTA = "model.delta"
+    MODEL_RESPONSE = "model.response"
+    TOOL_CALL = "tool.call"
+    TOOL_RESULT = "tool.result"
+    RUN_SUCCEEDED = "run.succeeded"
+    RUN_FAILED = "run.failed"
+    RUN_CANCELLED = "run.cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (EventType.RUN_SUCCEEDED, EventType.RUN_FAILED, EventType.RUN_CANCELLED)
+
+
+class _Record:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True, slots=True)
+class Org(_Record):
+    id: str
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Project(_Record):
+    id: str
+    org_id: str
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Session(_Record):
+    id: str
+    org_id: str
+    created_at: str
+    updated_at: str
+    project_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    run_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage(_Record):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Run(_Record):
+    id: str
+    org_id: str
+    agent: str
+    status: RunStatus
+    input: str
+    created_at: str
+    updated_at: str
+    session_id: str | None = None
+    project_id: str | None = None
+    output: str | None = None
+    error: dict[str, Any] | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    steps: int = 0
+    attempts: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    agent_spec: dict[str, Any] | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    cancel_requested: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Run:
+        data = dict(data)
+        data["status"] = RunStatus(data["status"])
+        return super(Run, cls).from_dict(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Event(_Record):
+    """One run event. ``seq`` strictly increases per run, starts at 1 and is never reused."""
+
+    run_id: str
+    seq: int
+    type: str
+    time: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.type in _TERMINAL_EVENTS
+
+
+_TERMINAL_EVENTS = frozenset(
+    {EventType.RUN_SUCCEEDED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing; ``next_cursor`` is opaque and ``None`` on the last page."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationState(_Record):
+    version: int
+    name: str
+    applied_at: str | None

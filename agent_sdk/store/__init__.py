@@ -1,0 +1,40 @@
+"""Stores by URL scheme: ``open_store("sqlite:///path/agent-sdk.db")``.
+
+Backends are looked up lazily in an alias table (scheme -> "module:Class"), so an optional
+driver is imported only when its store is opened.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from agent_sdk.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agent_sdk.config import Settings
+    from agent_sdk.store.base import Store
+
+STORE_ALIASES: dict[str, str] = {
+    "sqlite": "agent_sdk.store.sqlite:SQLiteStore",
+}
+
+
+def open_store(url: str, **options: Any) -> Store:
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    target = STORE_ALIASES.get(scheme)
+    if target is None:
+        close = difflib.get_close_matches(scheme, STORE_ALIASES, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(STORE_ALIASES)
+        raise ConfigError(f"unknown store scheme {scheme!r} in {url!r}", hint=hint)
+    module, cls = target.split(":")
+    store: Store = getattr(importlib.import_module(module), cls).from_url(url, **options)
+    return store
+
+
+def store_from_settings(settings: Settings) -> Store:
+    return open_store(settings.database_url, busy_timeout=settings.sqlite_busy_timeout)
+
+
+__all__ = ["STORE_ALIASES", "open_store", "store_from_settings"]

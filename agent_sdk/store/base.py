@@ -1,0 +1,116 @@
+"""The Store protocol: every read and write of tenant data takes the org as a required argument,
+so a query without a tenant cannot be written.
+
+Implementations: :mod:`agent_sdk.store.sqlite` (the embedded default). A later Postgres store runs
+the same contract suite (``tests/contracts/store_contract.py``) unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Protocol
+
+from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, Session
+
+
+class Store(Protocol):
+    scheme: ClassVar[str]
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def migrate(self) -> list[MigrationState]:
+        """Apply pending migrations; return the ones applied now (idempotent)."""
+        ...
+
+    def migration_status(self) -> list[MigrationState]:
+        """Every known migration, with ``applied_at`` None for pending ones."""
+        ...
+
+    def check(self) -> None:
+        """Raise BackendUnavailable if the store cannot be reached, Conflict if migrations pend."""
+        ...
+
+    def close(self) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes into one short transaction (nested calls join the outer one)."""
+        ...
+
+    # -- small key/value settings of the deployment (not tenant data) -----------------------
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str, *, only_if_absent: bool = False) -> bool:
+        """Store a value; with ``only_if_absent`` keep an existing one and return False."""
+        ...
+
+    # -- orgs ------------------------------------------------------------------------------
+    def ensure_org(self, org_id: str, name: str | None = None) -> Org: ...
+
+    def get_org(self, org_id: str) -> Org:
+        """Raise NotFound if the org does not exist."""
+        ...
+
+    # -- sessions --------------------------------------------------------------------------
+    def create_session(
+        self, org_id: str, session_id: str, *, metadata: dict[str, Any] | None = None
+    ) -> Session: ...
+
+    def get_session(self, org_id: str, session_id: str) -> Session:
+        """Raise NotFound (also for another org's session)."""
+        ...
+
+    def list_sessions(
+        self, org_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Session]:
+        """Newest first, keyset-paginated."""
+        ...
+
+    # -- runs ------------------------------------------------------------------------------
+    def insert_run(self, run: Run) -> Run:
+        """Insert a new run (its org is ``run.org_id``); creates its session if missing."""
+        ...
+
+    def get_run(self, org_id: str, run_id: str) -> Run: ...
+
+    def list_runs(
+        self,
+        org_id: str,
+        *,
+        status: Sequence[RunStatus] | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Run]:
+        """Newest first, keyset-paginated: cost does not grow with the table."""
+        ...
+
+    def update_run(
+        self,
+        org_id: str,
+        run_id: str,
+        *,
+        expect_status: Sequence[RunStatus] | None = None,
+        **fields: Any,
+    ) -> Run | None:
+        """Set ``fields`` (status, output, error, usage, steps, attempts, started_at,
+        finished_at, cancel_requested). With ``expect_status`` the update happens only if the
+        run is in one of those statuses (compare-and-set); returns None when it did not apply.
+        Raises NotFound for an unknown run."""
+        ...
+
+    # -- events ----------------------------------------------------------------------------
+    def append_event(
+        self, org_id: str, run_id: str, type: str, data: dict[str, Any], *, time: str | None = None
+    ) -> Event:
+        """Append one event with the next ``seq`` of the run (1, 2, 3, ... never reused)."""
+        ...
+
+    def list_events(
+        self, org_id: str, run_id: str, *, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        """Events with ``seq > after`` in order. Raises NotFound for another org's run."""
+        ...
+
+    def iter_events(self, org_id: str, run_id: str, *, after: int = 0) -> Iterator[Event]:
+        """All events after ``after``, read page by page."""
+        ...
