@@ -1,0 +1,650 @@
+"""The SQLite store: the embedded default, good for one machine with many threads and processes.
+
+How it stays correct under concurrency:
+
+* WAL journal, so readers never block the writer and the writer never blocks readers.
+* Writers open ``BEGIN IMMEDIATE``: they take the write lock before reading, so two writers
+  queue up on the busy timeout instead of both reading and then failing to upgrade (a deferred
+  transaction that has read a stale snapshot gets SQLITE_BUSY at once, without waiting).
+* One connection per thread: a sqlite3 connection carries one transaction, so sharing it would
+  mix up threads' transactions. Connections are opened in autocommit mode (``isolation_level``
+  None) and transactions are managed here, not by the driver's implicit BEGINs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from agent_sdk.errors import (
+    AgentSDKError,
+    BackendUnavailable,
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+)
+from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, Session
+from agent_sdk.store._cursor import decode_cursor, encode_cursor
+from agent_sdk.store._ids import utcnow
+from agent_sdk.store.migrations import Migration, load_migrations
+
+T = TypeVar("T")
+
+MAX_LIMIT = 1000
+_RUN_FIELDS = (
+    "id org_id session_id project_id agent agent_spec status input output error usage steps"
+    " attempts metadata cancel_requested created_at updated_at started_at finished_at"
+).split()
+_RUN_COLUMNS = ", ".join(_RUN_FIELDS)
+_RUN_VALUES = ", ".join(f":{name}" for name in _RUN_FIELDS)
+_UPDATABLE = frozenset(
+    "status output error usage steps attempts started_at finished_at cancel_requested".split()
+)
+_SESSION_SELECT = (
+    "SELECT org_id, id, project_id, metadata, created_at, updated_at,"
+    " (SELECT COUNT(*) FROM runs r WHERE r.org_id = s.org_id AND r.session_id = s.id) AS run_count"
+    " FROM sessions s WHERE s.org_id = ?"
+)
+
+# A connection must never be used on both sides of a fork(): the child would share the parent's
+# locks and WAL index. Each connection remembers the generation it was opened in.
+_fork_generation = 0
+
+
+def _after_fork() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+@functools.cache
+def _migrations() -> tuple[Migration, ...]:
+    return tuple(load_migrations())
+
+
+class _Conn:
+    """One thread's connection and how deep it is in ``transaction()``."""
+
+    __slots__ = ("db", "depth", "generation", "__weakref__")
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.depth = 0
+        self.generation = _fork_generation
+
+    def __del__(self) -> None:
+        # Runs when the owning thread ends and its threading.local slot is dropped.
+        with contextlib.suppress(Exception):
+            self.db.close()
+
+
+class SQLiteStore:
+    scheme: ClassVar[str] = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path).expanduser()
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: weakref.WeakSet[_Conn] = weakref.WeakSet()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"cannot create the directory of SQLite database {self.path}: {exc.strerror}",
+                hint="set AGENT_SDK_DATABASE_URL to a writable location",
+            ) from exc
+        self._conn()  # open now, so a bad path fails here rather than on first use
+
+    @classmethod
+    def from_url(cls, url: str, *, busy_timeout: float = 5.0) -> SQLiteStore:
+        """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``."""
+        prefix = "sqlite:///"
+        path = url[len(prefix) :] if url.startswith(prefix) else ""
+        hint = "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        if not path:
+            raise ConfigError(f"not a SQLite database URL: {url!r}", hint=hint)
+        if path == ":memory:":
+            # Every thread has its own connection, and so would get its own empty database.
+            raise ConfigError("in-memory SQLite databases are not supported", hint=hint)
+        return cls(path, busy_timeout=busy_timeout)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # -- connections, errors, transactions -----------------------------------------------------
+    def _conn(self) -> _Conn:
+        conn: _Conn | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.generation == _fork_generation:
+            return conn
+        if self._closed:
+            raise BackendUnavailable(f"the store of {self.path} is closed")
+        conn = _Conn(self._connect())
+        self._local.conn = conn
+        with self._lock:
+            self._conns.add(conn)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode never corrupts; a power loss can lose only the last commits.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._error(exc) from exc
+        return db
+
+    def _error(self, exc: Exception) -> AgentSDKError:
+        if not isinstance(exc, sqlite3.Error):  # a str or int the driver cannot bind
+            return InvalidInput(f"value cannot be stored: {exc}")
+        return _translate(exc, f"SQLite database {self.path}", self.busy_timeout)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            rows: list[sqlite3.Row] = self._conn().db.execute(sql, params).fetchall()
+        except (sqlite3.Error, UnicodeEncodeError, OverflowError) as exc:
+            raise self._error(exc) from exc
+        return rows
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        rows = self._query(sql, params)
+        return rows[0] if rows else None
+
+    def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        try:
+            return self._conn().db.execute(sql, params).rowcount
+        except (sqlite3.Error, UnicodeEncodeError, OverflowError) as exc:
+            raise self._error(exc) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction; nested calls join the outer one and only it commits.
+
+        An exception that leaves the outermost block rolls everything back. An inner block has no
+        savepoint: if its caller swallows the exception, the outer block commits what ran.
+        """
+        conn = self._conn()
+        if conn.depth:
+            conn.depth += 1
+            try:
+                yield
+            finally:
+                conn.depth -= 1
+            return
+        self._exec("BEGIN IMMEDIATE")
+        conn.depth = 1
+        try:
+            yield
+        except BaseException:
+            conn.depth = 0
+            if conn.db.in_transaction:  # SQLite already rolled back after some errors
+                with contextlib.suppress(sqlite3.Error):
+                    conn.db.execute("ROLLBACK")
+            raise
+        conn.depth = 0
+        try:
+            conn.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.db.execute("ROLLBACK")
+            raise self._error(exc) from exc
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _applied(self) -> dict[int, str]:
+        if not self._one(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", ("schema_migrations",)
+        ):
+            return {}
+        return {
+            r[0]: r[1] for r in self._query("SELECT version, applied_at FROM schema_migrations")
+        }
+
+    def migrate(self) -> list[MigrationState]:
+        if self._conn().depth:
+            raise Conflict("migrate() cannot run inside a transaction")
+        applied = self._applied()
+        pending = [m for m in _migrations() if m.version not in applied]
+        if not pending:  # the common case on every start: stay read-only
+            return []
+        self._exec(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        done: list[MigrationState] = []
+        for m in pending:
+            with self.transaction():
+                # Another process may have applied it since we looked; the write lock is ours now.
+                if self._one("SELECT 1 FROM schema_migrations WHERE version = ?", (m.version,)):
+                    continue
+                for statement in m.statements():
+                    self._exec(statement)
+                state = MigrationState(m.version, m.name, utcnow())
+                self._exec(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (m.version, m.name, state.applied_at),
+                )
+            done.append(state)
+        return done
+
+    def migration_status(self) -> list[MigrationState]:
+        applied = self._applied()
+        return [MigrationState(m.version, m.name, applied.get(m.version)) for m in _migrations()]
+
+    def check(self) -> None:
+        self._query("SELECT 1")
+        known = {m.version for m in _migrations()}
+        applied = set(self._applied())
+        if applied - known:
+            raise Conflict(
+                f"SQLite database {self.path} has schema version {max(applied - known)}, newer "
+                "than this agent-sdk knows",
+                hint="upgrade agent-sdk",
+            )
+        pending = len(known - applied)
+        if pending:
+            plural = "s" if pending != 1 else ""
+            raise Conflict(f"{pending} migration{plural} pending; run `agent-sdk db migrate`")
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            conns = list(self._conns)
+            self._conns.clear()
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.db.close()
+        self._local = threading.local()
+
+    # -- meta ----------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str, *, only_if_absent: bool = False) -> bool:
+        # INSERT OR IGNORE settles who won in one statement: when several processes race to set
+        # a first value (an instance id, a generated secret), exactly one insert lands and every
+        # other caller learns that it lost, and keeps the winner's value.
+        verb = "INSERT OR IGNORE" if only_if_absent else "INSERT OR REPLACE"
+        return self._exec(f"{verb} INTO meta (key, value) VALUES (?, ?)", (key, value)) == 1
+
+    # -- orgs ----------------------------------------------------------------------------------
+    def ensure_org(self, org_id: str, name: str | None = None) -> Org:
+        """Create the org if missing; an existing org is returned unchanged (name included)."""
+        with self.transaction():
+            self._exec(
+                "INSERT OR IGNORE INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
+                (org_id, name or org_id, utcnow()),
+            )
+            return self.get_org(org_id)
+
+    def get_org(self, org_id: str) -> Org:
+        row = self._one("SELECT id, name, created_at FROM orgs WHERE id = ?", (org_id,))
+        if row is None:
+            raise NotFound(f"org {org_id!r} not found")
+        return Org(row[0], row[1], row[2])
+
+    # -- sessions ------------------------------------------------------------------------------
+    def create_session(
+        self, org_id: str, session_id: str, *, metadata: dict[str, Any] | None = None
+    ) -> Session:
+        now = utcnow()
+        try:
+            self._exec(
+                "INSERT INTO sessions (org_id, id, metadata, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (org_id, session_id, _dumps(metadata or {}), now, now),
+            )
+        except Conflict as exc:
+            raise Conflict(f"session {session_id!r} already exists") from exc
+        except NotFound as exc:
+            raise NotFound(f"org {org_id!r} not found") from exc
+        return Session(session_id, org_id, now, now, None, dict(metadata or {}), 0)
+
+    def get_session(self, org_id: str, session_id: str) -> Session:
+        row = self._one(_SESSION_SELECT + " AND s.id = ?", (org_id, session_id))
+        if row is None:
+            raise NotFound(f"session {session_id!r} not found")
+        return _session(row)
+
+    def list_sessions(
+        self, org_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Session]:
+        # Keyed on (created_at, id): session ids may be chosen by callers and need not sort by
+        # time. The row-value comparison is a range on the (org_id, created_at, id) index.
+        limit = _limit(limit)
+        sql, params = _SESSION_SELECT, [org_id]
+        if cursor is not None:
+            created_at, _, session_id = _cursor_key(cursor, "session").partition(" ")
+            sql += " AND (s.created_at, s.id) < (?, ?)"
+            params += [created_at, session_id]
+        sql += " ORDER BY s.created_at DESC, s.id DESC LIMIT ?"
+        rows = self._query(sql, [*params, limit + 1])
+        return _page(
+            [_session(r) for r in rows], limit, "session", lambda s: f"{s.created_at} {s.id}"
+        )
+
+    # -- runs ----------------------------------------------------------------------------------
+    def insert_run(self, run: Run) -> Run:
+        status = _status(run.status)
+        try:
+            with self.transaction():
+                if run.session_id is not None:
+                    # Sessions are keyed by (org_id, id), so an id used by another org is simply
+                    # a different session: nothing about the other org is revealed or touched.
+                    now = utcnow()
+                    self._exec(
+                        "INSERT INTO sessions (org_id, id, project_id, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?)"
+                        " ON CONFLICT (org_id, id) DO UPDATE SET updated_at = excluded.updated_at",
+                        (run.org_id, run.session_id, run.project_id, now, now),
+                    )
+                row = run.to_dict() | {
+                    "status": status.value,
+                    "agent_spec": _dumps_opt(run.agent_spec),
+                    "error": _dumps_opt(run.error),
+                    "usage": _dumps(run.usage),
+                    "metadata": _dumps(run.metadata),
+                    "cancel_requested": int(run.cancel_requested),
+                }
+                self._exec(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_VALUES})", row)
+        except Conflict as exc:
+            raise Conflict(f"run {run.id!r} already exists") from exc
+        except NotFound as exc:
+            raise NotFound(f"org {run.org_id!r} not found") from exc
+        return run if run.status is status else dataclasses.replace(run, status=status)
+
+    def get_run(self, org_id: str, run_id: str) -> Run:
+        row = self._one(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ? AND org_id = ?", (run_id, org_id)
+        )
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return _run(row)
+
+    def list_runs(
+        self,
+        org_id: str,
+        *,
+        status: Sequence[RunStatus] | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Run]:
+        """An empty ``status`` means no status filter, like None."""
+        limit = _limit(limit)
+        before = _cursor_key(cursor, "run") if cursor is not None else None
+        sql, params = self._runs_query(org_id, _statuses(status), session_id, before, limit + 1)
+        return _page([_run(r) for r in self._query(sql, params)], limit, "run", lambda r: r.id)
+
+    def _runs_query(
+        self,
+        org_id: str,
+        statuses: list[str],
+        session_id: str | None,
+        before: str | None,
+        limit: int,
+    ) -> tuple[str, list[Any]]:
+        keyset, tail = (" AND id < ?", [before]) if before is not None else ("", [])
+        params: list[Any] = [org_id]
+        if session_id is not None or len(statuses) <= 1:
+            where = "org_id = ?"
+            if session_id is not None:
+                where += " AND session_id = ?"
+                params.append(session_id)
+            if statuses:
+                where += f" AND status IN ({', '.join('?' * len(statuses))})"
+                params += statuses
+            sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where}{keyset} ORDER BY id DESC LIMIT ?"
+            return sql, [*params, *tail, limit]
+        # Several statuses: an IN list over (org_id, status, id) gives one ordered range per
+        # status, and SQLite would sort their whole union. Taking the newest `limit` rows of
+        # each range and merging them bounds the work by len(statuses) * limit instead.
+        arm = (
+            f"SELECT * FROM (SELECT {_RUN_COLUMNS} FROM runs"
+            f" WHERE org_id = ? AND status = ?{keyset} ORDER BY id DESC LIMIT ?)"
+        )
+        sql = " UNION ALL ".join([arm] * len(statuses)) + " ORDER BY id DESC LIMIT ?"
+        params = [v for s in statuses for v in (org_id, s, *tail, limit)]
+        return sql, [*params, limit]
+
+    def update_run(
+        self,
+        org_id: str,
+        run_id: str,
+        *,
+        expect_status: Sequence[RunStatus] | None = None,
+        **fields: Any,
+    ) -> Run | None:
+        unknown = sorted(set(fields) - _UPDATABLE)
+        if unknown:
+            raise InvalidInput(
+                f"cannot update run field(s) {', '.join(unknown)}",
+                hint="updatable: " + ", ".join(sorted(_UPDATABLE)),
+            )
+        # Column names come from _UPDATABLE only, never from the caller's text.
+        sets = [f"{name} = ?" for name in fields] + ["updated_at = ?"]
+        params = [_column(name, value) for name, value in fields.items()]
+        params += [utcnow(), run_id, org_id]
+        where = "id = ? AND org_id = ?"
+        if expect_status is not None:
+            expected = _statuses(expect_status, empty_means_all=False)
+            where += f" AND status IN ({', '.join('?' * len(expected))})"
+            params += expected
+        with self.transaction():
+            if not self._exec(f"UPDATE runs SET {', '.join(sets)} WHERE {where}", params):
+                self._require_run(org_id, run_id)
+                return None
+            return self.get_run(org_id, run_id)
+
+    def _require_run(self, org_id: str, run_id: str) -> None:
+        if self._one("SELECT 1 FROM runs WHERE id = ? AND org_id = ?", (run_id, org_id)) is None:
+            raise NotFound(f"run {run_id!r} not found")
+
+    # -- events --------------------------------------------------------------------------------
+    def append_event(
+        self, org_id: str, run_id: str, type: str, data: dict[str, Any], *, time: str | None = None
+    ) -> Event:
+        when = time or utcnow()
+        payload = _dumps(data)
+        with self.transaction():
+            # One seek checks the run's org and finds the last seq at the end of its PK range;
+            # the write lock taken by BEGIN IMMEDIATE makes read-then-insert race-free.
+            row = self._one(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?)"
+                " + 1 FROM runs WHERE id = ? AND org_id = ?",
+                (run_id, run_id, org_id),
+            )
+            if row is None:
+                raise NotFound(f"run {run_id!r} not found")
+            seq: int = row[0]
+            self._exec(
+                "INSERT INTO events (run_id, seq, org_id, type, time, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, seq, org_id, type, when, payload),
+            )
+        return Event(run_id, seq, type, when, data)
+
+    def list_events(
+        self, org_id: str, run_id: str, *, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        limit = _limit(limit)
+        if after < 0:
+            raise InvalidInput("after must be 0 or a seq")
+        rows = self._query(
+            "SELECT seq, type, time, data FROM events"
+            " WHERE run_id = ? AND seq > ? AND org_id = ? ORDER BY seq LIMIT ?",
+            (run_id, after, org_id, limit),
+        )
+        if not rows:
+            # Only an empty page is ambiguous (no events yet, or not this org's run).
+            self._require_run(org_id, run_id)
+        return [Event(run_id, r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def iter_events(self, org_id: str, run_id: str, *, after: int = 0) -> Iterator[Event]:
+        """A generator: NotFound surfaces on the first ``next()``."""
+        while True:
+            page = self.list_events(org_id, run_id, after=after, limit=MAX_LIMIT)
+            yield from page
+            if len(page) < MAX_LIMIT:
+                return
+            after = page[-1].seq
+
+
+def _translate(exc: sqlite3.Error, db: str, busy_timeout: float) -> AgentSDKError:
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, sqlite3.IntegrityError):
+        if "unique" in low or "primary key" in low:
+            return Conflict(f"already exists ({text})")
+        if "foreign key" in low:
+            return NotFound(f"a referenced record does not exist ({text})")
+        return InvalidInput(f"rejected by the database ({text})")
+    if "locked" in low or "busy" in low:
+        return BackendUnavailable(
+            f"{db} is locked: another connection kept it busy for over {busy_timeout:g}s",
+            hint="retry, stop the process holding it, or raise AGENT_SDK_SQLITE_BUSY_TIMEOUT",
+        )
+    if "unable to open" in low:
+        hint = "check the path and that its directory is writable"
+        return BackendUnavailable(f"cannot open {db}", hint=hint)
+    if "readonly" in low or "read-only" in low:
+        hint = "check permissions of the file, its -wal and -shm files and its directory"
+        return BackendUnavailable(f"{db} is read-only", hint=hint)
+    if "no such table" in low or "no such column" in low:
+        return Conflict(f"{db} is not migrated ({text})", hint="run `agent-sdk db migrate`")
+    if isinstance(exc, sqlite3.DataError):
+        return InvalidInput(f"value rejected by the database ({text})")
+    if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return AgentSDKError(f"{db}: {text}")  # a bug here, not an outage
+    # Disk I/O errors, a full disk, "file is not a database", a malformed image.
+    return BackendUnavailable(f"{db}: {text}", hint="check the disk and the file")
+
+
+# -- conversions ---------------------------------------------------------------------------------
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"value is not JSON-serialisable: {exc}") from exc
+
+
+def _dumps_opt(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
+
+
+def _loads_opt(text: str | None) -> Any:
+    if text is None:
+        return None
+    return {} if text == "{}" else json.loads(text)  # most usage/metadata columns are empty
+
+
+def _status(value: Any) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown run status {value!r}", hint="one of: " + ", ".join(RunStatus)
+        ) from None
+
+
+def _statuses(values: Sequence[Any] | None, *, empty_means_all: bool = True) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):  # a lone RunStatus is a str, which is a sequence of letters
+        values = [values]
+    out = list(dict.fromkeys(_status(v).value for v in values))
+    if not out and not empty_means_all:
+        return [""]  # matches no run: compare-and-set against no allowed status never applies
+    return out
+
+
+def _column(name: str, value: Any) -> Any:
+    if name == "status":
+        return _status(value).value
+    if name == "usage":
+        return _dumps(value if value is not None else {})
+    if name == "error":
+        return _dumps_opt(value)
+    if name == "cancel_requested":
+        return int(bool(value))
+    return value
+
+
+def _limit(limit: int) -> int:
+    if limit < 1:
+        raise InvalidInput(f"limit must be at least 1, not {limit}")
+    return min(limit, MAX_LIMIT)
+
+
+def _cursor_key(cursor: str, kind: str) -> str:
+    kind_, _, key = decode_cursor(cursor).partition(":")
+    if kind_ != kind:
+        raise InvalidInput("invalid cursor", hint=f"this cursor is not from a {kind} listing")
+    return key
+
+
+def _page(items: list[T], limit: int, kind: str, key: Callable[[T], str]) -> Page[T]:
+    if len(items) > limit:
+        return Page(items[:limit], encode_cursor(f"{kind}:{key(items[limit - 1])}"))
+    return Page(items)
+
+
+_STATUS_BY_VALUE = {s.value: s for s in RunStatus}
+
+
+def _run(r: sqlite3.Row) -> Run:
+    # Listing pages convert up to 1,000 rows: unpacking once is cheaper than name lookups.
+    (id_, org_id, session_id, project_id, agent, agent_spec, status, input_, output, error, usage,
+     steps, attempts, metadata, cancel_requested, created_at, updated_at, started_at,
+     finished_at) = r  # fmt: skip
+    return Run(
+        id=id_,
+        org_id=org_id,
+        agent=agent,
+        status=_STATUS_BY_VALUE.get(status) or RunStatus(status),
+        input=input_,
+        created_at=created_at,
+        updated_at=updated_at,
+        session_id=session_id,
+        project_id=project_id,
+        output=output,
+        error=_loads_opt(error),
+        usage=_loads_opt(usage),
+        steps=steps,
+        attempts=attempts,
+        metadata=_loads_opt(metadata),
+        agent_spec=_loads_opt(agent_spec),
+        started_at=started_at,
+        finished_at=finished_at,
+        cancel_requested=bool(cancel_requested),
+    )
+
+
+def _session(r: sqlite3.Row) -> Session:
+    return Session(**{**dict(zip(r.keys(), r, strict=True)), "metadata": json.loads(r[3])})
+
+
+__all__ = ["MAX_LIMIT", "SQLiteStore"]

@@ -1,0 +1,517 @@
+"""The Store contract: what every Store (SQLite today, Postgres later) must do.
+
+Use it by subclassing with a ``store`` fixture that yields a fresh, migrated store::
+
+    class TestSQLiteStore(StoreContract):
+        @pytest.fixture
+        def store(self, tmp_path): ...
+
+Tests here use only the Store protocol, never a backend's internals.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from agent_sdk.errors import Conflict, InvalidInput, NotFound
+from agent_sdk.records import Event, Run, RunStatus
+from agent_sdk.store._ids import new_id, utcnow
+from agent_sdk.store.base import Store
+
+ORG = "default"
+OTHER = "org_other"
+HOSTILE = [
+    'it\'s "quoted"',
+    "'; DROP TABLE runs; --",
+    "Robert'); DELETE FROM events WHERE ('1'='1",
+    "ünïcödé — 日本語 — 🤖 — عربى",
+    "back\\slash and %s %% ? :name $1",
+    "line\nbreak\ttab\r",  # no NUL: PostgreSQL text cannot hold one
+]
+
+
+def make_run(store: Store, org_id: str = ORG, **fields: Any) -> Run:
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": new_id("run"),
+        "org_id": org_id,
+        "agent": "echo",
+        "status": RunStatus.QUEUED,
+        "input": "hello",
+        "created_at": now,
+        "updated_at": now,
+    }
+    values.update(fields)
+    return store.insert_run(Run(**values))
+
+
+def walk(list_page: Callable[[str | None], Any]) -> list[Any]:
+    """Every item of a paginated listing, following cursors; fails on a loop."""
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(1000):
+        page = list_page(cursor)
+        items.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return items
+        assert page.items, "a page with a next cursor must not be empty"
+    raise AssertionError("pagination did not end")
+
+
+def not_found_message(fn: Callable[[str], object], key: str) -> str:
+    """The NotFound message of ``fn(key)``, with ``key`` blanked out for comparison."""
+    with pytest.raises(NotFound) as info:
+        fn(key)
+    return info.value.message.replace(key, "<key>")
+
+
+class StoreContract:
+    """Mixin of contract tests; the subclass provides the ``store`` fixture."""
+
+    # -- orgs and meta --------------------------------------------------------------------------
+    def test_default_org_exists_after_migrate(self, store: Store) -> None:
+        org = store.get_org(ORG)
+        assert (org.id, org.name) == (ORG, "Default")
+
+    def test_ensure_org_is_idempotent_and_keeps_the_first_name(self, store: Store) -> None:
+        first = store.ensure_org(OTHER, "Other Inc")
+        again = store.ensure_org(OTHER, "Renamed")
+        assert again == first
+        assert store.get_org(OTHER).name == "Other Inc"
+        with pytest.raises(NotFound):
+            store.get_org("no-such-org")
+
+    def test_meta_only_if_absent_keeps_the_first_value(self, store: Store) -> None:
+        assert store.get_meta("instance") is None
+        assert store.set_meta("instance", "a", only_if_absent=True) is True
+        assert store.set_meta("instance", "b", only_if_absent=True) is False
+        assert store.get_meta("instance") == "a"
+        assert store.set_meta("instance", "c") is True
+        assert store.get_meta("instance") == "c"
+
+    def test_migrate_is_idempotent(self, store: Store) -> None:
+        assert store.migrate() == []
+        states = store.migration_status()
+        assert states and all(s.applied_at is not None for s in states)
+        assert [s.version for s in states] == sorted(s.version for s in states)
+        store.check()
+
+    # -- runs -----------------------------------------------------------------------------------
+    def test_run_round_trips_every_field(self, store: Store) -> None:
+        run = make_run(
+            store,
+            session_id="ses-1",
+            project_id="default",
+            status=RunStatus.RUNNING,
+            output="out",
+            error={"code": "x", "nested": {"a": [1, 2.5, None, True]}},
+            usage={"input_tokens": 3, "output_tokens": 4},
+            steps=2,
+            attempts=1,
+            metadata={"k": "v"},
+            agent_spec={"model": "scripted:x", "tools": ["fs.read"]},
+            started_at=utcnow(),
+            cancel_requested=True,
+        )
+        got = store.get_run(ORG, run.id)
+        assert got == run
+        assert isinstance(got.status, RunStatus)
+        assert got.cancel_requested is True
+
+    def test_insert_duplicate_run_is_a_conflict(self, store: Store) -> None:
+        run = make_run(store)
+        with pytest.raises(Conflict):
+            store.insert_run(run)
+
+    def test_insert_run_into_unknown_org_is_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFound):
+            make_run(store, org_id="no-such-org")
+
+    def test_another_orgs_run_is_not_found_like_an_unknown_one(self, store: Store) -> None:
+        store.ensure_org(OTHER)
+        theirs = make_run(store, org_id=OTHER)
+        unknown = new_id("run")
+        calls: list[Callable[[str], object]] = [
+            lambda rid: store.get_run(ORG, rid),
+            lambda rid: store.update_run(ORG, rid, steps=1),
+            lambda rid: store.update_run(ORG, rid, expect_status=[RunStatus.QUEUED], steps=1),
+            lambda rid: store.append_event(ORG, rid, "x", {}),
+            lambda rid: store.list_events(ORG, rid),
+            lambda rid: list(store.iter_events(ORG, rid)),
+        ]
+        for call in calls:
+            other = not_found_message(call, theirs.id)
+            assert other == not_found_message(call, unknown)
+            assert OTHER not in other
+        # Nothing was changed in the owner's org.
+        assert store.get_run(OTHER, theirs.id) == theirs
+        assert store.list_events(OTHER, theirs.id) == []
+
+    def test_list_runs_walks_every_page_newest_first(self, store: Store) -> None:
+        ids = [make_run(store).id for _ in range(23)]
+        seen = walk(lambda c: store.list_runs(ORG, limit=5, cursor=c))
+        assert [r.id for r in seen] == ids[::-1]
+
+    def test_last_full_page_has_no_cursor(self, store: Store) -> None:
+        for _ in range(10):
+            make_run(store)
+        first = store.list_runs(ORG, limit=5)
+        assert first.next_cursor is not None
+        second = store.list_runs(ORG, limit=5, cursor=first.next_cursor)
+        assert len(second.items) == 5 and second.next_cursor is None
+
+    def test_list_runs_sees_only_its_org(self, store: Store) -> None:
+        store.ensure_org(OTHER)
+        mine = {make_run(store).id for _ in range(3)}
+        theirs = {make_run(store, org_id=OTHER).id for _ in range(4)}
+        assert {r.id for r in store.list_runs(ORG).items} == mine
+        assert {r.id for r in store.list_runs(OTHER).items} == theirs
+
+    def test_list_runs_filters_by_status(self, store: Store) -> None:
+        by_status: dict[RunStatus, list[str]] = {s: [] for s in RunStatus}
+        for i in range(30):
+            status = list(RunStatus)[i % 3]
+            by_status[status].append(make_run(store, status=status).id)
+        queued = walk(lambda c: store.list_runs(ORG, status=[RunStatus.QUEUED], limit=4, cursor=c))
+        assert [r.id for r in queued] == by_status[RunStatus.QUEUED][::-1]
+        both = [RunStatus.QUEUED, RunStatus.SUCCEEDED]
+        got = walk(lambda c: store.list_runs(ORG, status=both, limit=4, cursor=c))
+        want = sorted(by_status[RunStatus.QUEUED] + by_status[RunStatus.SUCCEEDED], reverse=True)
+        assert [r.id for r in got] == want
+        assert store.list_runs(ORG, status=[RunStatus.CANCELLED]).items == []
+
+    def test_list_runs_filters_by_session(self, store: Store) -> None:
+        a = [make_run(store, session_id="a").id for _ in range(7)]
+        make_run(store, session_id="b")
+        make_run(store)
+        got = walk(lambda c: store.list_runs(ORG, session_id="a", limit=3, cursor=c))
+        assert [r.id for r in got] == a[::-1]
+        store.update_run(ORG, a[0], status=RunStatus.FAILED)
+        failed = store.list_runs(ORG, session_id="a", status=[RunStatus.FAILED, RunStatus.RUNNING])
+        assert [r.id for r in failed.items] == [a[0]]
+
+    def test_limit_below_one_is_invalid_and_large_limits_are_clamped(self, store: Store) -> None:
+        make_run(store)
+        for bad in (0, -1):
+            with pytest.raises(InvalidInput):
+                store.list_runs(ORG, limit=bad)
+            with pytest.raises(InvalidInput):
+                store.list_sessions(ORG, limit=bad)
+        assert len(store.list_runs(ORG, limit=10**9).items) == 1
+
+    @pytest.mark.parametrize(
+        "cursor", ["", "not-a-cursor", "!!!!", "eyJ2IjoxfQ", "e30", "bnVsbA", "a" * 500]
+    )
+    def test_malformed_cursor_is_invalid_input(self, store: Store, cursor: str) -> None:
+        with pytest.raises(InvalidInput, match="invalid cursor"):
+            store.list_runs(ORG, cursor=cursor)
+        with pytest.raises(InvalidInput, match="invalid cursor"):
+            store.list_sessions(ORG, cursor=cursor)
+
+    def test_cursor_of_one_listing_is_rejected_by_another(self, store: Store) -> None:
+        for i in range(3):
+            store.create_session(ORG, f"s{i}")
+            make_run(store)
+        runs_cursor = store.list_runs(ORG, limit=1).next_cursor
+        sessions_cursor = store.list_sessions(ORG, limit=1).next_cursor
+        assert runs_cursor and sessions_cursor
+        with pytest.raises(InvalidInput):
+            store.list_runs(ORG, cursor=sessions_cursor)
+        with pytest.raises(InvalidInput):
+            store.list_sessions(ORG, cursor=runs_cursor)
+
+    # -- update_run -----------------------------------------------------------------------------
+    def test_update_run_sets_fields_and_updated_at(self, store: Store) -> None:
+        run = make_run(store, updated_at="2000-01-01T00:00:00.000000Z")
+        done = store.update_run(
+            ORG,
+            run.id,
+            status=RunStatus.SUCCEEDED,
+            output="done",
+            error={"code": "none"},
+            usage={"input_tokens": 1, "output_tokens": 2},
+            steps=3,
+            attempts=1,
+            started_at="2026-01-01T00:00:00.000000Z",
+            finished_at="2026-01-01T00:00:01.000000Z",
+            cancel_requested=True,
+        )
+        assert done is not None
+        assert done == store.get_run(ORG, run.id)
+        assert done.status is RunStatus.SUCCEEDED and done.output == "done"
+        assert done.error == {"code": "none"} and done.usage["output_tokens"] == 2
+        assert (done.steps, done.attempts, done.cancel_requested) == (3, 1, True)
+        assert done.updated_at > run.updated_at
+        assert (done.input, done.created_at, done.agent) == (run.input, run.created_at, run.agent)
+
+    def test_update_run_rejects_unknown_fields_and_statuses(self, store: Store) -> None:
+        run = make_run(store)
+        bad: list[dict[str, Any]] = [{"agent": "x"}, {"id": "x"}, {"input": "x"}, {"status": "?"}]
+        for fields in bad:
+            with pytest.raises(InvalidInput):
+                store.update_run(ORG, run.id, **fields)
+        assert store.get_run(ORG, run.id) == run
+
+    def test_update_run_compare_and_set(self, store: Store) -> None:
+        run = make_run(store)
+        started = store.update_run(
+            ORG, run.id, expect_status=[RunStatus.QUEUED], status=RunStatus.RUNNING
+        )
+        assert started is not None and started.status is RunStatus.RUNNING
+        again = store.update_run(
+            ORG, run.id, expect_status=[RunStatus.QUEUED], status=RunStatus.CANCELLED
+        )
+        assert again is None
+        assert store.get_run(ORG, run.id).status is RunStatus.RUNNING
+        assert store.update_run(ORG, run.id, expect_status=[], steps=9) is None
+        finished = store.update_run(
+            ORG,
+            run.id,
+            expect_status=[RunStatus.QUEUED, RunStatus.RUNNING],
+            status=RunStatus.SUCCEEDED,
+        )
+        assert (
+            finished is not None and finished.status is RunStatus.SUCCEEDED and finished.steps == 0
+        )
+
+    def test_compare_and_set_lets_exactly_one_thread_win(self, store: Store) -> None:
+        run = make_run(store)
+        results: list[Run | None] = []
+        barrier = threading.Barrier(8)
+
+        def claim() -> None:
+            barrier.wait()
+            results.append(
+                store.update_run(
+                    ORG, run.id, expect_status=[RunStatus.QUEUED], status=RunStatus.RUNNING
+                )
+            )
+
+        threads = [threading.Thread(target=claim) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(r is not None for r in results) == 1
+
+    # -- sessions -------------------------------------------------------------------------------
+    def test_insert_run_creates_its_session_and_counts_runs(self, store: Store) -> None:
+        make_run(store, session_id="chat-1")
+        first = store.get_session(ORG, "chat-1")
+        assert first.run_count == 1
+        make_run(store, session_id="chat-1")
+        second = store.get_session(ORG, "chat-1")
+        assert second.run_count == 2
+        assert second.created_at == first.created_at
+        assert second.updated_at >= first.updated_at
+
+    def test_create_session_round_trips_and_rejects_duplicates(self, store: Store) -> None:
+        made = store.create_session(ORG, "s-1", metadata={"topic": "tests"})
+        assert store.get_session(ORG, "s-1") == made
+        with pytest.raises(Conflict):
+            store.create_session(ORG, "s-1")
+        with pytest.raises(NotFound):
+            store.create_session("no-such-org", "s-2")
+
+    def test_sessions_are_isolated_per_org(self, store: Store) -> None:
+        store.ensure_org(OTHER)
+        make_run(store, session_id="shared-name")
+        store.create_session(ORG, "only-mine")
+        # Another org using the same session name neither sees nor touches this org's session.
+        theirs = make_run(store, org_id=OTHER, session_id="shared-name")
+        assert store.get_session(OTHER, "shared-name").run_count == 1
+        assert store.get_session(ORG, "shared-name").run_count == 1
+        assert [r.id for r in store.list_runs(OTHER, session_id="shared-name").items] == [theirs.id]
+
+        def get(session_id: str) -> object:
+            return store.get_session(OTHER, session_id)
+
+        assert not_found_message(get, "only-mine") == not_found_message(get, "nothing")
+        assert [s.id for s in store.list_sessions(OTHER).items] == ["shared-name"]
+
+    def test_list_sessions_walks_pages_newest_first_with_run_counts(self, store: Store) -> None:
+        names = [f"s-{i:02d}" for i in range(12)]
+        for i, name in enumerate(reversed(names)):  # ids that do not sort by creation time
+            store.create_session(ORG, name)
+            for _ in range(i % 3):
+                make_run(store, session_id=name)
+        got = walk(lambda c: store.list_sessions(ORG, limit=5, cursor=c))
+        assert [s.id for s in got] == names
+        counts = {s.id: s.run_count for s in got}
+        assert counts == {name: i % 3 for i, name in enumerate(reversed(names))}
+
+    # -- events ---------------------------------------------------------------------------------
+    def test_seq_starts_at_one_and_increases_per_run(self, store: Store) -> None:
+        a, b = make_run(store), make_run(store)
+        seqs_a = [store.append_event(ORG, a.id, "tick", {"i": i}).seq for i in range(5)]
+        seqs_b = [store.append_event(ORG, b.id, "tick", {}).seq for _ in range(2)]
+        assert seqs_a == [1, 2, 3, 4, 5] and seqs_b == [1, 2]
+        events = store.list_events(ORG, a.id)
+        assert [(e.seq, e.data) for e in events] == [(i + 1, {"i": i}) for i in range(5)]
+        assert all(e.run_id == a.id and e.type == "tick" for e in events)
+
+    def test_append_event_returns_what_is_stored(self, store: Store) -> None:
+        run = make_run(store)
+        data = {"text": "日本語 🤖", "n": [1, {"deep": None}], "f": 1.5, "b": False}
+        event = store.append_event(ORG, run.id, "model.delta", data, time="2026-01-02T03:04:05Z")
+        assert event == Event(run.id, 1, "model.delta", "2026-01-02T03:04:05Z", data)
+        assert store.list_events(ORG, run.id) == [event]
+        assert store.append_event(ORG, run.id, "x", {}).time > "2026"
+
+    def test_events_after_and_limit(self, store: Store) -> None:
+        run = make_run(store)
+        for i in range(10):
+            store.append_event(ORG, run.id, "tick", {"i": i})
+        assert [e.seq for e in store.list_events(ORG, run.id, after=7)] == [8, 9, 10]
+        assert [e.seq for e in store.list_events(ORG, run.id, after=2, limit=3)] == [3, 4, 5]
+        assert store.list_events(ORG, run.id, after=10) == []
+        with pytest.raises(InvalidInput):
+            store.list_events(ORG, run.id, limit=0)
+
+    def test_iter_events_reads_past_one_page(self, store: Store) -> None:
+        run = make_run(store)
+        with store.transaction():
+            for i in range(2345):
+                store.append_event(ORG, run.id, "tick", {"i": i})
+        seqs = [e.seq for e in store.iter_events(ORG, run.id)]
+        assert seqs == list(range(1, 2346))
+        assert [e.seq for e in store.iter_events(ORG, run.id, after=2340)] == [
+            2341,
+            2342,
+            2343,
+            2344,
+            2345,
+        ]
+
+    def test_concurrent_appends_get_every_seq_exactly_once(self, store: Store) -> None:
+        run = make_run(store)
+        threads_n, per_thread = 8, 40
+        got: list[int] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(threads_n)
+
+        def writer(k: int) -> None:
+            try:
+                barrier.wait()
+                for i in range(per_thread):
+                    seq = store.append_event(ORG, run.id, "tick", {"t": k, "i": i}).seq
+                    with lock:
+                        got.append(seq)
+            except BaseException as exc:  # surfaced by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(threads_n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        total = threads_n * per_thread
+        assert sorted(got) == list(range(1, total + 1))
+        events = list(store.iter_events(ORG, run.id))
+        assert [e.seq for e in events] == list(range(1, total + 1))
+        # Each writer's own events keep their order.
+        for k in range(threads_n):
+            assert [e.data["i"] for e in events if e.data["t"] == k] == list(range(per_thread))
+
+    # -- transactions ---------------------------------------------------------------------------
+    def test_rollback_on_exception_leaves_nothing(self, store: Store) -> None:
+        kept = make_run(store)
+        run_id = new_id("run")
+        with pytest.raises(RuntimeError), store.transaction():
+            make_run(store, id=run_id, session_id="ghost")
+            store.append_event(ORG, run_id, "run.created", {})
+            store.append_event(ORG, kept.id, "tick", {})
+            store.update_run(ORG, kept.id, status=RunStatus.FAILED)
+            store.set_meta("ghost", "1")
+            raise RuntimeError("boom")
+        with pytest.raises(NotFound):
+            store.get_run(ORG, run_id)
+        with pytest.raises(NotFound):
+            store.get_session(ORG, "ghost")
+        assert store.get_run(ORG, kept.id) == kept
+        assert store.list_events(ORG, kept.id) == []
+        assert store.get_meta("ghost") is None
+        # The store is usable afterwards, and seq continues from what was committed.
+        assert store.append_event(ORG, kept.id, "tick", {}).seq == 1
+
+    def test_nested_transaction_joins_the_outer_one(self, store: Store) -> None:
+        run_id = new_id("run")
+        with pytest.raises(RuntimeError), store.transaction():
+            with store.transaction():
+                make_run(store, id=run_id)
+                with store.transaction():
+                    store.append_event(ORG, run_id, "a", {})
+            # The inner blocks ended, but nothing is committed until the outer one does.
+            assert store.get_run(ORG, run_id).id == run_id
+            raise RuntimeError("outer fails")
+        with pytest.raises(NotFound):
+            store.get_run(ORG, run_id)
+        with store.transaction():
+            with store.transaction():
+                run = make_run(store)
+            store.append_event(ORG, run.id, "a", {})
+        assert [e.seq for e in store.list_events(ORG, run.id)] == [1]
+
+    def test_an_error_inside_an_inner_block_rolls_back_the_whole(self, store: Store) -> None:
+        run_id = new_id("run")
+        with pytest.raises(Conflict), store.transaction():
+            make_run(store, id=run_id)
+            with store.transaction():
+                make_run(store, id=run_id)  # duplicate
+        with pytest.raises(NotFound):
+            store.get_run(ORG, run_id)
+
+    def test_writes_work_inside_an_explicit_transaction(self, store: Store) -> None:
+        with store.transaction():
+            store.ensure_org(OTHER)
+            run = make_run(store, org_id=OTHER, session_id="s")
+            store.create_session(OTHER, "s2")
+            event = store.append_event(OTHER, run.id, "run.created", {})
+            updated = store.update_run(OTHER, run.id, status=RunStatus.RUNNING)
+            store.set_meta("k", "v")
+        assert event.seq == 1 and updated is not None
+        assert store.get_run(OTHER, run.id).status is RunStatus.RUNNING
+        assert {s.id for s in store.list_sessions(OTHER).items} == {"s", "s2"}
+        assert store.get_meta("k") == "v"
+
+    # -- hostile input --------------------------------------------------------------------------
+    def test_hostile_strings_round_trip_unchanged(self, store: Store) -> None:
+        for text in HOSTILE:
+            run = make_run(
+                store,
+                input=text,
+                agent=text,
+                output=text,
+                session_id=text,
+                metadata={text: text},
+            )
+            assert store.get_run(ORG, run.id) == run
+            assert store.get_session(ORG, text).id == text
+            assert [r.id for r in store.list_runs(ORG, session_id=text).items] == [run.id]
+            event = store.append_event(ORG, run.id, text, {"v": text, text: [text]})
+            assert store.list_events(ORG, run.id) == [event]
+            store.set_meta(text, text)
+            assert store.get_meta(text) == text
+            store.create_session(ORG, text + "/2", metadata={"m": text})
+            assert store.get_session(ORG, text + "/2").metadata == {"m": text}
+        for text in HOSTILE:  # ids that never existed are simply not found
+            with pytest.raises(NotFound):
+                store.get_run(ORG, text)
+            with pytest.raises(NotFound):
+                store.get_org(text)
+        assert len(store.list_runs(ORG).items) == len(HOSTILE)
+
+    def test_unserialisable_data_is_invalid_input(self, store: Store) -> None:
+        run = make_run(store)
+        with pytest.raises(InvalidInput):
+            store.append_event(ORG, run.id, "x", {"bad": object()})
+        with pytest.raises(InvalidInput):
+            store.update_run(ORG, run.id, error={"bad": {1, 2}})
+        assert store.list_events(ORG, run.id) == []
