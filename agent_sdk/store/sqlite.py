@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -34,13 +34,24 @@ from agent_sdk.errors import (
     NotFound,
 )
 from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, Session
-from agent_sdk.store._cursor import decode_cursor, encode_cursor
 from agent_sdk.store._ids import utcnow
+from agent_sdk.store._rows import (
+    MAX_LIMIT,
+    check_limit,
+    column_value,
+    cursor_key,
+    dumps,
+    dumps_opt,
+    make_page,
+    parse_status,
+    parse_statuses,
+    run_from_row,
+    session_from_row,
+)
 from agent_sdk.store.migrations import Migration, load_migrations
 
 T = TypeVar("T")
 
-MAX_LIMIT = 1000
 _RUN_FIELDS = (
     "id org_id session_id project_id agent agent_spec status input output error usage steps"
     " attempts metadata cancel_requested created_at updated_at started_at finished_at"
@@ -315,7 +326,7 @@ class SQLiteStore:
             self._exec(
                 "INSERT INTO sessions (org_id, id, metadata, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (org_id, session_id, _dumps(metadata or {}), now, now),
+                (org_id, session_id, dumps(metadata or {}), now, now),
             )
         except Conflict as exc:
             raise Conflict(f"session {session_id!r} already exists") from exc
@@ -327,28 +338,31 @@ class SQLiteStore:
         row = self._one(_SESSION_SELECT + " AND s.id = ?", (org_id, session_id))
         if row is None:
             raise NotFound(f"session {session_id!r} not found")
-        return _session(row)
+        return session_from_row(row)
 
     def list_sessions(
         self, org_id: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page[Session]:
         # Keyed on (created_at, id): session ids may be chosen by callers and need not sort by
         # time. The row-value comparison is a range on the (org_id, created_at, id) index.
-        limit = _limit(limit)
+        limit = check_limit(limit)
         sql, params = _SESSION_SELECT, [org_id]
         if cursor is not None:
-            created_at, _, session_id = _cursor_key(cursor, "session").partition(" ")
+            created_at, _, session_id = cursor_key(cursor, "session").partition(" ")
             sql += " AND (s.created_at, s.id) < (?, ?)"
             params += [created_at, session_id]
         sql += " ORDER BY s.created_at DESC, s.id DESC LIMIT ?"
         rows = self._query(sql, [*params, limit + 1])
-        return _page(
-            [_session(r) for r in rows], limit, "session", lambda s: f"{s.created_at} {s.id}"
+        return make_page(
+            [session_from_row(r) for r in rows],
+            limit,
+            "session",
+            lambda s: f"{s.created_at} {s.id}",
         )
 
     # -- runs ----------------------------------------------------------------------------------
     def insert_run(self, run: Run) -> Run:
-        status = _status(run.status)
+        status = parse_status(run.status)
         try:
             with self.transaction():
                 if run.session_id is not None:
@@ -363,10 +377,10 @@ class SQLiteStore:
                     )
                 row = run.to_dict() | {
                     "status": status.value,
-                    "agent_spec": _dumps_opt(run.agent_spec),
-                    "error": _dumps_opt(run.error),
-                    "usage": _dumps(run.usage),
-                    "metadata": _dumps(run.metadata),
+                    "agent_spec": dumps_opt(run.agent_spec),
+                    "error": dumps_opt(run.error),
+                    "usage": dumps(run.usage),
+                    "metadata": dumps(run.metadata),
                     "cancel_requested": int(run.cancel_requested),
                 }
                 self._exec(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_VALUES})", row)
@@ -382,7 +396,7 @@ class SQLiteStore:
         )
         if row is None:
             raise NotFound(f"run {run_id!r} not found")
-        return _run(row)
+        return run_from_row(row)
 
     def list_runs(
         self,
@@ -394,10 +408,14 @@ class SQLiteStore:
         cursor: str | None = None,
     ) -> Page[Run]:
         """An empty ``status`` means no status filter, like None."""
-        limit = _limit(limit)
-        before = _cursor_key(cursor, "run") if cursor is not None else None
-        sql, params = self._runs_query(org_id, _statuses(status), session_id, before, limit + 1)
-        return _page([_run(r) for r in self._query(sql, params)], limit, "run", lambda r: r.id)
+        limit = check_limit(limit)
+        before = cursor_key(cursor, "run") if cursor is not None else None
+        sql, params = self._runs_query(
+            org_id, parse_statuses(status), session_id, before, limit + 1
+        )
+        return make_page(
+            [run_from_row(r) for r in self._query(sql, params)], limit, "run", lambda r: r.id
+        )
 
     def _runs_query(
         self,
@@ -446,11 +464,11 @@ class SQLiteStore:
             )
         # Column names come from _UPDATABLE only, never from the caller's text.
         sets = [f"{name} = ?" for name in fields] + ["updated_at = ?"]
-        params = [_column(name, value) for name, value in fields.items()]
+        params = [column_value(name, value) for name, value in fields.items()]
         params += [utcnow(), run_id, org_id]
         where = "id = ? AND org_id = ?"
         if expect_status is not None:
-            expected = _statuses(expect_status, empty_means_all=False)
+            expected = parse_statuses(expect_status, empty_means_all=False)
             where += f" AND status IN ({', '.join('?' * len(expected))})"
             params += expected
         with self.transaction():
@@ -468,7 +486,7 @@ class SQLiteStore:
         self, org_id: str, run_id: str, type: str, data: dict[str, Any], *, time: str | None = None
     ) -> Event:
         when = time or utcnow()
-        payload = _dumps(data)
+        payload = dumps(data)
         with self.transaction():
             # One seek checks the run's org and finds the last seq at the end of its PK range;
             # the write lock taken by BEGIN IMMEDIATE makes read-then-insert race-free.
@@ -490,7 +508,7 @@ class SQLiteStore:
     def list_events(
         self, org_id: str, run_id: str, *, after: int = 0, limit: int = 1000
     ) -> list[Event]:
-        limit = _limit(limit)
+        limit = check_limit(limit)
         if after < 0:
             raise InvalidInput("after must be 0 or a seq")
         rows = self._query(
@@ -541,110 +559,6 @@ def _translate(exc: sqlite3.Error, db: str, busy_timeout: float) -> AgentSDKErro
         return AgentSDKError(f"{db}: {text}")  # a bug here, not an outage
     # Disk I/O errors, a full disk, "file is not a database", a malformed image.
     return BackendUnavailable(f"{db}: {text}", hint="check the disk and the file")
-
-
-# -- conversions ---------------------------------------------------------------------------------
-def _dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"value is not JSON-serialisable: {exc}") from exc
-
-
-def _dumps_opt(value: Any) -> str | None:
-    return None if value is None else _dumps(value)
-
-
-def _loads_opt(text: str | None) -> Any:
-    if text is None:
-        return None
-    return {} if text == "{}" else json.loads(text)  # most usage/metadata columns are empty
-
-
-def _status(value: Any) -> RunStatus:
-    try:
-        return RunStatus(value)
-    except ValueError:
-        raise InvalidInput(
-            f"unknown run status {value!r}", hint="one of: " + ", ".join(RunStatus)
-        ) from None
-
-
-def _statuses(values: Sequence[Any] | None, *, empty_means_all: bool = True) -> list[str]:
-    if values is None:
-        return []
-    if isinstance(values, str):  # a lone RunStatus is a str, which is a sequence of letters
-        values = [values]
-    out = list(dict.fromkeys(_status(v).value for v in values))
-    if not out and not empty_means_all:
-        return [""]  # matches no run: compare-and-set against no allowed status never applies
-    return out
-
-
-def _column(name: str, value: Any) -> Any:
-    if name == "status":
-        return _status(value).value
-    if name == "usage":
-        return _dumps(value if value is not None else {})
-    if name == "error":
-        return _dumps_opt(value)
-    if name == "cancel_requested":
-        return int(bool(value))
-    return value
-
-
-def _limit(limit: int) -> int:
-    if limit < 1:
-        raise InvalidInput(f"limit must be at least 1, not {limit}")
-    return min(limit, MAX_LIMIT)
-
-
-def _cursor_key(cursor: str, kind: str) -> str:
-    kind_, _, key = decode_cursor(cursor).partition(":")
-    if kind_ != kind:
-        raise InvalidInput("invalid cursor", hint=f"this cursor is not from a {kind} listing")
-    return key
-
-
-def _page(items: list[T], limit: int, kind: str, key: Callable[[T], str]) -> Page[T]:
-    if len(items) > limit:
-        return Page(items[:limit], encode_cursor(f"{kind}:{key(items[limit - 1])}"))
-    return Page(items)
-
-
-_STATUS_BY_VALUE = {s.value: s for s in RunStatus}
-
-
-def _run(r: sqlite3.Row) -> Run:
-    # Listing pages convert up to 1,000 rows: unpacking once is cheaper than name lookups.
-    (id_, org_id, session_id, project_id, agent, agent_spec, status, input_, output, error, usage,
-     steps, attempts, metadata, cancel_requested, created_at, updated_at, started_at,
-     finished_at) = r  # fmt: skip
-    return Run(
-        id=id_,
-        org_id=org_id,
-        agent=agent,
-        status=_STATUS_BY_VALUE.get(status) or RunStatus(status),
-        input=input_,
-        created_at=created_at,
-        updated_at=updated_at,
-        session_id=session_id,
-        project_id=project_id,
-        output=output,
-        error=_loads_opt(error),
-        usage=_loads_opt(usage),
-        steps=steps,
-        attempts=attempts,
-        metadata=_loads_opt(metadata),
-        agent_spec=_loads_opt(agent_spec),
-        started_at=started_at,
-        finished_at=finished_at,
-        cancel_requested=bool(cancel_requested),
-    )
-
-
-def _session(r: sqlite3.Row) -> Session:
-    return Session(**{**dict(zip(r.keys(), r, strict=True)), "metadata": json.loads(r[3])})
 
 
 __all__ = ["MAX_LIMIT", "SQLiteStore"]
