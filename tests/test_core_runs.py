@@ -193,7 +193,7 @@ def test_replay_gives_the_recorded_events(rt: Runtime) -> None:
 
 
 def test_bad_input_is_refused_before_anything_is_stored(rt: Runtime) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(InvalidInput, match="no-such-agent"):
         rt.runs.create(ORG, "no-such-agent", "x")
     with pytest.raises(InvalidInput):
         rt.runs.create(ORG, "demo", "x", session_id="../../etc/passwd")

@@ -41,6 +41,7 @@ class Executor:
         self._thread: threading.Thread | None = None
         self._sem: asyncio.Semaphore | None = None
         self._tasks: dict[str, concurrent.futures.Future[None]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
         self._lock = threading.Lock()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -74,7 +75,20 @@ class Executor:
     def cancel(self, run_id: str) -> bool:
         with self._lock:
             fut = self._tasks.get(run_id)
+            task = self._running.get(run_id)
+        if task is not None:
+            # Cancel the task, not the future of run_coroutine_threadsafe: that future reports
+            # done at once, so wait_idle() would return while the run is still recording its
+            # cancellation, and close() would stop the loop under it (the run stays "running").
+            task.get_loop().call_soon_threadsafe(task.cancel)
+            return True
         return fut.cancel() if fut is not None else False
+
+    def cancel_all(self) -> int:
+        """Cancel every run executing here; each ends ``cancelled`` with its terminal event."""
+        with self._lock:
+            futures = list(self._tasks.values())
+        return sum(f.cancel() for f in futures)
 
     def in_flight(self) -> int:
         with self._lock:
@@ -97,6 +111,17 @@ class Executor:
 
     # -- one run ----------------------------------------------------------------------------
     async def execute(self, org_id: str, run_id: str) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            with self._lock:
+                self._running[run_id] = task
+        try:
+            await self._execute_in_slot(org_id, run_id)
+        finally:
+            with self._lock:
+                self._running.pop(run_id, None)
+
+    async def _execute_in_slot(self, org_id: str, run_id: str) -> None:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.settings.max_concurrent_runs)
         async with self._sem:

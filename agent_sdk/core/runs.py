@@ -14,7 +14,7 @@ import builtins
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agent_sdk.errors import InvalidInput
+from agent_sdk.errors import InvalidInput, NotFound
 from agent_sdk.records import Event, EventType, Page, Run, RunStatus
 from agent_sdk.store._ids import new_id, utcnow
 
@@ -81,7 +81,10 @@ class RunService:
             raise InvalidInput(
                 "session_id must be 1-128 characters of letters, digits, '-', '_' or '.'"
             )
-        resolved = self.registry.resolve(agent)  # validates names and inline specs up front
+        try:  # validates names and inline specs up front
+            resolved = self.registry.resolve(agent)
+        except NotFound as exc:  # an unknown agent is a bad request, not a missing resource
+            raise InvalidInput(exc.message, hint=exc.hint) from None
         spec = resolved.to_spec()
         if script is not None:
             from agent_sdk.engine.models.scripted import validate_script

@@ -1,0 +1,329 @@
+"""The Backend over a server's ``/v1`` API, with httpx.
+
+httpx is imported when the backend is built, not with this module: the CLI imports this module
+at start-up and most of its calls never talk to a server. Driver errors are translated here, at
+the boundary: a problem answer becomes the exception of :mod:`agent_sdk.errors` named by its
+``code``; a server that cannot be reached becomes :class:`BackendUnavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from agent_sdk import __version__
+from agent_sdk.errors import (
+    AgentSDKError,
+    AuthenticationError,
+    BackendUnavailable,
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    ModelError,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    error_from_code,
+)
+from agent_sdk.records import Event, MigrationState, Page, Run, Session
+
+if TYPE_CHECKING:
+    import httpx
+
+    from agent_sdk.config import Settings
+
+# A stream stays open between events; the server sends a keepalive every 15 s, so a read that
+# waits far longer than that means the connection is dead.
+STREAM_READ_TIMEOUT = 60.0
+FOLLOW_RETRIES = 5
+_RETRY_STATUSES = frozenset({502, 503, 504})
+
+# Answers that are not problems of ours (a proxy's error page, an old server) map by status.
+_BY_STATUS: dict[int, type[AgentSDKError]] = {
+    400: InvalidInput,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: NotFound,
+    405: InvalidInput,
+    409: Conflict,
+    413: InvalidInput,
+    422: InvalidInput,
+    429: QuotaExceeded,
+    502: BackendUnavailable,
+    503: BackendUnavailable,
+    504: BackendUnavailable,
+}
+
+
+class HttpBackend:
+    kind = "http"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        api_key: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        """Talk to ``settings.server_url`` as ``settings.org_id``. ``client`` (an httpx.Client
+        such as Starlette's TestClient, with its own base URL) is used as is and left open;
+        otherwise the backend makes a client, over ``transport`` when given."""
+        import httpx
+
+        self.settings = settings
+        self.org_id = settings.org_id
+        self._headers = {
+            "User-Agent": f"agent-sdk/{__version__}",
+            "X-Org-Id": settings.org_id,
+            "Accept": "application/json",
+        }
+        token = api_key or settings.api_key
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._owns_client = client is None
+        if client is None:
+            client = httpx.Client(
+                base_url=settings.server_url,
+                transport=transport,
+                timeout=httpx.Timeout(30.0, connect=5.0),
+            )
+        self._client = client
+        self.base_url = str(client.base_url).rstrip("/")
+
+    # -- runs -----------------------------------------------------------------------------------
+    def create_run(
+        self,
+        agent: str | dict[str, Any],
+        input: str,
+        *,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        script: list[dict[str, Any]] | None = None,
+    ) -> Run:
+        body: dict[str, Any] = {"agent": agent, "input": input}
+        for key, value in (("session_id", session_id), ("metadata", metadata), ("script", script)):
+            if value is not None:
+                body[key] = value
+        return Run.from_dict(self._call("POST", "/v1/runs", json=body))
+
+    def get_run(self, run_id: str) -> Run:
+        return Run.from_dict(self._call("GET", f"/v1/runs/{_seg('run', run_id)}"))
+
+    def list_runs(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Run]:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = ",".join(status)
+        if session_id is not None:
+            params["session_id"] = session_id
+        if cursor is not None:
+            params["cursor"] = cursor
+        data = self._call("GET", "/v1/runs", params=params)
+        return Page([Run.from_dict(r) for r in data["data"]], data.get("next_cursor"))
+
+    def cancel_run(self, run_id: str) -> Run:
+        return Run.from_dict(self._call("POST", f"/v1/runs/{_seg('run', run_id)}/cancel"))
+
+    def list_events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
+        params = {"after": after, "limit": limit}
+        data = self._call("GET", f"/v1/runs/{_seg('run', run_id)}/events", params=params)
+        return [Event.from_dict(e) for e in data["data"]]
+
+    def follow_events(self, run_id: str, *, after: int = 0) -> Iterator[Event]:
+        """Events as they happen, to the terminal event. A dropped connection is resumed with
+        ``Last-Event-ID`` (so nothing is lost or repeated), a few times with backoff."""
+        import httpx
+
+        path = f"/v1/runs/{_seg('run', run_id)}/events"
+        headers = {**self._headers, "Accept": "text/event-stream"}
+        # A given client keeps its own timeouts (Starlette's TestClient refuses per-request ones).
+        extra: dict[str, Any] = {}
+        if self._owns_client:
+            extra["timeout"] = httpx.Timeout(30.0, connect=5.0, read=STREAM_READ_TIMEOUT)
+        failures = 0
+        while True:
+            headers["Last-Event-ID"] = str(after)
+            try:
+                with self._client.stream("GET", path, headers=headers, **extra) as resp:
+                    if resp.status_code >= 400:
+                        resp.read()
+                        error = _error_from(resp)
+                        if resp.status_code not in _RETRY_STATUSES:
+                            raise error
+                    else:
+                        for event in _parse_sse(resp.iter_text()):
+                            yield event
+                            after, failures = event.seq, 0
+                            if event.terminal:
+                                return
+                        error = BackendUnavailable("the event stream ended before the run did")
+            except httpx.TransportError as exc:
+                error = self._unreachable(exc)
+            failures += 1
+            if failures > FOLLOW_RETRIES:
+                raise error
+            time.sleep(min(0.25 * 2 ** (failures - 1), 4.0))
+
+    # -- sessions -------------------------------------------------------------------------------
+    def list_sessions(self, *, limit: int = 50, cursor: str | None = None) -> Page[Session]:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        data = self._call("GET", "/v1/sessions", params=params)
+        return Page([Session.from_dict(s) for s in data["data"]], data.get("next_cursor"))
+
+    def get_session(self, session_id: str) -> Session:
+        return Session.from_dict(self._call("GET", f"/v1/sessions/{_seg('session', session_id)}"))
+
+    # -- database -------------------------------------------------------------------------------
+    def migrate(self) -> list[MigrationState]:
+        raise _local_only()
+
+    def migration_status(self) -> list[MigrationState]:
+        raise _local_only()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> Any:
+        import httpx
+
+        try:
+            resp = self._client.request(
+                method, path, params=params, json=json, headers=self._headers
+            )
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        except httpx.InvalidURL as exc:
+            raise _bad_url(self.settings.server_url, exc) from None
+        if resp.status_code >= 400:
+            raise _error_from(resp)
+        try:
+            return resp.json()
+        except ValueError:
+            raise BackendUnavailable(
+                f"the server at {self.base_url} answered {method} {path} with something that "
+                "is not JSON",
+                hint="check that AGENT_SDK_SERVER_URL points at an agent-sdk server",
+            ) from None
+
+    def _unreachable(self, exc: Exception) -> AgentSDKError:
+        import httpx
+
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return _bad_url(self.settings.server_url, exc)
+        why = " (no answer in time)" if isinstance(exc, httpx.TimeoutException) else ""
+        return BackendUnavailable(
+            f"cannot reach the agent-sdk server at {self.base_url}{why}",
+            hint="start it with `agent-sdk up`, or use --local",
+        )
+
+
+def _local_only() -> InvalidInput:
+    return InvalidInput(
+        "db commands act on a local database", hint="run them with --local on the server's host"
+    )
+
+
+def _seg(kind: str, value: str) -> str:
+    """``value`` as one path segment. Servers decode %2F before routing and clients drop dot
+    segments, so an id with a '/' or made of dots would reach another route; no such id can
+    exist, so it is NotFound here, as the local backend says."""
+    if not value or "/" in value or value.strip(".") == "":
+        raise NotFound(f"{kind} {value!r} not found")
+    return quote(value, safe="")
+
+
+def _bad_url(url: str, exc: Exception) -> ConfigError:
+    return ConfigError(
+        f"AGENT_SDK_SERVER_URL={url!r} is not a usable URL ({exc})",
+        hint="use http://host:port or https://host",
+    )
+
+
+def _error_from(resp: httpx.Response) -> AgentSDKError:
+    """The exception a problem answer stands for."""
+    body: Any = None
+    if "json" in resp.headers.get("content-type", ""):
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+    status = resp.status_code
+    fallback = _BY_STATUS.get(status, AgentSDKError)
+    if not isinstance(body, dict) or not isinstance(body.get("code"), str):
+        return fallback(f"the server answered {status} {resp.reason_phrase}".rstrip())
+    code: str = body["code"]
+    detail = str(body.get("detail") or body.get("title") or status)
+    hint = body.get("hint") if isinstance(body.get("hint"), str) else None
+    if status == 401:
+        hint = (
+            "set AGENT_SDK_API_KEY to the server's admin token (`agent-sdk up` writes it to "
+            "admin-token in its data directory)"
+        )
+    extra: dict[str, Any] = {}
+    if code == ModelError.code:
+        extra["retryable"] = bool(body.get("retryable"))
+    error = error_from_code(code, detail, hint=hint, **extra)
+    if type(error) is AgentSDKError and code != AgentSDKError.code:
+        error = fallback(detail, hint=hint)  # a code this version does not know
+    return error
+
+
+def _parse_sse(chunks: Iterator[str]) -> Iterator[Event]:
+    """Events of a ``text/event-stream``. Lines end at CRLF, LF or CR (and nowhere else: not
+    the other line breaks str.splitlines knows); comments (keepalives) are skipped."""
+    data: list[str] = []
+    for line in _sse_lines(chunks):
+        if not line:
+            if data:
+                yield Event.from_dict(json.loads("\n".join(data)))
+                data = []
+        elif line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+        # "id:" and "event:" repeat what the data holds (seq, type); ":" lines are comments.
+
+
+def _sse_lines(chunks: Iterator[str]) -> Iterator[str]:
+    buffer = ""
+    for chunk in chunks:
+        buffer += chunk
+        start = 0
+        while True:
+            cr, lf = buffer.find("\r", start), buffer.find("\n", start)
+            if cr == -1 and lf == -1:
+                break
+            if cr != -1 and (lf == -1 or cr < lf):
+                if cr + 1 == len(buffer):
+                    break  # a CR at the end of a chunk may be the first half of CRLF
+                end, nxt = cr, cr + 2 if buffer[cr + 1] == "\n" else cr + 1
+            else:
+                end, nxt = lf, lf + 1
+            yield buffer[start:end]
+            start = nxt
+        buffer = buffer[start:]
+    if buffer:
+        yield buffer
+
+
+__all__ = ["HttpBackend"]

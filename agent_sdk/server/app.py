@@ -1,0 +1,206 @@
+"""The HTTP server: ``create_app(settings)`` returns the FastAPI app ``agent-sdk serve`` runs.
+
+The app is an edge: routes parse, call one core service and render. It owns three things of its
+own: the lifespan of the Runtime (runs execute on the server's event loop), the admin-token check,
+and the HTTP conventions (problem+json, request ids, body limit, deprecated unversioned paths).
+
+    /health /ready                       probes, no token
+    /v1/runs ... /v1/sessions ...        the API (Authorization: Bearer <admin token>)
+    /runs ... /sessions ...              the same handlers, deprecated (X-API-Deprecated: true)
+    /run/{id}/events/replay              the spec's spelling of /v1/runs/{id}/events/replay
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent_sdk import __version__
+from agent_sdk.config import Settings
+from agent_sdk.core.runtime import Runtime
+from agent_sdk.core.tokens import admin_token_digest, ensure_admin_token
+from agent_sdk.server.errors import (
+    PROBLEM_JSON,
+    HTTPProblem,
+    RequestContext,
+    install_error_handlers,
+    render_http_error,
+)
+from agent_sdk.server.routes import health, runs, sessions
+
+log = logging.getLogger("agent_sdk.server")
+
+# How long shutdown lets runs in flight on the server's loop finish before closing the store.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+def create_app(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
+) -> FastAPI:
+    """The app. Without ``runtime`` the lifespan builds one from ``settings`` and closes it at
+    shutdown; a given runtime is attached to the server's loop but stays the caller's to close."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime if runtime is not None else Runtime(settings)
+        try:
+            rt.attach(asyncio.get_running_loop())
+            app.state.runtime = rt
+            app.state.admin_token_digest = _admin_digest(rt, settings)
+            yield
+        finally:
+            await _drain(rt, shutdown_grace)
+            if runtime is None:
+                rt.close(wait=False)
+
+    app = _App(
+        title="agent-sdk",
+        version=__version__,
+        description="Runs of AI agents: start them, follow their events, cancel them. "
+        "Errors are application/problem+json; lists are cursor-paginated.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    # Starlette wraps the last added middleware outermost: RequestContext must see everything,
+    # including the 413 answers of the body limit.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
+
+    app.include_router(health.router())
+    for module in (runs, sessions):
+        app.include_router(module.router(), prefix="/v1")
+        app.include_router(module.router(DeprecatedRoute), include_in_schema=False)
+    app.include_router(runs.spec_router(DeprecatedRoute))
+    return app
+
+
+def _admin_digest(rt: Runtime, settings: Settings) -> str | None:
+    """The digest of the admin token, read once: every request compares against it."""
+    digest = admin_token_digest(rt.store)
+    if digest is None:
+        path = settings.admin_token_path
+        ensure_admin_token(rt.store, path)
+        digest = admin_token_digest(rt.store)
+        sys.stderr.write(
+            f"agent-sdk: created an admin token; it is in {path} (mode 0600).\n"
+            f"agent-sdk: use it with: export AGENT_SDK_API_KEY=$(cat {path})\n"
+        )
+    return digest
+
+
+async def _drain(rt: Runtime, grace: float) -> None:
+    """Let the runs executing on this loop finish (they would lose their store otherwise). Polls,
+    because Executor.wait_idle blocks, and blocking here would stop the very loop they run on."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while rt.executor.in_flight() and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if left := rt.executor.in_flight():
+        # Better a recorded cancellation than a run left `running` by a process that is gone.
+        log.warning("shutting down: cancelling %d run(s) still in flight", left)
+        rt.executor.cancel_all()
+        deadline = loop.time() + 2
+        while rt.executor.in_flight() and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+
+
+class _App(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, with error answers moved under application/problem+json (it
+        files every documented model under application/json)."""
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        schema = super().openapi()  # also cached in self.openapi_schema, edited in place here
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for status, answer in operation.get("responses", {}).items():
+                    content = answer.get("content", {})
+                    if status[:1] in "45" and "application/json" in content:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        return schema
+
+
+class DeprecatedRoute(APIRoute):
+    """A route at an unversioned (old) path. It asks RequestContext to add ``X-API-Deprecated``,
+    ``Deprecation`` and a ``Link`` to the /v1 successor to the answer, error answers included."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def deprecated(request: Request) -> Response:
+            path = request.scope.get("raw_path") or request.url.path.encode()
+            path = path.decode("latin-1") if isinstance(path, bytes) else str(path)
+            if path.startswith("/run/"):
+                path = "/runs/" + path[len("/run/") :]
+            request.state.successor_path = "/v1" + path
+            return await handler(request)
+
+        return deprecated
+
+
+class _BodyTooLarge(HTTPProblem):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            f"request body is larger than {limit} bytes",
+            hint="the limit is the server's AGENT_SDK_MAX_BODY_BYTES",
+        )
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413: at once when Content-Length says so,
+    and while reading when a chunked body runs over. Pure ASGI: BaseHTTPMiddleware would wrap
+    (and slow down) every response, streams included."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                problem: HTTPProblem | None = None
+                if not value.isdigit():
+                    problem = HTTPProblem(400, "invalid Content-Length header")
+                elif int(value) > self.max_bytes:
+                    problem = _BodyTooLarge(self.max_bytes)
+                if problem is not None:
+                    response = await render_http_error(Request(scope), problem)
+                    # The body was not read, so the connection cannot carry another request.
+                    response.headers["Connection"] = "close"
+                    await response(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # An HTTPException, so FastAPI lets it through its body parsing untouched
+                    # and the error handlers render it as a problem.
+                    raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+__all__ = ["BodyLimit", "DeprecatedRoute", "create_app"]

@@ -1,0 +1,393 @@
+"""/v1/runs: create, list, show, cancel, and read events (a JSON page, a live SSE stream, a replay).
+
+Handlers are thin: parse, call one RunService method, render. They call the synchronous store
+from ``async def`` on purpose: a SQLite call takes microseconds, far less than the thread hop
+FastAPI would add to run a plain ``def`` handler in its pool, and it keeps the event loop the
+single place where runs, streams and requests interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from agent_sdk.core.runs import RunService
+from agent_sdk.errors import InvalidInput
+from agent_sdk.records import Event, RunStatus
+from agent_sdk.server.deps import OrgId, RuntimeDep, require_token
+from agent_sdk.server.errors import problem_responses
+
+# A store page of events becomes one chunk of the stream: one read, one encode, one send.
+SSE_PAGE = 500
+KEEPALIVE_SECONDS = 15.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_auth = Depends(require_token)
+
+# No pattern on ids: any id that is not a run of this org is a 404, as in the local backend
+# (a 422 for some unknown ids and a 404 for others would make the two backends differ).
+RunId = Annotated[str, Path(description="a run id (run_...)")]
+After = Annotated[int, Query(ge=0, description="return events with seq greater than this")]
+LastEventId = Annotated[
+    str | None,
+    Header(alias="Last-Event-ID", description="SSE resume point; wins over `after`"),
+]
+
+
+# -- request and response models -----------------------------------------------------------------
+class CreateRun(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"agent": "demo", "input": "summarise README.md"}]},
+    )
+
+    agent: str | dict[str, Any] = Field(
+        description="an agent name, or an inline agent spec such as "
+        '{"name": "slow", "model": "scripted", "latency": 5, "script": [{"text": "done"}]}'
+    )
+    input: str = Field(description="the user input of the run")
+    session_id: str | None = Field(default=None, description="group runs into a session")
+    metadata: dict[str, Any] | None = None
+    script: list[dict[str, Any]] | None = Field(
+        default=None, description="turns for the scripted model (offline tests)"
+    )
+
+
+class RunModel(BaseModel):
+    """A run (agent_sdk.records.Run)."""
+
+    id: str
+    org_id: str
+    agent: str
+    status: RunStatus
+    input: str
+    created_at: str
+    updated_at: str
+    session_id: str | None = None
+    project_id: str | None = None
+    output: str | None = None
+    error: dict[str, Any] | None = None
+    usage: dict[str, int] = {}
+    steps: int = 0
+    attempts: int = 0
+    metadata: dict[str, Any] = {}
+    agent_spec: dict[str, Any] | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    cancel_requested: bool = False
+
+
+class EventModel(BaseModel):
+    """A run event (agent_sdk.records.Event); ``seq`` strictly increases per run from 1."""
+
+    run_id: str
+    seq: int
+    type: str = Field(examples=["run.created", "model.delta", "run.succeeded"])
+    time: str
+    data: dict[str, Any] = {}
+
+
+class RunPage(BaseModel):
+    data: list[RunModel]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
+
+
+class EventPage(BaseModel):
+    data: list[EventModel]
+    next_after: int | None = Field(description="pass as `after` for the next page; null at end")
+
+
+_SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": 'id: 1\nevent: run.created\ndata: {"run_id":"run_...","seq":1,...}\n\n',
+            }
+        }
+    }
+}
+
+
+# -- handlers ------------------------------------------------------------------------------------
+async def create_run(body: CreateRun, org: OrgId, rt: RuntimeDep) -> Response:
+    run = rt.runs.create(
+        org,
+        body.agent,
+        body.input,
+        session_id=body.session_id,
+        metadata=body.metadata,
+        script=body.script,
+    )
+    return JSONResponse(run.to_dict(), 201, headers={"Location": f"/v1/runs/{run.id}"})
+
+
+async def list_runs(
+    org: OrgId,
+    rt: RuntimeDep,
+    status: Annotated[
+        list[str] | None,
+        Query(description="comma-separated statuses, e.g. queued,running (repeatable)"),
+    ] = None,
+    session_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Response:
+    page = rt.runs.list(org, status=status, session_id=session_id, limit=limit, cursor=cursor)
+    return JSONResponse(
+        {"data": [r.to_dict() for r in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+async def get_run(run_id: RunId, org: OrgId, rt: RuntimeDep) -> Response:
+    return JSONResponse(rt.runs.get(org, run_id).to_dict())
+
+
+async def cancel_run(run_id: RunId, org: OrgId, rt: RuntimeDep) -> Response:
+    return JSONResponse(rt.runs.cancel(org, run_id).to_dict(), 202)
+
+
+async def run_events(
+    request: Request,
+    run_id: RunId,
+    org: OrgId,
+    rt: RuntimeDep,
+    after: After = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="page size (JSON only)")] = 1000,
+    stream: Annotated[bool, Query(description="SSE, as with Accept: text/event-stream")] = False,
+    last_event_id: LastEventId = None,
+) -> Response:
+    if stream or "text/event-stream" in request.headers.get("accept", ""):
+        after = _resume_point(last_event_id, after)
+        # The first page is read here, before the answer starts, so an unknown run is a 404
+        # problem rather than a stream that breaks off.
+        first = rt.runs.events(org, run_id, after=after, limit=SSE_PAGE)
+        chunks = _follow_chunks(rt.runs, org, run_id, first, after)
+        return _sse(chunks)
+    events = rt.runs.events(org, run_id, after=after, limit=limit)
+    return JSONResponse(
+        {
+            "data": [_event_dict(e) for e in events],
+            "next_after": events[-1].seq if len(events) == limit else None,
+        }
+    )
+
+
+async def replay_events(
+    run_id: RunId,
+    org: OrgId,
+    rt: RuntimeDep,
+    after: After = 0,
+    speed: Annotated[
+        float,
+        Query(ge=0, le=10_000, description="0: as fast as possible; 1: original pace; 2: double"),
+    ] = 0.0,
+    last_event_id: LastEventId = None,
+) -> Response:
+    after = _resume_point(last_event_id, after)
+    events = rt.runs.replay(org, run_id, after=after, speed=speed)
+    # Take the first event now: the run's NotFound surfaces as a 404 before the stream starts.
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        first = None
+    return _sse(_replay_chunks(first, events, batch=1 if speed > 0 else SSE_PAGE))
+
+
+# -- Server-Sent Events --------------------------------------------------------------------------
+# The hot path of a stream. Frames are built by hand around one JSON encoder object (json.dumps
+# builds a new encoder per call when given options), and the run id and type, which repeat in
+# every frame of a chunk, are quoted once per chunk. The JSON of a frame is exactly that of
+# Event.to_dict() (a test holds it to that); building it this way is ~3x faster.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _event_dict(e: Event) -> dict[str, Any]:
+    # Event.to_dict() without the deep copy of dataclasses.asdict: it is only serialised.
+    return {"run_id": e.run_id, "seq": e.seq, "type": e.type, "time": e.time, "data": e.data}
+
+
+def encode_sse(events: Iterable[Event]) -> bytes:
+    """Events as SSE frames: ``id: <seq>``, ``event: <type>``, ``data: <compact JSON>``. The
+    JSON is ASCII-only (the encoder escapes the rest), so no frame holds a byte that a client
+    could take for a line break."""
+    run_ids: dict[str, str] = {}
+    types: dict[str, tuple[str, str]] = {}  # type -> (SSE event name, JSON string)
+    parts = []
+    for e in events:
+        run_id = run_ids.get(e.run_id)
+        if run_id is None:
+            run_id = run_ids[e.run_id] = _encode(e.run_id)
+        kind = types.get(e.type)
+        if kind is None:
+            # A type with a line break would end the frame early; such a name is no SSE name.
+            name = "message" if "\n" in e.type or "\r" in e.type else str(e.type)
+            kind = types[e.type] = (name, _encode(e.type))
+        parts.append(
+            f"id: {e.seq}\nevent: {kind[0]}\ndata: "
+            f'{{"run_id":{run_id},"seq":{e.seq},"type":{kind[1]},"time":{_encode(e.time)},'
+            f'"data":{_encode(e.data)}}}\n\n'
+        )
+    return "".join(parts).encode()
+
+
+def _resume_point(last_event_id: str | None, after: int) -> int:
+    if last_event_id is None or not last_event_id.strip():
+        return after
+    try:
+        seq = int(last_event_id.strip())
+    except ValueError:
+        seq = -1
+    if seq < 0:
+        raise InvalidInput("Last-Event-ID must be the id (seq) of an event received before")
+    return seq
+
+
+async def _follow_chunks(
+    runs: RunService, org: str, run_id: str, page: list[Event], after: int
+) -> AsyncGenerator[bytes, None]:
+    # Catch up from the store a whole page per chunk: a finished run streams at the speed of
+    # reading and encoding pages, with no per-event await.
+    while True:
+        for i, event in enumerate(page):
+            if event.terminal:
+                yield encode_sse(page[: i + 1])
+                return
+        if page:
+            yield encode_sse(page)
+            after = page[-1].seq
+        if len(page) < SSE_PAGE:
+            break
+        page = runs.events(org, run_id, after=after, limit=SSE_PAGE)
+    # Then live, from the run service (bus + store), to the terminal event.
+    live = runs.stream(org, run_id, after=after)
+    async with contextlib.aclosing(live):
+        async for event in live:
+            yield encode_sse((event,))
+            if event.terminal:
+                return
+
+
+async def _replay_chunks(
+    first: Event | None, events: AsyncIterator[Event], *, batch: int
+) -> AsyncGenerator[bytes, None]:
+    if first is None:
+        return
+    buffer = [first]
+    async with contextlib.aclosing(cast(AsyncGenerator[Event, None], events)):
+        async for event in events:
+            if len(buffer) >= batch:
+                yield encode_sse(buffer)
+                buffer = []
+            buffer.append(event)
+    yield encode_sse(buffer)
+
+
+async def with_keepalive(
+    chunks: AsyncGenerator[bytes, None], interval: float = KEEPALIVE_SECONDS
+) -> AsyncIterator[bytes]:
+    """Pass ``chunks`` through, adding an SSE comment after every ``interval`` of silence so
+    proxies keep the connection and clients can tell a quiet run from a dead connection.
+
+    The next chunk is awaited in a task: waiting on it with a timeout directly would cancel (and
+    so end) the source generator at the first quiet interval.
+    """
+
+    async def next_chunk() -> bytes | None:
+        try:
+            return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+
+    pending: asyncio.Task[bytes | None] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.create_task(next_chunk())
+            done, _ = await asyncio.wait((pending,), timeout=interval)
+            if not done:
+                yield b": keepalive\n\n"
+                continue
+            chunk, pending = pending.result(), None
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        if pending is not None:
+            # Closed mid-wait (the client went away): cancelling the task throws into the
+            # source at its await, which runs its cleanup (the bus subscription is dropped).
+            pending.cancel()
+            pending.add_done_callback(_retrieve)
+        else:
+            await chunks.aclose()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # mark it retrieved: nobody is left to read it
+
+
+def _sse(chunks: AsyncGenerator[bytes, None]) -> StreamingResponse:
+    return StreamingResponse(
+        with_keepalive(chunks), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+# -- routing -------------------------------------------------------------------------------------
+def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
+    """The run routes, relative to their mount point (``/v1``, or ``/`` for the old paths)."""
+    r = APIRouter(
+        tags=["runs"],
+        route_class=route_class,
+        dependencies=[_auth],
+        responses=problem_responses(401, 400, 404, 422),
+    )
+    r.post(
+        "/runs",
+        status_code=201,
+        response_model=RunModel,
+        summary="Start a run",
+        responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    )(create_run)
+    r.get("/runs", response_model=RunPage, summary="List runs, newest first")(list_runs)
+    r.get("/runs/{run_id}", response_model=RunModel, summary="Show a run")(get_run)
+    r.post(
+        "/runs/{run_id}/cancel",
+        status_code=202,
+        response_model=RunModel,
+        summary="Cancel a run (a finished run is returned unchanged)",
+    )(cancel_run)
+    r.get(
+        "/runs/{run_id}/events",
+        response_model=EventPage,
+        summary="Events of a run: a JSON page, or a live SSE stream",
+        description="With `Accept: text/event-stream` or `stream=true` the events stream as "
+        "Server-Sent Events (`id` = seq), live until the run's terminal event; "
+        "`Last-Event-ID` resumes exactly after that seq.",
+        responses=_SSE_DOC,
+    )(run_events)
+    r.get(
+        "/runs/{run_id}/events/replay",
+        response_class=StreamingResponse,
+        summary="Replay the stored events of a run as SSE",
+        responses=_SSE_DOC,
+    )(replay_events)
+    return r
+
+
+def spec_router(route_class: type[APIRoute]) -> APIRouter:
+    """``/run/{id}/events/replay``: the path the production-hardening guide names."""
+    r = APIRouter(route_class=route_class, dependencies=[_auth], include_in_schema=False)
+    r.get("/run/{run_id}/events/replay", response_class=StreamingResponse)(replay_events)
+    return r
+
+
+__all__ = ["CreateRun", "EventModel", "RunModel", "encode_sse", "router", "spec_router"]
