@@ -1,0 +1,407 @@
+"""The state of one CLI call: the global options, the Settings built from them, and the Backend.
+
+Global options are accepted on the root (``agent-sdk --local runs list``) and on every leaf
+(``agent-sdk runs list --local``). The root callback and :func:`command` both store what they
+parsed on one :class:`CLIContext`; a value given on the leaf wins over the root's.
+
+Settings and the Backend are built on first use, so ``--help``, ``version`` and ``completion``
+never read a config file or open a database.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from typer import _click
+from typer.core import TyperCommand
+
+from agent_sdk.errors import AgentSDKError, AuthenticationError, InvalidInput
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from agent_sdk.backend.base import Backend
+    from agent_sdk.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RunNotSucceeded(AgentSDKError):
+    """A run the command watched ended failed or cancelled (exit code 5)."""
+
+    code = "run_not_succeeded"
+    title = "Run did not succeed"
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    yaml = "yaml"
+    csv = "csv"
+
+
+class GlobalOptions:
+    """The global options of one call. (Plain classes here, not dataclasses: this module loads
+    on every call, `--help` included, and each dataclass costs about a millisecond to build.)"""
+
+    __slots__ = ("profile", "local", "server", "org", "debug", "no_input", "output")
+
+    def __init__(self) -> None:
+        self.profile: str | None = None
+        self.local = False
+        self.server: str | None = None
+        self.org: str | None = None
+        self.debug = False
+        self.no_input = False
+        self.output: OutputFormat | None = None
+
+    def merge(self, values: dict[str, Any]) -> None:
+        """Take every value the user gave (not None / not False); a leaf's value wins."""
+        for name in self.__slots__:
+            value = values.get(name)
+            if value is not None and value is not False:
+                setattr(self, name, value)
+
+
+# The shared options, declared once. Each becomes a keyword-only parameter of the root callback
+# and of every leaf command (see `command`). Help texts name the environment variable, because
+# Settings (not click) reads the environment: one parser, one error message per variable.
+_PANEL = "Global options"
+_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "profile": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--profile",
+                metavar="NAME",
+                help="Config profile to use [env: AGENT_SDK_PROFILE].",
+                rich_help_panel=_PANEL,
+            ),
+        ],
+        None,
+    ),
+    "local": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--local",
+                help="Use the local database, even if a server runs.",
+                rich_help_panel=_PANEL,
+            ),
+        ],
+        False,
+    ),
+    "server": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--server",
+                metavar="URL",
+                help="Use the server at URL [env: AGENT_SDK_SERVER_URL].",
+                rich_help_panel=_PANEL,
+            ),
+        ],
+        None,
+    ),
+    "org": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--org",
+                metavar="ORG",
+                help="Organisation to act in [env: AGENT_SDK_ORG].",
+                rich_help_panel=_PANEL,
+            ),
+        ],
+        None,
+    ),
+    "debug": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--debug",
+                help="Print tracebacks of errors [env: AGENT_SDK_DEBUG].",
+                rich_help_panel=_PANEL,
+            ),
+        ],
+        False,
+    ),
+    "no_input": (
+        Annotated[
+            bool,
+            typer.Option("--no-input", help="Never prompt.", rich_help_panel=_PANEL),
+        ],
+        False,
+    ),
+}
+_OUTPUT_OPTION: tuple[Any, Any] = (
+    Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output format (default: table on a terminal, json otherwise).",
+            case_sensitive=False,
+        ),
+    ],
+    None,
+)
+GLOBAL_NAMES = frozenset(_OPTIONS)
+
+
+def _parameters(output: bool) -> list[inspect.Parameter]:
+    items = list(_OPTIONS.items())
+    if output:
+        items.insert(0, ("output", _OUTPUT_OPTION))
+    return [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default)
+        for name, (ann, default) in items
+    ]
+
+
+def with_global_options(fn: F, *, output: bool = True) -> F:
+    """Extend ``fn``'s signature with the global options (and ``-o`` when it prints data); the
+    wrapper stores their values on the current CLIContext and calls ``fn`` without them."""
+    sig = inspect.signature(fn, eval_str=True)
+    extra = _parameters(output)
+    names = {p.name for p in extra}
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        current().options.merge({n: kwargs.pop(n) for n in names if n in kwargs})
+        return fn(*args, **kwargs)
+
+    params = [*sig.parameters.values(), *extra]
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper  # type: ignore[return-value]
+
+
+def format_options(cmd: _click.Command, ctx: _click.Context, fmt: _click.HelpFormatter) -> None:
+    """Help sections: Arguments, Options, then the Global options every command shares."""
+    sections: dict[str, list[tuple[str, str]]] = {"Arguments": [], "Options": [], _PANEL: []}
+    for param in cmd.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        if param.param_type_name == "argument":
+            sections["Arguments"].append(record)
+        elif param.name in GLOBAL_NAMES:
+            sections[_PANEL].append(record)
+        else:
+            sections["Options"].append(record)
+    for title, rows in sections.items():
+        if rows:
+            with fmt.section(title):
+                fmt.write_dl(rows)
+
+
+class GlobalCommand(TyperCommand):
+    def format_options(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        format_options(self, ctx, formatter)
+
+
+def sub_app(help: str | None = None, **kw: Any) -> typer.Typer:
+    """A Typer app for a group or module of commands: plain help (no rich: faster, and the same
+    text on every terminal, which the generated docs rely on)."""
+    if help is not None:  # an explicit None would hide the callback's docstring
+        kw["help"] = help
+    return typer.Typer(
+        rich_markup_mode=None,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        **kw,
+    )
+
+
+def command(
+    app: typer.Typer, name: str | None = None, *, output: bool = True, **kw: Any
+) -> Callable[[F], F]:
+    """``@command(app)``: register a leaf command that takes the global options."""
+
+    def register(fn: F) -> F:
+        app.command(name, cls=GlobalCommand, **kw)(with_global_options(fn, output=output))
+        return fn
+
+    return register
+
+
+def root_callback(fn: F) -> F:
+    """The root callback takes the global options (without ``-o``) too."""
+    return with_global_options(fn, output=False)
+
+
+# -- the context of one call ------------------------------------------------------------------
+
+
+class CLIContext:
+    def __init__(self) -> None:
+        self.options = GlobalOptions()
+        # Settings the command itself adds (`up --agents`, `db` forcing the local backend).
+        self.extra_flags: dict[str, Any] = {}
+        self._settings: Settings | None = None
+        self._backend: Backend | None = None
+
+    @property
+    def debug(self) -> bool:
+        return self.options.debug or _truthy(os.environ.get("AGENT_SDK_DEBUG"))
+
+    @property
+    def output(self) -> OutputFormat:
+        if self.options.output is not None:
+            return self.options.output
+        return OutputFormat.table if sys.stdout.isatty() else OutputFormat.json
+
+    def flags(self) -> dict[str, Any]:
+        o = self.options
+        if o.local and o.server:
+            raise InvalidInput("--local and --server exclude each other", hint="pick one")
+        flags: dict[str, Any] = {"profile": o.profile, "org_id": o.org}
+        if o.debug:
+            flags["debug"] = True
+        if o.local:
+            flags["backend"] = "local"
+        if o.server:
+            flags["backend"] = "http"
+            flags["server_url"] = o.server
+        flags.update(self.extra_flags)
+        return flags
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from agent_sdk.config import load_settings
+
+            self._settings = load_settings(flags=self.flags())
+        return self._settings
+
+    def require_local(self) -> None:
+        """For commands that only work on this machine's database (``db ...``)."""
+        if self.options.server:
+            raise InvalidInput(
+                "this command works on the local database only; --server does not apply",
+                hint="run it on the server's machine, without --server",
+            )
+        self.extra_flags["backend"] = "local"
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = make_backend(self.settings)
+        return self._backend
+
+    def close(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()
+
+
+_current: list[CLIContext] = []
+
+
+def current() -> CLIContext:
+    """The CLIContext of the running call (set up by the root group's ``main``)."""
+    if not _current:
+        _current.append(CLIContext())
+    return _current[-1]
+
+
+def push(ctx: CLIContext) -> None:
+    _current.append(ctx)
+
+
+def pop() -> None:
+    if _current:
+        _current.pop()
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+# -- picking a backend --------------------------------------------------------------------------
+
+
+def read_server_state(path: Path) -> dict[str, Any] | None:
+    """The ``{"url", "pid"}`` written by ``agent-sdk up``, if that process still lives."""
+    import json
+
+    try:
+        state = json.loads(path.read_text())
+        pid = int(state["pid"])
+        url = str(state["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not pid_alive(pid):
+        return None
+    return {"url": url, "pid": pid}
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it is just not ours
+    except OSError:
+        return False
+    return True
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+def make_backend(settings: Settings) -> Backend:
+    """``local`` -> LocalBackend; ``http`` -> HttpBackend; ``auto`` -> the server started by
+    ``agent-sdk up`` on this machine if it still runs, else the local database."""
+    url = settings.server_url
+    state = None
+    if settings.backend in ("auto", "http"):
+        state = read_server_state(settings.server_state_path)
+    if settings.backend == "auto":
+        if state is None:
+            return _local(settings)
+        url = state["url"]
+    elif settings.backend == "local":
+        return _local(settings)
+    credential = settings.api_key
+    if credential is None and state is not None and _same_url(url, state["url"]):
+        try:
+            credential = settings.admin_token_path.read_text().strip() or None
+        except OSError:
+            credential = None
+    if credential is None:
+        raise AuthenticationError(
+            f"no credential for the server at {url}",
+            hint="set AGENT_SDK_API_KEY to an API key of that server",
+        )
+    from agent_sdk.backend.http import HttpBackend
+
+    backend: Backend = HttpBackend(settings.replace(server_url=url), api_key=credential)
+    return backend
+
+
+def database_label(settings: Settings) -> str:
+    """Where the data lives, for messages: the SQLite file, or the scheme only (a database URL
+    may hold a password)."""
+    if settings.database_url.startswith("sqlite:"):
+        return str(settings.sqlite_path)
+    return settings.database_url.split(":", 1)[0] + " database (AGENT_SDK_DATABASE_URL)"
+
+
+def _local(settings: Settings) -> Backend:
+    from agent_sdk.backend.local import LocalBackend
+
+    return LocalBackend(settings)

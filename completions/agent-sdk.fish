@@ -1,0 +1,1 @@
+complete --command agent-sdk --no-files --arguments "(env _AGENT_SDK_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) agent-sdk)" --condition "env _AGENT_SDK_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) agent-sdk"
