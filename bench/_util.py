@@ -1,0 +1,85 @@
+"""Helpers shared by the benchmarks: free ports, servers in subprocesses, percentiles."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_SDK_")}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        NO_COLOR="1",
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def server(cmd: Sequence[str], env: dict[str, str], port: int) -> Iterator[str]:
+    """Start a server subprocess on 127.0.0.1:port and wait until it answers."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"server {cmd} did not start: {err}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def agent_sdk_cmd(*args: str) -> list[str]:
+    """The installed console script, as a user runs it."""
+    script = Path(sys.executable).parent / "agent-sdk"
+    return [str(script), *args]
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def row(name: str, ours: float, base: float, unit: str, higher_is_better: bool = False) -> str:
+    ratio = ours / base if base else float("nan")
+    better = "higher is better" if higher_is_better else "lower is better"
+    return (
+        f"{name:<44} ours {ours:>10.2f} {unit:<6} baseline {base:>10.2f} {unit:<6} "
+        f"ratio {ratio:5.2f}  ({better})"
+    )
