@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,26 @@ def admin_token(settings: Settings) -> str:
 
 class TestHttpBackendInProcess(BackendContract):
     @pytest.fixture
-    def backend(self, settings: Settings) -> Iterator[HttpBackend]:
+    def client(self, settings: Settings) -> Iterator[TestClient]:
         with TestClient(create_app(settings)) as client:
-            backend = HttpBackend(settings, api_key=admin_token(settings), client=client)
-            yield backend
-            backend.close()
+            yield client
+
+    @pytest.fixture
+    def backend(self, settings: Settings, client: TestClient) -> Iterator[HttpBackend]:
+        backend = HttpBackend(settings, api_key=admin_token(settings), client=client)
+        yield backend
+        backend.close()
+
+    @pytest.fixture
+    def backend_in_org(
+        self, settings: Settings, client: TestClient
+    ) -> Callable[[str], HttpBackend]:
+        def make(org_id: str) -> HttpBackend:
+            return HttpBackend(
+                settings.replace(org_id=org_id), api_key=admin_token(settings), client=client
+            )
+
+        return make
 
 
 # -- a real server process ------------------------------------------------------------------------
@@ -157,6 +172,19 @@ class TestHttpBackendOverTCP(BackendContract):
         backend = HttpBackend(settings, api_key=server.token)
         yield backend
         backend.close()
+
+    @pytest.fixture
+    def backend_in_org(self, server: Server) -> Iterator[Callable[[str], HttpBackend]]:
+        made: list[HttpBackend] = []
+
+        def make(org_id: str) -> HttpBackend:
+            settings = server.settings.replace(server_url=server.url, org_id=org_id)
+            made.append(HttpBackend(settings, api_key=server.token))
+            return made[-1]
+
+        yield make
+        for backend in made:
+            backend.close()
 
 
 @pytest.mark.slow

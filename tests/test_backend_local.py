@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from contracts.backend_contract import BackendContract
@@ -18,6 +18,18 @@ class TestLocalBackend(BackendContract):
         try:
             yield backend
         finally:
+            backend.close()
+
+    @pytest.fixture
+    def backend_in_org(self, settings: Settings) -> Iterator[Callable[[str], LocalBackend]]:
+        made: list[LocalBackend] = []
+
+        def make(org_id: str) -> LocalBackend:
+            made.append(LocalBackend(settings.replace(org_id=org_id)))
+            return made[-1]
+
+        yield make
+        for backend in made:
             backend.close()
 
 

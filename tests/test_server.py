@@ -584,3 +584,11 @@ def test_a_given_runtime_stays_open_after_shutdown(settings: Settings) -> None:
         runtime.store.check()  # still open: the caller owns it
     finally:
         runtime.close()
+
+
+def test_a_bad_agents_module_stops_the_server_at_start(settings: Settings) -> None:
+    from agent_sdk.errors import ConfigError
+
+    app = create_app(settings.replace(agents=("no_such_module_for_agents",)))
+    with pytest.raises(ConfigError, match="no_such_module_for_agents"), TestClient(app):
+        pass

@@ -30,7 +30,13 @@ class LocalBackend:
         if self._runtime is None:
             from agent_sdk.core.runtime import Runtime
 
-            self._runtime = Runtime(self.settings)
+            runtime = Runtime(self.settings)
+            try:
+                runtime.orgs.get(self.org_id)
+            except BaseException:
+                runtime.close(wait=False)
+                raise
+            self._runtime = runtime
         return self._runtime
 
     def create_run(
@@ -68,6 +74,8 @@ class LocalBackend:
         return self.runtime.runs.events(self.org_id, run_id, after=after, limit=limit)
 
     def follow_events(self, run_id: str, *, after: int = 0) -> Iterator[Event]:
+        import asyncio
+
         # The stream lives on the engine loop (where the bus delivers); pull it from this thread.
         runs = self.runtime.runs
         loop = self.runtime.executor.loop

@@ -9,7 +9,6 @@ what a run is and which transitions it may take:
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,11 +18,10 @@ from agent_sdk.records import Event, EventType, Page, Run, RunStatus
 from agent_sdk.store._ids import new_id, utcnow
 
 if TYPE_CHECKING:
-    from agent_sdk.config import Settings
     from agent_sdk.core.events import EventBus
     from agent_sdk.core.executor import Executor
+    from agent_sdk.core.runtime import Runtime
     from agent_sdk.engine.agent import AgentRegistry
-    from agent_sdk.store.base import Store
 
 MAX_INPUT_CHARS = 1_000_000
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
@@ -48,19 +46,23 @@ def parse_statuses(values: Sequence[str] | None) -> list[RunStatus] | None:
 
 
 class RunService:
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        bus: EventBus,
-        registry: AgentRegistry,
-        executor: Executor,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.bus = bus
-        self.registry = registry
-        self.executor = executor
+    def __init__(self, runtime: Runtime) -> None:
+        self.settings = runtime.settings
+        self.store = runtime.store
+        self._runtime = runtime
+
+    # The engine side is reached through the runtime, which builds it on first use.
+    @property
+    def bus(self) -> EventBus:
+        return self._runtime.bus
+
+    @property
+    def registry(self) -> AgentRegistry:
+        return self._runtime.registry
+
+    @property
+    def executor(self) -> Executor:
+        return self._runtime.executor
 
     # -- commands ---------------------------------------------------------------------------
     def create(
@@ -181,6 +183,8 @@ class RunService:
         already read are skipped by ``seq``. A gap or an overflowed buffer sends the reader back
         to the store, which is also re-read every POLL_INTERVAL for writers in other processes.
         """
+        import asyncio
+
         self.store.get_run(org_id, run_id)
         sub = self.bus.subscribe(run_id)
         try:
@@ -215,6 +219,7 @@ class RunService:
     ) -> AsyncIterator[Event]:
         """The stored events of a run, as recorded. With ``speed`` > 0 the original gaps between
         events are reproduced, divided by ``speed``; with 0 they stream as fast as possible."""
+        import asyncio
         from datetime import datetime
 
         self.store.get_run(org_id, run_id)

@@ -56,6 +56,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime if runtime is not None else Runtime(settings)
         try:
+            rt.load_agents()
             rt.attach(asyncio.get_running_loop())
             app.state.runtime = rt
             app.state.admin_token_digest = _admin_digest(rt, settings)

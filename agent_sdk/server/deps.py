@@ -75,9 +75,7 @@ async def get_org_id(
             "invalid X-Org-Id header",
             hint="an org id is 1-64 letters, digits, '_' or '-'",
         )
-    # Raises NotFound (-> 404) for an org that does not exist. This reaches into the store
-    # because core/ has no org service yet; it becomes a core call when one exists.
-    get_runtime(request).store.get_org(org_id)
+    get_runtime(request).orgs.get(org_id)  # NotFound (404) for an org that does not exist
     return org_id
 
 

@@ -2,11 +2,15 @@
 same errors whether it runs in-process or through a server.
 
 Use it by subclassing with a ``backend`` fixture that yields a backend bound to an org of its
-own (empty at the start of each test)::
+own (empty at the start of each test), and a ``backend_in_org`` fixture that yields a factory of
+backends bound to a given org id::
 
     class TestLocalBackend(BackendContract):
         @pytest.fixture
         def backend(self, settings): ...
+
+        @pytest.fixture
+        def backend_in_org(self, settings): ...
 
 Tests here use only the Backend protocol.
 """
@@ -201,6 +205,19 @@ class BackendContract:
             backend.list_events(run_id)
         with pytest.raises(NotFound):
             list(backend.follow_events(run_id))
+
+    def test_an_unknown_org_is_not_found_everywhere(
+        self, backend_in_org: Callable[[str], Backend]
+    ) -> None:
+        stranger = backend_in_org("no-such-org")
+        for call in (
+            lambda: stranger.list_runs(),
+            lambda: stranger.list_sessions(),
+            lambda: stranger.create_run("demo", "x"),
+            lambda: stranger.get_run("run_00000000000000000000000000"),
+        ):
+            with pytest.raises(NotFound, match="no-such-org"):
+                call()
 
     def test_unknown_sessions_are_not_found(self, backend: Backend) -> None:
         for session_id in ("chat-404", "../..", "a/b"):
