@@ -8,6 +8,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,8 +38,10 @@ def bench_env(home: Path, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def server(cmd: Sequence[str], env: dict[str, str], port: int) -> Iterator[str]:
-    """Start a server subprocess on 127.0.0.1:port and wait until it answers."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """Start a server subprocess on 127.0.0.1:port and wait until it answers. Its output goes
+    to a file, never a pipe nobody reads (a full pipe would stall the server mid-benchmark)."""
+    log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -49,8 +52,7 @@ def server(cmd: Sequence[str], env: dict[str, str], port: int) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"server {cmd} did not start: {err}")
+                raise RuntimeError(f"server {cmd} did not start: {Path(log.name).read_text()}")
             time.sleep(0.05)
         yield url
     finally:
@@ -59,6 +61,8 @@ def server(cmd: Sequence[str], env: dict[str, str], port: int) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
+        print(f"(server log: {log.name})", file=sys.stderr)
 
 
 def agent_sdk_cmd(*args: str) -> list[str]:

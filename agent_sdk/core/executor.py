@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import AgentSDKError, QuotaExceeded
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from agent_sdk.store.base import Store
 
 log = logging.getLogger(__name__)
+
+# Seconds between checks of the store for a cancel requested by another process.
+CANCEL_POLL = 0.25
 
 
 class EventCapExceeded(QuotaExceeded):
@@ -173,7 +177,16 @@ class Executor:
             count[0] = ev.seq
             self.bus.publish(ev)
 
+        # A cancel made in this process cancels the task directly; the store is only asked
+        # for cancels made elsewhere (another process's CLI), at most every CANCEL_POLL seconds,
+        # so short runs pay no read for it.
+        last_check = [time.monotonic()]
+
         def cancelled() -> bool:
+            now = time.monotonic()
+            if now - last_check[0] < CANCEL_POLL:
+                return False
+            last_check[0] = now
             return self.store.get_run(org_id, run_id).cancel_requested
 
         s = self.settings

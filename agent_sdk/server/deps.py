@@ -30,14 +30,22 @@ _bearer = HTTPBearer(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def get_runtime(request: Request) -> Runtime:
+    return runtime_of(request)
+
+
+async def get_settings(request: Request) -> Settings:
+    return settings_of(request)
 
 
 async def require_token(
@@ -68,14 +76,14 @@ async def get_org_id(
 ) -> str:
     """The org of the request; depends on the token check so an anonymous caller cannot probe
     which orgs exist."""
-    org_id = get_settings(request).org_id if x_org_id is None else x_org_id
+    org_id = settings_of(request).org_id if x_org_id is None else x_org_id
     if not ORG_ID.fullmatch(org_id):
         raise HTTPProblem(
             400,
             "invalid X-Org-Id header",
             hint="an org id is 1-64 letters, digits, '_' or '-'",
         )
-    get_runtime(request).orgs.get(org_id)  # NotFound (404) for an org that does not exist
+    runtime_of(request).orgs.get(org_id)  # NotFound (404) for an org that does not exist
     return org_id
 
 

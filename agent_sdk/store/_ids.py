@@ -63,7 +63,8 @@ def new_id(prefix: str) -> str:
 
 def utcnow() -> str:
     """ISO-8601 UTC with microseconds and ``Z``; fixed width, so strings sort like the times."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime, and this runs for every event.
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 __all__ = ["new_id", "ulid", "utcnow"]

@@ -472,10 +472,13 @@ class SQLiteStore:
             where += f" AND status IN ({', '.join('?' * len(expected))})"
             params += expected
         with self.transaction():
-            if not self._exec(f"UPDATE runs SET {', '.join(sets)} WHERE {where}", params):
+            row = self._one(
+                f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {_RUN_COLUMNS}", params
+            )
+            if row is None:
                 self._require_run(org_id, run_id)
                 return None
-            return self.get_run(org_id, run_id)
+            return run_from_row(row)
 
     def _require_run(self, org_id: str, run_id: str) -> None:
         if self._one("SELECT 1 FROM runs WHERE id = ? AND org_id = ?", (run_id, org_id)) is None:
@@ -488,21 +491,17 @@ class SQLiteStore:
         when = time or utcnow()
         payload = dumps(data)
         with self.transaction():
-            # One seek checks the run's org and finds the last seq at the end of its PK range;
-            # the write lock taken by BEGIN IMMEDIATE makes read-then-insert race-free.
+            # One statement: the SELECT checks the run's org and finds the last seq with one seek
+            # at the end of the run's PK range; BEGIN IMMEDIATE's write lock makes it race-free.
             row = self._one(
-                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?)"
-                " + 1 FROM runs WHERE id = ? AND org_id = ?",
-                (run_id, run_id, org_id),
+                "INSERT INTO events (run_id, seq, org_id, type, time, data)"
+                " SELECT ?, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?) + 1,"
+                " ?, ?, ?, ? FROM runs WHERE id = ? AND org_id = ? RETURNING seq",
+                (run_id, run_id, org_id, type, when, payload, run_id, org_id),
             )
             if row is None:
                 raise NotFound(f"run {run_id!r} not found")
             seq: int = row[0]
-            self._exec(
-                "INSERT INTO events (run_id, seq, org_id, type, time, data)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, seq, org_id, type, when, payload),
-            )
         return Event(run_id, seq, type, when, data)
 
     def list_events(
