@@ -165,23 +165,6 @@ def _run(settings: Settings, sock: socket.socket, host: str, port: int) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _prepare_database(settings: Settings) -> tuple[str | None, bool]:
-    """Migrate, ensure the admin token; return (token or None, whether it was created now)."""
-    from agent_sdk.core.tokens import admin_token_digest, ensure_admin_token
-    from agent_sdk.store import store_from_settings
-
-    store = store_from_settings(settings)
-    try:
-        applied = store.migrate()
-        if applied:
-            say(f"applied {len(applied)} migration(s)")
-        created = admin_token_digest(store) is None
-        token = ensure_admin_token(store, settings.admin_token_path)
-    finally:
-        store.close()
-    return token, created
-
-
 app = sub_app()
 
 
@@ -206,7 +189,12 @@ def up(host: HostOption = None, port: PortOption = None, agents: AgentsOption = 
     sock = _bind(settings.host, settings.port)
     state_path = settings.server_state_path
     try:
-        token, created = _prepare_database(settings)
+        from agent_sdk.core.bootstrap import prepare_local_server
+
+        prepared = prepare_local_server(settings)
+        if prepared.applied:
+            say(f"applied {len(prepared.applied)} migration(s)")
+        token, created = prepared.token, prepared.token_created
         url = _client_url(settings.host, sock.getsockname()[1])
         _write_state(state_path, url)
         token_file = settings.admin_token_path
@@ -238,18 +226,13 @@ def serve(host: HostOption = None, port: PortOption = None, agents: AgentsOption
 
     Example: AGENT_SDK_HOST=0.0.0.0 agent-sdk serve
     """
-    from agent_sdk.store import store_from_settings
+    from agent_sdk.core.bootstrap import pending_migrations
 
     ctx = current()
     _configure(ctx, host, port, agents)
     settings = ctx.settings
     _server_modules()
-    store = store_from_settings(settings)
-    try:
-        pending = [m for m in store.migration_status() if m.applied_at is None]
-    finally:
-        store.close()
-    if pending:
+    if pending := pending_migrations(settings):
         raise Conflict(
             f"the database has {len(pending)} pending migration(s); the server will not "
             "start on an old schema",
