@@ -87,3 +87,23 @@ def row(name: str, ours: float, base: float, unit: str, higher_is_better: bool =
         f"{name:<44} ours {ours:>10.2f} {unit:<6} baseline {base:>10.2f} {unit:<6} "
         f"ratio {ratio:5.2f}  ({better})"
     )
+
+
+@contextlib.contextmanager
+def bare_server(tmp: Path, env: dict[str, str], **extra: str) -> Iterator[str]:
+    """The baseline app of bench/bare_app.py under uvicorn, with uvicorn's default settings."""
+    port = free_port()
+    env = dict(env, BARE_DB=str(tmp / "bare.db"), PYTHONPATH=str(ROOT / "bench"), **extra)
+    cmd = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
+           "--log-level", "warning"]  # fmt: skip
+    with server(cmd, env, port) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def agent_sdk_server(home: Path, env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """`agent-sdk up` on a free port; yields its URL and admin token."""
+    port = free_port()
+    with server(agent_sdk_cmd("up", "--port", str(port)), env, port) as url:
+        token = (home / ".local/share/agent-sdk/admin-token").read_text().strip()
+        yield url, token

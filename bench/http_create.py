@@ -12,11 +12,10 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from _util import ROOT, agent_sdk_cmd, bench_env, free_port, row, server
+from _util import agent_sdk_server, bare_server, bench_env, row
 
 NOOP = {"agent": {"name": "noop", "model": "scripted", "script": [{"text": "ok"}]}, "input": "hi"}
 
@@ -57,24 +56,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         env = bench_env(tmp / "home")
-        port = free_port()
-        bare_env = dict(env, BARE_DB=str(tmp / "bare.db"))
-        bare_cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bare_app:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        bare_env["PYTHONPATH"] = str(ROOT / "bench")
-        with server(bare_cmd, bare_env, port) as url:
+        with bare_server(tmp, env) as url:
             base = wrk(url + "/runs", NOOP, {}, args.seconds, args.connections, tmp)
-        port = free_port()
-        with server(agent_sdk_cmd("up", "--port", str(port)), env, port) as url:
-            token = (tmp / "home/.local/share/agent-sdk/admin-token").read_text().strip()
+        with agent_sdk_server(tmp / "home", env) as (url, token):
             ours = wrk(
                 url + "/v1/runs",
                 NOOP,

@@ -9,13 +9,12 @@ measured LangGraph's dev server here at 1,001 ms p50 (it polls for work every 0.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from _util import ROOT, agent_sdk_cmd, bench_env, free_port, median, pct, row, server
+from _util import agent_sdk_server, bare_server, bench_env, median, pct, row
 
 NOOP = {"agent": {"name": "noop", "model": "scripted", "script": [{"text": "ok"}]}, "input": "hi"}
 
@@ -59,24 +58,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         env = bench_env(tmp / "home")
-        port = free_port()
-        bare_env = dict(env, BARE_DB=str(tmp / "bare.db"), PYTHONPATH=str(ROOT / "bench"))
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bare_app:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        with server(cmd, bare_env, port) as url:
+        with bare_server(tmp, env) as url:
             bare(url, 10)
             base = bare(url, args.runs)
-        port = free_port()
-        with server(agent_sdk_cmd("up", "--port", str(port)), env, port) as url:
-            token = (tmp / "home/.local/share/agent-sdk/admin-token").read_text().strip()
+        with agent_sdk_server(tmp / "home", env) as (url, token):
             ours(url, token, 10)
             mine = ours(url, token, args.runs)
     print(

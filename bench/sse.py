@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _util import ROOT, agent_sdk_cmd, bench_env, free_port, median, row, server
+from _util import agent_sdk_server, bare_server, bench_env, median, row
 
 
 def seed(env: dict[str, str], n: int) -> str:
@@ -60,28 +60,9 @@ def main() -> None:
         tmp = Path(tmp_s)
         env = bench_env(tmp / "home")
         run_id = seed(env, args.events)
-        port = free_port()
-        bare_env = dict(
-            env,
-            BARE_DB=str(tmp / "bare.db"),
-            BARE_EVENTS=str(args.events),
-            PYTHONPATH=str(ROOT / "bench"),
-        )
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bare_app:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        with server(cmd, bare_env, port) as url:
+        with bare_server(tmp, env, BARE_EVENTS=str(args.events)) as url:
             base = median([stream(url + "/sse", {}, args.events) for _ in range(args.repeat)])
-        port = free_port()
-        with server(agent_sdk_cmd("up", "--port", str(port)), env, port) as url:
-            token = (tmp / "home/.local/share/agent-sdk/admin-token").read_text().strip()
+        with agent_sdk_server(tmp / "home", env) as (url, token):
             headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
             ev_url = f"{url}/v1/runs/{run_id}/events"
             ours = median([stream(ev_url, headers, args.events) for _ in range(args.repeat)])
