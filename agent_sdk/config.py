@@ -139,6 +139,23 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8765
     max_body_bytes: int = 1_048_576
+    # Access control
+    api_key_pepper: str | None = field(default=None, repr=False)
+    api_key_role: str = "admin"
+    api_key_scopes: tuple[str, ...] = ()
+    jwt_enabled: bool = False
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_issuer: str = "agent-sdk"
+    jwt_audience: str = "agent-sdk"
+    jwt_leeway: float = 30.0
+    redis_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    # Audit
+    audit_log_path: str | None = None
+    audit_log_stdout: bool = False
+    audit_hash_chain: bool = False
+    audit_signing_key: str | None = None
+    audit_checkpoint_every: int = 100
     # Output
     debug: bool = False
 
@@ -159,6 +176,16 @@ class Settings:
     @property
     def admin_token_path(self) -> Path:
         return Path(self.data_dir) / "admin-token"
+
+    @property
+    def pepper_path(self) -> Path:
+        """Where the server keeps its API-key pepper when AGENT_SDK_API_KEY_PEPPER is unset."""
+        return Path(self.data_dir) / "api-key-pepper"
+
+    @property
+    def audit_signing_key_path(self) -> Path:
+        """The Ed25519 key that signs audit checkpoints: outside the database on purpose."""
+        return Path(self.audit_signing_key or Path(self.data_dir) / "audit-signing.key")
 
     @property
     def server_state_path(self) -> Path:
@@ -192,10 +219,31 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "host": _str,
     "port": _int(0, 65535),
     "max_body_bytes": _int(1),
+    "api_key_pepper": _opt_str,
+    "api_key_role": _choice("admin", "operator", "viewer"),
+    "api_key_scopes": _list,
+    "jwt_enabled": _bool,
+    "jwt_secret": _opt_str,
+    "jwt_issuer": _str,
+    "jwt_audience": _str,
+    "jwt_leeway": _float(0),
+    "redis_url": _opt_str,
+    "trusted_proxies": _list,
+    "audit_log_path": _opt_str,
+    "audit_log_stdout": _bool,
+    "audit_hash_chain": _bool,
+    "audit_signing_key": _opt_str,
+    "audit_checkpoint_every": _int(1),
     "debug": _bool,
 }
 # Environment names that differ from AGENT_SDK_<FIELD>. Spec names are public: keep them.
-_ENV_ALIASES: dict[str, str] = {"org_id": "AGENT_SDK_ORG", "agents_file": "AGENT_SDK_AGENTS_PATH"}
+_ENV_ALIASES: dict[str, str] = {
+    "org_id": "AGENT_SDK_ORG",
+    "agents_file": "AGENT_SDK_AGENTS_PATH",
+    # The hardening guide names these two without the prefix.
+    "api_key_role": "API_KEY_ROLE",
+    "api_key_scopes": "API_KEY_SCOPES",
+}
 
 
 def env_name(setting: str) -> str:

@@ -46,3 +46,38 @@ def runtime(settings: Settings) -> Iterator[object]:
         yield rt
     finally:
         rt.close(wait=True, timeout=10)
+
+
+def _service_missing(what: str, reason: str) -> None:
+    """A test that needs a service fails in CI (AGENT_SDK_TEST_REQUIRE_SERVICES=1) and skips
+    with the reason on a laptop without it."""
+    message = f"{what} is not reachable: {reason}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " (AGENT_SDK_TEST_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+REDIS_URL = os.environ.get("AGENT_SDK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database for one test, flushed before and after (database 15 by default, so a
+    developer's own data in database 0 is never touched)."""
+    try:
+        import redis
+    except ImportError:
+        _service_missing("Redis", "the redis package is not installed (pip install -e '.[test]')")
+        raise
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        client.close()
+        _service_missing(f"Redis at {REDIS_URL}", str(exc))
+        raise
+    try:
+        yield REDIS_URL
+    finally:
+        client.flushdb()
+        client.close()
