@@ -173,3 +173,96 @@ class MigrationState(_Record):
     version: int
     name: str
     applied_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey(_Record):
+    """An API key as listings show it. It never holds the secret or its hash: those stay in the
+    store, so no code path that renders a key can leak one."""
+
+    id: str
+    org_id: str
+    name: str
+    prefix_display: str  # "asdk_<id>_": the public part of the token
+    last4: str  # the token's last four characters, to tell rotations apart
+    role: str
+    scopes: list[str]
+    created_at: str
+    created_by: str
+    expires_at: str | None = None
+    revoked_at: str | None = None
+    rotated_at: str | None = None
+    last_used_at: str | None = None
+    rate_per_second: float | None = None
+    burst: int | None = None
+    ip_allowlist: list[str] = field(default_factory=list)
+
+    @property
+    def display(self) -> str:
+        return f"{self.prefix_display}…{self.last4}"
+
+
+_PLATFORM_SCOPE = "admin:platform"  # agent_sdk.security.scopes.ADMIN_PLATFORM; records import none
+
+
+@dataclass(frozen=True, slots=True)
+class Principal(_Record):
+    """Who is making a request, as authentication established it, and what it may do."""
+
+    subject: str  # "api_key:<id>", a JWT's "sub", or "bootstrap"
+    org_id: str
+    scopes: frozenset[str]
+    kind: str  # "api_key" | "jwt" | "bootstrap"
+    key_id: str | None = None
+    rate_per_second: float | None = None
+    burst: int | None = None
+    ip_allowlist: tuple[str, ...] = ()
+
+    def can(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def acts_in(self, org_id: str) -> bool:
+        """A principal acts in its own org; only ``admin:platform`` reaches into others."""
+        return org_id == self.org_id or _PLATFORM_SCOPE in self.scopes
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _Record.to_dict(self)
+        out["scopes"] = sorted(self.scopes)
+        out["ip_allowlist"] = list(self.ip_allowlist)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry(_Record):
+    """One audit record. ``seq`` counts 1, 2, 3, ... per org and is never reused; with the hash
+    chain on, ``hash`` covers every other field and ``prev_hash`` (the previous record's hash),
+    as :mod:`agent_sdk.governance.audit` defines. ``details`` never holds a secret: it is
+    scrubbed before it is stored."""
+
+    org_id: str
+    seq: int
+    time: str
+    actor: str  # who: "api_key:<id>", a JWT subject, "bootstrap", "system", ...
+    actor_kind: str  # "api_key" | "jwt" | "bootstrap" | "system" | "anonymous" | ...
+    action: str  # what: "runs.create", "keys.revoke", ...
+    target: str | None  # the object acted on, if any
+    outcome: str  # "success" | "denied" | "failure" | ...
+    request_id: str | None = None
+    source_ip: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str | None = None
+    hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint(_Record):
+    """A signed statement: the first ``seq`` audit records of ``org_id`` end in ``head_hash``.
+    ``signature`` is base64 Ed25519 over the canonical JSON of (org_id, seq, head_hash, time);
+    ``key_id`` is the fingerprint of the public key that verifies it."""
+
+    org_id: str
+    seq: int
+    head_hash: str
+    time: str
+    signature: str
+    key_id: str

@@ -150,7 +150,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         srv.stop()
     log = srv.log.read_text()
     assert "Traceback" not in log, log
-    assert "created an admin token" in log
+    assert "created the bootstrap API key" in log
 
 
 _orgs = itertools.count(1)

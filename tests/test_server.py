@@ -526,6 +526,19 @@ V1_OPERATIONS = {
     ("get", "/v1/runs/{run_id}/events/replay"),
     ("get", "/v1/sessions"),
     ("get", "/v1/sessions/{session_id}"),
+    ("get", "/v1/auth/whoami"),
+    ("post", "/v1/admin/orgs"),
+    ("get", "/v1/admin/orgs"),
+    ("get", "/v1/admin/orgs/{org_id}"),
+    ("post", "/v1/admin/api-keys"),
+    ("get", "/v1/admin/api-keys"),
+    ("get", "/v1/admin/api-keys/{key_id}"),
+    ("post", "/v1/admin/api-keys/{key_id}/rotate"),
+    ("post", "/v1/admin/api-keys/{key_id}/revoke"),
+    ("delete", "/v1/admin/api-keys/{key_id}"),
+    ("get", "/v1/admin/audit-logs"),
+    ("get", "/v1/admin/audit-logs/export"),
+    ("get", "/v1/admin/audit-logs/verify"),
 }
 
 
@@ -536,7 +549,7 @@ def test_openapi_documents_every_v1_route(client: TestClient, auth: dict[str, st
     assert documented == V1_OPERATIONS | {("get", "/health"), ("get", "/ready")}
     # Each documented operation answers (not 404/405), so the document matches the routes.
     for method, path in V1_OPERATIONS:
-        url = path.format(run_id="run_x", session_id="s")
+        url = path.format(run_id="run_x", session_id="s", org_id="default", key_id="k")
         resp = client.request(method, url, headers=auth)
         assert resp.status_code != 405 and "no such endpoint" not in resp.text, (method, path)
     create = doc["paths"]["/v1/runs"]["post"]
@@ -547,8 +560,8 @@ def test_openapi_documents_every_v1_route(client: TestClient, auth: dict[str, st
     assert "CreateRun" in json.dumps(create["requestBody"])
     events = doc["paths"]["/v1/runs/{run_id}/events"]["get"]["responses"]["200"]["content"]
     assert {"application/json", "text/event-stream"} <= set(events)
-    assert "AdminToken" in doc["components"]["securitySchemes"]
-    assert doc["paths"]["/v1/runs"]["get"]["security"] == [{"AdminToken": []}]
+    assert "ApiKey" in doc["components"]["securitySchemes"]
+    assert doc["paths"]["/v1/runs"]["get"]["security"] == [{"ApiKey": []}]
 
 
 def test_documented_models_match_the_records() -> None:

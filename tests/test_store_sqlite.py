@@ -71,14 +71,15 @@ def test_migrations_are_recorded(store: SQLiteStore) -> None:
 def test_fresh_database_reports_pending_migrations(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "fresh.db")
     try:
-        assert [s.applied_at for s in store.migration_status()] == [None] * len(load_migrations())
-        with pytest.raises(Conflict, match=r"1 migration pending; run `agent-sdk db migrate`"):
+        n = len(load_migrations())
+        assert [s.applied_at for s in store.migration_status()] == [None] * n
+        with pytest.raises(Conflict, match=rf"{n} migrations? pending; run `agent-sdk db migrate`"):
             store.check()
         with pytest.raises(Conflict) as info:
             store.get_run(ORG, "run_x")
         assert info.value.hint == "run `agent-sdk db migrate`"
         applied = store.migrate()
-        assert [m.version for m in applied] == [1] and applied[0].applied_at
+        assert [m.version for m in applied] == list(range(1, n + 1)) and applied[0].applied_at
         store.check()
     finally:
         store.close()
@@ -105,7 +106,7 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(tmp_path: Pat
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [0, 0, 0, 1]
+    assert sorted(results) == [0, 0, 0, len(load_migrations())]
     stores[0].check()
     for s in stores:
         s.close()

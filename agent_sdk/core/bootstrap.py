@@ -1,37 +1,59 @@
 """What a server process does to its database before it serves: used by `agent-sdk up` (which
-migrates and makes the admin token itself, for a zero-set-up start) and `agent-sdk serve` (which
-refuses an old schema: a deployment migrates as a separate, deliberate step)."""
+migrates and makes the bootstrap key itself, for a zero-set-up start), by `agent-sdk serve`
+(which refuses an old schema: a deployment migrates as a separate, deliberate step) and by the
+server's start-up (which makes the bootstrap key if the default org has none).
+
+The bootstrap key is an ordinary API key of the ``default`` org (see
+:meth:`agent_sdk.core.keys.KeyService.ensure_bootstrap_key`). Its token is shown once and kept
+for the CLI of this machine in a 0600 file, ``<data dir>/admin-token``.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent_sdk.core.tokens import admin_token_digest, ensure_admin_token
 from agent_sdk.records import MigrationState
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
+    from agent_sdk.core.runtime import Runtime
+
+BOOTSTRAP_ORG = "default"
 
 
 @dataclass(frozen=True)
 class Prepared:
     applied: list[MigrationState]
-    token: str | None  # the admin token, when this machine can show it
+    token: str | None  # the bootstrap key, when this machine can show it
     token_created: bool
 
 
-def prepare_local_server(settings: Settings) -> Prepared:
-    """Migrate and make sure an admin token exists."""
-    from agent_sdk.store import store_from_settings
-
-    store = store_from_settings(settings)
+def ensure_bootstrap_key(runtime: Runtime) -> tuple[str | None, bool]:
+    """Make the bootstrap key if the default org has no key. Returns (token or None, created)."""
+    path = runtime.settings.admin_token_path
+    token = runtime.keys.ensure_bootstrap_key(BOOTSTRAP_ORG)
+    if token is not None:
+        write_secret_file(path, token)
+        return token, True
     try:
-        applied = store.migrate()
-        created = admin_token_digest(store) is None
-        token = ensure_admin_token(store, settings.admin_token_path)
+        return path.read_text().strip() or None, False
+    except OSError:
+        return None, False
+
+
+def prepare_local_server(settings: Settings) -> Prepared:
+    """Migrate and make sure the bootstrap key exists."""
+    from agent_sdk.core.runtime import Runtime
+
+    runtime = Runtime(settings, migrate=False)
+    try:
+        applied = runtime.migrate()
+        token, created = ensure_bootstrap_key(runtime)
     finally:
-        store.close()
+        runtime.close(wait=False)
     return Prepared(applied, token, created)
 
 
@@ -43,3 +65,12 @@ def pending_migrations(settings: Settings) -> list[MigrationState]:
         return [m for m in store.migration_status() if m.applied_at is None]
     finally:
         store.close()
+
+
+def write_secret_file(path: Path, value: str) -> None:
+    """Write a secret readable by its owner only (created 0600, never briefly wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    os.chmod(path, 0o600)

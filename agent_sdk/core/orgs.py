@@ -1,21 +1,47 @@
-"""Orgs: every request and every CLI call acts in one. This issue only reads them; creating
-and listing orgs arrives with access control."""
+"""Orgs: every record belongs to one, every request and CLI call acts in one."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
-from agent_sdk.records import Org
+from agent_sdk.core.actors import Actor, audit_action
+from agent_sdk.errors import InvalidInput
+from agent_sdk.records import Org, Page
 
 if TYPE_CHECKING:
-    from agent_sdk.store.base import Store
+    from agent_sdk.core.runtime import Runtime
+
+ORG_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_org_id(org_id: str) -> str:
+    if not isinstance(org_id, str) or not ORG_ID.fullmatch(org_id):
+        raise InvalidInput(
+            f"invalid org id {org_id!r}", hint="an org id is 1-64 letters, digits, '_' or '-'"
+        )
+    return org_id
 
 
 class OrgService:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.store = runtime.store
+
+    def create(self, org_id: str, *, name: str | None = None, actor: Actor | None = None) -> Org:
+        check_org_id(org_id)
+        name = (name or org_id).strip()
+        if not 0 < len(name) <= 200 or not name.isprintable():
+            raise InvalidInput("an org name is 1-200 printable characters")
+        with self.store.transaction():
+            org = self.store.create_org(org_id, name)
+            audit_action(self._runtime.audit, org_id, actor, "orgs.create", org_id)
+        return org
 
     def get(self, org_id: str) -> Org:
         """The org, or NotFound: an unknown org is an error on every backend, never an empty
         listing that looks like an org without runs."""
         return self.store.get_org(org_id)
+
+    def list(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
+        return self.store.list_orgs(limit=limit, cursor=cursor)

@@ -13,6 +13,7 @@ import builtins
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.errors import InvalidInput, NotFound
 from agent_sdk.records import Event, EventType, Page, Run, RunStatus
 from agent_sdk.store._ids import new_id, utcnow
@@ -74,6 +75,7 @@ class RunService:
         session_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         script: list[dict[str, Any]] | None = None,
+        actor: Actor | None = None,
     ) -> Run:
         if not isinstance(input, str):
             raise InvalidInput("input must be a string")
@@ -111,11 +113,17 @@ class RunService:
             event = self.store.append_event(
                 org_id, run.id, EventType.RUN_CREATED, {"agent": run.agent}, time=now
             )
+            self._audit(org_id, actor, "runs.create", run.id, {"agent": run.agent})
         self.bus.publish(event)
         self.executor.submit(org_id, run.id)
         return run
 
-    def cancel(self, org_id: str, run_id: str) -> Run:
+    def _audit(
+        self, org_id: str, actor: Actor | None, action: str, run_id: str, details: dict[str, Any]
+    ) -> None:
+        audit_action(self._runtime.audit, org_id, actor, action, run_id, details=details)
+
+    def cancel(self, org_id: str, run_id: str, *, actor: Actor | None = None) -> Run:
         run = self.store.get_run(org_id, run_id)
         if run.status.terminal:
             return run
@@ -135,14 +143,17 @@ class RunService:
                 event = self.store.append_event(
                     org_id, run_id, EventType.RUN_CANCELLED, {"reason": "cancelled by request"}
                 )
+                self._audit(org_id, actor, "runs.cancel", run_id, {"was": "queued"})
         if done is not None:
             self.bus.publish(event)
             return done
         # Running: record the request (a process elsewhere sees it at its next step) and stop
         # the task at once if it runs here.
-        updated = self.store.update_run(
-            org_id, run_id, expect_status=[RunStatus.RUNNING], cancel_requested=True
-        )
+        with self.store.transaction():
+            updated = self.store.update_run(
+                org_id, run_id, expect_status=[RunStatus.RUNNING], cancel_requested=True
+            )
+            self._audit(org_id, actor, "runs.cancel", run_id, {"was": "running"})
         self.executor.cancel(run_id)
         return updated or self.store.get_run(org_id, run_id)
 

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     import asyncio
 
     from agent_sdk.config import Settings
+    from agent_sdk.core.audit import AuditService
+    from agent_sdk.core.auth import AuthService
     from agent_sdk.core.events import EventBus
     from agent_sdk.core.executor import Executor
+    from agent_sdk.core.keys import KeyService
     from agent_sdk.engine.agent import AgentRegistry
     from agent_sdk.store.base import Store
 
@@ -43,7 +46,7 @@ class Runtime:
             self.store.migrate()
         if registry is not None:
             self.registry = registry
-        self.orgs = OrgService(self.store)
+        self.orgs = OrgService(self)
         self.runs = RunService(self)
         self.sessions = SessionService(self.store)
 
@@ -52,6 +55,24 @@ class Runtime:
         from agent_sdk.engine.agent import AgentRegistry
 
         return AgentRegistry(self.settings.agents, self.settings.agents_file)
+
+    @cached_property
+    def audit(self) -> AuditService:
+        from agent_sdk.core.audit import AuditService
+
+        return AuditService(self.settings, self.store)
+
+    @cached_property
+    def keys(self) -> KeyService:
+        from agent_sdk.core.keys import KeyService
+
+        return KeyService(self.settings, self.store, audit=self.audit)
+
+    @cached_property
+    def auth(self) -> AuthService:
+        from agent_sdk.core.auth import AuthService
+
+        return AuthService(self.settings, self.keys, self.orgs)
 
     @cached_property
     def bus(self) -> EventBus:

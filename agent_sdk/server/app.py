@@ -26,8 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_sdk import __version__
 from agent_sdk.config import Settings
+from agent_sdk.core.bootstrap import ensure_bootstrap_key
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.core.tokens import admin_token_digest, ensure_admin_token
 from agent_sdk.server.errors import (
     PROBLEM_JSON,
     HTTPProblem,
@@ -35,7 +35,7 @@ from agent_sdk.server.errors import (
     install_error_handlers,
     render_http_error,
 )
-from agent_sdk.server.routes import health, runs, sessions
+from agent_sdk.server.routes import admin, health, runs, sessions
 
 log = logging.getLogger("agent_sdk.server")
 
@@ -57,9 +57,10 @@ def create_app(
         rt = runtime if runtime is not None else Runtime(settings)
         try:
             rt.load_agents()
+            rt.auth.check_config()
+            _bootstrap(rt, settings)
             rt.attach(asyncio.get_running_loop())
             app.state.runtime = rt
-            app.state.admin_token_digest = _admin_digest(rt, settings)
             yield
         finally:
             await _drain(rt, shutdown_grace)
@@ -82,25 +83,22 @@ def create_app(
     app.add_middleware(RequestContext)
 
     app.include_router(health.router())
-    for module in (runs, sessions):
+    for module in (runs, sessions, admin):
         app.include_router(module.router(), prefix="/v1")
         app.include_router(module.router(DeprecatedRoute), include_in_schema=False)
     app.include_router(runs.spec_router(DeprecatedRoute))
     return app
 
 
-def _admin_digest(rt: Runtime, settings: Settings) -> str | None:
-    """The digest of the admin token, read once: every request compares against it."""
-    digest = admin_token_digest(rt.store)
-    if digest is None:
+def _bootstrap(rt: Runtime, settings: Settings) -> None:
+    """A database whose default org has no key gets the bootstrap key now."""
+    token, created = ensure_bootstrap_key(rt)
+    if created:
         path = settings.admin_token_path
-        ensure_admin_token(rt.store, path)
-        digest = admin_token_digest(rt.store)
         sys.stderr.write(
-            f"agent-sdk: created an admin token; it is in {path} (mode 0600).\n"
+            f"agent-sdk: created the bootstrap API key; it is in {path} (mode 0600).\n"
             f"agent-sdk: use it with: export AGENT_SDK_API_KEY=$(cat {path})\n"
         )
-    return digest
 
 
 async def _drain(rt: Runtime, grace: float) -> None:

@@ -1,4 +1,9 @@
-"""Dependencies of the API routes: the runtime, the bearer token and the org of a request.
+"""Dependencies of the API routes: who is calling, in which org, with which scope.
+
+Each route declares the scope it needs (``Caller`` annotated with ``needs("runs:read")``). The
+checks themselves live in :mod:`agent_sdk.core.auth`; this module only reads the request
+(bearer header, ``X-Org-Id``, peer address) and writes what the checks decided into the answer
+(rate-limit headers; an audit record for a refused state-changing request).
 
 They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a thread pool,
 which would cost a thread hop on every request for checks that take microseconds.
@@ -6,28 +11,32 @@ which would cost a thread hop on every request for checks that take microseconds
 
 from __future__ import annotations
 
-import re
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agent_sdk.config import Settings
+from agent_sdk.core.actors import Actor, audit_action
+from agent_sdk.core.auth import RateLimited
+from agent_sdk.core.orgs import ORG_ID
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.core.tokens import verify_admin_token
-from agent_sdk.errors import AuthenticationError
+from agent_sdk.errors import PermissionDenied
+from agent_sdk.records import Principal
+from agent_sdk.security.network import client_ip
+from agent_sdk.security.ratelimit import rate_limit_headers
 from agent_sdk.server.errors import HTTPProblem
-
-ORG_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # auto_error=False: a missing or non-Bearer header must give our 401 problem (with the same
 # wording for every kind of failure), not FastAPI's own 403. The scheme also documents the
 # security requirement in /openapi.json.
 _bearer = HTTPBearer(
     auto_error=False,
-    scheme_name="AdminToken",
-    description="The admin token: `agent-sdk up` writes it to a 0600 file in the data directory.",
+    scheme_name="ApiKey",
+    description="An API key (`asdk_...`) or, when enabled, an HS256 JWT.",
 )
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -44,48 +53,82 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime_of(request)
 
 
-async def get_settings(request: Request) -> Settings:
-    return settings_of(request)
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    org_id: str  # the org this request acts in
+    actor: Actor  # for the audit records of what it changes
 
 
-async def require_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+def needs(scope: str | None) -> Any:
+    """A dependency admitting callers that hold ``scope`` (None: any authenticated caller)."""
+
+    async def admit(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+        x_org_id: Annotated[
+            str | None,
+            Header(alias="X-Org-Id", description="the org to act in (default: the caller's)"),
+        ] = None,
+    ) -> Caller:
+        rt = runtime_of(request)
+        token = credentials.credentials.strip() if credentials is not None else None
+        # Authentication first: an anonymous caller learns nothing about orgs or scopes.
+        principal = rt.auth.authenticate(token)
+        if x_org_id is not None and not ORG_ID.fullmatch(x_org_id):
+            raise HTTPProblem(
+                400, "invalid X-Org-Id header", hint="an org id is 1-64 letters, digits, '_' or '-'"
+            )
+        peer = request.client.host if request.client else None
+        ip = client_ip(
+            peer, request.headers.get("x-forwarded-for"), settings_of(request).trusted_proxies
+        )
+        actor = Actor.of(principal, request_id=request.state.request_id, source_ip=ip)
+        try:
+            admission = rt.auth.authorize(
+                principal, scope=scope, requested_org=x_org_id, client_ip=ip
+            )
+        except RateLimited as exc:
+            request.state.extra_headers = rate_limit_headers(
+                exc.decision, rate=exc.rate, burst=exc.burst
+            )
+            _record_refusal(request, rt, principal, actor, exc.message)
+            raise
+        except PermissionDenied as exc:
+            _record_refusal(request, rt, principal, actor, exc.message)
+            raise
+        if admission.rate is not None:
+            rate, burst = principal.rate_per_second or 0, admission.rate.limit
+            request.state.extra_headers = rate_limit_headers(admission.rate, rate=rate, burst=burst)
+        return Caller(principal, admission.org_id, actor)
+
+    return Depends(admit)
+
+
+def _record_refusal(
+    request: Request, rt: Runtime, principal: Principal, actor: Actor, reason: str
 ) -> None:
-    """Refuse the request unless it carries the admin token. Missing, malformed and wrong tokens
-    get the same answer, so a caller learns nothing about which part was wrong."""
-    digest: str | None = request.app.state.admin_token_digest
-    token = credentials.credentials.strip() if credentials is not None else ""
-    if not token or not verify_admin_token(digest, token):
-        raise AuthenticationError(
-            "missing or invalid credentials",
-            hint="send 'Authorization: Bearer <token>'; the CLI reads it from AGENT_SDK_API_KEY",
-        )
-
-
-async def get_org_id(
-    request: Request,
-    _auth: Annotated[None, Depends(require_token)],
-    x_org_id: Annotated[
-        str | None,
-        Header(
-            alias="X-Org-Id",
-            description="the org the request acts in (default: the server's AGENT_SDK_ORG)",
-        ),
-    ] = None,
-) -> str:
-    """The org of the request; depends on the token check so an anonymous caller cannot probe
-    which orgs exist."""
-    org_id = settings_of(request).org_id if x_org_id is None else x_org_id
-    if not ORG_ID.fullmatch(org_id):
-        raise HTTPProblem(
-            400,
-            "invalid X-Org-Id header",
-            hint="an org id is 1-64 letters, digits, '_' or '-'",
-        )
-    runtime_of(request).orgs.get(org_id)  # NotFound (404) for an org that does not exist
-    return org_id
+    """A refused state-changing request is an audit record in the caller's own org."""
+    if request.method in _SAFE_METHODS:
+        return
+    route = request.scope.get("route")
+    action = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    audit_action(
+        rt.audit,
+        principal.org_id,
+        actor,
+        action,
+        request.headers.get("x-org-id"),
+        outcome="denied",
+        details={"reason": reason},
+    )
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-OrgId = Annotated[str, Depends(get_org_id)]
+AnyCaller = Annotated[Caller, needs(None)]
+RunsReader = Annotated[Caller, needs("runs:read")]
+RunsWriter = Annotated[Caller, needs("runs:write")]
+SessionsReader = Annotated[Caller, needs("sessions:read")]
+KeysAdmin = Annotated[Caller, needs("admin:keys")]
+OrgsAdmin = Annotated[Caller, needs("admin:orgs")]
+AuditAdmin = Annotated[Caller, needs("admin:audit")]

@@ -117,10 +117,12 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Malformed header (for example X-Org-Id)",
         401: "Missing or invalid bearer token",
+        403: "The credential lacks the scope, the org, or the network this needs",
         404: "No such object in this org, or no such org",
         409: "The object is not in a state that allows this",
         413: "Request body larger than AGENT_SDK_MAX_BODY_BYTES",
         422: "Invalid input (field errors listed under `errors`)",
+        429: "The key's rate limit was reached (see Retry-After and RateLimit headers)",
         503: "The store is unreachable or not migrated",
     }
     return {
@@ -283,6 +285,9 @@ class RequestContext:
                 started = True
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", rid.encode("ascii")))
+                # Headers the request's handling decided on (rate limits), errors included.
+                for name, value in state.get("extra_headers", {}).items():
+                    headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
                 successor = state.get("successor_path")
                 if successor is not None:
                     headers += [

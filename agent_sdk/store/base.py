@@ -12,9 +12,11 @@ from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Protocol
 
 from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, Session
+from agent_sdk.store.audit import AuditStore
+from agent_sdk.store.keys import KeyStore
 
 
-class Store(Protocol):
+class Store(KeyStore, AuditStore, Protocol):
     scheme: ClassVar[str]
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -45,6 +47,14 @@ class Store(Protocol):
 
     # -- orgs ------------------------------------------------------------------------------
     def ensure_org(self, org_id: str, name: str | None = None) -> Org: ...
+
+    def create_org(self, org_id: str, name: str) -> Org:
+        """Raise Conflict if the org exists."""
+        ...
+
+    def list_orgs(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
+        """All orgs by id (a platform listing: the one read that is not scoped to an org)."""
+        ...
 
     def get_org(self, org_id: str) -> Org:
         """Raise NotFound if the org does not exist."""

@@ -49,6 +49,8 @@ from agent_sdk.store._rows import (
     session_from_row,
 )
 from agent_sdk.store.migrations import Migration, load_migrations
+from agent_sdk.store.sqlite_audit import SQLiteAuditMixin
+from agent_sdk.store.sqlite_keys import SQLiteKeysMixin
 
 T = TypeVar("T")
 
@@ -101,7 +103,7 @@ class _Conn:
             self.db.close()
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin):
     scheme: ClassVar[str] = "sqlite"
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
@@ -310,6 +312,26 @@ class SQLiteStore:
                 (org_id, name or org_id, utcnow()),
             )
             return self.get_org(org_id)
+
+    def create_org(self, org_id: str, name: str) -> Org:
+        try:
+            self._exec(
+                "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
+                (org_id, name, utcnow()),
+            )
+        except Conflict:
+            raise Conflict(f"org {org_id!r} already exists") from None
+        return self.get_org(org_id)
+
+    def list_orgs(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
+        """By id: org ids are chosen by people, so there is no time order to follow."""
+        limit = check_limit(limit)
+        sql, params = "SELECT id, name, created_at FROM orgs", []
+        if cursor is not None:
+            sql += " WHERE id > ?"
+            params.append(cursor_key(cursor, "org"))
+        rows = self._query(sql + " ORDER BY id LIMIT ?", [*params, limit + 1])
+        return make_page([Org(r[0], r[1], r[2]) for r in rows], limit, "org", lambda o: o.id)
 
     def get_org(self, org_id: str) -> Org:
         row = self._one("SELECT id, name, created_at FROM orgs WHERE id = ?", (org_id,))

@@ -78,6 +78,15 @@ class StoreContract:
         org = store.get_org(ORG)
         assert (org.id, org.name) == (ORG, "Default")
 
+    def test_create_and_list_orgs(self, store: Store) -> None:
+        made = [store.create_org(f"org-{i:02d}", f"Org {i}") for i in range(5)]
+        assert made[0].name == "Org 0" and store.get_org("org-00") == made[0]
+        with pytest.raises(Conflict, match="already exists"):
+            store.create_org("org-00", "again")
+        seen = walk(lambda c: store.list_orgs(limit=2, cursor=c))
+        ids = [o.id for o in seen]
+        assert ids == sorted(ids) and {o.id for o in made} <= set(ids) and "default" in ids
+
     def test_ensure_org_is_idempotent_and_keeps_the_first_name(self, store: Store) -> None:
         first = store.ensure_org(OTHER, "Other Inc")
         again = store.ensure_org(OTHER, "Renamed")

@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,14 +23,13 @@ from starlette.responses import Response
 from agent_sdk.core.runs import RunService
 from agent_sdk.errors import InvalidInput
 from agent_sdk.records import Event, RunStatus
-from agent_sdk.server.deps import OrgId, RuntimeDep, require_token
+from agent_sdk.server.deps import RunsReader, RunsWriter, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 
 # A store page of events becomes one chunk of the stream: one read, one encode, one send.
 SSE_PAGE = 500
 KEEPALIVE_SECONDS = 15.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_auth = Depends(require_token)
 
 # No pattern on ids: any id that is not a run of this org is a 404, as in the local backend
 # (a 422 for some unknown ids and a 404 for others would make the two backends differ).
@@ -118,20 +117,21 @@ _SSE_DOC: dict[int | str, dict[str, Any]] = {
 
 
 # -- handlers ------------------------------------------------------------------------------------
-async def create_run(body: CreateRun, org: OrgId, rt: RuntimeDep) -> Response:
+async def create_run(body: CreateRun, who: RunsWriter, rt: RuntimeDep) -> Response:
     run = rt.runs.create(
-        org,
+        who.org_id,
         body.agent,
         body.input,
         session_id=body.session_id,
         metadata=body.metadata,
         script=body.script,
+        actor=who.actor,
     )
     return JSONResponse(run.to_dict(), 201, headers={"Location": f"/v1/runs/{run.id}"})
 
 
 async def list_runs(
-    org: OrgId,
+    who: RunsReader,
     rt: RuntimeDep,
     status: Annotated[
         list[str] | None,
@@ -141,24 +141,26 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> Response:
-    page = rt.runs.list(org, status=status, session_id=session_id, limit=limit, cursor=cursor)
+    page = rt.runs.list(
+        who.org_id, status=status, session_id=session_id, limit=limit, cursor=cursor
+    )
     return JSONResponse(
         {"data": [r.to_dict() for r in page.items], "next_cursor": page.next_cursor}
     )
 
 
-async def get_run(run_id: RunId, org: OrgId, rt: RuntimeDep) -> Response:
-    return JSONResponse(rt.runs.get(org, run_id).to_dict())
+async def get_run(run_id: RunId, who: RunsReader, rt: RuntimeDep) -> Response:
+    return JSONResponse(rt.runs.get(who.org_id, run_id).to_dict())
 
 
-async def cancel_run(run_id: RunId, org: OrgId, rt: RuntimeDep) -> Response:
-    return JSONResponse(rt.runs.cancel(org, run_id).to_dict(), 202)
+async def cancel_run(run_id: RunId, who: RunsWriter, rt: RuntimeDep) -> Response:
+    return JSONResponse(rt.runs.cancel(who.org_id, run_id, actor=who.actor).to_dict(), 202)
 
 
 async def run_events(
     request: Request,
     run_id: RunId,
-    org: OrgId,
+    who: RunsReader,
     rt: RuntimeDep,
     after: After = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="page size (JSON only)")] = 1000,
@@ -169,10 +171,10 @@ async def run_events(
         after = _resume_point(last_event_id, after)
         # The first page is read here, before the answer starts, so an unknown run is a 404
         # problem rather than a stream that breaks off.
-        first = rt.runs.events(org, run_id, after=after, limit=SSE_PAGE)
-        chunks = _follow_chunks(rt.runs, org, run_id, first, after)
+        first = rt.runs.events(who.org_id, run_id, after=after, limit=SSE_PAGE)
+        chunks = _follow_chunks(rt.runs, who.org_id, run_id, first, after)
         return _sse(chunks)
-    events = rt.runs.events(org, run_id, after=after, limit=limit)
+    events = rt.runs.events(who.org_id, run_id, after=after, limit=limit)
     return JSONResponse(
         {
             "data": [_event_dict(e) for e in events],
@@ -183,7 +185,7 @@ async def run_events(
 
 async def replay_events(
     run_id: RunId,
-    org: OrgId,
+    who: RunsReader,
     rt: RuntimeDep,
     after: After = 0,
     speed: Annotated[
@@ -193,7 +195,7 @@ async def replay_events(
     last_event_id: LastEventId = None,
 ) -> Response:
     after = _resume_point(last_event_id, after)
-    events = rt.runs.replay(org, run_id, after=after, speed=speed)
+    events = rt.runs.replay(who.org_id, run_id, after=after, speed=speed)
     # Take the first event now: the run's NotFound surfaces as a 404 before the stream starts.
     try:
         first = await anext(events)
@@ -347,8 +349,7 @@ def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
     r = APIRouter(
         tags=["runs"],
         route_class=route_class,
-        dependencies=[_auth],
-        responses=problem_responses(401, 400, 404, 422),
+        responses=problem_responses(401, 400, 403, 404, 422, 429),
     )
     r.post(
         "/runs",
@@ -385,7 +386,7 @@ def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
 
 def spec_router(route_class: type[APIRoute]) -> APIRouter:
     """``/run/{id}/events/replay``: the path the production-hardening guide names."""
-    r = APIRouter(route_class=route_class, dependencies=[_auth], include_in_schema=False)
+    r = APIRouter(route_class=route_class, include_in_schema=False)
     r.get("/run/{run_id}/events/replay", response_class=StreamingResponse)(replay_events)
     return r
 

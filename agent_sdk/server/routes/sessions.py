@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from agent_sdk.server.deps import OrgId, RuntimeDep, require_token
+from agent_sdk.server.deps import RuntimeDep, SessionsReader
 from agent_sdk.server.errors import problem_responses
 
 SessionId = Annotated[str, Path(description="a session id")]
@@ -35,27 +35,26 @@ class SessionPage(BaseModel):
 
 
 async def list_sessions(
-    org: OrgId,
+    who: SessionsReader,
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> Response:
-    page = rt.sessions.list(org, limit=limit, cursor=cursor)
+    page = rt.sessions.list(who.org_id, limit=limit, cursor=cursor)
     return JSONResponse(
         {"data": [s.to_dict() for s in page.items], "next_cursor": page.next_cursor}
     )
 
 
-async def get_session(session_id: SessionId, org: OrgId, rt: RuntimeDep) -> Response:
-    return JSONResponse(rt.sessions.get(org, session_id).to_dict())
+async def get_session(session_id: SessionId, who: SessionsReader, rt: RuntimeDep) -> Response:
+    return JSONResponse(rt.sessions.get(who.org_id, session_id).to_dict())
 
 
 def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
     r = APIRouter(
         tags=["sessions"],
         route_class=route_class,
-        dependencies=[Depends(require_token)],
-        responses=problem_responses(401, 400, 404, 422),
+        responses=problem_responses(401, 400, 403, 404, 422, 429),
     )
     r.get("/sessions", response_model=SessionPage, summary="List sessions, newest first")(
         list_sessions

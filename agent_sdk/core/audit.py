@@ -1,0 +1,265 @@
+"""The audit service: who did what, in which org, with what outcome, recorded before the answer.
+
+:meth:`AuditService.record` is the one way to write the audit log. It is *fail closed*: if any
+configured sink cannot take the record, it raises ``BackendUnavailable("audit log write failed:
+...")`` and the caller's action must fail with it.
+
+Ordering within :meth:`record` (all inside one database transaction, joining the caller's when
+one is open, which is how a failed audit write also undoes the action it describes):
+
+1. append the record to the database (the source of truth): seq, chain hash;
+2. write the JSONL file line and the stdout line;
+3. every ``AGENT_SDK_AUDIT_CHECKPOINT_EVERY`` records, sign and store a checkpoint;
+4. commit (by the outermost transaction).
+
+A failure in 1-3 rolls the record (and the caller's writes) back. The remaining window runs the
+other way: a line written in step 2 stays in the file and on stdout even if step 3 or the
+commit then fails, or the caller's transaction later raises and rolls back. Such a line has a
+seq that the database will give to another record, so a reader spots it (the same seq twice,
+with different contents); the database decides. Because the sinks are written while the
+store's write lock for the org is held (on SQLite, the database's one write lock), their lines
+appear in seq order even with many processes.
+
+Callers should record an action as the last step before its transaction commits, and must not
+swallow the exception of a failed :meth:`record` inside their own transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict, InvalidInput
+from agent_sdk.governance.audit import (
+    checkpoint_payload,
+    export_lines,
+    scrub,
+    scrub_text,
+    to_jsonl,
+)
+from agent_sdk.governance.audit_sinks import AuditSink, sinks_from_settings
+from agent_sdk.governance.audit_verify import VerifyReport, verify_log
+from agent_sdk.records import AuditEntry, Checkpoint
+from agent_sdk.store._ids import utcnow
+from agent_sdk.store._rows import MAX_LIMIT, check_limit
+
+if TYPE_CHECKING:
+    from agent_sdk.config import Settings
+    from agent_sdk.governance.audit_keys import CheckpointSigner, CheckpointVerifier
+    from agent_sdk.store.audit import AuditStore
+
+_FAILED = "audit log write failed: "
+
+
+class AuditService:
+    def __init__(
+        self, settings: Settings, store: AuditStore, *, sinks: Sequence[AuditSink] | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.sinks: list[AuditSink] = (
+            list(sinks) if sinks is not None else sinks_from_settings(settings)
+        )
+        self._signer: CheckpointSigner | None = None
+        self._signer_lock = threading.Lock()
+
+    # -- writing -------------------------------------------------------------------------------
+    def record(
+        self,
+        org_id: str,
+        *,
+        actor: str,
+        actor_kind: str,
+        action: str,
+        target: str | None,
+        outcome: str,
+        request_id: str | None = None,
+        source_ip: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one record to ``org_id``'s log and to every sink, or raise.
+
+        Secrets are scrubbed from every text field and from ``details`` at any depth (see
+        :func:`agent_sdk.governance.audit.scrub`). Raises InvalidInput for a missing field,
+        and BackendUnavailable when the record could not be written everywhere.
+        """
+        fields: dict[str, Any] = {
+            "actor": _required("actor", actor),
+            "actor_kind": _required("actor_kind", actor_kind),
+            "action": _required("action", action),
+            "target": _optional("target", target),
+            "outcome": _required("outcome", outcome),
+            "request_id": _optional("request_id", request_id),
+            "source_ip": _optional("source_ip", source_ip),
+            "details": _details(details),
+        }
+        _required("org_id", org_id)
+        chain = self.settings.audit_hash_chain
+        try:
+            # Load (or create) the signing key before taking the write lock: the first load
+            # imports cryptography, which would otherwise stall every other writer.
+            signer = self._signing_key() if chain else None
+            with self.store.transaction():
+                entry = self.store.append_audit(org_id, fields, chain=chain)
+                self._write_sinks(entry)
+                every = self.settings.audit_checkpoint_every
+                if signer is not None and entry.hash is not None and entry.seq % every == 0:
+                    self._store_checkpoint(signer, entry)
+        except AgentSDKError as exc:
+            # The caller's input was checked above; anything failing from here on (a bad key
+            # file included) is the deployment's problem, and the action fails with it.
+            if exc.message.startswith(_FAILED):
+                raise
+            raise BackendUnavailable(_FAILED + exc.message, hint=exc.hint) from exc
+        return entry
+
+    def _write_sinks(self, entry: AuditEntry) -> None:
+        if not self.sinks:
+            return
+        line = to_jsonl(entry)
+        for sink in self.sinks:
+            try:
+                sink.write(line)
+            except (OSError, ValueError) as exc:  # ValueError: a closed stdout
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise BackendUnavailable(
+                    f"{_FAILED}cannot write to {sink.name}: {reason}",
+                    hint="fix or unset AGENT_SDK_AUDIT_LOG_PATH / AGENT_SDK_AUDIT_LOG_STDOUT;"
+                    " the action was not performed",
+                ) from exc
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def checkpoint(self, org_id: str) -> Checkpoint:
+        """Sign and store a checkpoint of the log as it is now (or return the one already
+        stored at its head). Conflict if the log is empty or its head is not chained."""
+        signer = self._signing_key()
+        with self.store.transaction():  # no append can slip between the head and its checkpoint
+            head = self.store.last_audit(org_id)
+            if head is None:
+                raise Conflict(f"the audit log of org {org_id!r} is empty: nothing to sign")
+            if head.hash is None:
+                raise Conflict(
+                    f"the audit log of org {org_id!r} is not hash-chained",
+                    hint="set AGENT_SDK_AUDIT_HASH_CHAIN=true; checkpoints sign the chain's head",
+                )
+            cp = self._store_checkpoint(signer, head)
+            if cp is None:  # one already covers the head
+                return self.store.list_checkpoints(org_id)[-1]
+        return cp
+
+    def _store_checkpoint(self, signer: CheckpointSigner, head: AuditEntry) -> Checkpoint | None:
+        assert head.hash is not None
+        unsigned: dict[str, Any] = {"org_id": head.org_id, "seq": head.seq, "head_hash": head.hash}
+        unsigned["time"] = utcnow()
+        signature = signer.sign(checkpoint_payload(unsigned))
+        cp = Checkpoint(**unsigned, signature=signature, key_id=signer.key_id)
+        return cp if self.store.insert_checkpoint(cp) else None
+
+    def _signing_key(self) -> CheckpointSigner:
+        signer = self._load_signer(create=True)
+        assert signer is not None  # create=True returns a key or raises
+        return signer
+
+    def _load_signer(self, *, create: bool) -> CheckpointSigner | None:
+        """The signing key, cached; None when it does not exist and ``create`` is False."""
+        with self._signer_lock:
+            if self._signer is None:
+                from agent_sdk.governance.audit_keys import CheckpointSigner
+
+                try:
+                    self._signer = CheckpointSigner.load(
+                        self.settings.audit_signing_key_path, create=create
+                    )
+                except FileNotFoundError:
+                    return None
+            return self._signer
+
+    def public_key_pem(self) -> str:
+        """The PEM public key that verifies this deployment's checkpoints (creating the key
+        pair on first use), to hand to verifiers."""
+        return self._signing_key().public_key_pem()
+
+    # -- reading -------------------------------------------------------------------------------
+    def tail(self, org_id: str, *, after: int = 0, limit: int = 100) -> list[AuditEntry]:
+        """With ``after`` 0: the newest ``limit`` records, oldest first (like ``tail``). With
+        ``after`` a seq: up to ``limit`` records after it, to follow the log by polling."""
+        if after < 0:
+            raise InvalidInput("after must be 0 or a seq")
+        limit = min(check_limit(limit), MAX_LIMIT)  # clamp first, so "newest" stays newest
+        if after == 0:
+            head = self.store.last_audit(org_id)
+            if head is None:
+                return []
+            after = max(0, head.seq - limit)
+        return self.store.list_audit(org_id, after_seq=after, limit=limit)
+
+    def export(
+        self, org_id: str, fmt: str = "jsonl", *, since: str | None = None, until: str | None = None
+    ) -> Iterator[str]:
+        """The log as JSONL or CSV lines, produced as they are read (pages of 1000 records).
+        The format is checked on call, before anything is read."""
+        return export_lines(self.store.iter_audit(org_id, since=since, until=until), fmt)
+
+    def verify(
+        self,
+        org_id: str,
+        *,
+        public_key: str | bytes | None = None,
+        checkpoints: Iterable[Checkpoint] | None = None,
+    ) -> VerifyReport:
+        """Verify ``org_id``'s chain and checkpoints (see
+        :func:`agent_sdk.governance.audit_verify.verify_log`), streaming the records.
+
+        ``public_key`` (PEM) defaults to this deployment's own key; ``checkpoints`` default to
+        the stored ones; pass a copy kept outside the database to also catch checkpoint rows
+        deleted together with the tail they covered.
+        """
+        # Checkpoints before records: appends during the walk only add records, whereas a
+        # checkpoint read after the walk could cover records it never saw (false truncation).
+        cps = list(checkpoints) if checkpoints is not None else self.store.list_checkpoints(org_id)
+        verifier: CheckpointVerifier | None = None
+        if public_key is not None:
+            from agent_sdk.governance.audit_keys import CheckpointVerifier
+
+            verifier = CheckpointVerifier.from_pem(public_key)
+        elif cps:
+            verifier = self._load_signer(create=False)
+            if verifier is None:
+                path = self.settings.audit_signing_key_path
+                return VerifyReport(
+                    org_id,
+                    False,
+                    0,
+                    reason=f"the signing key {path} is missing, so {len(cps)} checkpoints cannot"
+                    " be checked: pass the public key",
+                )
+        return verify_log(org_id, self.store.iter_audit(org_id), checkpoints=cps, verifier=verifier)
+
+
+def _required(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"audit record needs a non-empty {name}")
+    return scrub_text(value)
+
+
+def _optional(name: str, value: Any) -> str | None:
+    # "" and None both become None, so a CSV export (where both are an empty cell) reads back
+    # to the very record that was hashed.
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"audit record field {name} must be text")
+    return scrub_text(value)
+
+
+def _details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    if details is None:
+        return {}
+    if not isinstance(details, Mapping):
+        raise InvalidInput("audit details must be a mapping")
+    cleaned: dict[str, Any] = scrub(details)
+    return cleaned
+
+
+__all__ = ["AuditService"]

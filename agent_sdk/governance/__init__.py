@@ -1,0 +1,15 @@
+"""Governance: the tamper-evident audit log (and, later, PII redaction, envelope encryption,
+residency and retention).
+
+Modules, each imported on its own so that loading one costs only what it needs:
+
+* :mod:`agent_sdk.governance.audit`: the record format (canonical JSON, the hash chain),
+  secret scrubbing, and export / import of JSONL and CSV.
+* :mod:`agent_sdk.governance.audit_verify`: :func:`verify_log`, which walks a log and its
+  signed checkpoints and names the first bad record.
+* :mod:`agent_sdk.governance.audit_keys`: the Ed25519 key that signs checkpoints (kept outside
+  the database), imported lazily because ``cryptography`` is heavy.
+* :mod:`agent_sdk.governance.audit_sinks`: the JSONL file and stdout copies of the log.
+
+The service that ties these to a store is :class:`agent_sdk.core.audit.AuditService`.
+"""

@@ -1,0 +1,256 @@
+"""The audit record format: canonical JSON, the hash chain, secret scrubbing, export.
+
+Canonical JSON
+--------------
+Every hash and every signature covers the *canonical JSON* of a value, which is exactly::
+
+    json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+               allow_nan=False).encode("utf-8")
+
+so a verifier in another language reproduces it with these rules:
+
+* no whitespace outside strings; ``,`` between items and ``:`` between key and value;
+* object keys sorted by Unicode code point (Python's ``str`` order);
+* strings are UTF-8 and not ``\\u``-escaped, except ``"`` -> ``\\"``, ``\\`` -> ``\\\\``,
+  U+0008/0009/000A/000C/000D -> ``\\b \\t \\n \\f \\r`` and the other characters U+0000-U+001F
+  -> ``\\u00xx`` (lowercase hex). U+007F, U+2028 and U+2029 are written as they are;
+* integers in plain decimal, of any size; floats as Python's ``repr`` (the shortest text that
+  reads back to the same double: ``1.0``, ``0.1``, ``1e-07``, ``1e+16``); NaN and infinities
+  are refused; ``true``, ``false``, ``null``.
+
+This is close to RFC 8785 (JCS) but not equal: JCS sorts keys by UTF-16 code unit and writes
+``1e+16`` as ``10000000000000000``. Audit details rarely hold floats; the scrubber below makes
+every value one of the JSON types above.
+
+The hash chain
+--------------
+An org's records are numbered ``seq`` = 1, 2, 3, ... With the chain on, record *n* stores
+``prev_hash`` = the ``hash`` of record *n-1* (``null`` for the first chained record) and::
+
+    hash = hex(SHA-256(bytes.fromhex(prev_hash) + canonical_json(record without "hash")))
+
+with ``b""`` in place of ``bytes.fromhex(prev_hash)`` when ``prev_hash`` is null. The record
+without ``hash`` is the object of the fields ``org_id, seq, time, actor, actor_kind, action,
+target, outcome, request_id, source_ip, details, prev_hash`` (nulls included). A JSONL export
+line is the canonical JSON of the whole record, ``hash`` included, so it can be checked with
+nothing but a JSON parser and SHA-256.
+
+A signed checkpoint covers ``canonical_json({"org_id", "seq", "head_hash", "time"})``: "the first
+``seq`` records of this org end in ``head_hash``". See :mod:`agent_sdk.governance.audit_keys`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from agent_sdk.errors import InvalidInput
+from agent_sdk.records import AuditEntry, Checkpoint
+
+REDACTED = "[REDACTED]"
+EXPORT_FORMATS = ("jsonl", "csv")
+# The columns of a CSV export, in the order of AuditEntry's fields.
+CSV_COLUMNS = (
+    "org_id seq time actor actor_kind action target outcome request_id source_ip details"
+    " prev_hash hash"
+).split()
+_OPTIONAL = frozenset({"target", "request_id", "source_ip", "prev_hash", "hash"})
+
+
+# -- canonical JSON and the chain ----------------------------------------------------------------
+def canonical_json(value: Any) -> bytes:
+    """The canonical JSON bytes of ``value`` (see the module docstring for the exact rules)."""
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return text.encode("utf-8")
+    except (TypeError, ValueError) as exc:  # a non-JSON value, NaN, or a lone surrogate
+        raise InvalidInput(f"audit record is not canonical JSON: {exc}") from None
+
+
+def entry_payload(entry: AuditEntry | Mapping[str, Any]) -> dict[str, Any]:
+    """The record as hashed: every field except ``hash``."""
+    data = entry.to_dict() if isinstance(entry, AuditEntry) else dict(entry)
+    data.pop("hash", None)
+    return data
+
+
+def chain_hash(prev_hash: str | None, entry: AuditEntry | Mapping[str, Any]) -> str:
+    """``hex(SHA-256(bytes.fromhex(prev_hash) + canonical_json(entry without hash)))``."""
+    try:
+        prev = bytes.fromhex(prev_hash) if prev_hash else b""
+    except ValueError:
+        raise InvalidInput(f"prev_hash {prev_hash!r} is not hex") from None
+    return hashlib.sha256(prev + canonical_json(entry_payload(entry))).hexdigest()
+
+
+def checkpoint_payload(cp: Checkpoint | Mapping[str, Any]) -> bytes:
+    """The bytes a checkpoint's signature covers."""
+    data = cp.to_dict() if isinstance(cp, Checkpoint) else dict(cp)
+    return canonical_json({k: data[k] for k in ("org_id", "seq", "head_hash", "time")})
+
+
+# -- secret scrubbing ----------------------------------------------------------------------------
+# Keys are compared after lowercasing and turning "-" and " " into "_", so "X-Api-Key",
+# "Set-Cookie" and "client secret" all match. A matching key hides its whole value, whatever
+# its type: a nested object under "credentials_token" may hold anything.
+_SECRET_KEY = re.compile(
+    r"token|secret|passw(?:or)?d|api_?key|authorization|cookie|pepper|private_?key"
+)
+# Values: our API keys (asdk_<16 id>_<secret+checksum>, or any long asdk_ run, e.g. a mangled
+# paste), JWTs (base64url of '{"' starts with "eyJ"), and bearer credentials. The public display
+# prefix "asdk_<id>_" stays readable: it names a key without revealing it.
+_SECRET_VALUE = re.compile(
+    r"\basdk_(?:[0-9A-Za-z]{16}_[0-9A-Za-z]+|[0-9A-Za-z_]{24,})"
+    r"|\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
+    r"|(?i:\bbearer)\s+[^\s\"',;]+"
+)
+_MAX_DEPTH = 32
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with every API key, JWT and ``Bearer`` credential in it replaced."""
+    if "asdk_" not in text and "eyJ" not in text and "earer" not in text.lower():
+        return text  # the common case, without running the regex
+    return _SECRET_VALUE.sub(REDACTED, text)
+
+
+def is_secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key.lower().replace("-", "_").replace(" ", "_")) is not None
+
+
+def scrub(value: Any, _depth: int = 0) -> Any:
+    """A JSON-ready copy of ``value`` with secrets replaced by ``"[REDACTED]"``, at any depth.
+
+    Keys that name a secret hide their value; strings anywhere (keys included) lose API keys,
+    JWTs and bearer credentials. Values that JSON cannot hold become text: tuples and sets
+    become lists, bytes become ``"[N bytes]"``, NaN and infinities and other objects their
+    ``str``. Past 32 levels of nesting the rest is replaced, so a hostile structure cannot
+    exhaust the stack.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"[{len(value)} bytes]"
+    if _depth >= _MAX_DEPTH:
+        return "[TOO DEEP]"
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = scrub_text(str(k))
+            out[key] = REDACTED if is_secret_key(key) else scrub(v, _depth + 1)
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub(v, _depth + 1) for v in value]
+    return scrub_text(str(value))
+
+
+# -- export and import ---------------------------------------------------------------------------
+def check_format(fmt: str) -> str:
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInput(
+            f"unknown audit export format {fmt!r}", hint="one of: " + ", ".join(EXPORT_FORMATS)
+        )
+    return fmt
+
+
+def to_jsonl(entry: AuditEntry) -> str:
+    """One JSONL line: the canonical JSON of the whole record and a newline."""
+    return canonical_json(entry.to_dict()).decode("utf-8") + "\n"
+
+
+def export_lines(entries: Iterable[AuditEntry], fmt: str = "jsonl") -> Iterator[str]:
+    """Render ``entries`` one line (one CSV record) at a time; nothing is held beyond one.
+
+    The format is checked now, before the first line is asked for. CSV has a header; ``details``
+    is its canonical JSON text and a null is an empty cell. CSV cells are not escaped against
+    spreadsheet formula injection: this is a data export that must read back byte for byte.
+    """
+    check_format(fmt)
+    return _jsonl(entries) if fmt == "jsonl" else _csv(entries)
+
+
+def _jsonl(entries: Iterable[AuditEntry]) -> Iterator[str]:
+    for entry in entries:
+        yield to_jsonl(entry)
+
+
+def _csv(entries: Iterable[AuditEntry]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(values: Iterable[Any]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()
+
+    yield line(CSV_COLUMNS)
+    for entry in entries:
+        data = entry.to_dict()
+        data["details"] = canonical_json(entry.details).decode("utf-8")
+        yield line("" if data[c] is None else data[c] for c in CSV_COLUMNS)
+
+
+def read_jsonl(lines: Iterable[str | bytes]) -> Iterator[AuditEntry]:
+    """Records back from a JSONL export or the JSONL file sink; blank lines are skipped."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            yield AuditEntry(**{name: data[name] for name in CSV_COLUMNS})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidInput(f"line {number} is not an audit record: {exc}") from None
+
+
+def read_csv(lines: Iterable[str]) -> Iterator[AuditEntry]:
+    """Records back from a CSV export (its header first)."""
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header != CSV_COLUMNS:
+        raise InvalidInput(
+            "not an audit CSV export", hint="expected columns: " + ",".join(CSV_COLUMNS)
+        )
+    for row in reader:
+        try:
+            data: dict[str, Any] = dict(zip(CSV_COLUMNS, row, strict=True))
+            for name in _OPTIONAL:
+                data[name] = data[name] or None
+            data["seq"] = int(data["seq"])
+            data["details"] = json.loads(data["details"])
+        except ValueError as exc:
+            raise InvalidInput(
+                f"CSV record {reader.line_num} is not an audit record: {exc}"
+            ) from None
+        yield AuditEntry(**data)
+
+
+__all__ = [
+    "CSV_COLUMNS",
+    "EXPORT_FORMATS",
+    "REDACTED",
+    "canonical_json",
+    "chain_hash",
+    "check_format",
+    "checkpoint_payload",
+    "entry_payload",
+    "export_lines",
+    "is_secret_key",
+    "read_csv",
+    "read_jsonl",
+    "scrub",
+    "scrub_text",
+    "to_jsonl",
+]
