@@ -86,7 +86,7 @@ class AuthService:
                 return self.keys.authenticate(token)
             except AuthenticationError:
                 raise _refused() from None
-        if self.jwt.enabled and token.count(".") == 2:
+        if token and self.jwt.enabled and token.count(".") == 2:
             from agent_sdk.security.scopes import SCOPES
 
             claims = self.jwt.verify(token)
