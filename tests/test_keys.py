@@ -438,9 +438,9 @@ def test_every_refusal_is_the_same_error(service: KeyService, clock: Clock) -> N
     service.revoke(ORG, revoked_key.id)
     _, wrong_secret = keys.generate(key.id)
     _, unknown = keys.generate()
+    flipped = token[:-1] + ("x" if token[-1] != "x" else "y")  # never the token itself
     messages = {
-        refused(service, t)
-        for t in (wrong_secret, unknown, revoked, token[:-1] + "x", "", "asdk_nope")
+        refused(service, t) for t in (wrong_secret, unknown, revoked, flipped, "", "asdk_nope")
     }
     clock.advance(3600)
     messages.add(refused(service, token))
