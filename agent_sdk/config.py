@@ -112,7 +112,8 @@ class Settings:
     backend: str = "auto"
     server_url: str = "http://127.0.0.1:8765"
     api_key: str | None = field(default=None, repr=False)
-    org_id: str = "default"
+    # The org commands act in. None: the credential's own org (over HTTP), "default" locally.
+    org_id: str | None = None
     profile: str = "default"
     data_dir: str = ""
     # Storage
@@ -197,7 +198,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "backend": _choice("auto", "local", "http"),
     "server_url": _str,
     "api_key": _opt_str,
-    "org_id": _str,
+    "org_id": _opt_str,
     "profile": _str,
     "data_dir": _str,
     "storage_backend": _choice("sqlite", "postgres"),

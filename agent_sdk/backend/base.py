@@ -7,9 +7,22 @@ only errors of :mod:`agent_sdk.errors`. ``tests/contracts/backend_contract.py`` 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from agent_sdk.records import Event, MigrationState, Page, Run, Session
+from agent_sdk.records import (
+    ApiKey,
+    AuditEntry,
+    Event,
+    MigrationState,
+    Org,
+    Page,
+    Principal,
+    Run,
+    Session,
+)
+
+if TYPE_CHECKING:
+    from agent_sdk.governance.audit_verify import VerifyReport
 
 
 class Backend(Protocol):
@@ -47,6 +60,47 @@ class Backend(Protocol):
     def list_sessions(self, *, limit: int = 50, cursor: str | None = None) -> Page[Session]: ...
 
     def get_session(self, session_id: str) -> Session: ...
+
+    # -- access control (the backend's org; admin:* scopes on a server) ------------------------
+    def whoami(self) -> Principal:
+        """The credential in use: its subject, org and scopes (local: the database owner)."""
+        ...
+
+    def create_org(self, org_id: str, *, name: str | None = None) -> Org: ...
+
+    def list_orgs(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]: ...
+
+    def get_org(self, org_id: str) -> Org: ...
+
+    def create_key(
+        self,
+        *,
+        name: str,
+        role: str = "viewer",
+        scopes: Sequence[str] | None = None,
+        expires_at: str | None = None,
+        rate_per_second: float | None = None,
+        burst: int | None = None,
+        ip_allowlist: Sequence[str] | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new key of the backend's org and its token, which is shown only this once."""
+        ...
+
+    def list_keys(self, *, limit: int = 50, cursor: str | None = None) -> Page[ApiKey]: ...
+
+    def get_key(self, key_id: str) -> ApiKey: ...
+
+    def rotate_key(self, key_id: str, *, grace_seconds: float = 0) -> tuple[ApiKey, str]: ...
+
+    def revoke_key(self, key_id: str) -> ApiKey: ...
+
+    def audit_tail(self, *, after: int = 0, limit: int = 100) -> list[AuditEntry]: ...
+
+    def audit_export(self, *, format: str = "jsonl", since: str | None = None) -> Iterator[str]:
+        """The org's audit log as lines (jsonl or csv, csv with a header), streamed."""
+        ...
+
+    def audit_verify(self) -> VerifyReport: ...
 
     def migrate(self) -> list[MigrationState]:
         """Apply pending migrations (local only; the HTTP backend raises InvalidInput)."""

@@ -28,12 +28,23 @@ from agent_sdk.errors import (
     QuotaExceeded,
     error_from_code,
 )
-from agent_sdk.records import Event, MigrationState, Page, Run, Session
+from agent_sdk.records import (
+    ApiKey,
+    AuditEntry,
+    Event,
+    MigrationState,
+    Org,
+    Page,
+    Principal,
+    Run,
+    Session,
+)
 
 if TYPE_CHECKING:
     import httpx
 
     from agent_sdk.config import Settings
+    from agent_sdk.governance.audit_verify import VerifyReport
 
 # A stream stays open between events; the server sends a keepalive every 15 s, so a read that
 # waits far longer than that means the connection is dead.
@@ -71,16 +82,18 @@ class HttpBackend:
     ) -> None:
         """Talk to ``settings.server_url`` as ``settings.org_id``. ``client`` (an httpx.Client
         such as Starlette's TestClient, with its own base URL) is used as is and left open;
-        otherwise the backend makes a client, over ``transport`` when given."""
+        otherwise the backend makes a client, over ``transport`` when given. Without an org in
+        the settings no ``X-Org-Id`` is sent and the server acts in the credential's own org."""
         import httpx
 
         self.settings = settings
         self.org_id = settings.org_id
         self._headers = {
             "User-Agent": f"agent-sdk/{__version__}",
-            "X-Org-Id": settings.org_id,
             "Accept": "application/json",
         }
+        if settings.org_id is not None:
+            self._headers["X-Org-Id"] = settings.org_id
         token = api_key or settings.api_key
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -185,6 +198,82 @@ class HttpBackend:
     def get_session(self, session_id: str) -> Session:
         return Session.from_dict(self._call("GET", f"/v1/sessions/{_seg('session', session_id)}"))
 
+    # -- access control ---------------------------------------------------------------------------
+    def whoami(self) -> Principal:
+        data = dict(self._call("GET", "/v1/auth/whoami"))
+        data["scopes"] = frozenset(data.get("scopes") or ())
+        data["ip_allowlist"] = tuple(data.get("ip_allowlist") or ())
+        return Principal.from_dict(data)
+
+    def create_org(self, org_id: str, *, name: str | None = None) -> Org:
+        body: dict[str, Any] = {"id": org_id}
+        if name is not None:
+            body["name"] = name
+        return Org.from_dict(self._call("POST", "/v1/admin/orgs", json=body))
+
+    def list_orgs(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
+        data = self._call("GET", "/v1/admin/orgs", params=_paging(limit, cursor))
+        return Page([Org.from_dict(o) for o in data["data"]], data.get("next_cursor"))
+
+    def get_org(self, org_id: str) -> Org:
+        return Org.from_dict(self._call("GET", f"/v1/admin/orgs/{_seg('org', org_id)}"))
+
+    def create_key(
+        self,
+        *,
+        name: str,
+        role: str = "viewer",
+        scopes: Sequence[str] | None = None,
+        expires_at: str | None = None,
+        rate_per_second: float | None = None,
+        burst: int | None = None,
+        ip_allowlist: Sequence[str] | None = None,
+    ) -> tuple[ApiKey, str]:
+        body: dict[str, Any] = {"name": name, "role": role}
+        optional: dict[str, Any] = {
+            "scopes": list(scopes) if scopes is not None else None,
+            "expires_at": expires_at,
+            "rate_per_second": rate_per_second,
+            "burst": burst,
+            "ip_allowlist": list(ip_allowlist) if ip_allowlist is not None else None,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return _key_and_token(self._call("POST", "/v1/admin/api-keys", json=body))
+
+    def list_keys(self, *, limit: int = 50, cursor: str | None = None) -> Page[ApiKey]:
+        data = self._call("GET", "/v1/admin/api-keys", params=_paging(limit, cursor))
+        return Page([ApiKey.from_dict(k) for k in data["data"]], data.get("next_cursor"))
+
+    def get_key(self, key_id: str) -> ApiKey:
+        return ApiKey.from_dict(self._call("GET", f"/v1/admin/api-keys/{_seg('key', key_id)}"))
+
+    def rotate_key(self, key_id: str, *, grace_seconds: float = 0) -> tuple[ApiKey, str]:
+        path = f"/v1/admin/api-keys/{_seg('key', key_id)}/rotate"
+        return _key_and_token(self._call("POST", path, json={"grace_seconds": grace_seconds}))
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        path = f"/v1/admin/api-keys/{_seg('key', key_id)}/revoke"
+        return ApiKey.from_dict(self._call("POST", path))
+
+    def audit_tail(self, *, after: int = 0, limit: int = 100) -> list[AuditEntry]:
+        params = {"after": after, "limit": limit}
+        data = self._call("GET", "/v1/admin/audit-logs", params=params)
+        return [AuditEntry.from_dict(e) for e in data["data"]]
+
+    def audit_export(self, *, format: str = "jsonl", since: str | None = None) -> Iterator[str]:
+        from agent_sdk.governance.audit import check_format
+
+        check_format(format)  # on call, as the local backend does, not at the first line
+        params: dict[str, Any] = {"format": format}
+        if since is not None:
+            params["since"] = since
+        return self._stream_lines("/v1/admin/audit-logs/export", params)
+
+    def audit_verify(self) -> VerifyReport:
+        from agent_sdk.governance.audit_verify import VerifyReport
+
+        return VerifyReport.from_dict(self._call("GET", "/v1/admin/audit-logs/verify"))
+
     # -- database -------------------------------------------------------------------------------
     def migrate(self) -> list[MigrationState]:
         raise _local_only()
@@ -226,6 +315,32 @@ class HttpBackend:
                 hint="check that AGENT_SDK_SERVER_URL points at an agent-sdk server",
             ) from None
 
+    def _stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[str]:
+        """The lines of a streamed answer (each ending in "\\n"), read as they arrive: an
+        export of any size passes through in constant memory."""
+        import httpx
+
+        headers = {**self._headers, "Accept": "*/*"}
+        try:
+            with self._client.stream("GET", path, params=params, headers=headers) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise _error_from(resp)
+                buffer = ""
+                for chunk in resp.iter_text():
+                    buffer += chunk
+                    start = 0
+                    while (end := buffer.find("\n", start) + 1) > 0:
+                        yield buffer[start:end]
+                        start = end
+                    buffer = buffer[start:]
+                if buffer:
+                    yield buffer
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        except httpx.InvalidURL as exc:
+            raise _bad_url(self.settings.server_url, exc) from None
+
     def _unreachable(self, exc: Exception) -> AgentSDKError:
         import httpx
 
@@ -242,6 +357,17 @@ def _local_only() -> InvalidInput:
     return InvalidInput(
         "db commands act on a local database", hint="run them with --local on the server's host"
     )
+
+
+def _paging(limit: int, cursor: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": limit}
+    if cursor is not None:
+        params["cursor"] = cursor
+    return params
+
+
+def _key_and_token(data: dict[str, Any]) -> tuple[ApiKey, str]:
+    return ApiKey.from_dict(data["key"]), str(data["token"])
 
 
 def _seg(kind: str, value: str) -> str:
@@ -275,6 +401,8 @@ def _error_from(resp: httpx.Response) -> AgentSDKError:
     code: str = body["code"]
     detail = str(body.get("detail") or body.get("title") or status)
     hint = body.get("hint") if isinstance(body.get("hint"), str) else None
+    if status == 429 and hint is None and resp.headers.get("Retry-After"):
+        hint = f"retry after {resp.headers['Retry-After']} s"
     if status == 401:
         hint = (
             "set AGENT_SDK_API_KEY to the server's admin token (`agent-sdk up` writes it to "

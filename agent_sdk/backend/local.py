@@ -8,11 +8,34 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agent_sdk.records import Event, MigrationState, Page, Run, Session
+from agent_sdk.records import (
+    ApiKey,
+    AuditEntry,
+    Event,
+    MigrationState,
+    Org,
+    Page,
+    Principal,
+    Run,
+    Session,
+)
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
+    from agent_sdk.core.actors import Actor
     from agent_sdk.core.runtime import Runtime
+    from agent_sdk.governance.audit_verify import VerifyReport
+
+
+def _actor() -> Actor:
+    # Whoever can open the database file owns it: the local backend acts with the full
+    # authority of that OS user, and the audit log says so.
+    from agent_sdk.core.actors import Actor
+
+    return Actor.local()
+
+
+DEFAULT_ORG = "default"  # the org the first migration creates
 
 
 class LocalBackend:
@@ -20,7 +43,7 @@ class LocalBackend:
 
     def __init__(self, settings: Settings, *, runtime: Runtime | None = None) -> None:
         self.settings = settings
-        self.org_id = settings.org_id
+        self.org_id = settings.org_id or DEFAULT_ORG
         self._runtime = runtime
 
     @property
@@ -48,7 +71,13 @@ class LocalBackend:
         script: list[dict[str, Any]] | None = None,
     ) -> Run:
         return self.runtime.runs.create(
-            self.org_id, agent, input, session_id=session_id, metadata=metadata, script=script
+            self.org_id,
+            agent,
+            input,
+            session_id=session_id,
+            metadata=metadata,
+            script=script,
+            actor=_actor(),
         )
 
     def get_run(self, run_id: str) -> Run:
@@ -67,7 +96,7 @@ class LocalBackend:
         )
 
     def cancel_run(self, run_id: str) -> Run:
-        return self.runtime.runs.cancel(self.org_id, run_id)
+        return self.runtime.runs.cancel(self.org_id, run_id, actor=_actor())
 
     def list_events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
         return self.runtime.runs.events(self.org_id, run_id, after=after, limit=limit)
@@ -112,6 +141,74 @@ class LocalBackend:
     def get_session(self, session_id: str) -> Session:
         return self.runtime.sessions.get(self.org_id, session_id)
 
+    # -- access control ---------------------------------------------------------------------------
+    def whoami(self) -> Principal:
+        from agent_sdk.security.scopes import SCOPES
+
+        _ = self.runtime  # the org must exist, as on a server
+        return Principal(
+            subject=_actor().subject,
+            org_id=self.org_id,
+            scopes=frozenset(SCOPES),
+            kind="local",
+        )
+
+    def create_org(self, org_id: str, *, name: str | None = None) -> Org:
+        return self.runtime.orgs.create(org_id, name=name, actor=_actor())
+
+    def list_orgs(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
+        return self.runtime.orgs.list(limit=limit, cursor=cursor)
+
+    def get_org(self, org_id: str) -> Org:
+        return self.runtime.orgs.get(org_id)
+
+    def create_key(
+        self,
+        *,
+        name: str,
+        role: str = "viewer",
+        scopes: Sequence[str] | None = None,
+        expires_at: str | None = None,
+        rate_per_second: float | None = None,
+        burst: int | None = None,
+        ip_allowlist: Sequence[str] | None = None,
+    ) -> tuple[ApiKey, str]:
+        return self.runtime.keys.create(
+            self.org_id,
+            name=name,
+            role=role,
+            scopes=scopes,
+            expires_at=expires_at,
+            rate_per_second=rate_per_second,
+            burst=burst,
+            ip_allowlist=ip_allowlist,
+            actor=_actor(),
+        )
+
+    def list_keys(self, *, limit: int = 50, cursor: str | None = None) -> Page[ApiKey]:
+        return self.runtime.keys.list(self.org_id, limit=limit, cursor=cursor)
+
+    def get_key(self, key_id: str) -> ApiKey:
+        return self.runtime.keys.get(self.org_id, key_id)
+
+    def rotate_key(self, key_id: str, *, grace_seconds: float = 0) -> tuple[ApiKey, str]:
+        return self.runtime.keys.rotate(
+            self.org_id, key_id, grace_seconds=grace_seconds, actor=_actor()
+        )
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        return self.runtime.keys.revoke(self.org_id, key_id, actor=_actor())
+
+    def audit_tail(self, *, after: int = 0, limit: int = 100) -> list[AuditEntry]:
+        return self.runtime.audit.tail(self.org_id, after=after, limit=limit)
+
+    def audit_export(self, *, format: str = "jsonl", since: str | None = None) -> Iterator[str]:
+        # The format is checked on call (before the first line), as the server does.
+        return _lines(self.runtime.audit.export(self.org_id, format, since=since))
+
+    def audit_verify(self) -> VerifyReport:
+        return self.runtime.audit.verify(self.org_id)
+
     def migrate(self) -> list[MigrationState]:
         from agent_sdk.store import store_from_settings
 
@@ -138,3 +235,14 @@ class LocalBackend:
         if self._runtime is not None:
             self._runtime.close(wait=True)
             self._runtime = None
+
+
+def _lines(records: Iterator[str]) -> Iterator[str]:
+    """One line (ending in "\\n") at a time, as the HTTP backend reads them off the wire: a CSV
+    record whose text holds a newline spans several."""
+    for record in records:
+        start = 0
+        while (end := record.find("\n", start) + 1) and end < len(record):
+            yield record[start:end]
+            start = end
+        yield record[start:]

@@ -359,37 +359,37 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _same_url(a: str, b: str) -> bool:
-    return a.rstrip("/").lower() == b.rstrip("/").lower()
+def server_target(settings: Settings) -> tuple[str | None, str | None]:
+    """Where commands go: ``(server URL, URL of the running `up` server)``, with a URL of None
+    for the local database. ``local`` -> the database; ``http`` -> ``server_url``; ``auto`` ->
+    the server started by ``agent-sdk up`` on this machine if it still runs, else the database."""
+    if settings.backend == "local":
+        return None, None
+    state = read_server_state(settings.server_state_path)
+    up_url = state["url"] if state is not None else None
+    if settings.backend == "auto":
+        return up_url, up_url
+    return settings.server_url, up_url
 
 
 def make_backend(settings: Settings) -> Backend:
-    """``local`` -> LocalBackend; ``http`` -> HttpBackend; ``auto`` -> the server started by
-    ``agent-sdk up`` on this machine if it still runs, else the local database."""
-    url = settings.server_url
-    state = None
-    if settings.backend in ("auto", "http"):
-        state = read_server_state(settings.server_state_path)
-    if settings.backend == "auto":
-        if state is None:
-            return _local(settings)
-        url = state["url"]
-    elif settings.backend == "local":
+    """The Backend of :func:`server_target`, with the credential of
+    :func:`agent_sdk.cli.credentials.find` for a server."""
+    url, up_url = server_target(settings)
+    if url is None:
         return _local(settings)
-    credential = settings.api_key
-    if credential is None and state is not None and _same_url(url, state["url"]):
-        try:
-            credential = settings.admin_token_path.read_text().strip() or None
-        except OSError:
-            credential = None
+    from agent_sdk.cli.credentials import find
+
+    credential = find(settings, url, up_url)
     if credential is None:
         raise AuthenticationError(
             f"no credential for the server at {url}",
-            hint="set AGENT_SDK_API_KEY to an API key of that server",
+            hint=f"run `agent-sdk auth login --server {url}`, or set AGENT_SDK_API_KEY to an "
+            "API key of that server",
         )
     from agent_sdk.backend.http import HttpBackend
 
-    backend: Backend = HttpBackend(settings.replace(server_url=url), api_key=credential)
+    backend: Backend = HttpBackend(settings.replace(server_url=url), api_key=credential.token)
     return backend
 
 

@@ -47,6 +47,10 @@ COMPLETE_VAR = "_AGENT_SDK_COMPLETE"
 COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("agent_sdk.cli.runs:app", "Create, list, watch and cancel agent runs."),
     "sessions": ("agent_sdk.cli.sessions:app", "Sessions: the runs of one conversation or job."),
+    "orgs": ("agent_sdk.cli.orgs:app", "Organisations (tenants): create, list, show."),
+    "keys": ("agent_sdk.cli.keys:app", "API keys of the org: create, rotate, revoke."),
+    "audit": ("agent_sdk.cli.audit:app", "The audit log: tail, export, verify."),
+    "auth": ("agent_sdk.cli.auth:app", "Log in to a server, and show the credential in use."),
     "db": ("agent_sdk.cli.db:app", "Database schema: apply and inspect migrations."),
     "up": ("agent_sdk.cli.server_cmds:app", "Run the local server in the foreground until Ctrl-C."),
     "serve": ("agent_sdk.cli.server_cmds:app", "Run the server for a deployment."),

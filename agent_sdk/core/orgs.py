@@ -27,6 +27,10 @@ class OrgService:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self.store = runtime.store
+        # Orgs are never deleted in this version, so an org once seen exists for the life of
+        # the process: every request checks its org, and this spares that read. (Org deletion,
+        # when it comes, must evict here and in every other process.)
+        self._known: dict[str, Org] = {}
 
     def create(self, org_id: str, *, name: str | None = None, actor: Actor | None = None) -> Org:
         check_org_id(org_id)
@@ -41,7 +45,10 @@ class OrgService:
     def get(self, org_id: str) -> Org:
         """The org, or NotFound: an unknown org is an error on every backend, never an empty
         listing that looks like an org without runs."""
-        return self.store.get_org(org_id)
+        org = self._known.get(org_id)
+        if org is None:
+            org = self._known[org_id] = self.store.get_org(org_id)
+        return org
 
     def list(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
         return self.store.list_orgs(limit=limit, cursor=cursor)

@@ -280,7 +280,7 @@ def local_env(recorder: EventRecorder, opts: RunOptions) -> RunEnv:
     cancelled = opts.get("cancelled") or (lambda: False)
     tool_context = ToolContext(
         run_id=recorder.run_id,
-        org_id=opts.get("org_id", s.org_id),
+        org_id=opts.get("org_id", s.org_id or "default"),
         # Settings resolve roots already; fs_roots given here may be relative (to the cwd).
         fs_roots=tuple(os.path.abspath(r) for r in roots),
         http_allowlist=tuple(opts.get("http_allowlist", s.http_allowlist)),

@@ -111,8 +111,7 @@ def _record_refusal(
     """A refused state-changing request is an audit record in the caller's own org."""
     if request.method in _SAFE_METHODS:
         return
-    route = request.scope.get("route")
-    action = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    action = f"{request.method} {request.url.path}"
     audit_action(
         rt.audit,
         principal.org_id,

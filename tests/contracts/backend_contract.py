@@ -17,15 +17,31 @@ Tests here use only the Backend protocol.
 
 from __future__ import annotations
 
+import csv
+import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from agent_sdk.backend.base import Backend
-from agent_sdk.errors import InvalidInput, NotFound
-from agent_sdk.records import Event, Page, Run, RunStatus, Session
+from agent_sdk.config import Settings
+from agent_sdk.errors import Conflict, InvalidInput, NotFound
+from agent_sdk.governance.audit import CSV_COLUMNS, read_csv, read_jsonl
+from agent_sdk.governance.audit_verify import VerifyReport
+from agent_sdk.records import (
+    ApiKey,
+    AuditEntry,
+    Event,
+    Org,
+    Page,
+    Principal,
+    Run,
+    RunStatus,
+    Session,
+)
 
 
 def slow(latency: float, name: str = "slow") -> dict[str, Any]:
@@ -70,7 +86,26 @@ def walk(list_page: Callable[[str | None], Page[Any]]) -> list[Any]:
     raise AssertionError("pagination did not end")
 
 
+def unique(prefix: str) -> str:
+    """An org id no other test uses (the TCP suite shares one server for the whole module)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def whole_log(backend: Backend) -> list[AuditEntry]:
+    """The backend org's audit log (a test's log fits in one page of the newest records)."""
+    entries = backend.audit_tail(limit=1000)
+    assert not entries or entries[0].seq == 1, "the log outgrew one page"
+    return entries
+
+
 class BackendContract:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        # The contract runs with the audit hash chain on, so `audit_verify` has a chain to check
+        # and every other operation is shown to keep it intact. (A backend whose server runs
+        # without the chain is held to the unchained answer instead; see test_audit_verify.)
+        return settings.replace(audit_hash_chain=True)
+
     # -- create and show ------------------------------------------------------------------------
     def test_create_returns_a_queued_run_that_show_finds(self, backend: Backend) -> None:
         run = backend.create_run("demo", "hello there", metadata={"ticket": 42})
@@ -262,3 +297,219 @@ class BackendContract:
         with pytest.raises(InvalidInput):
             backend.list_events(run.id, limit=0)
         finished(backend, run.id)
+
+    # -- access control: whoami and orgs --------------------------------------------------------
+    def test_whoami_names_the_credential_in_use(self, backend: Backend) -> None:
+        me = backend.whoami()
+        assert isinstance(me, Principal)
+        assert me.subject and me.kind and me.org_id
+        # The fixtures act as admins of their org: the local database owner, or a server's
+        # bootstrap key.
+        assert {"runs:read", "runs:write", "admin:keys", "admin:audit"} <= me.scopes
+
+    def test_create_get_and_list_orgs(self, backend: Backend) -> None:
+        org_id = unique("acme")
+        org = backend.create_org(org_id, name="Acme Corp")
+        assert isinstance(org, Org)
+        assert (org.id, org.name) == (org_id, "Acme Corp") and org.created_at
+        assert backend.get_org(org_id) == org
+        plain = backend.create_org(unique("plain"))
+        assert plain.name == plain.id  # the name defaults to the id
+        listed = walk(lambda c: backend.list_orgs(limit=2, cursor=c))
+        assert all(isinstance(o, Org) for o in listed)
+        ids = [o.id for o in listed]
+        assert {org_id, plain.id} <= set(ids) and len(ids) == len(set(ids))
+        with pytest.raises(Conflict):
+            backend.create_org(org_id)
+
+    @pytest.mark.parametrize("org_id", ["no-such-org", "../..", "a/b", "x" * 3000])
+    def test_unknown_orgs_are_not_found(self, backend: Backend, org_id: str) -> None:
+        with pytest.raises(NotFound):
+            backend.get_org(org_id)
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda b: b.create_org("not valid!"),
+            lambda b: b.create_org(""),
+            lambda b: b.create_org("x" * 65),
+            lambda b: b.create_org(unique("ok"), name="\x1b[31mred"),
+            lambda b: b.list_orgs(limit=0),
+            lambda b: b.list_orgs(cursor="not-a-cursor"),
+        ],
+        ids=["bad-id", "empty-id", "long-id", "control-chars-in-name", "limit-0", "bad-cursor"],
+    )
+    def test_bad_org_input_is_invalid_input(
+        self, backend: Backend, call: Callable[[Backend], Any]
+    ) -> None:
+        with pytest.raises(InvalidInput):
+            call(backend)
+
+    # -- access control: API keys ---------------------------------------------------------------
+    def test_a_key_from_creation_to_revocation(self, backend: Backend) -> None:
+        key, token = backend.create_key(
+            name="ci",
+            role="operator",
+            expires_at="2099-01-31T12:00:00Z",
+            rate_per_second=5,
+            burst=10,
+            ip_allowlist=["10.1.2.3/8", "2001:db8::/32"],
+        )
+        assert isinstance(key, ApiKey)
+        assert token.startswith(key.prefix_display) and token.endswith(key.last4)
+        assert key.prefix_display == f"asdk_{key.id}_"
+        assert (key.name, key.role) == ("ci", "operator")
+        assert set(key.scopes) == {"runs:read", "runs:write", "sessions:read"}
+        assert key.expires_at is not None and key.expires_at.startswith("2099-01-31T12:00:00")
+        assert (key.rate_per_second, key.burst) == (5, 10)
+        assert key.ip_allowlist == ["10.0.0.0/8", "2001:db8::/32"]
+        assert key.created_by == backend.whoami().subject
+        assert key.revoked_at is None and key.rotated_at is None
+
+        # Listings show the public prefix and the last four characters, never the secret.
+        listed = walk(lambda c: backend.list_keys(limit=1, cursor=c))
+        assert [k for k in listed if k.id == key.id] == [key]
+        secret = token[len(key.prefix_display) :]
+        shown = json.dumps([k.to_dict() for k in listed])
+        assert secret not in shown and secret[:-4] not in shown
+        assert backend.get_key(key.id) == key
+
+        rotated, new_token = backend.rotate_key(key.id, grace_seconds=3600)
+        assert rotated.id == key.id and new_token != token
+        assert new_token.startswith(key.prefix_display) and new_token.endswith(rotated.last4)
+        assert rotated.rotated_at is not None and rotated.revoked_at is None
+        assert (rotated.rate_per_second, rotated.ip_allowlist) == (5, key.ip_allowlist)
+        assert backend.get_key(key.id) == rotated
+
+        revoked = backend.revoke_key(key.id)
+        assert revoked.id == key.id and revoked.revoked_at is not None
+        assert backend.get_key(key.id).revoked_at == revoked.revoked_at  # the record remains
+        assert backend.revoke_key(key.id).revoked_at == revoked.revoked_at  # revoking again
+        with pytest.raises(Conflict):
+            backend.rotate_key(key.id)  # a revoked key is never rotated back to life
+
+    def test_explicit_scopes_replace_the_role(self, backend: Backend) -> None:
+        key, _ = backend.create_key(name="reader", scopes=["runs:read"])
+        assert key.scopes == ["runs:read"] and key.role == "custom"
+        same, _ = backend.create_key(name="viewer", role="viewer", scopes=None)
+        assert same.role == "viewer" and set(same.scopes) == {"runs:read", "sessions:read"}
+
+    def test_keys_list_newest_first_across_pages(self, backend: Backend) -> None:
+        made = [backend.create_key(name=f"k{i}")[0].id for i in range(3)]
+        listed = [k.id for k in walk(lambda c: backend.list_keys(limit=2, cursor=c))]
+        assert [i for i in listed if i in made] == made[::-1]
+
+    @pytest.mark.parametrize(
+        "key_id", ["0000000000000000", "nope", "../..", "..", "a/b", "x/rotate", "x" * 3000]
+    )
+    def test_unknown_keys_are_not_found(self, backend: Backend, key_id: str) -> None:
+        with pytest.raises(NotFound):
+            backend.get_key(key_id)
+        with pytest.raises(NotFound):
+            backend.rotate_key(key_id)
+        with pytest.raises(NotFound):
+            backend.revoke_key(key_id)
+
+    def test_another_orgs_key_is_not_found(
+        self, backend: Backend, backend_in_org: Callable[[str], Backend]
+    ) -> None:
+        other = unique("other")
+        backend.create_org(other)
+        theirs, _ = backend_in_org(other).create_key(name="theirs")
+        for call in (backend.get_key, backend.rotate_key, backend.revoke_key):
+            with pytest.raises(NotFound):
+                call(theirs.id)
+        assert theirs.id not in [k.id for k in walk(lambda c: backend.list_keys(cursor=c))]
+        assert backend_in_org(other).get_key(theirs.id).revoked_at is None  # untouched
+        assert all(e.target != theirs.id for e in whole_log(backend))
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"role": "god"},
+            {"scopes": ["runs:nope"]},
+            {"ip_allowlist": ["not-a-network"]},
+            {"ip_allowlist": ["10.0.0.0/33"]},
+            {"expires_at": "2001-01-01T00:00:00Z"},
+            {"expires_at": "next tuesday"},
+            {"rate_per_second": 0},
+            {"rate_per_second": 1, "burst": 0},
+            {"name": ""},
+            {"name": "line\nbreak"},
+        ],
+        ids=["role", "scope", "cidr", "cidr-prefix", "expired", "bad-time", "rate-0", "burst-0",
+             "empty-name", "control-char-name"],
+    )  # fmt: skip
+    def test_bad_key_input_is_invalid_input(self, backend: Backend, kwargs: dict[str, Any]) -> None:
+        arguments: dict[str, Any] = {"name": "k", **kwargs}
+        with pytest.raises(InvalidInput):
+            backend.create_key(**arguments)
+
+    def test_bad_key_paging_and_grace_are_invalid_input(self, backend: Backend) -> None:
+        key, _ = backend.create_key(name="k")
+        for call in (
+            lambda: backend.list_keys(limit=0),
+            lambda: backend.list_keys(cursor="not-a-cursor"),
+            lambda: backend.rotate_key(key.id, grace_seconds=-1),
+        ):
+            with pytest.raises(InvalidInput):
+                call()
+        assert backend.get_key(key.id).rotated_at is None
+
+    # -- access control: the audit log ----------------------------------------------------------
+    def test_audit_tail_shows_each_admin_action_with_its_actor(self, backend: Backend) -> None:
+        me = backend.whoami()
+        key, _ = backend.create_key(name="audited")
+        backend.rotate_key(key.id)
+        backend.revoke_key(key.id)
+        tail = backend.audit_tail(limit=3)
+        assert all(isinstance(e, AuditEntry) for e in tail)
+        assert [(e.action, e.target, e.actor, e.actor_kind, e.outcome) for e in tail] == [
+            (action, key.id, me.subject, me.kind, "success")
+            for action in ("keys.create", "keys.rotate", "keys.revoke")
+        ]
+        first = tail[0].seq
+        assert [e.seq for e in tail] == [first, first + 1, first + 2]
+        assert backend.audit_tail(after=first, limit=10) == tail[1:]
+        assert backend.audit_tail(after=first, limit=1) == tail[1:2]
+        assert backend.audit_tail(after=first + 2) == []
+
+    def test_runs_are_audited_too(self, backend: Backend) -> None:
+        run = backend.create_run("demo", "x")
+        finished(backend, run.id)
+        actions = [(e.action, e.target) for e in backend.audit_tail(limit=10)]
+        assert ("runs.create", run.id) in actions
+
+    def test_audit_export_parses_back_in_both_formats(self, backend: Backend) -> None:
+        key, token = backend.create_key(name="exported")
+        backend.rotate_key(key.id)
+        log = whole_log(backend)
+        lines = list(backend.audit_export(format="jsonl"))
+        assert lines and all(line.endswith("\n") for line in lines)
+        assert list(read_jsonl(lines)) == log
+        rows = list(backend.audit_export(format="csv"))
+        assert list(read_csv(rows)) == log
+        parsed = list(csv.reader(rows))
+        assert parsed[0] == CSV_COLUMNS and len(parsed) == len(log) + 1
+        everything = "".join(lines + rows)
+        assert token not in everything and token[len(key.prefix_display) :] not in everything
+        since = list(read_jsonl(backend.audit_export(format="jsonl", since=log[-1].time)))
+        assert since == [e for e in log if e.time >= log[-1].time]
+
+    def test_a_bad_export_format_is_invalid_input_at_once(self, backend: Backend) -> None:
+        with pytest.raises(InvalidInput):
+            backend.audit_export(format="xml")  # before any line is asked for
+
+    def test_audit_verify(self, backend: Backend) -> None:
+        backend.create_key(name="verified")
+        log = whole_log(backend)
+        report = backend.audit_verify()
+        assert isinstance(report, VerifyReport)
+        assert report.org_id == log[-1].org_id
+        if log[-1].hash is not None:
+            assert report.ok, report.reason
+            assert (report.count, report.first_bad_seq, report.reason) == (len(log), None, None)
+            assert report.head_hash == log[-1].hash
+        else:  # a server running without AGENT_SDK_AUDIT_HASH_CHAIN: nothing to verify
+            assert not report.ok and report.unchained == len(log)
+            assert "AGENT_SDK_AUDIT_HASH_CHAIN" in (report.reason or "")

@@ -1,0 +1,174 @@
+"""``agent-sdk audit tail|export|verify``: the org's audit log."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent_sdk.cli.context import OutputFormat, command, current, sub_app
+from agent_sdk.cli.output import Column, dumps, out, render_list, render_one, say, when
+from agent_sdk.errors import AgentSDKError, InvalidInput
+from agent_sdk.records import AuditEntry
+
+app = sub_app(help="The audit log: tail, export, verify.", no_args_is_help=True)
+
+FOLLOW_INTERVAL = 1.0  # seconds between polls of `tail --follow`
+FOLLOW_PAGE = 1000
+
+AUDIT_COLUMNS = [
+    Column("SEQ", "seq"),
+    Column("TIME", lambda r: when(r.get("time"))),
+    Column("ACTOR", "actor", 30),
+    Column("ACTION", "action"),
+    Column("TARGET", "target", 30),
+    Column("OUTCOME", "outcome"),
+    Column("SOURCE", "source_ip"),
+]
+REPORT_FIELDS = [
+    Column("org", "org_id"),
+    Column("ok", "ok"),
+    Column("records", "count"),
+    Column("first bad", "first_bad_seq"),
+    Column("reason", "reason"),
+    Column("head hash", "head_hash"),
+    Column("checkpoints", "checkpoints"),
+    Column("unchained", "unchained"),
+]
+
+
+class AuditVerificationFailed(AgentSDKError):
+    """``audit verify`` found the log altered (exit code 1)."""
+
+    code = "audit_verification_failed"
+    title = "Audit log verification failed"
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _pause() -> None:
+    time.sleep(FOLLOW_INTERVAL)
+
+
+def entry_line(entry: AuditEntry) -> str:
+    """One record as a line of ``tail --follow`` in table mode."""
+    target = f" {entry.target}" if entry.target else ""
+    return (
+        f"{entry.seq:>6}  {when(entry.time)}  {entry.outcome:<7}  {entry.action}{target}"
+        f"  by {entry.actor}"
+    )
+
+
+@command(app, "tail")
+def tail(
+    after: Annotated[
+        int,
+        typer.Option("--after", min=0, metavar="SEQ", help="Records after this seq (0: newest)."),
+    ] = 0,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="How many.")
+    ] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new records (Ctrl-C stops).")
+    ] = False,
+) -> None:
+    """Print the newest audit records, oldest first, or the records after a seq.
+
+    Example: agent-sdk audit tail --limit 50 --follow
+    """
+    ctx = current()
+    fmt = ctx.output
+    backend = ctx.backend
+    if follow and fmt in (OutputFormat.yaml, OutputFormat.csv):
+        raise InvalidInput("--follow prints table, json or jsonl", hint="use -o jsonl")
+    entries = backend.audit_tail(after=after, limit=limit)
+    if not follow:
+        render_list(entries, AUDIT_COLUMNS, fmt, empty="no audit records")
+        return
+    last = entries[-1].seq if entries else after
+    while True:
+        for entry in entries:
+            out(entry_line(entry) if fmt is OutputFormat.table else dumps(entry))
+            last = entry.seq
+        sys.stdout.flush()
+        _pause()
+        # From an empty log (last 0) this asks for the newest records: all of them, up to a page.
+        entries = backend.audit_tail(after=last, limit=FOLLOW_PAGE)
+
+
+@command(app, "export", output=False)
+def export(
+    format: Annotated[
+        ExportFormat,
+        typer.Option("--format", help="jsonl (one record per line) or csv.", metavar="FMT"),
+    ] = ExportFormat.jsonl,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="ISO", help="Only records from this time.")
+    ] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", metavar="FILE", help="Write to FILE instead of stdout.", dir_okay=False
+        ),
+    ] = None,
+) -> None:
+    """Stream the whole audit log as JSONL or CSV, without holding it in memory.
+
+    Example: agent-sdk audit export --format csv --since 2025-01-01 --out audit.csv
+    """
+    ctx = current()
+    lines = ctx.backend.audit_export(format=format.value, since=since)
+    if out_file is None:
+        write = sys.stdout.write
+        for line in lines:
+            write(line)
+        sys.stdout.flush()
+        return
+    # Written beside the target and renamed at the end: a failed export leaves no half file
+    # that looks complete.
+    part = out_file.with_name(f".{out_file.name}.part")
+    count = 0
+    try:
+        with part.open("w", encoding="utf-8", newline="") as fh:
+            for line in lines:
+                fh.write(line)
+                count += 1
+        os.replace(part, out_file)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {out_file}: {exc.strerror}") from None
+    finally:
+        part.unlink(missing_ok=True)
+    say(f"wrote {count} lines to {out_file}")
+
+
+@command(app, "verify")
+def verify() -> None:
+    """Check the org's hash chain and signed checkpoints; exit 1 naming the first bad record.
+
+    Example: agent-sdk audit verify --org acme
+    """
+    ctx = current()
+    report = ctx.backend.audit_verify()
+    render_one(report, REPORT_FIELDS, ctx.output)
+    if not report.ok:
+        if report.first_bad_seq is None and report.unchained:
+            hint = (
+                "set AGENT_SDK_AUDIT_HASH_CHAIN=true: the records written from then on are chained"
+            )
+        else:
+            hint = (
+                "keep an export of the log as evidence (agent-sdk audit export) and compare it"
+                " with your off-site copy"
+            )
+        raise AuditVerificationFailed(
+            report.summary(), hint=hint, first_bad_seq=report.first_bad_seq
+        )
+    say(report.summary())
