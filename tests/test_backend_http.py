@@ -353,7 +353,7 @@ def test_a_stream_that_keeps_failing_gives_up(
 
 
 def test_sse_lines_split_only_at_cr_and_lf() -> None:
-    from agent_sdk.backend.http import _sse_lines
+    from agent_sdk.backend._sse import sse_lines as _sse_lines
 
     chunks = ["a\r", "\nb\rc\n", "d\u2028e\x1cf\n", "\n", "tail"]
     assert list(_sse_lines(iter(chunks))) == ["a", "b", "c", "d\u2028e\x1cf", "", "tail"]

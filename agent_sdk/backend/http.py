@@ -8,13 +8,13 @@ the boundary: a problem answer becomes the exception of :mod:`agent_sdk.errors` 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from agent_sdk import __version__
+from agent_sdk.backend._sse import parse_sse
 from agent_sdk.errors import (
     AgentSDKError,
     AuthenticationError,
@@ -174,7 +174,7 @@ class HttpBackend:
                         if resp.status_code not in _RETRY_STATUSES:
                             raise error
                     else:
-                        for event in _parse_sse(resp.iter_text()):
+                        for event in parse_sse(resp.iter_text()):
                             yield event
                             after, failures = event.seq, 0
                             if event.terminal:
@@ -415,43 +415,6 @@ def _error_from(resp: httpx.Response) -> AgentSDKError:
     if type(error) is AgentSDKError and code != AgentSDKError.code:
         error = fallback(detail, hint=hint)  # a code this version does not know
     return error
-
-
-def _parse_sse(chunks: Iterator[str]) -> Iterator[Event]:
-    """Events of a ``text/event-stream``. Lines end at CRLF, LF or CR (and nowhere else: not
-    the other line breaks str.splitlines knows); comments (keepalives) are skipped."""
-    data: list[str] = []
-    for line in _sse_lines(chunks):
-        if not line:
-            if data:
-                yield Event.from_dict(json.loads("\n".join(data)))
-                data = []
-        elif line.startswith("data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
-        # "id:" and "event:" repeat what the data holds (seq, type); ":" lines are comments.
-
-
-def _sse_lines(chunks: Iterator[str]) -> Iterator[str]:
-    buffer = ""
-    for chunk in chunks:
-        buffer += chunk
-        start = 0
-        while True:
-            cr, lf = buffer.find("\r", start), buffer.find("\n", start)
-            if cr == -1 and lf == -1:
-                break
-            if cr != -1 and (lf == -1 or cr < lf):
-                if cr + 1 == len(buffer):
-                    break  # a CR at the end of a chunk may be the first half of CRLF
-                end, nxt = cr, cr + 2 if buffer[cr + 1] == "\n" else cr + 1
-            else:
-                end, nxt = lf, lf + 1
-            yield buffer[start:end]
-            start = nxt
-        buffer = buffer[start:]
-    if buffer:
-        yield buffer
 
 
 __all__ = ["HttpBackend"]

@@ -47,7 +47,7 @@ class AuditStore(Protocol):
         a JSON-ready dict). In one write transaction (joining the caller's, if open), the store
         reads the org's last ``(seq, hash)``, assigns ``seq + 1`` and, when ``chain``, sets
         ``prev_hash`` to the last hash and ``hash`` to
-        :func:`agent_sdk.governance.audit.chain_hash` of the record; without ``chain`` both
+        :func:`agent_sdk.canonical.chain_hash` of the record; without ``chain`` both
         are None. Raises InvalidInput for unknown fields or values it cannot store."""
         ...
 

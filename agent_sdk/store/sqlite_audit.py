@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from agent_sdk.canonical import canonical_json, chain_hash
 from agent_sdk.errors import InvalidInput
-from agent_sdk.governance.audit import canonical_json, chain_hash
 from agent_sdk.records import AuditEntry, Checkpoint
 from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import MAX_LIMIT, check_limit

@@ -1,0 +1,86 @@
+"""Canonical JSON and the audit hash chain: the byte-exact format every audit hash and
+checkpoint signature covers. It lives beside ``records.py`` because both the store (which
+assigns ``seq`` and the chain hash inside its write transaction) and governance (which
+verifies) need it, and neither may import the other.
+
+Canonical JSON
+--------------
+Every hash and every signature covers the *canonical JSON* of a value, which is exactly::
+
+    json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+               allow_nan=False).encode("utf-8")
+
+so a verifier in another language reproduces it with these rules:
+
+* no whitespace outside strings; ``,`` between items and ``:`` between key and value;
+* object keys sorted by Unicode code point (Python's ``str`` order);
+* strings are UTF-8 and not ``\\u``-escaped, except ``"`` -> ``\\"``, ``\\`` -> ``\\\\``,
+  U+0008/0009/000A/000C/000D -> ``\\b \\t \\n \\f \\r`` and the other characters U+0000-U+001F
+  -> ``\\u00xx`` (lowercase hex). U+007F, U+2028 and U+2029 are written as they are;
+* integers in plain decimal, of any size; floats as Python's ``repr`` (the shortest text that
+  reads back to the same double: ``1.0``, ``0.1``, ``1e-07``, ``1e+16``); NaN and infinities
+  are refused; ``true``, ``false``, ``null``.
+
+This is close to RFC 8785 (JCS) but not equal: JCS sorts keys by UTF-16 code unit and writes
+``1e+16`` as ``10000000000000000``. Audit details rarely hold floats; the scrubber below makes
+every value one of the JSON types above.
+
+The hash chain
+--------------
+An org's records are numbered ``seq`` = 1, 2, 3, ... With the chain on, record *n* stores
+``prev_hash`` = the ``hash`` of record *n-1* (``null`` for the first chained record) and::
+
+    hash = hex(SHA-256(bytes.fromhex(prev_hash) + canonical_json(record without "hash")))
+
+with ``b""`` in place of ``bytes.fromhex(prev_hash)`` when ``prev_hash`` is null. The record
+without ``hash`` is the object of the fields ``org_id, seq, time, actor, actor_kind, action,
+target, outcome, request_id, source_ip, details, prev_hash`` (nulls included). A JSONL export
+line is the canonical JSON of the whole record, ``hash`` included, so it can be checked with
+nothing but a JSON parser and SHA-256.
+
+A signed checkpoint covers ``canonical_json({"org_id", "seq", "head_hash", "time"})``: "the first
+``seq`` records of this org end in ``head_hash``". See :mod:`agent_sdk.governance.audit_keys`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from agent_sdk.errors import InvalidInput
+from agent_sdk.records import AuditEntry, Checkpoint
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical JSON bytes of ``value`` (see the module docstring for the exact rules)."""
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return text.encode("utf-8")
+    except (TypeError, ValueError) as exc:  # a non-JSON value, NaN, or a lone surrogate
+        raise InvalidInput(f"audit record is not canonical JSON: {exc}") from None
+
+
+def entry_payload(entry: AuditEntry | Mapping[str, Any]) -> dict[str, Any]:
+    """The record as hashed: every field except ``hash``."""
+    data = entry.to_dict() if isinstance(entry, AuditEntry) else dict(entry)
+    data.pop("hash", None)
+    return data
+
+
+def chain_hash(prev_hash: str | None, entry: AuditEntry | Mapping[str, Any]) -> str:
+    """``hex(SHA-256(bytes.fromhex(prev_hash) + canonical_json(entry without hash)))``."""
+    try:
+        prev = bytes.fromhex(prev_hash) if prev_hash else b""
+    except ValueError:
+        raise InvalidInput(f"prev_hash {prev_hash!r} is not hex") from None
+    return hashlib.sha256(prev + canonical_json(entry_payload(entry))).hexdigest()
+
+
+def checkpoint_payload(cp: Checkpoint | Mapping[str, Any]) -> bytes:
+    """The bytes a checkpoint's signature covers."""
+    data = cp.to_dict() if isinstance(cp, Checkpoint) else dict(cp)
+    return canonical_json({k: data[k] for k in ("org_id", "seq", "head_hash", "time")})
