@@ -1,6 +1,6 @@
 """``agent-sdk up`` (the embedded server of one machine) and ``agent-sdk serve`` (deployment).
 
-``up`` migrates the local database, makes sure an admin token exists, and writes
+``up`` migrates the local database, makes sure the bootstrap API key exists, and writes
 ``server.json`` ({url, pid}) to the data directory while it runs: the CLI of this machine reads
 it to send its commands to the server instead of opening the database itself. ``serve`` is the
 same server for a deployment: no state file, and it refuses to start on an unmigrated database
@@ -202,7 +202,7 @@ def up(host: HostOption = None, port: PortOption = None, agents: AgentsOption = 
         say(f"  database: {database_label(settings)}")
         say("  The agent-sdk CLI on this machine now uses this server automatically.")
         if created and token:
-            say(f"  admin token (shown this once; kept in {token_file}):")
+            say(f"  bootstrap API key (shown this once; kept in {token_file}):")
             say(f"    {token}")
         say("  Other clients:")
         say(f"    export AGENT_SDK_SERVER_URL={url}")
