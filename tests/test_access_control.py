@@ -402,3 +402,24 @@ def test_without_an_org_the_cli_acts_in_the_keys_own_org(
     named = HttpBackend(settings.replace(org_id="default"), api_key=token, client=client)
     with pytest.raises(PermissionDenied):
         named.list_runs()
+
+
+def test_an_admitted_change_that_fails_is_audited_as_failed(
+    client: TestClient, root: dict[str, str]
+) -> None:
+    problem(client.post("/v1/runs/run_nope/cancel", headers=root), 404)
+    problem(client.post("/v1/runs", json={"agent": "dmeo", "input": "x"}, headers=root), 422)
+    records = client.get("/v1/admin/audit-logs?limit=5", headers=root).json()["data"]
+    failed = [(r["action"], r["details"]["error"]) for r in records if r["outcome"] == "failed"]
+    assert failed == [("POST /v1/runs/run_nope/cancel", "not_found"),
+                      ("POST /v1/runs", "invalid_input")]  # fmt: skip
+
+
+def test_the_spec_s_unversioned_admin_paths_answer_deprecated(
+    client: TestClient, root: dict[str, str]
+) -> None:
+    made = client.post("/v1/admin/api-keys", json={"name": "old"}, headers=root).json()
+    resp = client.post(f"/admin/api-keys/{made['key']['id']}/rotate", headers=root)
+    assert resp.status_code == 200 and resp.headers["x-api-deprecated"] == "true"
+    export = client.get("/admin/audit-logs/export?format=csv", headers=root)
+    assert export.status_code == 200 and export.headers["x-api-deprecated"] == "true"

@@ -28,6 +28,7 @@ from agent_sdk import __version__
 from agent_sdk.config import Settings
 from agent_sdk.core.bootstrap import ensure_bootstrap_key
 from agent_sdk.core.runtime import Runtime
+from agent_sdk.server.deps import record_failed_change
 from agent_sdk.server.errors import (
     PROBLEM_JSON,
     HTTPProblem,
@@ -76,6 +77,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.on_error = record_failed_change
     install_error_handlers(app)
     # Starlette wraps the last added middleware outermost: RequestContext must see everything,
     # including the 413 answers of the body limit.

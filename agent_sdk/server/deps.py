@@ -11,6 +11,7 @@ which would cost a thread hop on every request for checks that take microseconds
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.core.auth import RateLimited
 from agent_sdk.core.orgs import ORG_ID
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.errors import PermissionDenied
+from agent_sdk.errors import AgentSDKError, AuthenticationError, PermissionDenied, QuotaExceeded
 from agent_sdk.records import Principal
 from agent_sdk.security.network import client_ip
 from agent_sdk.security.ratelimit import rate_limit_headers
@@ -37,6 +38,7 @@ _bearer = HTTPBearer(
     description="An API key (`asdk_...`) or, when enabled, an HS256 JWT.",
 )
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+log = logging.getLogger("agent_sdk.server")
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -100,7 +102,9 @@ def needs(scope: str | None) -> Any:
         if admission.rate is not None:
             rate, burst = principal.rate_per_second or 0, admission.rate.limit
             request.state.extra_headers = rate_limit_headers(admission.rate, rate=rate, burst=burst)
-        return Caller(principal, admission.org_id, actor)
+        caller = Caller(principal, admission.org_id, actor)
+        request.state.caller = caller  # for the audit record of a change that then fails
+        return caller
 
     return Depends(admit)
 
@@ -121,6 +125,30 @@ def _record_refusal(
         outcome="denied",
         details={"reason": reason},
     )
+
+
+def record_failed_change(request: Request, exc: AgentSDKError) -> None:
+    """An admitted state-changing request that failed (a missing run, a conflict, a bad body)
+    still leaves an audit record, with ``outcome: "failed"``. Successful changes are recorded by
+    the core in their own transaction, refusals by ``needs``; this is the rest. Best effort: the
+    request has failed already, and a broken audit log must not hide why."""
+    caller: Caller | None = getattr(request.state, "caller", None)
+    if caller is None or request.method in _SAFE_METHODS:
+        return
+    if isinstance(exc, AuthenticationError | PermissionDenied | QuotaExceeded):
+        return
+    try:
+        audit_action(
+            runtime_of(request).audit,
+            caller.org_id,
+            caller.actor,
+            f"{request.method} {request.url.path}",
+            None,
+            outcome="failed",
+            details={"error": exc.code, "message": exc.message},
+        )
+    except AgentSDKError:
+        log.warning("could not audit a failed %s %s", request.method, request.url.path)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

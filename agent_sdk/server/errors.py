@@ -186,6 +186,9 @@ class HTTPProblem(HTTPException):
 
 async def _agent_sdk_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AgentSDKError)
+    hook = getattr(request.app.state, "on_error", None)
+    if hook is not None:  # the app's audit of failed changes (errors.py knows no core)
+        hook(request, exc)
     status = status_for(exc)
     headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if status == 401 else None
     extra = dict(exc.details)
