@@ -327,6 +327,16 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+# -- options shared by the listing commands --------------------------------------------------------
+PageSize = Annotated[
+    int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="Page size.")
+]
+Cursor = Annotated[
+    str | None,
+    typer.Option("--cursor", metavar="CURSOR", help="Continue after a previous page."),
+]
+
+
 # -- picking a backend --------------------------------------------------------------------------
 
 

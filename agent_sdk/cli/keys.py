@@ -14,7 +14,15 @@ from typing import Annotated, Any
 
 import typer
 
-from agent_sdk.cli.context import CLIContext, OutputFormat, command, current, sub_app
+from agent_sdk.cli.context import (
+    CLIContext,
+    Cursor,
+    OutputFormat,
+    PageSize,
+    command,
+    current,
+    sub_app,
+)
 from agent_sdk.cli.output import Column, key_values, out, render_one, render_page, say, when
 from agent_sdk.errors import InvalidInput
 from agent_sdk.records import ApiKey
@@ -220,13 +228,8 @@ def create(
 
 @command(app, "list")
 def list_(
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="Page size.")
-    ] = 50,
-    cursor: Annotated[
-        str | None,
-        typer.Option("--cursor", metavar="CURSOR", help="Continue after a previous page."),
-    ] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> None:
     """List the org's keys, newest first (prefix and last four characters only).
 

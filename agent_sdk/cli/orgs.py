@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agent_sdk.cli.context import command, current, sub_app
+from agent_sdk.cli.context import Cursor, PageSize, command, current, sub_app
 from agent_sdk.cli.output import Column, render_one, render_page, say, when
 
 app = sub_app(help="Organisations (tenants): create, list, show.", no_args_is_help=True)
@@ -42,13 +42,8 @@ def create(
 
 @command(app, "list")
 def list_(
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="Page size.")
-    ] = 50,
-    cursor: Annotated[
-        str | None,
-        typer.Option("--cursor", metavar="CURSOR", help="Continue after a previous page."),
-    ] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> None:
     """List orgs (on a server, a key without admin:platform sees its own).
 

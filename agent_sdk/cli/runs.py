@@ -10,7 +10,9 @@ import typer
 
 from agent_sdk.cli.context import (
     CLIContext,
+    Cursor,
     OutputFormat,
+    PageSize,
     RunNotSucceeded,
     command,
     current,
@@ -283,13 +285,8 @@ def list_(
     session: Annotated[
         str | None, typer.Option("--session", "-s", metavar="ID", help="Only runs of this session.")
     ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="Page size.")
-    ] = 50,
-    cursor: Annotated[
-        str | None,
-        typer.Option("--cursor", metavar="CURSOR", help="Continue after a previous page."),
-    ] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> None:
     """List runs, newest first.
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agent_sdk.cli.context import command, current, sub_app
+from agent_sdk.cli.context import Cursor, PageSize, command, current, sub_app
 from agent_sdk.cli.output import Column, render_one, render_page, when
 
 app = sub_app(help="Sessions: the runs of one conversation or job.", no_args_is_help=True)
@@ -30,13 +30,8 @@ SESSION_FIELDS = [
 
 @command(app, "list")
 def list_(
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="Page size.")
-    ] = 50,
-    cursor: Annotated[
-        str | None,
-        typer.Option("--cursor", metavar="CURSOR", help="Continue after a previous page."),
-    ] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> None:
     """List sessions, newest first.
 
