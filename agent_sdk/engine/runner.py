@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from agent_sdk.config import Settings
+from agent_sdk.engine.journal import Journal
 from agent_sdk.engine.models.base import (
     Message,
     ModelDelta,
@@ -57,6 +58,8 @@ class RunEnv:
     stream_deltas: bool = False
     cancelled: Callable[[], bool] = field(default=_never)
     allow_model_requests: bool = True
+    # What earlier attempts of this run recorded: replayed instead of repeated (engine/journal).
+    journal: Journal | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,13 @@ async def _call_tool(tools: dict[str, Tool], call: ToolCall, ctx: ToolContext) -
     return {**base, "ok": True, "result": result}
 
 
+async def _replay_or_call(
+    tools: dict[str, Tool], call: ToolCall, ctx: ToolContext, journal: Journal
+) -> dict[str, Any]:
+    recorded = journal.results.get(call.id)
+    return recorded if recorded is not None else await _call_tool(tools, call, ctx)
+
+
 def _tool_message(data: dict[str, Any]) -> Message:
     if data["ok"]:
         result = data["result"]
@@ -171,6 +181,7 @@ async def execute(agent: Agent, input: str, env: RunEnv) -> RunResult:
     model_name = agent.model if isinstance(agent.model, str) else provider.name
     usage = Usage()
     steps = 0
+    journal = env.journal or Journal()
     while True:
         if steps >= max_steps:
             raise QuotaExceeded(
@@ -179,21 +190,28 @@ async def execute(agent: Agent, input: str, env: RunEnv) -> RunResult:
             )
         _check_cancelled(env)
         steps += 1
-        env.emit(EventType.MODEL_REQUEST.value, {"step": steps, "messages_count": len(messages)})
-        request = ModelRequest(
-            model=model_name, messages=list(messages), tools=specs, run_id=env.run_id
-        )
-        response = await _ask(provider, request, env)
+        if steps not in journal.requested:
+            env.emit(
+                EventType.MODEL_REQUEST.value, {"step": steps, "messages_count": len(messages)}
+            )
+        recorded = journal.responses.get(steps)
+        if recorded is not None:
+            response = recorded
+        else:
+            request = ModelRequest(
+                model=model_name, messages=list(messages), tools=specs, run_id=env.run_id
+            )
+            response = await _ask(provider, request, env)
+            env.emit(
+                EventType.MODEL_RESPONSE.value,
+                {
+                    "step": steps,
+                    "text": response.text,
+                    "tool_calls": [c.to_dict() for c in response.tool_calls],
+                    "usage": response.usage.to_dict(),
+                },
+            )
         usage = usage + response.usage
-        env.emit(
-            EventType.MODEL_RESPONSE.value,
-            {
-                "step": steps,
-                "text": response.text,
-                "tool_calls": [c.to_dict() for c in response.tool_calls],
-                "usage": response.usage.to_dict(),
-            },
-        )
         if usage.total_tokens > max_tokens:
             raise QuotaExceeded(
                 f"run exceeded max_tokens={max_tokens} (used {usage.total_tokens})",
@@ -205,13 +223,16 @@ async def execute(agent: Agent, input: str, env: RunEnv) -> RunResult:
         if response.tool_calls:
             for call in response.tool_calls:
                 _check_cancelled(env)
-                env.emit(EventType.TOOL_CALL.value, call.to_dict())
+                if call.id not in journal.called:
+                    env.emit(EventType.TOOL_CALL.value, call.to_dict())
             # Concurrent, but results are emitted and sent back in the order of the calls.
             results = await asyncio.gather(
-                *(_call_tool(tools, call, env.tool_context) for call in response.tool_calls)
-            )
-            for data in results:
-                env.emit(EventType.TOOL_RESULT.value, data)
+                *(_replay_or_call(tools, call, env.tool_context, journal)
+                  for call in response.tool_calls)
+            )  # fmt: skip
+            for call, data in zip(response.tool_calls, results, strict=True):
+                if call.id not in journal.results:
+                    env.emit(EventType.TOOL_RESULT.value, data)
                 messages.append(_tool_message(data))
             continue
         text = response.text or ""
