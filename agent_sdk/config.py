@@ -129,6 +129,13 @@ class Settings:
     agents: tuple[str, ...] = ()
     agents_file: str | None = None
     allow_model_requests: bool = True
+    # Durable execution
+    retry_max: int = 3
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 60.0
+    run_recovery_enabled: bool = True
+    worker_lease: float = 30.0
+    event_retention_max_events: int | None = None
     # Streaming
     stream_queue_size: int = 1000
     stream_max_events: int = 100_000
@@ -140,6 +147,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8765
     max_body_bytes: int = 1_048_576
+    # Seconds an Idempotency-Key of run creation is remembered; a retry after that is new.
+    idempotency_ttl: float = 86_400.0
     # Access control
     api_key_pepper: str | None = field(default=None, repr=False)
     api_key_role: str = "admin"
@@ -212,6 +221,12 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "agents": _list,
     "agents_file": _opt_str,
     "allow_model_requests": _bool,
+    "retry_max": _int(0, 100),
+    "retry_base_delay": _float(0),
+    "retry_max_delay": _float(0),
+    "run_recovery_enabled": _bool,
+    "worker_lease": _float(1),
+    "event_retention_max_events": lambda v: None if str(v).strip() == "" else _int(1)(v),
     "stream_queue_size": _int(1),
     "stream_max_events": _int(1),
     "fs_allowlist": _list,
@@ -220,6 +235,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "host": _str,
     "port": _int(0, 65535),
     "max_body_bytes": _int(1),
+    "idempotency_ttl": _float(1),
     "api_key_pepper": _opt_str,
     "api_key_role": _choice("admin", "operator", "viewer"),
     "api_key_scopes": _list,
