@@ -124,6 +124,9 @@ class Settings:
     execution_mode: str = "inline"
     worker_count: int = 4
     max_concurrent_runs: int = 64
+    # Queue mode: the queue backend, and the SQLite queue's file (relative: under data_dir)
+    queue_backend: str = "sqlite"
+    queue_db_path: str = "queue.db"
     max_steps: int = 20
     max_tokens: int = 100_000
     agents: tuple[str, ...] = ()
@@ -216,6 +219,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "execution_mode": _choice("inline", "queue"),
     "worker_count": _int(1, 1024),
     "max_concurrent_runs": _int(1, 100_000),
+    "queue_backend": _choice("sqlite", "memory", "redis", "sqs", "kafka"),
+    "queue_db_path": _str,
     "max_steps": _int(1),
     "max_tokens": _int(1),
     "agents": _list,

@@ -1,0 +1,193 @@
+"""The Queue protocol: at-least-once delivery of jobs to workers, with leases.
+
+A job's life::
+
+    enqueue ──► ready ──reserve──► leased ──ack──► (gone)
+                  ▲  ▲                │ │
+                  │  └──retry(delay)──┘ └──dead──► dead ──requeue_dead──► ready
+                  └── lease expired (the next reserve takes it, attempts + 1)
+
+* **At-least-once.** A worker that dies holding a lease does not lose the job: when the lease
+  expires, the next ``reserve`` (by any worker) takes it, with ``attempts`` raised again. A worker
+  therefore must make its side effects safe to repeat (the run's state in the store says what
+  was already done).
+* **Leases are tokens.** Every ``reserve`` hands out a fresh random token; ``extend``, ``ack``,
+  ``retry`` and ``dead`` act only if the job still carries that token, and raise
+  :class:`~agent_sdk.errors.Conflict` when the lease was lost (it expired and another worker took
+  the job, or the job is gone). A lease that expired but that nobody took yet is still honoured.
+* **Natural keys.** ``enqueue(..., job_id=X)`` enqueues at most one job ``X``: while a job with
+  that id is in the queue (ready, delayed, leased or dead) a second enqueue returns the existing
+  job unchanged. An acknowledged job is deleted, so its id may be enqueued again later.
+* **Waiting never spins.** ``reserve`` waits up to ``timeout`` seconds, by a notification where the
+  backend has one and by bounded back-off polling where it does not.
+
+Capabilities are class attributes (``supports_delay``, ``durable``), read without isinstance checks.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from agent_sdk.errors import Conflict, InvalidInput
+
+Clock = Callable[[], float]
+
+# Waiting by polling: first retry after 5 ms, doubling up to 100 ms. A job enqueued while a
+# worker sleeps is picked up at most 100 ms late, and an idle worker makes ~10 queries a second.
+POLL_MIN = 0.005
+POLL_MAX = 0.1
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work. ``payload`` is a JSON object; times are Unix seconds (``time.time()``)."""
+
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    enqueued_at: float
+    available_at: float
+    # The error recorded by the last retry() or dead(), so a worker sees why it runs again.
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's claim on a job until ``expires_at``; ``token`` proves it is still the holder."""
+
+    job: Job
+    token: str
+    worker: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """Jobs by state. ``ready`` includes jobs whose lease expired (any worker may take them)."""
+
+    ready: int
+    delayed: int
+    leased: int
+    dead: int
+
+    @property
+    def total(self) -> int:
+        return self.ready + self.delayed + self.leased + self.dead
+
+
+@dataclass(frozen=True)
+class DeadJob:
+    """A dead-lettered job, the error that killed it and when."""
+
+    job: Job
+    error: str
+    died_at: float
+
+
+@runtime_checkable
+class Queue(Protocol):
+    supports_delay: ClassVar[bool]
+    durable: ClassVar[bool]
+
+    def enqueue(
+        self, kind: str, payload: dict[str, Any], *, delay: float = 0.0, job_id: str | None = None
+    ) -> Job:
+        """Add a job, ready after ``delay`` seconds. An id already queued returns that job."""
+        ...
+
+    def reserve(self, worker: str, *, lease: float, timeout: float) -> Lease | None:
+        """Take the oldest ready job for ``lease`` seconds (attempts + 1), waiting up to
+        ``timeout`` seconds for one; None when none came."""
+        ...
+
+    def extend(self, lease: Lease, seconds: float) -> Lease:
+        """Heartbeat: the lease now ends ``seconds`` from now. Conflict if the lease was lost."""
+        ...
+
+    def ack(self, lease: Lease) -> None:
+        """The job is done: remove it. Conflict if the lease was lost."""
+        ...
+
+    def retry(self, lease: Lease, delay: float, error: str) -> None:
+        """Give the job back, ready again after ``delay`` seconds, keeping ``error``."""
+        ...
+
+    def dead(self, lease: Lease, error: str) -> None:
+        """Move the job to the dead-letter state, keeping ``error``."""
+        ...
+
+    def depth(self) -> QueueDepth: ...
+
+    def list_dead(self, limit: int = 50) -> list[DeadJob]:
+        """Dead jobs, the most recently dead first."""
+        ...
+
+    def requeue_dead(self, job_id: str) -> Job:
+        """An operator's retry: the dead job is ready again with attempts reset to 0 (its last
+        error kept). NotFound if there is no such job, Conflict if it is not dead."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# -- helpers shared by the backends ------------------------------------------------------------
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(12)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def check_job(kind: str, payload: dict[str, Any], delay: float) -> str:
+    """Validate an enqueue and return the payload as canonical JSON text."""
+    if not kind or not isinstance(kind, str):
+        raise InvalidInput("a job needs a kind (a non-empty string)")
+    if not isinstance(payload, dict):
+        raise InvalidInput(f"a job payload must be a JSON object, not {type(payload).__name__}")
+    if delay < 0:
+        raise InvalidInput(f"delay must be >= 0, not {delay}")
+    try:
+        # ASCII escapes: a lone surrogate survives the trip through a UTF-8 database as \udXXX.
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"job payload is not JSON-serialisable: {exc}") from None
+
+
+def lease_lost(lease: Lease) -> Conflict:
+    return Conflict(
+        f"job {lease.job.id} is no longer leased to {lease.worker}: the lease expired and another "
+        "worker took the job, or the job was finished",
+        hint="drop this attempt's result; the current holder finishes the job",
+    )
+
+
+def check_seconds(name: str, value: float) -> None:
+    if value < 0:
+        raise InvalidInput(f"{name} must be >= 0, not {value}")
+
+
+def check_limit(limit: int) -> int:
+    if limit < 1 or limit > 1000:
+        raise InvalidInput(f"limit must be from 1 to 1000, not {limit}")
+    return limit
+
+
+__all__ = [
+    "Clock",
+    "DeadJob",
+    "Job",
+    "Lease",
+    "Queue",
+    "QueueDepth",
+    "check_job",
+    "new_job_id",
+    "new_token",
+]
