@@ -30,13 +30,16 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Failed with a retryable error on every attempt AGENT_SDK_RETRY_MAX allowed: dead-lettered,
+    # waiting for an operator's `runs retry`.
+    DEAD = "dead"
 
     @property
     def terminal(self) -> bool:
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+_TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.DEAD})
 
 
 class EventType(StrEnum):
@@ -44,6 +47,7 @@ class EventType(StrEnum):
 
     RUN_CREATED = "run.created"
     RUN_STARTED = "run.started"
+    RUN_RETRYING = "run.retrying"
     MODEL_REQUEST = "model.request"
     MODEL_DELTA = "model.delta"
     MODEL_RESPONSE = "model.response"

@@ -36,7 +36,13 @@ class Backend(Protocol):
         session_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         script: list[dict[str, Any]] | None = None,
-    ) -> Run: ...
+        idempotency_key: str | None = None,
+    ) -> Run:
+        """A new queued run. With ``idempotency_key`` a repeat of the same request (same
+        agent, input, session, metadata and script) within the key's lifetime returns the run
+        the first one created instead of a second run; the same key with another request is
+        InvalidInput, and one still in flight is Conflict."""
+        ...
 
     def get_run(self, run_id: str) -> Run: ...
 

@@ -116,12 +116,20 @@ class HttpBackend:
         session_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         script: list[dict[str, Any]] | None = None,
+        idempotency_key: str | None = None,
     ) -> Run:
         body: dict[str, Any] = {"agent": agent, "input": input}
         for key, value in (("session_id", session_id), ("metadata", metadata), ("script", script)):
             if value is not None:
                 body[key] = value
-        return Run.from_dict(self._call("POST", "/v1/runs", json=body))
+        headers = None
+        if idempotency_key is not None:
+            # Checked here as the server would: a key httpx cannot put in a header (non-ASCII)
+            # must be the same InvalidInput as over the local backend, not an encoding error.
+            from agent_sdk.core.runs import check_idempotency_key
+
+            headers = {"Idempotency-Key": check_idempotency_key(idempotency_key)}
+        return Run.from_dict(self._call("POST", "/v1/runs", json=body, headers=headers))
 
     def get_run(self, run_id: str) -> Run:
         return Run.from_dict(self._call("GET", f"/v1/runs/{_seg('run', run_id)}"))
@@ -293,12 +301,17 @@ class HttpBackend:
         *,
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         import httpx
 
         try:
             resp = self._client.request(
-                method, path, params=params, json=json, headers=self._headers
+                method,
+                path,
+                params=params,
+                json=json,
+                headers={**self._headers, **headers} if headers else self._headers,
             )
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None

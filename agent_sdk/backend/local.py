@@ -69,6 +69,7 @@ class LocalBackend:
         session_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         script: list[dict[str, Any]] | None = None,
+        idempotency_key: str | None = None,
     ) -> Run:
         return self.runtime.runs.create(
             self.org_id,
@@ -78,6 +79,7 @@ class LocalBackend:
             metadata=metadata,
             script=script,
             actor=_actor(),
+            idempotency_key=idempotency_key,
         )
 
     def get_run(self, run_id: str) -> Run:

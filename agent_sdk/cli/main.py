@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("agent_sdk.cli.db:app", "Database schema: apply and inspect migrations."),
     "up": ("agent_sdk.cli.server_cmds:app", "Run the local server in the foreground until Ctrl-C."),
     "serve": ("agent_sdk.cli.server_cmds:app", "Run the server for a deployment."),
+    "worker": ("agent_sdk.cli.worker_cmd:app", "Execute queued runs until Ctrl-C."),
     "version": ("agent_sdk.cli.main:plain_commands", "Print the version of agent-sdk."),
     "completion": ("agent_sdk.cli.completion:app", "Print the shell completion script."),
 }

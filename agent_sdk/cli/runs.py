@@ -221,8 +221,20 @@ def create(
         bool, typer.Option("--follow", "-f", help="Stream the run's events until it ends.")
     ] = False,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait for the run to end.")] = False,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            metavar="KEY",
+            help="Repeating the command with the same KEY and request returns the first run "
+            "instead of starting another (default: a new key, printed on stderr).",
+        ),
+    ] = None,
 ) -> None:
     """Start a run of an agent.
+
+    Every create sends an idempotency key: give one with --idempotency-key (a CI step can use
+    its job and attempt ids) and a retried step returns the run the first attempt started.
 
     Example: agent-sdk runs create --agent demo --input "list the files" --follow
     """
@@ -249,8 +261,23 @@ def create(
                 f"script {str(script)!r} must be a list of turns", hint='e.g. [{"text": "hi"}]'
             )
     backend = ctx.backend
+    if idempotency_key is None:
+        # Printed before sending: if the answer is lost (a timeout, a dropped connection), the
+        # key is what lets the retry find the run instead of starting a second one.
+        import uuid
+
+        idempotency_key = str(uuid.uuid4())
+        say(
+            f"idempotency key: {idempotency_key}; re-run with --idempotency-key "
+            f"{idempotency_key} to make a retry safe"
+        )
     run = backend.create_run(
-        spec, text, session_id=session, metadata=_metadata(metadata), script=turns
+        spec,
+        text,
+        session_id=session,
+        metadata=_metadata(metadata),
+        script=turns,
+        idempotency_key=idempotency_key,
     )
     say(f"created run {run.id}")
     local = backend.kind == "local"

@@ -5,18 +5,31 @@ what a run is and which transitions it may take:
 
     queued ──► running ──► succeeded | failed | cancelled
        └──────────────────────────────────► cancelled
+
+Creation takes an optional Idempotency-Key (draft-ietf-httpapi-idempotency-key-header). The key
+is claimed in the transaction that inserts the run, its ``run.created`` event and its audit
+record, so any number of concurrent requests with one key create one run. A request that finds
+the key held by the same request gets the first answer back (the run as it was created), writes
+nothing and is not audited again: nothing changed, and the first record carries the key. The
+same key with another request is InvalidInput (422); a claim still in flight is Conflict (409),
+which a single-transaction store never shows (see :mod:`agent_sdk.store.idempotency`).
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from agent_sdk.canonical import canonical_json
 from agent_sdk.core.actors import Actor, audit_action
-from agent_sdk.errors import InvalidInput, NotFound
+from agent_sdk.errors import AgentSDKError, Conflict, InvalidInput, NotFound
 from agent_sdk.records import Event, EventType, Page, Run, RunStatus
 from agent_sdk.store._ids import new_id, utcnow
+from agent_sdk.store.idempotency import DONE, IdempotencyRecord
 
 if TYPE_CHECKING:
     from agent_sdk.core.events import EventBus
@@ -24,10 +37,18 @@ if TYPE_CHECKING:
     from agent_sdk.core.runtime import Runtime
     from agent_sdk.engine.agent import AgentRegistry
 
+log = logging.getLogger(__name__)
+
 MAX_INPUT_CHARS = 1_000_000
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 # How often a live reader re-checks the store for events written by another process.
 POLL_INTERVAL = 0.25
+# The draft's limit on an Idempotency-Key is its syntax (a string of printable ASCII); the length
+# bound keeps the primary key small and is what Stripe and others accept.
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+# Expired claims removed by each run creation that claims a key: more than it adds, so the table
+# drains to the live keys, yet bounded, so one creation never pays for a long backlog.
+PURGE_BATCH = 16
 
 
 def parse_statuses(values: Sequence[str] | None) -> list[RunStatus] | None:
@@ -76,7 +97,40 @@ class RunService:
         metadata: dict[str, Any] | None = None,
         script: list[dict[str, Any]] | None = None,
         actor: Actor | None = None,
+        idempotency_key: str | None = None,
     ) -> Run:
+        """A new queued run (or, with an ``idempotency_key`` used before by the same request,
+        the run that request created: see :meth:`create_idempotent`)."""
+        run, _ = self.create_idempotent(
+            org_id,
+            agent,
+            input,
+            session_id=session_id,
+            metadata=metadata,
+            script=script,
+            actor=actor,
+            idempotency_key=idempotency_key,
+        )
+        return run
+
+    def create_idempotent(
+        self,
+        org_id: str,
+        agent: str | dict[str, Any],
+        input: str,
+        *,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        script: list[dict[str, Any]] | None = None,
+        actor: Actor | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Run, bool]:
+        """Create a run; return it and whether it is a replay of an earlier creation.
+
+        With ``idempotency_key``: a live claim of the key in ``org_id`` for the same request
+        (agent, input, session_id, metadata, script) returns the run as first created and True,
+        creating nothing; for another request, InvalidInput; still in flight, Conflict.
+        """
         if not isinstance(input, str):
             raise InvalidInput("input must be a string")
         if len(input) > MAX_INPUT_CHARS:
@@ -85,11 +139,23 @@ class RunService:
             raise InvalidInput(
                 "session_id must be 1-128 characters of letters, digits, '-', '_' or '.'"
             )
+        digest = ""
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
+            digest = request_hash(agent, input, session_id, metadata, script)
+            # A retry usually finds its key done: answer it from one read, without the write
+            # lock. A miss is settled again by the claim below, under the lock.
+            held = self.store.get_idempotency_key(org_id, idempotency_key, now=utcnow())
+            if held is not None:
+                return _replay(held, digest), True
         try:  # validates names and inline specs up front
             resolved = self.registry.resolve(agent)
         except NotFound as exc:  # an unknown agent is a bad request, not a missing resource
             raise InvalidInput(exc.message, hint=exc.hint) from None
         spec = resolved.to_spec()
+        # A named agent is looked up again by name when the run executes (a Python agent's
+        # model object or tools do not survive a spec); an inline spec is rebuilt from itself.
+        spec["registered"] = isinstance(agent, str)
         if script is not None:
             from agent_sdk.engine.models.scripted import validate_script
 
@@ -107,16 +173,50 @@ class RunService:
             metadata=dict(metadata or {}),
             agent_spec=spec,
         )
+        details: dict[str, Any] = {"agent": run.agent}
         with self.store.transaction():
             self.store.get_org(org_id)
+            if idempotency_key is not None:
+                # Claimed first, so a loser writes nothing. The claim carries the answer (the run
+                # as created), so it is born done and commits with the run or not at all.
+                held = self.store.claim_idempotency_key(
+                    IdempotencyRecord(
+                        org_id=org_id,
+                        key=idempotency_key,
+                        request_hash=digest,
+                        state=DONE,
+                        created_at=now,
+                        expires_at=_later(now, self.settings.idempotency_ttl),
+                        run_id=run.id,
+                        response=run.to_dict(),
+                    )
+                )
+                if held is not None:  # another request won the race while we prepared
+                    return _replay(held, digest), True
+                self.store.purge_idempotency_keys(now, limit=PURGE_BATCH)
+                details["idempotency_key"] = idempotency_key
             run = self.store.insert_run(run)
             event = self.store.append_event(
                 org_id, run.id, EventType.RUN_CREATED, {"agent": run.agent}, time=now
             )
-            self._audit(org_id, actor, "runs.create", run.id, {"agent": run.agent})
+            self._audit(org_id, actor, "runs.create", run.id, details)
         self.bus.publish(event)
-        self.executor.submit(org_id, run.id)
-        return run
+        self._dispatch(org_id, run.id)
+        return run, False
+
+    def _dispatch(self, org_id: str, run_id: str) -> None:
+        """Inline: execute here. Queue mode: enqueue for a worker. The run is committed first;
+        if the enqueue fails (or this process dies before it), the run stays ``queued`` and
+        recovery gives it its job (see :mod:`agent_sdk.core.recovery`): accepted is never lost."""
+        if self.settings.execution_mode != "queue":
+            self.executor.submit(org_id, run_id)
+            return
+        from agent_sdk.core.worker import enqueue_run
+
+        try:
+            enqueue_run(self._runtime.queue, org_id, run_id)
+        except AgentSDKError as exc:
+            log.warning("run %s accepted but not enqueued (%s); recovery will", run_id, exc)
 
     def _audit(
         self, org_id: str, actor: Actor | None, action: str, run_id: str, details: dict[str, Any]
@@ -242,6 +342,67 @@ class RunService:
                     await asyncio.sleep(max(0.0, (at - previous).total_seconds() / speed))
                 previous = at
             yield event
+
+
+def check_idempotency_key(key: str) -> str:
+    """``key`` if it is 1-255 printable ASCII characters (not only spaces), else InvalidInput."""
+    if (
+        not isinstance(key, str)
+        or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS
+        or not key.strip()
+        or not all(" " <= c <= "~" for c in key)
+    ):
+        raise InvalidInput(
+            f"an Idempotency-Key is 1-{MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters",
+            hint="use a random UUID per request, and the same one for its retries",
+        )
+    return key
+
+
+def request_hash(
+    agent: str | dict[str, Any],
+    input: str,
+    session_id: str | None,
+    metadata: dict[str, Any] | None,
+    script: list[dict[str, Any]] | None,
+) -> str:
+    """SHA-256 of the canonical JSON of a creation request, as parsed: key order and spacing of
+    the body do not matter, and no metadata is the same as empty metadata (both make the same
+    run)."""
+    request = {
+        "agent": agent,
+        "input": input,
+        "session_id": session_id,
+        "metadata": metadata or {},
+        "script": script,
+    }
+    try:
+        return hashlib.sha256(canonical_json(request)).hexdigest()
+    except InvalidInput:
+        raise InvalidInput("the request is not JSON (it cannot be keyed for idempotency)") from None
+
+
+def _replay(held: IdempotencyRecord, digest: str) -> Run:
+    if held.request_hash != digest:
+        raise InvalidInput(
+            f"Idempotency-Key {held.key!r} was already used with a different request",
+            hint="resend the first request unchanged, or use a new key for a new request",
+        )
+    if held.state != DONE or held.response is None:
+        raise Conflict(
+            f"a request with Idempotency-Key {held.key!r} is still in progress",
+            hint="retry once it has finished",
+        )
+    return Run.from_dict(held.response)
+
+
+def _later(when: str, seconds: float) -> str:
+    """The timestamp ``seconds`` after ``when``, in the store's fixed-width format."""
+    try:
+        at = datetime.fromisoformat(when.replace("Z", "+00:00")) + timedelta(seconds=seconds)
+    except OverflowError:  # a TTL past the year 9999 means "never expires"
+        return "9999-12-31T23:59:59.999999Z"
+    return at.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _valid_client_id(value: str) -> bool:

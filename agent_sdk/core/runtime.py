@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from agent_sdk.core.executor import Executor
     from agent_sdk.core.keys import KeyService
     from agent_sdk.engine.agent import AgentRegistry
+    from agent_sdk.queue.base import Queue
     from agent_sdk.store.base import Store
 
 
@@ -75,6 +76,13 @@ class Runtime:
         return AuthService(self.settings, self.keys, self.orgs)
 
     @cached_property
+    def queue(self) -> Queue:
+        """The queue of ``AGENT_SDK_EXECUTION_MODE=queue`` (opened on first use)."""
+        from agent_sdk.queue import queue_from_settings
+
+        return queue_from_settings(self.settings)
+
+    @cached_property
     def bus(self) -> EventBus:
         from agent_sdk.core.events import EventBus
 
@@ -105,4 +113,6 @@ class Runtime:
             if wait:
                 self.executor.wait_idle(timeout)
             self.executor.close()
+        if "queue" in self.__dict__:
+            self.queue.close()
         self.store.close()

@@ -13,10 +13,11 @@ from typing import Any, ClassVar, Protocol
 
 from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, Session
 from agent_sdk.store.audit import AuditStore
+from agent_sdk.store.idempotency import IdempotencyStore
 from agent_sdk.store.keys import KeyStore
 
 
-class Store(KeyStore, AuditStore, Protocol):
+class Store(KeyStore, AuditStore, IdempotencyStore, Protocol):
     scheme: ClassVar[str]
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from agent_sdk.store._rows import (
 )
 from agent_sdk.store.migrations import Migration, load_migrations
 from agent_sdk.store.sqlite_audit import SQLiteAuditMixin
+from agent_sdk.store.sqlite_idempotency import SQLiteIdempotencyMixin
 from agent_sdk.store.sqlite_keys import SQLiteKeysMixin
 
 T = TypeVar("T")
@@ -103,7 +104,7 @@ class _Conn:
             self.db.close()
 
 
-class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin):
+class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin):
     scheme: ClassVar[str] = "sqlite"
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:

@@ -115,6 +115,23 @@ class BackendContract:
         assert run.metadata == {"ticket": 42}
         assert backend.get_run(run.id).id == run.id
 
+    def test_an_idempotency_key_makes_a_retry_return_the_first_run(self, backend: Backend) -> None:
+        key = f"ci-step-{uuid.uuid4()}"
+        first = backend.create_run("demo", "hello", metadata={"n": 1}, idempotency_key=key)
+        again = backend.create_run("demo", "hello", metadata={"n": 1}, idempotency_key=key)
+        assert again == first  # the run as first created, whatever it has done since
+        assert [r.id for r in backend.list_runs().items] == [first.id]
+        with pytest.raises(InvalidInput, match="different request"):
+            backend.create_run("demo", "another input", idempotency_key=key)
+        other = backend.create_run("demo", "hello", idempotency_key=f"{key}-2")
+        assert other.id != first.id
+
+    @pytest.mark.parametrize("key", ["", "   ", "x" * 256, "caf\u00e9", "tab\there"])
+    def test_bad_idempotency_keys_are_invalid_input(self, backend: Backend, key: str) -> None:
+        with pytest.raises(InvalidInput, match="Idempotency-Key"):
+            backend.create_run("demo", "hello", idempotency_key=key)
+        assert backend.list_runs().items == []
+
     def test_a_run_finishes_with_output_and_usage(self, backend: Backend) -> None:
         run = backend.create_run("demo", "summarise README.md")
         done = finished(backend, run.id)

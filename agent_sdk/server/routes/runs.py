@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Annotated, Any, cast
 
@@ -38,6 +39,18 @@ After = Annotated[int, Query(ge=0, description="return events with seq greater t
 LastEventId = Annotated[
     str | None,
     Header(alias="Last-Event-ID", description="SSE resume point; wins over `after`"),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Makes a retry safe (draft-ietf-httpapi-idempotency-key-header): 1-255 "
+        "printable ASCII characters, bare or as a quoted string, unique per request and reused "
+        "for its retries. The same key with the same body within AGENT_SDK_IDEMPOTENCY_TTL "
+        "answers the first response again, with `Idempotent-Replayed: true`, and creates "
+        "nothing; with another body, 422; while the first is in flight, 409. Keys are per org.",
+        examples=["8e03978e-40d5-43e8-bc93-6894a57f9324"],
+    ),
 ]
 
 
@@ -117,8 +130,10 @@ _SSE_DOC: dict[int | str, dict[str, Any]] = {
 
 
 # -- handlers ------------------------------------------------------------------------------------
-async def create_run(body: CreateRun, who: RunsWriter, rt: RuntimeDep) -> Response:
-    run = rt.runs.create(
+async def create_run(
+    body: CreateRun, who: RunsWriter, rt: RuntimeDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    run, replayed = rt.runs.create_idempotent(
         who.org_id,
         body.agent,
         body.input,
@@ -126,8 +141,26 @@ async def create_run(body: CreateRun, who: RunsWriter, rt: RuntimeDep) -> Respon
         metadata=body.metadata,
         script=body.script,
         actor=who.actor,
+        idempotency_key=_idempotency_key(idempotency_key),
     )
-    return JSONResponse(run.to_dict(), 201, headers={"Location": f"/v1/runs/{run.id}"})
+    headers = {"Location": f"/v1/runs/{run.id}"}
+    if replayed:  # the stored first answer: same status, same body
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(run.to_dict(), 201, headers=headers)
+
+
+def _idempotency_key(raw: str | None) -> str | None:
+    """The key of the header. The draft makes it a structured-field string (``"abc"``); most
+    clients send it bare (``abc``), so both are accepted and mean the same key."""
+    if raw is None:
+        return None
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = _SF_ESCAPE.sub(r"\1", value[1:-1])
+    return value
+
+
+_SF_ESCAPE = re.compile(r'\\(["\\])')
 
 
 async def list_runs(
@@ -356,7 +389,22 @@ def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
         status_code=201,
         response_model=RunModel,
         summary="Start a run",
-        responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+        responses={
+            201: {
+                "headers": {
+                    "Location": {"schema": {"type": "string"}},
+                    "Idempotent-Replayed": {
+                        "description": "`true` when this is the stored answer to an earlier "
+                        "request with the same Idempotency-Key (no run was created)",
+                        "schema": {"type": "string", "enum": ["true"]},
+                    },
+                }
+            },
+            409: {
+                **problem_responses(409)[409],
+                "description": "A request with this Idempotency-Key is still in flight",
+            },
+        },
     )(create_run)
     r.get("/runs", response_model=RunPage, summary="List runs, newest first")(list_runs)
     r.get("/runs/{run_id}", response_model=RunModel, summary="Show a run")(get_run)

@@ -1,0 +1,288 @@
+"""One attempt of a run: start it, drive the engine, and record how it ended.
+
+    queued ──start──► running ──► succeeded | failed | cancelled
+      ▲                  │
+      └── run.retrying ──┤ (a retryable error with retries left, or the worker stopping)
+                         └──► dead (a retryable error on the last allowed attempt)
+
+An attempt may also take over a run left ``running`` by a worker that died: it starts again
+from the journal of what earlier attempts recorded (see :mod:`agent_sdk.engine.journal`), so
+the run keeps one event history and nothing recorded happens twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agent_sdk.core.retry import RetryPolicy, is_retryable
+from agent_sdk.errors import AgentSDKError, QuotaExceeded
+from agent_sdk.records import EventType, Run, RunStatus, Usage
+from agent_sdk.store._ids import utcnow
+
+if TYPE_CHECKING:
+    from agent_sdk.config import Settings
+    from agent_sdk.core.events import EventBus
+    from agent_sdk.engine.agent import AgentRegistry
+    from agent_sdk.store.base import Store
+
+log = logging.getLogger(__name__)
+
+# Seconds between checks of the store for a cancel requested by another process.
+CANCEL_POLL = 0.25
+
+_TERMINAL_EVENT = {
+    RunStatus.SUCCEEDED: EventType.RUN_SUCCEEDED,
+    RunStatus.FAILED: EventType.RUN_FAILED,
+    RunStatus.DEAD: EventType.RUN_FAILED,
+    RunStatus.CANCELLED: EventType.RUN_CANCELLED,
+}
+
+
+class EventCapExceeded(QuotaExceeded):
+    pass
+
+
+# Why an attempt's task was cancelled, when it was not a user's cancel (asyncio passes the
+# message of Task.cancel(msg) on to the CancelledError).
+STOPPING = "worker stopping"  # the process shuts down: give the run back to the queue
+LEASE_LOST = "lease lost"  # another worker holds the job now: stop without writing anything
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, for whoever drives attempts (the inline executor or a worker)."""
+
+    # "done" (a terminal state was recorded), "dead" (retries ran out), "retry", "skipped"
+    # (nothing to do: finished or cancelled already) or "lost" (another worker has the job)
+    kind: str
+    delay: float = 0.0
+    error: str | None = None
+
+
+DONE = Outcome("done")
+SKIPPED = Outcome("skipped")
+
+
+@dataclass
+class Attempts:
+    settings: Settings
+    store: Store
+    bus: EventBus
+    registry: AgentRegistry
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy.from_settings(self.settings)
+
+    async def run(self, org_id: str, run_id: str, *, takeover: bool = False) -> Outcome:
+        """One attempt. ``takeover`` also starts a run left ``running`` by a dead worker."""
+        started = self._start(org_id, run_id, takeover=takeover)
+        if started is None:
+            return SKIPPED
+        run, journal = started
+        attempt = run.attempts
+        try:
+            with self._heartbeat(org_id, run_id):
+                result = await self._drive(run, journal)
+        except asyncio.CancelledError as exc:
+            why = exc.args[0] if exc.args else None
+            if why == LEASE_LOST:
+                return Outcome("lost")
+            if why == STOPPING:
+                return self._requeue(org_id, run_id, attempt, 0.0, "the worker stopped")
+            self._finish(org_id, run_id, RunStatus.CANCELLED, reason="cancelled by request")
+            return DONE
+        except AgentSDKError as exc:
+            if is_retryable(exc):
+                if self.policy.allows(attempt):
+                    return self._requeue(
+                        org_id, run_id, attempt, self.policy.delay(attempt), exc.message
+                    )
+                self._finish(org_id, run_id, RunStatus.DEAD, error=exc.to_dict())
+                return Outcome("dead", error=exc.message)
+            self._finish(org_id, run_id, RunStatus.FAILED, error=exc.to_dict())
+            return DONE
+        except Exception:  # a bug must fail the run, not leave it running forever
+            log.exception("run %s crashed", run_id)
+            error = {"code": "internal_error", "message": "internal error (see logs)"}
+            self._finish(org_id, run_id, RunStatus.FAILED, error=error)
+            return DONE
+        self._finish(
+            org_id,
+            run_id,
+            RunStatus.SUCCEEDED,
+            output=result.text,
+            usage=result.usage,
+            steps=result.steps,
+        )
+        return DONE
+
+    # -- start -------------------------------------------------------------------------------
+    def _start(self, org_id: str, run_id: str, *, takeover: bool) -> tuple[Run, Any] | None:
+        from agent_sdk.engine.journal import Journal
+
+        expect = [RunStatus.QUEUED, RunStatus.RUNNING] if takeover else [RunStatus.QUEUED]
+        with self.store.transaction():
+            run = self.store.get_run(org_id, run_id)
+            if run.status not in expect:
+                return None  # finished, cancelled while queued, or running elsewhere
+            resumed = run.attempts > 0
+            started = self.store.update_run(
+                org_id,
+                run_id,
+                expect_status=expect,
+                status=RunStatus.RUNNING,
+                started_at=run.started_at or utcnow(),
+                attempts=run.attempts + 1,
+            )
+            if started is None:
+                return None
+            event = self.store.append_event(
+                org_id,
+                run_id,
+                EventType.RUN_STARTED,
+                {"attempt": started.attempts, "resumed": resumed},
+            )
+        self.bus.publish(event)
+        journal = Journal.from_events(self.store.iter_events(org_id, run_id)) if resumed else None
+        return started, journal
+
+    async def _drive(self, run: Run, journal: Any) -> Any:
+        from agent_sdk.engine.runner import RunEnv, execute
+        from agent_sdk.engine.tools import ToolContext
+
+        org_id, run_id = run.org_id, run.id
+        count = [0]
+        cap = self.settings.stream_max_events
+
+        def emit(type: str, data: dict[str, Any]) -> None:
+            ev = self.store.append_event(org_id, run_id, type, data)
+            count[0] = ev.seq
+            self.bus.publish(ev)
+            # Leave room for the terminal event, which is always written.
+            if count[0] + 1 >= cap:
+                raise EventCapExceeded(
+                    f"run reached AGENT_SDK_STREAM_MAX_EVENTS={cap} events and was stopped"
+                )
+
+        # A cancel made in this process cancels the task directly; the store is only asked for
+        # cancels made elsewhere (another process's CLI), at most every CANCEL_POLL seconds.
+        last_check = [time.monotonic()]
+
+        def cancelled() -> bool:
+            now = time.monotonic()
+            if now - last_check[0] < CANCEL_POLL:
+                return False
+            last_check[0] = now
+            return self.store.get_run(org_id, run_id).cancel_requested
+
+        s = self.settings
+        env = RunEnv(
+            run_id=run_id,
+            org_id=org_id,
+            emit=emit,
+            tool_context=ToolContext(
+                run_id=run_id,
+                org_id=org_id,
+                fs_roots=s.fs_allowlist,
+                http_allowlist=s.http_allowlist,
+                http_timeout=s.http_timeout,
+                cancelled=cancelled,
+            ),
+            max_steps=s.max_steps,
+            max_tokens=s.max_tokens,
+            cancelled=cancelled,
+            allow_model_requests=s.allow_model_requests,
+            journal=journal,
+        )
+        if run.cancel_requested:
+            raise asyncio.CancelledError
+        return await execute(self._agent_of(run), run.input, env)
+
+    def _agent_of(self, run: Run) -> Any:
+        spec = dict(run.agent_spec or {})
+        if spec.pop("registered", False):
+            agent = self.registry.get(run.agent)
+            if spec.get("script") == agent.to_spec().get("script"):
+                return agent
+        return self.registry.resolve(spec or run.agent)
+
+    @contextlib.contextmanager
+    def _heartbeat(self, org_id: str, run_id: str) -> Iterator[None]:
+        """Touch the run while it runs, so recovery can tell a live run from an orphan."""
+        interval = self.settings.worker_lease / 3
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                with contextlib.suppress(AgentSDKError):
+                    self.store.update_run(org_id, run_id, expect_status=[RunStatus.RUNNING])
+
+        task = asyncio.get_running_loop().create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    # -- end ---------------------------------------------------------------------------------
+    def _requeue(self, org_id: str, run_id: str, attempt: int, delay: float, why: str) -> Outcome:
+        with self.store.transaction():
+            back = self.store.update_run(
+                org_id, run_id, expect_status=[RunStatus.RUNNING], status=RunStatus.QUEUED
+            )
+            if back is None:
+                return DONE  # cancelled or finished meanwhile
+            event = self.store.append_event(
+                org_id,
+                run_id,
+                EventType.RUN_RETRYING,
+                {"attempt": attempt, "error": why, "delay": round(delay, 3)},
+            )
+        self.bus.publish(event)
+        return Outcome("retry", delay=delay, error=why)
+
+    def _finish(
+        self,
+        org_id: str,
+        run_id: str,
+        status: RunStatus,
+        *,
+        output: str | None = None,
+        error: dict[str, Any] | None = None,
+        usage: Usage | None = None,
+        steps: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {"status": status, "finished_at": utcnow()}
+        data: dict[str, Any] = {}
+        if output is not None:
+            fields["output"] = data["output"] = output
+        if error is not None:
+            fields["error"] = data["error"] = error
+        if usage is not None:
+            fields["usage"] = data["usage"] = {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "total_tokens": usage.total_tokens,
+            }
+        if steps is not None:
+            fields["steps"] = steps
+        if reason is not None:
+            data["reason"] = reason
+            fields.setdefault("error", {"code": "cancelled", "message": reason})
+        if status is RunStatus.DEAD:
+            data["dead"] = True
+        with self.store.transaction():
+            done = self.store.update_run(
+                org_id, run_id, expect_status=[RunStatus.QUEUED, RunStatus.RUNNING], **fields
+            )
+            if done is None:
+                return  # somebody else already finished it (a cancel of a queued run)
+            event = self.store.append_event(org_id, run_id, _TERMINAL_EVENT[status], data)
+        self.bus.publish(event)

@@ -1,0 +1,118 @@
+"""Retries of failed attempts, dead-lettering, and resuming a run a dead process left behind."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_sdk.config import load_settings
+from agent_sdk.core.runtime import Runtime
+from agent_sdk.engine.agent import Agent, AgentRegistry
+from agent_sdk.engine.models.base import ModelRequest, ModelResponse
+from agent_sdk.engine.models.scripted import ScriptedModel
+from agent_sdk.errors import ModelError
+from agent_sdk.records import Run, RunStatus
+
+ORG = "default"
+
+
+class Flaky(ScriptedModel):
+    """Fails with a retryable error the first ``failures`` times it is asked."""
+
+    def __init__(self, failures: int, script: list[dict[str, Any]]) -> None:
+        super().__init__(script)
+        self.failures = failures
+        self.asked = 0
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        self.asked += 1
+        if self.asked <= self.failures:
+            raise ModelError("provider overloaded (503)", retryable=True)
+        return await super().complete(request)
+
+
+def runtime(tmp_path: Path, agent: Agent, **env: str) -> Runtime:
+    full = {"HOME": str(tmp_path / "home"), "AGENT_SDK_RETRY_BASE_DELAY": "0.01",
+            **{f"AGENT_SDK_{k.upper()}": v for k, v in env.items()}}  # fmt: skip
+    return Runtime(load_settings(env=full, cwd=Path.cwd()), registry=AgentRegistry(agents=[agent]))
+
+
+def wait_done(rt: Runtime, run_id: str) -> Run:
+    for _ in range(1000):
+        run = rt.runs.get(ORG, run_id)
+        if run.status.terminal:
+            return run
+        time.sleep(0.01)
+    raise AssertionError(rt.runs.get(ORG, run_id))
+
+
+def test_a_retryable_failure_is_retried_and_then_succeeds(tmp_path: Path) -> None:
+    model = Flaky(2, [{"text": "ok"}])
+    rt = runtime(tmp_path, Agent(name="flaky", model=model), retry_max="3")
+    try:
+        run = wait_done(rt, rt.runs.create(ORG, "flaky", "x").id)
+        assert run.status is RunStatus.SUCCEEDED and run.attempts == 3
+        types = [e.type for e in rt.runs.events(ORG, run.id)]
+        assert types.count("run.retrying") == 2 and types.count("run.started") == 3
+        assert types[-1] == "run.succeeded"
+        retry = next(e for e in rt.runs.events(ORG, run.id) if e.type == "run.retrying")
+        assert retry.data["attempt"] == 1 and "overloaded" in retry.data["error"]
+    finally:
+        rt.close(timeout=10)
+
+
+def test_exhausted_retries_dead_letter_the_run(tmp_path: Path) -> None:
+    model = Flaky(100, [{"text": "never"}])
+    rt = runtime(tmp_path, Agent(name="down", model=model), retry_max="2")
+    try:
+        run = wait_done(rt, rt.runs.create(ORG, "down", "x").id)
+        assert run.status is RunStatus.DEAD and run.attempts == 3 and model.asked == 3
+        assert (run.error or {}).get("code") == "model_error"
+        last = rt.runs.events(ORG, run.id)[-1]
+        assert last.type == "run.failed" and last.data["dead"] is True
+        assert [r.id for r in rt.runs.list(ORG, status=["dead"]).items] == [run.id]
+    finally:
+        rt.close(timeout=10)
+
+
+@pytest.mark.parametrize("error", [{"error": "bad request"}])
+def test_a_non_retryable_failure_fails_at_once(tmp_path: Path, error: dict[str, Any]) -> None:
+    rt = runtime(tmp_path, Agent(name="bad", model="scripted", script=[error]), retry_max="3")
+    try:
+        run = wait_done(rt, rt.runs.create(ORG, "bad", "x").id)
+        assert run.status is RunStatus.FAILED and run.attempts == 1
+    finally:
+        rt.close(timeout=10)
+
+
+def test_an_orphaned_running_run_is_resumed_from_its_journal(tmp_path: Path) -> None:
+    script = [{"tool": "fs.list", "arguments": {"path": "."}}, {"text": "done"}]
+    agent = Agent(name="two", model="scripted", script=script)
+    rt = runtime(tmp_path, agent)
+    try:
+        run = wait_done(rt, rt.runs.create(ORG, "two", "x").id)
+        full = rt.runs.events(ORG, run.id)
+        # Make it look as if the process died right after the tool result was recorded.
+        cut = next(e.seq for e in full if e.type == "tool.result")
+        db = rt.store
+        with db.transaction():
+            db._exec("DELETE FROM events WHERE run_id = ? AND seq > ?", (run.id, cut))  # type: ignore[attr-defined]
+            db.update_run(ORG, run.id, status=RunStatus.RUNNING, finished_at=None, output=None)
+        outcome = rt.executor.loop  # the loop the attempt runs on
+        import asyncio
+
+        result = asyncio.run_coroutine_threadsafe(
+            rt.executor.attempts.run(ORG, run.id, takeover=True), outcome
+        ).result(10)
+        assert result.kind == "done"
+        resumed = rt.runs.get(ORG, run.id)
+        assert resumed.status is RunStatus.SUCCEEDED and resumed.attempts == 2
+        events = rt.runs.events(ORG, run.id)
+        assert [e.type for e in events].count("tool.call") == 1  # not repeated
+        assert events[cut].type == "run.started" and events[cut].data["resumed"] is True
+        assert resumed.output == run.output
+    finally:
+        rt.close(timeout=10)

@@ -1,0 +1,246 @@
+"""Queue mode: the server enqueues, workers execute. Crash tests use real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_sdk.config import Settings, load_settings
+from agent_sdk.core.recovery import recover
+from agent_sdk.core.runtime import Runtime
+from agent_sdk.core.worker import Worker
+from agent_sdk.engine.agent import Agent, AgentRegistry
+from agent_sdk.engine.models.base import ModelRequest, ModelResponse
+from agent_sdk.engine.models.scripted import ScriptedModel
+from agent_sdk.errors import ModelError
+from agent_sdk.records import Run, RunStatus
+
+ORG = "default"
+NOOP = {"name": "noop", "model": "scripted", "script": [{"text": "ok"}]}
+
+
+def queue_settings(env: dict[str, str], **extra: str) -> Settings:
+    full = {**env, "AGENT_SDK_EXECUTION_MODE": "queue", "AGENT_SDK_RETRY_BASE_DELAY": "0.01",
+            **{f"AGENT_SDK_{k.upper()}": v for k, v in extra.items()}}  # fmt: skip
+    return load_settings(env=full, cwd=Path.cwd())
+
+
+class Running:
+    """A Worker on its own loop in a thread, stopped on exit."""
+
+    def __init__(self, settings: Settings, registry: AgentRegistry | None = None) -> None:
+        self.runtime = Runtime(settings, registry=registry)
+        self.loop = asyncio.new_event_loop()
+        self.stop = asyncio.Event()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> Runtime:
+        self.thread.start()
+        self.runtime.attach(self.loop)
+        worker = Worker(self.runtime, self.runtime.queue, name="test", poll=0.05)
+        self.future = asyncio.run_coroutine_threadsafe(worker.run(self.stop), self.loop)
+        return self.runtime
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.future.result(20)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+        self.runtime.close(wait=False)
+
+
+def wait_for(rt: Runtime, run_id: str, done: Any = None, timeout: float = 20) -> Run:
+    check = done or (lambda r: r.status.terminal)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = rt.store.get_run(ORG, run_id)
+        if check(run):
+            return run
+        time.sleep(0.02)
+    raise AssertionError(f"run {run_id}: {rt.store.get_run(ORG, run_id)}")
+
+
+def test_queue_mode_enqueues_and_a_worker_executes(isolated_env: dict[str, str]) -> None:
+    settings = queue_settings(isolated_env)
+    api = Runtime(settings)  # the server's side: creates and enqueues, executes nothing
+    try:
+        runs = [api.runs.create(ORG, NOOP, str(i)) for i in range(20)]
+        time.sleep(0.2)
+        assert {api.runs.get(ORG, r.id).status for r in runs} == {RunStatus.QUEUED}
+        assert api.queue.depth().ready == 20
+        with Running(settings) as worker_rt:
+            for r in runs:
+                assert wait_for(worker_rt, r.id).status is RunStatus.SUCCEEDED
+        assert api.queue.depth().total == 0
+    finally:
+        api.close(wait=False)
+
+
+def test_one_worker_overlaps_waiting_runs(isolated_env: dict[str, str]) -> None:
+    settings = queue_settings(isolated_env, max_concurrent_runs="100")
+    slow = {"name": "slow", "model": "scripted", "latency": 1.0, "script": [{"text": "ok"}]}
+    with Running(settings) as rt:
+        started = time.monotonic()
+        runs = [rt.runs.create(ORG, slow, str(i)) for i in range(60)]
+        for r in runs:
+            wait_for(rt, r.id)
+        assert time.monotonic() - started < 3.5
+
+
+class Flaky(ScriptedModel):
+    def __init__(self, failures: int) -> None:
+        super().__init__([{"text": "ok"}])
+        self.failures = failures
+        self.asked = 0
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        self.asked += 1
+        if self.asked <= self.failures:
+            raise ModelError("throttled", retryable=True)
+        return await super().complete(request)
+
+
+def test_retries_then_dead_letter_in_queue_mode(isolated_env: dict[str, str]) -> None:
+    settings = queue_settings(isolated_env, retry_max="2")
+    registry = AgentRegistry(agents=[Agent(name="flaky", model=Flaky(1)),
+                                     Agent(name="down", model=Flaky(100))])  # fmt: skip
+    with Running(settings, registry) as rt:
+        ok = rt.runs.create(ORG, "flaky", "x")
+        dead = rt.runs.create(ORG, "down", "x")
+        assert wait_for(rt, ok.id).status is RunStatus.SUCCEEDED
+        final = wait_for(rt, dead.id)
+        assert final.status is RunStatus.DEAD and final.attempts == 3
+        deadline = time.monotonic() + 5
+        while rt.queue.depth().dead != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        [job] = rt.queue.list_dead()
+        assert job.job.id == dead.id and "throttled" in job.error
+
+
+def test_cancel_a_queued_run_in_queue_mode(isolated_env: dict[str, str]) -> None:
+    settings = queue_settings(isolated_env)
+    api = Runtime(settings)
+    try:
+        run = api.runs.create(ORG, NOOP, "x")
+        assert api.runs.cancel(ORG, run.id).status is RunStatus.CANCELLED
+        with Running(settings) as rt:
+            deadline = time.monotonic() + 5
+            while rt.queue.depth().total and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert rt.queue.depth().total == 0  # taken, found cancelled, acknowledged
+            assert rt.runs.get(ORG, run.id).status is RunStatus.CANCELLED
+            assert [e.type for e in rt.runs.events(ORG, run.id)] == ["run.created", "run.cancelled"]
+    finally:
+        api.close(wait=False)
+
+
+def test_a_run_accepted_but_never_enqueued_is_recovered(isolated_env: dict[str, str]) -> None:
+    settings = queue_settings(isolated_env)
+    api = Runtime(settings)
+    try:
+        api.settings.__dict__  # noqa: B018
+        run = api.runs.create(ORG, NOOP, "x")
+        # The server died between commit and enqueue: the job never reached the queue.
+        lease = api.queue.reserve("gone", lease=60, timeout=1)
+        assert lease is not None
+        api.queue.ack(lease)
+        assert api.queue.depth().total == 0
+        found = recover(api, api.queue)
+        assert found.requeued == 1 and api.queue.depth().ready == 1
+        with Running(settings) as rt:
+            assert wait_for(rt, run.id).status is RunStatus.SUCCEEDED
+    finally:
+        api.close(wait=False)
+
+
+# -- real processes --------------------------------------------------------------------------
+def _cli() -> list[str]:
+    return [str(Path(sys.executable).parent / "agent-sdk")]
+
+
+@pytest.fixture
+def worker_env(isolated_env: dict[str, str]) -> dict[str, str]:
+    return {**isolated_env, "AGENT_SDK_EXECUTION_MODE": "queue", "AGENT_SDK_WORKER_LEASE": "1.5"}
+
+
+@pytest.fixture
+def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(10)
+
+
+def start_worker(
+    env: dict[str, str], procs: list[subprocess.Popen[bytes]], log: Path
+) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*_cli(), "worker", "--count", "1"], env=env, stdout=out, stderr=out
+        )
+    procs.append(proc)
+    return proc
+
+
+@pytest.mark.slow
+def test_kill_9_a_worker_mid_run_and_another_finishes_it(
+    worker_env: dict[str, str], workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    settings = load_settings(env=worker_env, cwd=Path.cwd())
+    api = Runtime(settings)
+    try:
+        steps = [{"tool": "fs.list", "arguments": {"path": "."}}] * 6 + [{"text": "finished"}]
+        spec = {"name": "long", "model": "scripted", "latency": 0.4, "script": steps}
+        run = api.runs.create(ORG, spec, "x")
+        first = start_worker(worker_env, workers, tmp_path / "w1.log")
+        # Let it record a few steps, then kill it without a chance to clean up.
+        wait_for(api, run.id, lambda r: len(api.store.list_events(ORG, run.id)) >= 8)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        assert api.runs.get(ORG, run.id).status is RunStatus.RUNNING
+        start_worker(worker_env, workers, tmp_path / "w2.log")
+        done = wait_for(api, run.id, timeout=30)
+        assert done.status is RunStatus.SUCCEEDED and done.attempts == 2, (
+            tmp_path / "w2.log"
+        ).read_text()
+        events = api.runs.events(ORG, run.id)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        types = [e.type for e in events]
+        assert types.count("tool.result") == 6 and types.count("model.response") == 7
+        assert types.count("run.started") == 2 and types[-1] == "run.succeeded"
+        assert done.output == "finished"
+    finally:
+        api.close(wait=False)
+
+
+@pytest.mark.slow
+def test_sigterm_gives_unfinished_runs_back(
+    worker_env: dict[str, str], workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    settings = load_settings(env=worker_env, cwd=Path.cwd())
+    api = Runtime(settings)
+    try:
+        spec = {"name": "slow", "model": "scripted", "latency": 30, "script": [{"text": "x"}]}
+        run = api.runs.create(ORG, spec, "x")
+        proc = start_worker(worker_env, workers, tmp_path / "w.log")
+        wait_for(api, run.id, lambda r: r.status is RunStatus.RUNNING)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, (tmp_path / "w.log").read_text()
+        back = api.runs.get(ORG, run.id)
+        assert back.status is RunStatus.QUEUED
+        assert api.queue.depth().ready + api.queue.depth().delayed == 1
+    finally:
+        api.close(wait=False)
