@@ -116,3 +116,16 @@ def test_an_orphaned_running_run_is_resumed_from_its_journal(tmp_path: Path) -> 
         assert resumed.output == run.output
     finally:
         rt.close(timeout=10)
+
+
+def test_event_retention_prunes_the_oldest_events_at_the_end(tmp_path: Path) -> None:
+    script = [{"tool": "fs.list", "arguments": {"path": "."}}] * 5 + [{"text": "done"}]
+    agent = Agent(name="chatty", model="scripted", script=script)
+    rt = runtime(tmp_path, agent, event_retention_max_events="4")
+    try:
+        run = wait_done(rt, rt.runs.create(ORG, "chatty", "x").id)
+        events = rt.runs.events(ORG, run.id)
+        assert len(events) == 4 and events[-1].type == "run.succeeded"
+        assert events[0].seq > 1  # the oldest went; seqs are not renumbered
+    finally:
+        rt.close(timeout=10)

@@ -285,4 +285,9 @@ class Attempts:
             if done is None:
                 return  # somebody else already finished it (a cancel of a queued run)
             event = self.store.append_event(org_id, run_id, _TERMINAL_EVENT[status], data)
+            keep = self.settings.event_retention_max_events
+            if keep is not None:
+                # At the end only: a run still running may need all of its events to resume
+                # from its journal after a crash.
+                self.store.prune_events(org_id, run_id, keep=keep)
         self.bus.publish(event)

@@ -122,6 +122,11 @@ class Store(KeyStore, AuditStore, IdempotencyStore, Protocol):
         """Events with ``seq > after`` in order. Raises NotFound for another org's run."""
         ...
 
+    def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
+        """Delete all but the newest ``keep`` events of the run; return how many went. Seqs of
+        the kept events do not change, so readers resume after any seq as before."""
+        ...
+
     def iter_events(self, org_id: str, run_id: str, *, after: int = 0) -> Iterator[Event]:
         """All events after ``after``, read page by page."""
         ...

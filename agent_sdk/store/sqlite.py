@@ -543,6 +543,18 @@ class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin):
             self._require_run(org_id, run_id)
         return [Event(run_id, r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
+    def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
+        if keep < 0:
+            raise InvalidInput("keep must be >= 0")
+        with self.transaction():
+            self._require_run(org_id, run_id)
+            # One range delete on the (run_id, seq) primary key, below the newest `keep`.
+            return self._exec(
+                "DELETE FROM events WHERE run_id = ? AND seq <= "
+                "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?) - ?",
+                (run_id, run_id, keep),
+            )
+
     def iter_events(self, org_id: str, run_id: str, *, after: int = 0) -> Iterator[Event]:
         """A generator: NotFound surfaces on the first ``next()``."""
         while True:

@@ -78,6 +78,18 @@ class StoreContract:
         org = store.get_org(ORG)
         assert (org.id, org.name) == (ORG, "Default")
 
+    def test_prune_events_keeps_the_newest(self, store: Store) -> None:
+        store.ensure_org(OTHER)
+        run = make_run(store)
+        for i in range(10):
+            store.append_event(ORG, run.id, "tool.result", {"i": i})
+        assert store.prune_events(ORG, run.id, keep=3) == 7
+        assert [e.seq for e in store.list_events(ORG, run.id)] == [8, 9, 10]
+        assert [e.seq for e in store.list_events(ORG, run.id, after=2)] == [8, 9, 10]
+        assert store.append_event(ORG, run.id, "x", {}).seq == 11  # never reused
+        with pytest.raises(NotFound):
+            store.prune_events(OTHER, run.id, keep=1)
+
     def test_create_and_list_orgs(self, store: Store) -> None:
         made = [store.create_org(f"org-{i:02d}", f"Org {i}") for i in range(5)]
         assert made[0].name == "Org 0" and store.get_org("org-00") == made[0]
