@@ -57,6 +57,20 @@ class Backend(Protocol):
 
     def cancel_run(self, run_id: str) -> Run: ...
 
+    def retry_run(self, run_id: str) -> Run:
+        """A failed, dead or cancelled run queued again (attempts kept); Conflict for a run
+        that succeeded or has not finished."""
+        ...
+
+    def retry_runs(self, status: Sequence[str], since: str | None = None) -> list[Run]:
+        """Retry every run in ``status`` created since ``since`` (an age such as ``1h`` or an
+        ISO time; None: any time), up to 1000; return the runs retried."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Execution mode, store check, queue depth (queue mode) and live workers."""
+        ...
+
     def list_events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]: ...
 
     def follow_events(self, run_id: str, *, after: int = 0) -> Iterator[Event]:

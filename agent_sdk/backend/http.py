@@ -155,6 +155,19 @@ class HttpBackend:
     def cancel_run(self, run_id: str) -> Run:
         return Run.from_dict(self._call("POST", f"/v1/runs/{_seg('run', run_id)}/cancel"))
 
+    def retry_run(self, run_id: str) -> Run:
+        return Run.from_dict(self._call("POST", f"/v1/runs/{_seg('run', run_id)}/retry"))
+
+    def retry_runs(self, status: Sequence[str], since: str | None = None) -> list[Run]:
+        body: dict[str, Any] = {"status": list(status)}
+        if since is not None:
+            body["since"] = since
+        data = self._call("POST", "/v1/runs/retry", json=body)
+        return [Run.from_dict(r) for r in data["data"]]
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/v1/status"))
+
     def list_events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
         params = {"after": after, "limit": limit}
         data = self._call("GET", f"/v1/runs/{_seg('run', run_id)}/events", params=params)

@@ -100,6 +100,19 @@ class LocalBackend:
     def cancel_run(self, run_id: str) -> Run:
         return self.runtime.runs.cancel(self.org_id, run_id, actor=_actor())
 
+    def retry_run(self, run_id: str) -> Run:
+        return self.runtime.runs.retry(self.org_id, run_id, actor=_actor())
+
+    def retry_runs(self, status: Sequence[str], since: str | None = None) -> list[Run]:
+        return self.runtime.runs.retry_many(
+            self.org_id, status=list(status), since=since, actor=_actor()
+        )
+
+    def status(self) -> dict[str, Any]:
+        from agent_sdk.core.status import status
+
+        return status(self.runtime)
+
     def list_events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
         return self.runtime.runs.events(self.org_id, run_id, after=after, limit=limit)
 

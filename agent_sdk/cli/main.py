@@ -55,6 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("agent_sdk.cli.server_cmds:app", "Run the local server in the foreground until Ctrl-C."),
     "serve": ("agent_sdk.cli.server_cmds:app", "Run the server for a deployment."),
     "worker": ("agent_sdk.cli.worker_cmd:app", "Execute queued runs until Ctrl-C."),
+    "status": ("agent_sdk.cli.status_cmd:app", "Show the store, queue depth and live workers."),
     "version": ("agent_sdk.cli.main:plain_commands", "Print the version of agent-sdk."),
     "completion": ("agent_sdk.cli.completion:app", "Print the shell completion script."),
 }

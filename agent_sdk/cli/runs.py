@@ -1,4 +1,4 @@
-"""``agent-sdk runs create|list|show|events|cancel``."""
+"""``agent-sdk runs create|list|show|events|cancel|retry``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,15 @@ from agent_sdk.cli.context import (
     current,
     sub_app,
 )
-from agent_sdk.cli.output import Column, render_event, render_one, render_page, say, when
+from agent_sdk.cli.output import (
+    Column,
+    render_event,
+    render_list,
+    render_one,
+    render_page,
+    say,
+    when,
+)
 from agent_sdk.errors import InvalidInput
 from agent_sdk.records import Event, Run, RunStatus
 
@@ -305,8 +313,8 @@ def list_(
         typer.Option(
             "--status",
             metavar="STATUS",
-            help="Only runs in this status (queued, running, succeeded, failed, cancelled); "
-            "repeatable or comma-separated.",
+            help="Only runs in this status (queued, running, succeeded, failed, cancelled, "
+            "dead); repeatable or comma-separated.",
         ),
     ] = None,
     session: Annotated[
@@ -372,8 +380,6 @@ def events(
         for event in collected:
             render_event(event, fmt)
         return
-    from agent_sdk.cli.output import render_list
-
     render_list(collected, [], fmt, empty="no events")
 
 
@@ -385,3 +391,59 @@ def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run
     if run.status.terminal and run.status is not RunStatus.CANCELLED:
         say(f"run {run.id} had already {run.status.value}")
     render_one(run, RUN_FIELDS, ctx.output)
+
+
+@command(app, "retry")
+def retry(
+    run_id: Annotated[
+        str | None,
+        typer.Argument(metavar="[RUN_ID]", help="The run (or give --status for many)."),
+    ] = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status",
+            metavar="STATUS",
+            help="Retry every run in this status (failed, dead, cancelled); repeatable or "
+            "comma-separated.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="AGE|TIME",
+            help="With --status: only runs created since 30m, 1h, 2d ago, or an ISO time.",
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Retry many runs without asking.")
+    ] = False,
+) -> None:
+    """Queue a failed, dead or cancelled run again (its attempts are kept and the new attempt
+    resumes from what the earlier ones recorded).
+
+    Example: agent-sdk runs retry run_01J...
+    Example: agent-sdk runs retry --status failed,dead --since 1h --yes
+    """
+    ctx = current()
+    backend = ctx.backend
+    if run_id is not None:
+        if status or since is not None:
+            raise InvalidInput("give a RUN_ID or --status/--since, not both")
+        run = backend.retry_run(run_id)
+        say(f"retrying run {run.id} (attempt {run.attempts + 1})")
+        render_one(run, RUN_FIELDS, ctx.output)
+        return
+    statuses = _statuses(status)
+    if not statuses:
+        raise InvalidInput(
+            "which runs?", hint="give a RUN_ID, or --status failed (with --since 1h) for many"
+        )
+    from agent_sdk.cli.keys import confirm
+
+    what = f"every {' or '.join(statuses)} run" + (f" created since {since}" if since else "")
+    confirm(ctx, lambda: f"Retry {what}?", yes=yes, refused=f"retrying {what}")
+    runs = backend.retry_runs(statuses, since)
+    say(f"retried {len(runs)} run{'s' if len(runs) != 1 else ''}")
+    render_list(runs, RUN_COLUMNS, ctx.output, empty="")

@@ -3,7 +3,9 @@
 Execution is handed to an :class:`~agent_sdk.core.executor.Executor`; this module only decides
 what a run is and which transitions it may take:
 
-    queued ──► running ──► succeeded | failed | cancelled
+    queued ──► running ──► succeeded | failed | cancelled | dead
+       │ ▲                                 │
+       │ └──────── retry (an operator) ◄───┘ (failed, dead, cancelled)
        └──────────────────────────────────► cancelled
 
 Creation takes an optional Idempotency-Key (draft-ietf-httpapi-idempotency-key-header). The key
@@ -20,6 +22,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 
 MAX_INPUT_CHARS = 1_000_000
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+# What an operator's retry takes back to queued.
+RETRYABLE = (RunStatus.FAILED, RunStatus.DEAD, RunStatus.CANCELLED)
 # How often a live reader re-checks the store for events written by another process.
 POLL_INTERVAL = 0.25
 # The draft's limit on an Idempotency-Key is its syntax (a string of printable ASCII); the length
@@ -257,6 +262,102 @@ class RunService:
         self.executor.cancel(run_id)
         return updated or self.store.get_run(org_id, run_id)
 
+    def retry(self, org_id: str, run_id: str, *, actor: Actor | None = None) -> Run:
+        """An operator's retry: a ``failed``, ``dead`` or ``cancelled`` run is ``queued`` again
+        and dispatched like a new run. Its attempts are kept (the next attempt resumes from the
+        journal of the earlier ones); its error, finish time and cancel request are cleared.
+        Conflict for a run that succeeded or has not finished."""
+        with self.store.transaction():
+            run = self.store.get_run(org_id, run_id)
+            if run.status not in RETRYABLE:
+                raise Conflict(
+                    f"run {run_id} is {run.status.value}; only a failed, dead or cancelled run "
+                    "can be retried",
+                    hint="start a new run instead"
+                    if run.status is RunStatus.SUCCEEDED
+                    else "wait for it to finish, or cancel it first",
+                )
+            back = self.store.update_run(
+                org_id,
+                run_id,
+                expect_status=[run.status],
+                status=RunStatus.QUEUED,
+                error=None,
+                finished_at=None,
+                cancel_requested=False,
+            )
+            if back is None:  # the store is locked for writes here, so only a racing retry
+                raise Conflict(f"run {run_id} changed while being retried", hint="try again")
+            who = actor.subject if actor is not None else "an operator"
+            event = self.store.append_event(
+                org_id,
+                run_id,
+                EventType.RUN_RETRYING,
+                {"attempt": back.attempts, "error": f"retried by {who}", "delay": 0},
+            )
+            self._audit(org_id, actor, "runs.retry", run_id, {"was": run.status.value})
+        self.bus.publish(event)
+        if self.settings.execution_mode == "queue":
+            # A dead run's job sits dead-lettered under the run's id, where an enqueue would
+            # find it and leave it: bring that job back instead.
+            try:
+                self._runtime.queue.requeue_dead(run_id)
+            except (NotFound, Conflict):
+                pass  # no job (acknowledged) or a live one: the enqueue below settles it
+            except AgentSDKError as exc:
+                log.warning("could not requeue the dead job of run %s (%s)", run_id, exc)
+        self._dispatch(org_id, run_id)
+        return back
+
+    def retry_many(
+        self,
+        org_id: str,
+        *,
+        status: Sequence[str],
+        since: str | None = None,
+        actor: Actor | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[Run]:
+        """Retry up to ``limit`` runs in ``status`` (failed, dead and/or cancelled) created at
+        or after ``since`` (an ISO time, or an age such as ``30m``, ``1h``, ``2d``; None: any
+        time), newest first. A run that changed meanwhile (someone else retried it) is
+        skipped."""
+        after = resolve_since(since) if since is not None else None
+        statuses = parse_statuses(status)
+        if not statuses:
+            raise InvalidInput("which runs? give at least one status to retry")
+        wrong = [s.value for s in statuses if s not in RETRYABLE]
+        if wrong:
+            raise InvalidInput(
+                f"runs that are {', '.join(wrong)} cannot be retried",
+                hint="retry failed, dead or cancelled runs",
+            )
+        if not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be from 1 to 1000, not {limit}")
+        # Collect first, then retry: a retried run leaves these statuses, and paging while the
+        # pages change under the cursor is what the keyset avoids anyway.
+        ids: builtins.list[str] = []
+        cursor: str | None = None
+        while len(ids) < limit:
+            page = self.store.list_runs(
+                org_id,
+                status=statuses,
+                created_after=after,
+                limit=min(500, limit - len(ids)),
+                cursor=cursor,
+            )
+            ids += [r.id for r in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        done: builtins.list[Run] = []
+        for run_id in ids:
+            try:
+                done.append(self.retry(org_id, run_id, actor=actor))
+            except Conflict:
+                continue
+        return done
+
     # -- queries ----------------------------------------------------------------------------
     def get(self, org_id: str, run_id: str) -> Run:
         return self.store.get_run(org_id, run_id)
@@ -304,7 +405,7 @@ class RunService:
                 for event in page:
                     yield event
                     after = event.seq
-                    if event.terminal:
+                    if event is page[-1] and self.ends_stream(org_id, run_id, event):
                         return
                 if len(page) == 1000:
                     continue
@@ -320,10 +421,18 @@ class RunService:
                         continue
                     yield event
                     after = event.seq
-                    if event.terminal:
+                    if self.ends_stream(org_id, run_id, event):
                         return
         finally:
             self.bus.unsubscribe(sub)
+
+    def ends_stream(self, org_id: str, run_id: str, event: Event) -> bool:
+        """Whether a follower stops at ``event``: a terminal event that is still the run's
+        latest. A retried run has a terminal event followed by ``run.retrying``, and its
+        followers go on to the end of the new attempt."""
+        if not event.terminal:
+            return False
+        return not self.store.list_events(org_id, run_id, after=event.seq, limit=1)
 
     async def replay(
         self, org_id: str, run_id: str, *, after: int = 0, speed: float = 0.0
@@ -342,6 +451,33 @@ class RunService:
                     await asyncio.sleep(max(0.0, (at - previous).total_seconds() / speed))
                 previous = at
             yield event
+
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
+_AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def resolve_since(text: str) -> str:
+    """``30m``, ``1h``, ``2d`` (that long ago) or an ISO-8601 time -> the ISO time, in UTC."""
+    from datetime import UTC
+
+    from agent_sdk.store._ids import parse_time
+
+    match = _AGE.fullmatch(text.strip().lower())
+    if match:
+        try:
+            when = datetime.now(UTC) - timedelta(seconds=float(match[1]) * _AGE_UNITS[match[2]])
+        except OverflowError:
+            when = datetime.min.replace(tzinfo=UTC)
+    else:
+        try:
+            when = parse_time(text).astimezone(UTC)
+        except InvalidInput:
+            raise InvalidInput(
+                f"since {text!r} is neither an age nor an ISO-8601 time",
+                hint="e.g. 30m, 1h, 2d or 2025-01-31T12:00:00Z",
+            ) from None
+    return when.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def check_idempotency_key(key: str) -> str:

@@ -60,6 +60,17 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lease and execute runs until ``stop`` is set, then give back what is unfinished."""
+        await asyncio.to_thread(self._register)
+        alive = asyncio.create_task(self._beat_alive())
+        try:
+            await self._work(stop)
+        finally:
+            alive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await alive
+            await asyncio.to_thread(self._unregister)
+
+    async def _work(self, stop: asyncio.Event) -> None:
         slots = asyncio.Semaphore(self.runtime.settings.max_concurrent_runs)
         while not stop.is_set():
             await slots.acquire()
@@ -82,6 +93,45 @@ class Worker:
         for attempt in list(self._attempts):
             attempt.cancel(STOPPING)
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- liveness (``agent-sdk status``, /ready) ---------------------------------------------
+    def _register(self) -> None:
+        from agent_sdk.store._ids import utcnow
+        from agent_sdk.store.workers import WorkerInfo
+
+        now = utcnow()
+        host, _, pid = self.name.rpartition(":")
+        info = WorkerInfo(
+            name=self.name,
+            host=host if pid.isdigit() else socket.gethostname(),
+            pid=int(pid) if pid.isdigit() else os.getpid(),
+            started_at=now,
+            heartbeat_at=now,
+        )
+        try:
+            self.runtime.store.register_worker(info)
+        except AgentSDKError as exc:  # liveness is for operators: it never stops the work
+            log.warning("could not register worker %s: %s", self.name, exc.message)
+
+    def _unregister(self) -> None:
+        try:
+            self.runtime.store.remove_worker(self.name)
+        except AgentSDKError as exc:
+            log.warning("could not unregister worker %s: %s", self.name, exc.message)
+
+    async def _beat_alive(self) -> None:
+        from agent_sdk.store._ids import utcnow
+
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                known = await asyncio.to_thread(
+                    self.runtime.store.heartbeat_worker, self.name, utcnow(), len(self._tasks)
+                )
+                if not known:  # removed by someone (a cleanup): put the row back
+                    await asyncio.to_thread(self._register)
+            except AgentSDKError as exc:
+                log.warning("liveness heartbeat of worker %s failed: %s", self.name, exc.message)
 
     async def _handle(self, lease: Lease) -> None:
         payload = lease.job.payload

@@ -37,6 +37,7 @@ from agent_sdk.server.errors import (
     render_http_error,
 )
 from agent_sdk.server.routes import admin, health, runs, sessions
+from agent_sdk.server.routes import status as status_routes
 
 log = logging.getLogger("agent_sdk.server")
 
@@ -85,7 +86,7 @@ def create_app(
     app.add_middleware(RequestContext)
 
     app.include_router(health.router())
-    for module in (runs, sessions, admin):
+    for module in (runs, sessions, admin, status_routes):
         app.include_router(module.router(), prefix="/v1")
         app.include_router(module.router(DeprecatedRoute), include_in_schema=False)
     app.include_router(runs.spec_router(DeprecatedRoute))

@@ -61,10 +61,31 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{ulid()}"
 
 
+def id_floor(prefix: str, when: datetime) -> str:
+    """The smallest id ``prefix`` could have been given at ``when``: every id made at or after
+    that millisecond sorts at or above it, so ``id >= id_floor(...)`` is a time bound that the
+    primary-key index serves."""
+    ms = max(0, int(when.timestamp() * 1000))
+    return f"{prefix}_{_encode(ms << _RANDOM_BITS)}"
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 time (``Z`` or an offset; a naive time is UTC), else InvalidInput."""
+    from agent_sdk.errors import InvalidInput
+
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        raise InvalidInput(
+            f"{text!r} is not an ISO-8601 time", hint="e.g. 2025-01-31T12:00:00Z"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def utcnow() -> str:
     """ISO-8601 UTC with microseconds and ``Z``; fixed width, so strings sort like the times."""
     # isoformat is several times faster than strftime, and this runs for every event.
     return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-__all__ = ["new_id", "ulid", "utcnow"]
+__all__ = ["id_floor", "new_id", "parse_time", "ulid", "utcnow"]

@@ -15,9 +15,10 @@ from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, 
 from agent_sdk.store.audit import AuditStore
 from agent_sdk.store.idempotency import IdempotencyStore
 from agent_sdk.store.keys import KeyStore
+from agent_sdk.store.workers import WorkerStore
 
 
-class Store(KeyStore, AuditStore, IdempotencyStore, Protocol):
+class Store(KeyStore, AuditStore, IdempotencyStore, WorkerStore, Protocol):
     scheme: ClassVar[str]
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -91,8 +92,10 @@ class Store(KeyStore, AuditStore, IdempotencyStore, Protocol):
         session_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        created_after: str | None = None,
     ) -> Page[Run]:
-        """Newest first, keyset-paginated: cost does not grow with the table."""
+        """Newest first, keyset-paginated: cost does not grow with the table. With
+        ``created_after`` (an ISO-8601 time) only runs created at or after it."""
         ...
 
     def update_run(

@@ -34,7 +34,7 @@ from agent_sdk.errors import (
     NotFound,
 )
 from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, Session
-from agent_sdk.store._ids import utcnow
+from agent_sdk.store._ids import id_floor, parse_time, utcnow
 from agent_sdk.store._rows import (
     MAX_LIMIT,
     check_limit,
@@ -52,6 +52,7 @@ from agent_sdk.store.migrations import Migration, load_migrations
 from agent_sdk.store.sqlite_audit import SQLiteAuditMixin
 from agent_sdk.store.sqlite_idempotency import SQLiteIdempotencyMixin
 from agent_sdk.store.sqlite_keys import SQLiteKeysMixin
+from agent_sdk.store.sqlite_workers import SQLiteWorkersMixin
 
 T = TypeVar("T")
 
@@ -104,7 +105,7 @@ class _Conn:
             self.db.close()
 
 
-class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin):
+class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin, SQLiteWorkersMixin):
     scheme: ClassVar[str] = "sqlite"
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
@@ -429,12 +430,16 @@ class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin):
         session_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        created_after: str | None = None,
     ) -> Page[Run]:
         """An empty ``status`` means no status filter, like None."""
         limit = check_limit(limit)
         before = cursor_key(cursor, "run") if cursor is not None else None
+        # Run ids begin with their creation time: a lower bound on the id is a lower bound on
+        # the time, served by the same (org_id, status, id) range as the keyset.
+        floor = id_floor("run", parse_time(created_after)) if created_after is not None else None
         sql, params = self._runs_query(
-            org_id, parse_statuses(status), session_id, before, limit + 1
+            org_id, parse_statuses(status), session_id, before, limit + 1, floor
         )
         return make_page(
             [run_from_row(r) for r in self._query(sql, params)], limit, "run", lambda r: r.id
@@ -447,8 +452,11 @@ class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin):
         session_id: str | None,
         before: str | None,
         limit: int,
+        floor: str | None = None,
     ) -> tuple[str, list[Any]]:
         keyset, tail = (" AND id < ?", [before]) if before is not None else ("", [])
+        if floor is not None:
+            keyset, tail = keyset + " AND id >= ?", [*tail, floor]
         params: list[Any] = [org_id]
         if session_id is not None or len(statuses) <= 1:
             where = "org_id = ?"

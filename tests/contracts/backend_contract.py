@@ -48,6 +48,9 @@ def slow(latency: float, name: str = "slow") -> dict[str, Any]:
     return {"name": name, "model": "scripted", "latency": latency, "script": [{"text": "done"}]}
 
 
+BOOM = {"name": "boom", "model": "scripted", "script": [{"error": "boom"}]}
+
+
 def steps(n: int, latency: float = 0.0) -> dict[str, Any]:
     """An agent that lists the working directory ``n`` times, then answers."""
     script: list[dict[str, Any]] = [{"tool": "fs.list", "arguments": {"path": "."}}] * n
@@ -242,6 +245,67 @@ class BackendContract:
         done = finished(backend, run.id)
         again = backend.cancel_run(run.id)
         assert again.status is RunStatus.SUCCEEDED and again.output == done.output
+
+    # -- retry and status -----------------------------------------------------------------------
+    def test_retry_a_failed_run_queues_it_again_keeping_its_attempts(
+        self, backend: Backend
+    ) -> None:
+        run = backend.create_run(BOOM, "x")
+        failed = finished(backend, run.id)
+        assert failed.status is RunStatus.FAILED and failed.attempts == 1
+        again = backend.retry_run(run.id)
+        assert again.id == run.id and again.status is RunStatus.QUEUED
+        assert again.error is None and again.finished_at is None and again.attempts == 1
+        done = finished(backend, run.id)
+        assert done.status is RunStatus.FAILED and done.attempts == 2
+        retrying = [e for e in backend.list_events(run.id) if e.type == "run.retrying"]
+        assert len(retrying) == 1 and retrying[0].data["attempt"] == 1
+        assert retrying[0].data["error"].startswith("retried by ")
+        actions = [(e.action, e.target) for e in backend.audit_tail(limit=20)]
+        assert ("runs.retry", run.id) in actions
+
+    def test_retry_a_cancelled_run_runs_it_to_the_end(self, backend: Backend) -> None:
+        run = backend.create_run(slow(5), "wait")
+        wait_for(backend, run.id, lambda r: r.status is RunStatus.RUNNING)
+        backend.cancel_run(run.id)
+        assert finished(backend, run.id).status is RunStatus.CANCELLED
+        again = backend.retry_run(run.id)
+        assert again.status is RunStatus.QUEUED and not again.cancel_requested
+        wait_for(backend, run.id, lambda r: r.status is RunStatus.RUNNING)
+        backend.cancel_run(run.id)  # five more seconds are not needed to show it started again
+        assert finished(backend, run.id).status is RunStatus.CANCELLED
+
+    def test_retry_of_a_succeeded_or_unfinished_run_is_conflict(self, backend: Backend) -> None:
+        run = backend.create_run("demo", "x")
+        finished(backend, run.id)
+        with pytest.raises(Conflict, match="succeeded"):
+            backend.retry_run(run.id)
+        with pytest.raises(NotFound):
+            backend.retry_run("run_00000000000000000000000000")
+
+    def test_bulk_retry_by_status_and_age(self, backend: Backend) -> None:
+        runs = [backend.create_run(BOOM, str(i)) for i in range(3)]
+        ok = backend.create_run("demo", "fine")
+        for r in [*runs, ok]:
+            finished(backend, r.id)
+        assert backend.retry_runs(["failed"], since="2999-01-01T00:00:00Z") == []
+        retried = backend.retry_runs(["failed"], since="1h")
+        assert sorted(r.id for r in retried) == sorted(r.id for r in runs)
+        assert {r.status for r in retried} == {RunStatus.QUEUED}
+        for r in runs:
+            assert finished(backend, r.id).attempts == 2
+        assert backend.get_run(ok.id).attempts == 1
+        with pytest.raises(InvalidInput):
+            backend.retry_runs(["succeeded"])
+        with pytest.raises(InvalidInput):
+            backend.retry_runs(["failed"], since="yesterday-ish")
+
+    def test_status_reports_the_store_and_workers(self, backend: Backend) -> None:
+        status = backend.status()
+        assert status["store"] == "ok"
+        assert status["execution_mode"] in ("inline", "queue")
+        workers = status["workers"]
+        assert workers["count"] == len(workers["alive"]) and workers["stale"] >= 0
 
     # -- errors ---------------------------------------------------------------------------------
     @pytest.mark.parametrize(

@@ -1,5 +1,9 @@
 """Probes: ``/health`` (liveness, no I/O: the process answers) and ``/ready`` (readiness: the
-store answers and is migrated). Neither needs a token, so orchestrators can call them."""
+store answers and is migrated; in queue mode also the queue opens and answers, and the number
+of live workers is reported). Neither needs a token, so orchestrators can call them.
+
+No live worker is not "not ready": the server still accepts runs, which wait queued for one.
+A queue that cannot be opened is, since an accepted run would then wait for recovery."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     status: str = "ready"
-    checks: dict[str, str] = {"store": "ok"}
+    checks: dict[str, str | int] = {"store": "ok"}
 
 
 async def health() -> Response:
@@ -34,7 +38,23 @@ async def ready(rt: RuntimeDep) -> Response:
         raise BackendUnavailable(
             f"not ready: {exc.message}", hint=exc.hint, checks={"store": exc.code}
         ) from exc
-    return JSONResponse({"status": "ready", "checks": {"store": "ok"}})
+    checks: dict[str, str | int] = {"store": "ok"}
+    if rt.settings.execution_mode == "queue":
+        from agent_sdk.core.status import live_workers, queue_check
+
+        state, _ = queue_check(rt)
+        if state != "ok":
+            raise BackendUnavailable(
+                "not ready: the queue cannot be reached",
+                hint="check AGENT_SDK_QUEUE_BACKEND and its settings",
+                checks={"store": "ok", "queue": state},
+            )
+        checks["queue"] = "ok"
+        try:
+            checks["workers"] = len(live_workers(rt)[0])
+        except AgentSDKError:
+            checks["workers"] = 0
+    return JSONResponse({"status": "ready", "checks": checks})
 
 
 def router() -> APIRouter:

@@ -73,6 +73,22 @@ class CreateRun(BaseModel):
     )
 
 
+class RetryRuns(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"status": ["failed", "dead"], "since": "1h"}]},
+    )
+
+    status: list[str] = Field(
+        min_length=1, description="statuses of the runs to retry: failed, dead, cancelled"
+    )
+    since: str | None = Field(
+        default=None,
+        description="only runs created since: an age (30m, 1h, 2d) or an ISO-8601 time",
+    )
+    limit: int = Field(default=1000, ge=1, le=1000, description="retry at most this many")
+
+
 class RunModel(BaseModel):
     """A run (agent_sdk.records.Run)."""
 
@@ -105,6 +121,10 @@ class EventModel(BaseModel):
     type: str = Field(examples=["run.created", "model.delta", "run.succeeded"])
     time: str
     data: dict[str, Any] = {}
+
+
+class RunList(BaseModel):
+    data: list[RunModel]
 
 
 class RunPage(BaseModel):
@@ -188,6 +208,17 @@ async def get_run(run_id: RunId, who: RunsReader, rt: RuntimeDep) -> Response:
 
 async def cancel_run(run_id: RunId, who: RunsWriter, rt: RuntimeDep) -> Response:
     return JSONResponse(rt.runs.cancel(who.org_id, run_id, actor=who.actor).to_dict(), 202)
+
+
+async def retry_run(run_id: RunId, who: RunsWriter, rt: RuntimeDep) -> Response:
+    return JSONResponse(rt.runs.retry(who.org_id, run_id, actor=who.actor).to_dict(), 202)
+
+
+async def retry_runs(body: RetryRuns, who: RunsWriter, rt: RuntimeDep) -> Response:
+    runs = rt.runs.retry_many(
+        who.org_id, status=body.status, since=body.since, actor=who.actor, limit=body.limit
+    )
+    return JSONResponse({"data": [r.to_dict() for r in runs]}, 202)
 
 
 async def run_events(
@@ -292,10 +323,9 @@ async def _follow_chunks(
     # Catch up from the store a whole page per chunk: a finished run streams at the speed of
     # reading and encoding pages, with no per-event await.
     while True:
-        for i, event in enumerate(page):
-            if event.terminal:
-                yield encode_sse(page[: i + 1])
-                return
+        if page and runs.ends_stream(org, run_id, page[-1]):
+            yield encode_sse(page)
+            return
         if page:
             yield encode_sse(page)
             after = page[-1].seq
@@ -305,10 +335,8 @@ async def _follow_chunks(
     # Then live, from the run service (bus + store), to the terminal event.
     live = runs.stream(org, run_id, after=after)
     async with contextlib.aclosing(live):
-        async for event in live:
+        async for event in live:  # it ends after the run's last terminal event
             yield encode_sse((event,))
-            if event.terminal:
-                return
 
 
 async def _replay_chunks(
@@ -414,6 +442,20 @@ def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
         response_model=RunModel,
         summary="Cancel a run (a finished run is returned unchanged)",
     )(cancel_run)
+    r.post(
+        "/runs/retry",
+        status_code=202,
+        response_model=RunList,
+        summary="Retry the failed, dead or cancelled runs of some statuses (bulk)",
+        responses={422: problem_responses(422)[422]},
+    )(retry_runs)
+    r.post(
+        "/runs/{run_id}/retry",
+        status_code=202,
+        response_model=RunModel,
+        summary="Retry a failed, dead or cancelled run (queued again, attempts kept)",
+        responses={409: problem_responses(409)[409]},
+    )(retry_run)
     r.get(
         "/runs/{run_id}/events",
         response_model=EventPage,
@@ -439,4 +481,12 @@ def spec_router(route_class: type[APIRoute]) -> APIRouter:
     return r
 
 
-__all__ = ["CreateRun", "EventModel", "RunModel", "encode_sse", "router", "spec_router"]
+__all__ = [
+    "CreateRun",
+    "EventModel",
+    "RetryRuns",
+    "RunModel",
+    "encode_sse",
+    "router",
+    "spec_router",
+]
