@@ -244,3 +244,26 @@ def test_sigterm_gives_unfinished_runs_back(
         assert api.queue.depth().ready + api.queue.depth().delayed == 1
     finally:
         api.close(wait=False)
+
+
+@pytest.mark.slow
+def test_cancel_a_run_running_on_another_process(
+    worker_env: dict[str, str], workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    settings = load_settings(env=worker_env, cwd=Path.cwd())
+    api = Runtime(settings)
+    try:
+        spec = {"name": "slow", "model": "scripted", "latency": 30, "script": [{"text": "x"}]}
+        run = api.runs.create(ORG, spec, "x")
+        start_worker(worker_env, workers, tmp_path / "w.log")
+        wait_for(api, run.id, lambda r: r.status is RunStatus.RUNNING)
+        asked = time.monotonic()
+        api.runs.cancel(ORG, run.id)  # this process does not run it: the flag in the store
+        done = wait_for(api, run.id, timeout=10)
+        assert done.status is RunStatus.CANCELLED and time.monotonic() - asked < 3
+        deadline = time.monotonic() + 5
+        while api.queue.depth().total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert api.queue.depth().total == 0  # the job was acknowledged, not retried
+    finally:
+        api.close(wait=False)

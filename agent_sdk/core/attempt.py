@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Seconds between checks of the store for a cancel requested by another process.
+# Seconds between checks of the store for a cancel requested by another process: at each step
+# of the engine (at most this often), and by a watcher during long waits (CANCEL_WATCH).
 CANCEL_POLL = 0.25
+CANCEL_WATCH = 1.0
 
 _TERMINAL_EVENT = {
     RunStatus.SUCCEEDED: EventType.RUN_SUCCEEDED,
@@ -89,7 +91,9 @@ class Attempts:
         attempt = run.attempts
         try:
             with self._heartbeat(org_id, run_id):
-                result = await self._drive(run, journal)
+                drive = asyncio.ensure_future(self._drive(run, journal))
+                with self._watch_cancel(org_id, run_id, drive):
+                    result = await drive
         except asyncio.CancelledError as exc:
             why = exc.args[0] if exc.args else None
             if why == LEASE_LOST:
@@ -212,6 +216,26 @@ class Attempts:
             if spec.get("script") == agent.to_spec().get("script"):
                 return agent
         return self.registry.resolve(spec or run.agent)
+
+    @contextlib.contextmanager
+    def _watch_cancel(self, org_id: str, run_id: str, drive: asyncio.Future[Any]) -> Iterator[None]:
+        """A cancel requested in another process (the flag in the store) interrupts the run
+        even in the middle of a long model call, within CANCEL_WATCH seconds; the engine also
+        checks between steps."""
+
+        async def watch() -> None:
+            while not drive.done():
+                await asyncio.sleep(CANCEL_WATCH)
+                with contextlib.suppress(AgentSDKError):
+                    if self.store.get_run(org_id, run_id).cancel_requested:
+                        drive.cancel()
+                        return
+
+        task = asyncio.get_running_loop().create_task(watch())
+        try:
+            yield
+        finally:
+            task.cancel()
 
     @contextlib.contextmanager
     def _heartbeat(self, org_id: str, run_id: str) -> Iterator[None]:
