@@ -149,7 +149,6 @@ def test_a_run_accepted_but_never_enqueued_is_recovered(isolated_env: dict[str, 
     settings = queue_settings(isolated_env)
     api = Runtime(settings)
     try:
-        api.settings.__dict__  # noqa: B018
         run = api.runs.create(ORG, NOOP, "x")
         # The server died between commit and enqueue: the job never reached the queue.
         lease = api.queue.reserve("gone", lease=60, timeout=1)

@@ -100,7 +100,7 @@ class Attempts:
                 return Outcome("lost")
             if why == STOPPING:
                 return self._requeue(org_id, run_id, attempt, 0.0, "the worker stopped")
-            self._finish(org_id, run_id, RunStatus.CANCELLED, reason="cancelled by request")
+            self.finish(org_id, run_id, RunStatus.CANCELLED, reason="cancelled by request")
             return DONE
         except AgentSDKError as exc:
             if is_retryable(exc):
@@ -108,16 +108,16 @@ class Attempts:
                     return self._requeue(
                         org_id, run_id, attempt, self.policy.delay(attempt), exc.message
                     )
-                self._finish(org_id, run_id, RunStatus.DEAD, error=exc.to_dict())
+                self.finish(org_id, run_id, RunStatus.DEAD, error=exc.to_dict())
                 return Outcome("dead", error=exc.message)
-            self._finish(org_id, run_id, RunStatus.FAILED, error=exc.to_dict())
+            self.finish(org_id, run_id, RunStatus.FAILED, error=exc.to_dict())
             return DONE
         except Exception:  # a bug must fail the run, not leave it running forever
             log.exception("run %s crashed", run_id)
             error = {"code": "internal_error", "message": "internal error (see logs)"}
-            self._finish(org_id, run_id, RunStatus.FAILED, error=error)
+            self.finish(org_id, run_id, RunStatus.FAILED, error=error)
             return DONE
-        self._finish(
+        self.finish(
             org_id,
             run_id,
             RunStatus.SUCCEEDED,
@@ -271,7 +271,7 @@ class Attempts:
         self.bus.publish(event)
         return Outcome("retry", delay=delay, error=why)
 
-    def _finish(
+    def finish(
         self,
         org_id: str,
         run_id: str,

@@ -133,6 +133,4 @@ class Executor:
                 await asyncio.sleep(outcome.delay)
         except asyncio.CancelledError:
             # Cancelled while waiting for a slot or a retry: nothing is running.
-            self.attempts._finish(
-                org_id, run_id, RunStatus.CANCELLED, reason="cancelled by request"
-            )
+            self.attempts.finish(org_id, run_id, RunStatus.CANCELLED, reason="cancelled by request")
