@@ -129,3 +129,30 @@ def test_event_retention_prunes_the_oldest_events_at_the_end(tmp_path: Path) -> 
         assert events[0].seq > 1  # the oldest went; seqs are not renumbered
     finally:
         rt.close(timeout=10)
+
+
+def test_a_server_start_takes_over_runs_a_dead_server_left_running(settings: Any) -> None:
+    import warnings
+
+    from agent_sdk.server.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from starlette.testclient import TestClient
+
+    rt = Runtime(settings)
+    run = rt.store.insert_run(
+        Run(id="run_01M8KA00000000000000000000", org_id=ORG, agent="demo",
+            status=RunStatus.RUNNING, input="x", created_at="2020-01-01T00:00:00.000000Z",
+            updated_at="2020-01-01T00:00:00.000000Z", attempts=1,
+            agent_spec={"name": "noop", "model": "scripted", "script": [{"text": "back"}]})
+    )  # fmt: skip
+    rt.close(wait=False)
+    with TestClient(create_app(settings)) as client:
+        token = settings.admin_token_path.read_text().strip()
+        for _ in range(500):
+            got = client.get(f"/v1/runs/{run.id}", headers={"Authorization": f"Bearer {token}"})
+            if got.json()["status"] == "succeeded":
+                break
+            time.sleep(0.01)
+        assert got.json()["status"] == "succeeded" and got.json()["attempts"] == 2

@@ -63,6 +63,8 @@ def create_app(
             _bootstrap(rt, settings)
             rt.attach(asyncio.get_running_loop())
             app.state.runtime = rt
+            if settings.run_recovery_enabled:
+                await asyncio.to_thread(_recover, rt)
             yield
         finally:
             await _drain(rt, shutdown_grace)
@@ -102,6 +104,17 @@ def _bootstrap(rt: Runtime, settings: Settings) -> None:
             f"agent-sdk: created the bootstrap API key; it is in {path} (mode 0600).\n"
             f"agent-sdk: use it with: export AGENT_SDK_API_KEY=$(cat {path})\n"
         )
+
+
+def _recover(rt: Runtime) -> None:
+    """Runs a dead server or worker left behind: queued runs get their job (queue mode), runs
+    left running are taken over (see agent_sdk.core.recovery)."""
+    from agent_sdk.core.recovery import recover
+
+    found = recover(rt, rt.queue if rt.settings.execution_mode == "queue" else None)
+    if found.requeued or found.orphans:
+        log.warning("recovery: %d queued run(s) enqueued, %d orphaned run(s) taken over",
+                    found.requeued, found.orphans)  # fmt: skip
 
 
 async def _drain(rt: Runtime, grace: float) -> None:
