@@ -28,6 +28,7 @@ from agent_sdk import __version__
 from agent_sdk.config import Settings
 from agent_sdk.core.bootstrap import ensure_bootstrap_key
 from agent_sdk.core.runtime import Runtime
+from agent_sdk.errors import AgentSDKError
 from agent_sdk.server.deps import record_failed_change
 from agent_sdk.server.errors import (
     PROBLEM_JSON,
@@ -111,7 +112,12 @@ def _recover(rt: Runtime) -> None:
     left running are taken over (see agent_sdk.core.recovery)."""
     from agent_sdk.core.recovery import recover
 
-    found = recover(rt, rt.queue if rt.settings.execution_mode == "queue" else None)
+    try:
+        found = recover(rt, rt.queue if rt.settings.execution_mode == "queue" else None)
+    except AgentSDKError as exc:
+        # Serve anyway: /ready reports the broken queue, and workers recover when they start.
+        log.warning("recovery skipped: %s", exc.message)
+        return
     if found.requeued or found.orphans:
         log.warning("recovery: %d queued run(s) enqueued, %d orphaned run(s) taken over",
                     found.requeued, found.orphans)  # fmt: skip
