@@ -81,3 +81,34 @@ def redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+POSTGRES_URL = os.environ.get(
+    "AGENT_SDK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A Postgres URL whose ``search_path`` is a fresh schema for one test, dropped afterwards,
+    so tests never see each other's tables (nor a developer's own in ``public``)."""
+    try:
+        import psycopg
+    except ImportError:
+        _service_missing("Postgres", "psycopg is not installed (pip install -e '.[test]')")
+        raise
+    import uuid
+
+    schema = f"t_{uuid.uuid4().hex}"
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=2)
+    except psycopg.Error as exc:
+        _service_missing(f"Postgres at {POSTGRES_URL}", str(exc).strip())
+        raise
+    try:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in POSTGRES_URL else "?"
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.close()

@@ -18,11 +18,17 @@ if TYPE_CHECKING:
 
 STORE_ALIASES: dict[str, str] = {
     "sqlite": "agent_sdk.store.sqlite:SQLiteStore",
+    "postgresql": "agent_sdk.store.postgres:PostgresStore",
+    "postgres": "agent_sdk.store.postgres:PostgresStore",
 }
 
 
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0].split("+", 1)[0]
+
+
 def open_store(url: str, **options: Any) -> Store:
-    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    scheme = _scheme(url)
     target = STORE_ALIASES.get(scheme)
     if target is None:
         close = difflib.get_close_matches(scheme, STORE_ALIASES, n=1)
@@ -34,7 +40,11 @@ def open_store(url: str, **options: Any) -> Store:
 
 
 def store_from_settings(settings: Settings) -> Store:
-    return open_store(settings.database_url, busy_timeout=settings.sqlite_busy_timeout)
+    # Each store takes only its own options: SQLite's busy timeout means nothing to Postgres.
+    options: dict[str, Any] = {}
+    if _scheme(settings.database_url) == "sqlite":
+        options["busy_timeout"] = settings.sqlite_busy_timeout
+    return open_store(settings.database_url, **options)
 
 
 __all__ = ["STORE_ALIASES", "open_store", "store_from_settings"]

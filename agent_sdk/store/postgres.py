@@ -1,0 +1,601 @@
+"""The Postgres store: many servers and workers on one database (``postgresql://...``).
+
+How it stays correct under concurrency, where the SQLite store relies on its single writer:
+
+* A ``psycopg_pool.ConnectionPool`` of autocommit connections. A statement outside
+  ``transaction()`` borrows a connection for itself; the outermost ``transaction()`` of a thread
+  checks one out and keeps it in a thread-local slot, so nested calls (and every statement in
+  between) join it, like the SQLite store's one-connection-per-thread.
+* READ COMMITTED, with explicit locks where SQLite's ``BEGIN IMMEDIATE`` made a read-then-write
+  safe: appending an event locks the run row (``FOR NO KEY UPDATE``) before reading MAX(seq);
+  appending an audit record takes a transaction-scoped advisory lock on the org; rotation reads
+  the key ``FOR UPDATE``; an Idempotency-Key claim is one upsert (the loser waits on the winner's
+  uncommitted row, then sees it).
+* Migrations run under a session advisory lock, so two processes migrating at once apply each
+  file once.
+
+psycopg is imported inside this module only when a Postgres store is opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, Session
+from agent_sdk.store._ids import id_floor, parse_time, utcnow
+from agent_sdk.store._rows import (
+    MAX_LIMIT,
+    check_limit,
+    column_value,
+    cursor_key,
+    dumps,
+    dumps_opt,
+    make_page,
+    parse_status,
+    parse_statuses,
+    run_from_row,
+    session_from_row,
+)
+from agent_sdk.store.migrations import Migration, load_migrations
+from agent_sdk.store.postgres_mixins import (
+    PostgresAuditMixin,
+    PostgresIdempotencyMixin,
+    PostgresKeysMixin,
+    PostgresWorkersMixin,
+    translate,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+_RUN_FIELDS = (
+    "id org_id session_id project_id agent agent_spec status input output error usage steps"
+    " attempts metadata cancel_requested created_at updated_at started_at finished_at"
+).split()
+_RUN_COLUMNS = ", ".join(_RUN_FIELDS)
+_RUN_VALUES = ", ".join(f"%({name})s" for name in _RUN_FIELDS)
+_UPDATABLE = frozenset(
+    "status output error usage steps attempts started_at finished_at cancel_requested".split()
+)
+_SESSION_SELECT = (
+    "SELECT org_id, id, project_id, metadata, created_at, updated_at,"
+    " (SELECT COUNT(*) FROM runs r WHERE r.org_id = s.org_id AND r.session_id = s.id) AS run_count"
+    " FROM sessions s WHERE s.org_id = %s"
+)
+# Keys of pg_advisory_lock(int, int): the first names what is locked, the second which one.
+_LOCK_MIGRATE = 0x61676D  # "agm"
+
+_INSTALL_HINT = "pip install 'agent-sdk[postgres]'"
+
+
+@functools.cache
+def _migrations() -> tuple[Migration, ...]:
+    return tuple(load_migrations("agent_sdk.store.migrations.postgres"))
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the netloc or a ``password=`` parameter) replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            userinfo, _, host = netloc.rpartition("@")
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:***@{host}"
+        query = "&".join(
+            "password=***" if item.lower().startswith("password=") else item
+            for item in parts.query.split("&")
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query if parts.query else "", ""))
+    except ValueError:
+        return "<unparseable database URL>"
+
+
+class _Local(threading.local):
+    conn: psycopg.Connection[Any] | None = None
+    depth: int = 0
+
+
+class PostgresStore(
+    PostgresKeysMixin, PostgresAuditMixin, PostgresIdempotencyMixin, PostgresWorkersMixin
+):
+    scheme: ClassVar[str] = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        try:
+            import psycopg  # noqa: F401
+            from psycopg_pool import ConnectionPool, PoolTimeout
+        except ImportError as exc:
+            raise ConfigError(
+                "the Postgres store needs the psycopg package", hint=_INSTALL_HINT
+            ) from exc
+        self.url = url
+        self.display_url = mask_url(url)
+        self._local = _Local()
+        # Libpq accepts postgres:// and postgresql:// but not a "+driver" suffix.
+        conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            timeout=connect_timeout,
+            open=False,
+            name="agent-sdk-store",
+        )
+        try:
+            # Open now, so a bad URL or a missing server fails here rather than on first use.
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise self._unavailable(exc) from None
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresStore:
+        """``postgresql://user:password@host:5432/db?options=...`` (or ``postgres://``)."""
+        if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ConfigError(
+                f"not a Postgres database URL: {mask_url(url)!r}",
+                hint="use postgresql://user:password@host:5432/database",
+            )
+        known = {"min_size", "max_size", "connect_timeout"}
+        return cls(url, **{k: v for k, v in options.items() if k in known})
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.display_url!r})"
+
+    # -- connections, errors, transactions -----------------------------------------------------
+    def _unavailable(self, exc: BaseException) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"cannot reach Postgres at {self.display_url}: {exc}",
+            hint="check AGENT_SDK_DATABASE_URL and that the server is running",
+        )
+
+    def _error(self, exc: Exception) -> Exception:
+        from psycopg_pool import PoolTimeout
+
+        if isinstance(exc, PoolTimeout):
+            return self._unavailable(exc)
+        return translate(exc, f"Postgres at {self.display_url}")
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._local.conn
+        if conn is not None:
+            yield conn
+            return
+        if self._pool.closed:
+            raise BackendUnavailable(f"the store of {self.display_url} is closed")
+        try:
+            with self._pool.connection() as pooled:
+                yield pooled
+        except Exception as exc:
+            if _is_driver_error(exc):
+                raise self._error(exc) from exc
+            raise
+
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        with self._connection() as conn:
+            try:
+                cur = conn.execute(sql, params or None)
+                return cur.fetchall() if cur.description else []
+            except Exception as exc:
+                if _is_driver_error(exc):
+                    raise self._error(exc) from exc
+                raise
+
+    def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        rows = self._query(sql, params)
+        return rows[0] if rows else None
+
+    def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        with self._connection() as conn:
+            try:
+                rowcount: int = conn.execute(sql, params or None).rowcount
+            except Exception as exc:
+                if _is_driver_error(exc):
+                    raise self._error(exc) from exc
+                raise
+        return rowcount
+
+    def _in_transaction(self) -> bool:
+        return self._local.depth > 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A transaction on one pooled connection; nested calls join the outer one and only it
+        commits. An exception that leaves the outermost block rolls everything back; an inner
+        block has no savepoint (as in the SQLite store)."""
+        local = self._local
+        if local.depth:
+            local.depth += 1
+            try:
+                yield
+            finally:
+                local.depth -= 1
+            return
+        if self._pool.closed:
+            raise BackendUnavailable(f"the store of {self.display_url} is closed")
+        try:
+            conn = self._pool.getconn()
+        except Exception as exc:
+            raise self._error(exc) from exc
+        try:
+            try:
+                conn.execute("BEGIN")
+            except Exception as exc:
+                raise self._error(exc) from exc
+            local.conn, local.depth = conn, 1
+            try:
+                yield
+            except BaseException:
+                local.conn, local.depth = None, 0
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+                raise
+            local.conn, local.depth = None, 0
+            try:
+                conn.execute("COMMIT")
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+                raise self._error(exc) from exc
+        finally:
+            local.conn, local.depth = None, 0
+            self._pool.putconn(conn)  # a broken connection is discarded by the pool
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _applied(self) -> dict[int, str]:
+        row = self._one("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not row or not row[0]:
+            return {}
+        return {
+            r[0]: r[1] for r in self._query("SELECT version, applied_at FROM schema_migrations")
+        }
+
+    def migrate(self) -> list[MigrationState]:
+        if self._in_transaction():
+            raise Conflict("migrate() cannot run inside a transaction")
+        applied = self._applied()
+        if all(m.version in applied for m in _migrations()):
+            return []  # the common case on every start: stay read-only
+        done: list[MigrationState] = []
+        with self._connection() as conn:
+            try:
+                # Session-level lock keyed on the schema: a second process waits here, then
+                # finds the versions the first one applied and skips them.
+                conn.execute(
+                    "SELECT pg_advisory_lock(%s, hashtext(current_schema()))", (_LOCK_MIGRATE,)
+                )
+                try:
+                    conn.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                        " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                    )
+                    for m in _migrations():
+                        with conn.transaction():
+                            if conn.execute(
+                                "SELECT 1 FROM schema_migrations WHERE version = %s", (m.version,)
+                            ).fetchone():
+                                continue
+                            for statement in m.statements():
+                                conn.execute(statement.encode())
+                            state = MigrationState(m.version, m.name, utcnow())
+                            conn.execute(
+                                "INSERT INTO schema_migrations (version, name, applied_at)"
+                                " VALUES (%s, %s, %s)",
+                                (m.version, m.name, state.applied_at),
+                            )
+                        done.append(state)
+                finally:
+                    conn.execute(
+                        "SELECT pg_advisory_unlock(%s, hashtext(current_schema()))",
+                        (_LOCK_MIGRATE,),
+                    )
+            except Exception as exc:
+                if _is_driver_error(exc):
+                    raise self._error(exc) from exc
+                raise
+        return done
+
+    def migration_status(self) -> list[MigrationState]:
+        applied = self._applied()
+        return [MigrationState(m.version, m.name, applied.get(m.version)) for m in _migrations()]
+
+    def check(self) -> None:
+        self._query("SELECT 1")
+        known = {m.version for m in _migrations()}
+        applied = set(self._applied())
+        if applied - known:
+            raise Conflict(
+                f"Postgres at {self.display_url} has schema version {max(applied - known)},"
+                " newer than this agent-sdk knows",
+                hint="upgrade agent-sdk",
+            )
+        pending = len(known - applied)
+        if pending:
+            plural = "s" if pending != 1 else ""
+            raise Conflict(f"{pending} migration{plural} pending; run `agent-sdk db migrate`")
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- meta ----------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = %s", (key,))
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str, *, only_if_absent: bool = False) -> bool:
+        # ON CONFLICT settles who won in one statement, as INSERT OR IGNORE does in SQLite.
+        action = "NOTHING" if only_if_absent else "UPDATE SET value = excluded.value"
+        sql = f"INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO {action}"
+        return self._exec(sql, (key, value)) == 1
+
+    # -- orgs ----------------------------------------------------------------------------------
+    def ensure_org(self, org_id: str, name: str | None = None) -> Org:
+        """Create the org if missing; an existing org is returned unchanged (name included)."""
+        with self.transaction():
+            self._exec(
+                "INSERT INTO orgs (id, name, created_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (org_id, name or org_id, utcnow()),
+            )
+            return self.get_org(org_id)
+
+    def create_org(self, org_id: str, name: str) -> Org:
+        try:
+            self._exec(
+                "INSERT INTO orgs (id, name, created_at) VALUES (%s, %s, %s)",
+                (org_id, name, utcnow()),
+            )
+        except Conflict:
+            raise Conflict(f"org {org_id!r} already exists") from None
+        return self.get_org(org_id)
+
+    def list_orgs(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
+        limit = check_limit(limit)
+        sql, params = "SELECT id, name, created_at FROM orgs", []
+        if cursor is not None:
+            sql += " WHERE id > %s"
+            params.append(cursor_key(cursor, "org"))
+        rows = self._query(sql + " ORDER BY id LIMIT %s", [*params, limit + 1])
+        return make_page([Org(r[0], r[1], r[2]) for r in rows], limit, "org", lambda o: o.id)
+
+    def get_org(self, org_id: str) -> Org:
+        row = self._one("SELECT id, name, created_at FROM orgs WHERE id = %s", (org_id,))
+        if row is None:
+            raise NotFound(f"org {org_id!r} not found")
+        return Org(row[0], row[1], row[2])
+
+    # -- sessions ------------------------------------------------------------------------------
+    def create_session(
+        self, org_id: str, session_id: str, *, metadata: dict[str, Any] | None = None
+    ) -> Session:
+        now = utcnow()
+        try:
+            self._exec(
+                "INSERT INTO sessions (org_id, id, metadata, created_at, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (org_id, session_id, dumps(metadata or {}), now, now),
+            )
+        except Conflict as exc:
+            raise Conflict(f"session {session_id!r} already exists") from exc
+        except NotFound as exc:
+            raise NotFound(f"org {org_id!r} not found") from exc
+        return Session(session_id, org_id, now, now, None, dict(metadata or {}), 0)
+
+    def get_session(self, org_id: str, session_id: str) -> Session:
+        row = self._one(_SESSION_SELECT + " AND s.id = %s", (org_id, session_id))
+        if row is None:
+            raise NotFound(f"session {session_id!r} not found")
+        return session_from_row(row)
+
+    def list_sessions(
+        self, org_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Session]:
+        limit = check_limit(limit)
+        sql, params = _SESSION_SELECT, [org_id]
+        if cursor is not None:
+            created_at, _, session_id = cursor_key(cursor, "session").partition(" ")
+            sql += " AND (s.created_at, s.id) < (%s, %s)"
+            params += [created_at, session_id]
+        sql += " ORDER BY s.created_at DESC, s.id DESC LIMIT %s"
+        rows = self._query(sql, [*params, limit + 1])
+        return make_page(
+            [session_from_row(r) for r in rows],
+            limit,
+            "session",
+            lambda s: f"{s.created_at} {s.id}",
+        )
+
+    # -- runs ----------------------------------------------------------------------------------
+    def insert_run(self, run: Run) -> Run:
+        status = parse_status(run.status)
+        try:
+            with self.transaction():
+                if run.session_id is not None:
+                    now = utcnow()
+                    self._exec(
+                        "INSERT INTO sessions (org_id, id, project_id, created_at, updated_at)"
+                        " VALUES (%s, %s, %s, %s, %s)"
+                        " ON CONFLICT (org_id, id) DO UPDATE SET updated_at = excluded.updated_at",
+                        (run.org_id, run.session_id, run.project_id, now, now),
+                    )
+                row = run.to_dict() | {
+                    "status": status.value,
+                    "agent_spec": dumps_opt(run.agent_spec),
+                    "error": dumps_opt(run.error),
+                    "usage": dumps(run.usage),
+                    "metadata": dumps(run.metadata),
+                    "cancel_requested": int(run.cancel_requested),
+                }
+                self._exec(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_VALUES})", row)
+        except Conflict as exc:
+            raise Conflict(f"run {run.id!r} already exists") from exc
+        except NotFound as exc:
+            raise NotFound(f"org {run.org_id!r} not found") from exc
+        return run if run.status is status else dataclasses.replace(run, status=status)
+
+    def get_run(self, org_id: str, run_id: str) -> Run:
+        row = self._one(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = %s AND org_id = %s", (run_id, org_id)
+        )
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return run_from_row(row)
+
+    def list_runs(
+        self,
+        org_id: str,
+        *,
+        status: Sequence[RunStatus] | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        created_after: str | None = None,
+    ) -> Page[Run]:
+        limit = check_limit(limit)
+        before = cursor_key(cursor, "run") if cursor is not None else None
+        floor = id_floor("run", parse_time(created_after)) if created_after is not None else None
+        where, params = "org_id = %s", list[Any]([org_id])
+        if session_id is not None:
+            where += " AND session_id = %s"
+            params.append(session_id)
+        statuses = parse_statuses(status)
+        if statuses:
+            # = ANY over the (org_id, status, id) index: the planner merges the ranges.
+            where += " AND status = ANY(%s)"
+            params.append(statuses)
+        if before is not None:
+            where += " AND id < %s"
+            params.append(before)
+        if floor is not None:
+            where += " AND id >= %s"
+            params.append(floor)
+        rows = self._query(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY id DESC LIMIT %s",
+            [*params, limit + 1],
+        )
+        return make_page([run_from_row(r) for r in rows], limit, "run", lambda r: r.id)
+
+    def update_run(
+        self,
+        org_id: str,
+        run_id: str,
+        *,
+        expect_status: Sequence[RunStatus] | None = None,
+        **fields: Any,
+    ) -> Run | None:
+        unknown = sorted(set(fields) - _UPDATABLE)
+        if unknown:
+            raise InvalidInput(
+                f"cannot update run field(s) {', '.join(unknown)}",
+                hint="updatable: " + ", ".join(sorted(_UPDATABLE)),
+            )
+        # Column names come from _UPDATABLE only, never from the caller's text.
+        sets = [f"{name} = %s" for name in fields] + ["updated_at = %s"]
+        params: list[Any] = [column_value(name, value) for name, value in fields.items()]
+        params += [utcnow(), run_id, org_id]
+        where = "id = %s AND org_id = %s"
+        if expect_status is not None:
+            # Under READ COMMITTED a concurrent UPDATE waits for the first, then re-checks this
+            # condition on the row it committed: exactly one compare-and-set applies.
+            where += " AND status = ANY(%s)"
+            params.append(parse_statuses(expect_status, empty_means_all=False))
+        with self.transaction():
+            row = self._one(
+                f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {_RUN_COLUMNS}",
+                params,
+            )
+            if row is None:
+                self._require_run(org_id, run_id)
+                return None
+            return run_from_row(row)
+
+    def _require_run(self, org_id: str, run_id: str, *, lock: bool = False) -> None:
+        sql = "SELECT 1 FROM runs WHERE id = %s AND org_id = %s"
+        if self._one(sql + (" FOR NO KEY UPDATE" if lock else ""), (run_id, org_id)) is None:
+            raise NotFound(f"run {run_id!r} not found")
+
+    # -- events --------------------------------------------------------------------------------
+    def append_event(
+        self, org_id: str, run_id: str, type: str, data: dict[str, Any], *, time: str | None = None
+    ) -> Event:
+        when = time or utcnow()
+        payload = dumps(data)
+        with self.transaction():
+            # The row lock serialises appends to one run (and checks its org); the next
+            # statement starts a new READ COMMITTED snapshot, so MAX(seq) sees every append
+            # committed before the lock was granted. A row lock rather than an advisory lock:
+            # a transaction that updates the run and appends takes the same lock either way
+            # round, so the two orders cannot deadlock.
+            self._require_run(org_id, run_id, lock=True)
+            row = self._one(
+                "INSERT INTO events (run_id, seq, org_id, type, time, data)"
+                " SELECT %s, COALESCE(MAX(seq), 0) + 1, %s, %s, %s, %s"
+                " FROM events WHERE run_id = %s RETURNING seq",
+                (run_id, org_id, type, when, payload, run_id),
+            )
+            seq: int = row[0]
+        return Event(run_id, seq, type, when, data)
+
+    def list_events(
+        self, org_id: str, run_id: str, *, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        limit = check_limit(limit)
+        if after < 0:
+            raise InvalidInput("after must be 0 or a seq")
+        rows = self._query(
+            "SELECT seq, type, time, data FROM events"
+            " WHERE run_id = %s AND seq > %s AND org_id = %s ORDER BY seq LIMIT %s",
+            (run_id, after, org_id, limit),
+        )
+        if not rows:
+            self._require_run(org_id, run_id)
+        return [Event(run_id, r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
+        if keep < 0:
+            raise InvalidInput("keep must be >= 0")
+        with self.transaction():
+            self._require_run(org_id, run_id, lock=True)
+            return self._exec(
+                "DELETE FROM events WHERE run_id = %s AND seq <= "
+                "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = %s) - %s",
+                (run_id, run_id, keep),
+            )
+
+    def iter_events(self, org_id: str, run_id: str, *, after: int = 0) -> Iterator[Event]:
+        """A generator: NotFound surfaces on the first ``next()``."""
+        while True:
+            page = self.list_events(org_id, run_id, after=after, limit=MAX_LIMIT)
+            yield from page
+            if len(page) < MAX_LIMIT:
+                return
+            after = page[-1].seq
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(exc, psycopg.Error | PoolTimeout | OverflowError | UnicodeEncodeError)
+
+
+__all__ = ["PostgresStore", "mask_url"]

@@ -1,0 +1,384 @@
+"""API keys, the audit log, Idempotency-Key claims and workers in the Postgres store: mixins of
+:class:`agent_sdk.store.postgres.PostgresStore`, written only against the helpers that class has
+(``_exec``, ``_one``, ``_query``, ``transaction``, ``_in_transaction``), so driver errors are
+translated the same way as everywhere else in the store. Row conversions are the shared ones of
+:mod:`agent_sdk.store.keys`, :mod:`agent_sdk.store.audit` and :mod:`agent_sdk.store.idempotency`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from agent_sdk.canonical import canonical_json, chain_hash
+from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict, InvalidInput, NotFound
+from agent_sdk.records import ApiKey, AuditEntry, Checkpoint, Page
+from agent_sdk.store._ids import utcnow
+from agent_sdk.store._rows import MAX_LIMIT, check_limit, cursor_key, make_page
+from agent_sdk.store.audit import AUDIT_FIELDS
+from agent_sdk.store.idempotency import (
+    COLUMNS as IDEM_COLUMNS,
+)
+from agent_sdk.store.idempotency import (
+    FIELDS as IDEM_FIELDS,
+)
+from agent_sdk.store.idempotency import (
+    IdempotencyRecord,
+    record_from_row,
+    record_values,
+)
+from agent_sdk.store.keys import (
+    KEY_COLUMNS,
+    AuthRecord,
+    check_updatable,
+    key_column_value,
+    key_from_row,
+    key_values,
+)
+from agent_sdk.store.workers import WorkerInfo
+
+# First key of pg_advisory_xact_lock(int, int) for an org's audit log; the second is the org.
+_LOCK_AUDIT = 0x616175  # "aau"
+
+
+def translate(exc: Exception, db: str) -> AgentSDKError:
+    """A psycopg error (or a value the driver cannot send) as one of the agent_sdk errors."""
+    import psycopg
+    from psycopg import errors as pg
+
+    text = str(exc).strip()
+    if isinstance(exc, OverflowError | UnicodeEncodeError):
+        return InvalidInput(f"value cannot be stored: {exc}")
+    if isinstance(exc, pg.UniqueViolation):
+        return Conflict(f"already exists ({text})")
+    if isinstance(exc, pg.ForeignKeyViolation):
+        return NotFound(f"a referenced record does not exist ({text})")
+    if isinstance(exc, pg.IntegrityError):
+        return InvalidInput(f"rejected by the database ({text})")
+    if isinstance(exc, pg.UndefinedTable | pg.UndefinedColumn):
+        return Conflict(f"{db} is not migrated ({text})", hint="run `agent-sdk db migrate`")
+    if isinstance(exc, pg.LockNotAvailable | pg.QueryCanceled):
+        return Conflict(f"{db}: timed out waiting for a lock ({text})", hint="retry")
+    if isinstance(exc, pg.SerializationFailure | pg.DeadlockDetected):
+        return Conflict(f"{db}: concurrent update ({text})", hint="retry")
+    if isinstance(exc, psycopg.DataError):
+        return InvalidInput(f"value rejected by the database ({text})")
+    if isinstance(exc, psycopg.ProgrammingError) and "cannot adapt" in text:
+        return InvalidInput(f"value cannot be stored: {text}")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return BackendUnavailable(
+            f"{db}: {text}", hint="check AGENT_SDK_DATABASE_URL and that the server is running"
+        )
+    return AgentSDKError(f"{db}: {text}")  # a bug here, not an outage
+
+
+class _Helpers:
+    if TYPE_CHECKING:  # provided by PostgresStore
+
+        def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]: ...
+        def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any: ...
+        def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int: ...
+        def _in_transaction(self) -> bool: ...
+        def transaction(self) -> AbstractContextManager[None]: ...
+
+
+# -- API keys ----------------------------------------------------------------------------------
+_KEY_CURSOR = "api_key"
+
+
+class PostgresKeysMixin(_Helpers):
+    def insert_api_key(self, key: ApiKey, secret_hash: str) -> ApiKey:
+        values = key_values(key, secret_hash)
+        columns = ", ".join(values)
+        placeholders = ", ".join(f"%({name})s" for name in values)
+        try:
+            self._exec(f"INSERT INTO api_keys ({columns}) VALUES ({placeholders})", values)
+        except Conflict as exc:
+            raise Conflict(f"API key {key.id!r} already exists") from exc
+        except NotFound as exc:
+            raise NotFound(f"org {key.org_id!r} not found") from exc
+        return key
+
+    def _for_update(self) -> str:
+        # Inside a transaction (rotation, revocation) the read locks the row until the write,
+        # so two rotations at once cannot both replace the same secret.
+        return " FOR UPDATE" if self._in_transaction() else ""
+
+    def get_api_key(self, org_id: str, key_id: str) -> ApiKey:
+        row = self._one(
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = %s AND org_id = %s"
+            + self._for_update(),
+            (key_id, org_id),
+        )
+        if row is None:
+            raise NotFound(f"API key {key_id!r} not found")
+        return key_from_row(row)
+
+    def list_api_keys(
+        self, org_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[ApiKey]:
+        limit = check_limit(limit)
+        sql, params = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE org_id = %s", [org_id]
+        if cursor is not None:
+            sql += " AND id < %s"
+            params.append(cursor_key(cursor, _KEY_CURSOR))
+        rows = self._query(sql + " ORDER BY id DESC LIMIT %s", [*params, limit + 1])
+        return make_page([key_from_row(r) for r in rows], limit, _KEY_CURSOR, lambda k: k.id)
+
+    def update_api_key(self, org_id: str, key_id: str, /, **fields: Any) -> ApiKey:
+        check_updatable(fields)
+        if not fields:
+            return self.get_api_key(org_id, key_id)
+        sets = ", ".join(f"{name} = %s" for name in fields)
+        params = [key_column_value(name, value) for name, value in fields.items()]
+        row = self._one(
+            f"UPDATE api_keys SET {sets} WHERE id = %s AND org_id = %s RETURNING {KEY_COLUMNS}",
+            [*params, key_id, org_id],
+        )
+        if row is None:
+            raise NotFound(f"API key {key_id!r} not found")
+        return key_from_row(row)
+
+    def find_api_key_for_auth(self, key_id: str) -> AuthRecord | None:
+        row = self._one(
+            f"SELECT {KEY_COLUMNS}, secret_hash, previous_hash, previous_valid_until"
+            " FROM api_keys WHERE id = %s" + self._for_update(),
+            (key_id,),
+        )
+        if row is None:
+            return None
+        *key, secret_hash, previous_hash, previous_valid_until = row
+        return key_from_row(key), secret_hash, previous_hash, previous_valid_until
+
+    def touch_api_key(self, key_id: str, when: str) -> None:
+        self._exec(
+            "UPDATE api_keys SET last_used_at = %s"
+            " WHERE id = %s AND (last_used_at IS NULL OR last_used_at < %s)",
+            (when, key_id, when),
+        )
+
+
+# -- audit -------------------------------------------------------------------------------------
+_AUDIT_COLUMNS = (
+    "org_id seq time actor actor_kind action target outcome request_id source_ip details"
+    " prev_hash hash"
+).split()
+_AUDIT_SELECT = f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM audit_log"
+_AUDIT_INSERT = (
+    f"INSERT INTO audit_log ({', '.join(_AUDIT_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(_AUDIT_COLUMNS))})"
+)
+_CHECKPOINT_COLUMNS = "org_id, seq, head_hash, time, signature, key_id"
+
+
+def _entry(r: Sequence[Any]) -> AuditEntry:
+    (org_id, seq, time, actor, actor_kind, action, target, outcome, request_id, source_ip,
+     details, prev_hash, hash_) = r  # fmt: skip
+    return AuditEntry(
+        org_id, seq, time, actor, actor_kind, action, target, outcome, request_id, source_ip,
+        json.loads(details), prev_hash, hash_,
+    )  # fmt: skip
+
+
+class PostgresAuditMixin(_Helpers):
+    def append_audit(
+        self, org_id: str, entry_fields: Mapping[str, Any], *, chain: bool
+    ) -> AuditEntry:
+        unknown = sorted(set(entry_fields) - set(AUDIT_FIELDS))
+        if unknown:
+            raise InvalidInput(f"unknown audit field(s) {', '.join(unknown)}")
+        details = entry_fields.get("details") or {}
+        if not isinstance(details, Mapping):
+            raise InvalidInput("audit details must be a JSON object")
+        details_text = canonical_json(details).decode("utf-8")
+        values: dict[str, Any] = {name: entry_fields.get(name) for name in AUDIT_FIELDS}
+        values["details"] = json.loads(details_text)
+        with self.transaction():
+            # One appender per org at a time, until commit: the head read below is then the
+            # true head (a new READ COMMITTED snapshot), and the chain cannot fork.
+            self._exec("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_AUDIT, org_id))
+            last = self._one(
+                "SELECT seq, hash FROM audit_log WHERE org_id = %s ORDER BY seq DESC LIMIT 1",
+                (org_id,),
+            )
+            values["org_id"] = org_id
+            values["seq"] = (last[0] if last else 0) + 1
+            values["time"] = values["time"] or utcnow()  # under the lock: follows seq order
+            values["prev_hash"] = last[1] if chain and last else None
+            values["hash"] = chain_hash(values["prev_hash"], values) if chain else None
+            self._exec(
+                _AUDIT_INSERT,
+                [details_text if c == "details" else values[c] for c in _AUDIT_COLUMNS],
+            )
+        return AuditEntry(**values)
+
+    def last_audit(self, org_id: str) -> AuditEntry | None:
+        row = self._one(f"{_AUDIT_SELECT} WHERE org_id = %s ORDER BY seq DESC LIMIT 1", (org_id,))
+        return _entry(row) if row else None
+
+    def list_audit(
+        self,
+        org_id: str,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[AuditEntry]:
+        limit = check_limit(limit)
+        if after_seq < 0:
+            raise InvalidInput("after_seq must be 0 or a seq")
+        where, params = "org_id = %s AND seq > %s", [org_id, after_seq]
+        if since is not None:
+            where += " AND time >= %s"
+            params.append(since)
+        if until is not None:
+            where += " AND time < %s"
+            params.append(until)
+        rows = self._query(f"{_AUDIT_SELECT} WHERE {where} ORDER BY seq LIMIT %s", [*params, limit])
+        return [_entry(r) for r in rows]
+
+    def iter_audit(
+        self,
+        org_id: str,
+        *,
+        after_seq: int = 0,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Iterator[AuditEntry]:
+        while True:
+            page = self.list_audit(
+                org_id, after_seq=after_seq, limit=MAX_LIMIT, since=since, until=until
+            )
+            yield from page
+            if len(page) < MAX_LIMIT:
+                return
+            after_seq = page[-1].seq
+
+    def insert_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        inserted = self._exec(
+            f"INSERT INTO audit_checkpoints ({_CHECKPOINT_COLUMNS})"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (org_id, seq) DO NOTHING",
+            (
+                checkpoint.org_id,
+                checkpoint.seq,
+                checkpoint.head_hash,
+                checkpoint.time,
+                checkpoint.signature,
+                checkpoint.key_id,
+            ),
+        )
+        return inserted == 1
+
+    def list_checkpoints(self, org_id: str) -> list[Checkpoint]:
+        rows = self._query(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE org_id = %s ORDER BY seq",
+            (org_id,),
+        )
+        return [Checkpoint(*r) for r in rows]
+
+
+# -- Idempotency-Key claims --------------------------------------------------------------------
+_REPLACE = ", ".join(f"{name} = excluded.{name}" for name in IDEM_FIELDS[2:])
+# One statement settles who holds the key, as in the SQLite store. Under READ COMMITTED a
+# second claimant's upsert waits on the first one's uncommitted row; once that commits, the
+# WHERE is evaluated on it: a live claim makes the statement a no-op that returns no row, an
+# expired one is overwritten in place.
+_CLAIM = (
+    f"INSERT INTO idempotency_keys ({IDEM_COLUMNS})"
+    f" VALUES ({', '.join(['%s'] * len(IDEM_FIELDS))})"
+    f" ON CONFLICT (org_id, key) DO UPDATE SET {_REPLACE}"
+    " WHERE idempotency_keys.expires_at <= excluded.created_at"
+    " RETURNING 1"
+)
+
+
+class PostgresIdempotencyMixin(_Helpers):
+    def claim_idempotency_key(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        values = record_values(record)
+        with self.transaction():
+            if self._one(_CLAIM, [values[name] for name in IDEM_FIELDS]) is not None:
+                return None
+            # ON CONFLICT DO UPDATE locks the conflicting row even when its WHERE is false, so
+            # this read sees the holder, and it cannot change before we commit.
+            row = self._one(
+                f"SELECT {IDEM_COLUMNS} FROM idempotency_keys WHERE org_id = %s AND key = %s",
+                (record.org_id, record.key),
+            )
+        if row is None:  # the holder was purged between the two statements
+            raise Conflict(f"Idempotency-Key {record.key!r} could not be claimed; retry")
+        return record_from_row(row)
+
+    def get_idempotency_key(self, org_id: str, key: str, *, now: str) -> IdempotencyRecord | None:
+        row = self._one(
+            f"SELECT {IDEM_COLUMNS} FROM idempotency_keys"
+            " WHERE org_id = %s AND key = %s AND expires_at > %s",
+            (org_id, key, now),
+        )
+        return None if row is None else record_from_row(row)
+
+    def purge_idempotency_keys(self, before: str, *, limit: int = 100) -> int:
+        # SKIP LOCKED: two sweepers delete different rows instead of queueing on each other.
+        return self._exec(
+            "DELETE FROM idempotency_keys WHERE (org_id, key) IN ("
+            " SELECT org_id, key FROM idempotency_keys WHERE expires_at <= %s"
+            " ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)",
+            (before, max(0, limit)),
+        )
+
+
+# -- workers -----------------------------------------------------------------------------------
+_WORKER_COLUMNS = "name, host, pid, started_at, heartbeat_at, runs_in_flight"
+
+
+class PostgresWorkersMixin(_Helpers):
+    def register_worker(self, worker: WorkerInfo) -> None:
+        self._exec(
+            f"INSERT INTO workers ({_WORKER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
+            " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
+            " runs_in_flight = excluded.runs_in_flight",
+            (
+                worker.name,
+                worker.host,
+                worker.pid,
+                worker.started_at,
+                worker.heartbeat_at,
+                worker.runs_in_flight,
+            ),
+        )
+
+    def heartbeat_worker(self, name: str, when: str, runs_in_flight: int) -> bool:
+        changed = self._exec(
+            "UPDATE workers SET heartbeat_at = %s, runs_in_flight = %s WHERE name = %s",
+            (when, runs_in_flight, name),
+        )
+        return changed > 0
+
+    def remove_worker(self, name: str) -> None:
+        self._exec("DELETE FROM workers WHERE name = %s", (name,))
+
+    def list_workers(self) -> list[WorkerInfo]:
+        rows = self._query(f"SELECT {_WORKER_COLUMNS} FROM workers ORDER BY name")
+        return [
+            WorkerInfo(
+                name=r[0],
+                host=r[1],
+                pid=int(r[2]),
+                started_at=r[3],
+                heartbeat_at=r[4],
+                runs_in_flight=int(r[5]),
+            )
+            for r in rows
+        ]
+
+
+__all__ = [
+    "PostgresAuditMixin",
+    "PostgresIdempotencyMixin",
+    "PostgresKeysMixin",
+    "PostgresWorkersMixin",
+    "translate",
+]
