@@ -1,0 +1,266 @@
+"""The Redis queue: Redis Streams with a consumer group, leases as tokens in a hash per job.
+
+``AGENT_SDK_QUEUE_BACKEND=redis`` with ``AGENT_SDK_REDIS_URL=redis://host:6379/0``, or
+``open_queue("redis://host:6379/0?queue=agent-sdk-jobs")``.
+
+How it works (the keys are described in :mod:`agent_sdk.queue._redis_scripts`):
+
+* Every operation is one Lua script, so it is atomic, and it reads the server's clock (TIME):
+  lease expiries are the same for workers whose own clocks disagree.
+* ``reserve`` first runs its script: due delayed jobs join the stream, then it takes the oldest
+  expired lease (XCLAIM to the new consumer), else an entry a dead consumer read but never
+  leased (XAUTOCLAIM), else the next new entry (XREADGROUP ``>``). With nothing to take it waits
+  in a blocking XREADGROUP (no polling), for at most the time until the next delayed job or
+  lease is due, and leases what that read delivered with the same script.
+* ``attempts`` is our own counter in the job hash: a retried job goes back as a new stream entry,
+  so the stream's delivery count would restart at 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.queue import _redis_scripts as scripts
+from agent_sdk.queue.base import (
+    DeadJob,
+    Job,
+    Lease,
+    QueueDepth,
+    check_job,
+    check_limit,
+    check_seconds,
+    lease_lost,
+    new_job_id,
+    new_token,
+)
+from agent_sdk.security.ratelimit import mask_url
+
+if TYPE_CHECKING:
+    from agent_sdk.config import Settings
+
+DEFAULT_QUEUE = "agent-sdk-jobs"
+KEY_PREFIX = "agent-sdk:q:"
+GROUP = "workers"
+# One blocking read waits at most this long, so a socket timeout never cuts it short.
+_MAX_BLOCK = 5.0
+_SOCKET_TIMEOUT = _MAX_BLOCK + 5.0
+# An entry read by a consumer that died before its lease was recorded is taken over after this.
+_ORPHAN_IDLE_MS = 10_000
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+    except ImportError:
+        raise ConfigError(
+            "the Redis queue needs the redis package, which is not installed",
+            hint="pip install 'agent-sdk[redis]'",
+        ) from None
+    return redis
+
+
+def _job(fields: dict[str, str]) -> Job:
+    return Job(
+        id=fields["id"],
+        kind=fields["kind"],
+        payload=json.loads(fields["payload"]),
+        attempts=int(fields["attempts"]),
+        enqueued_at=float(fields["enqueued_at"]),
+        available_at=float(fields["available_at"]),
+        last_error=fields.get("last_error"),
+    )
+
+
+def _fields(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+class RedisQueue:
+    supports_delay: ClassVar[bool] = True
+    durable: ClassVar[bool] = True  # as durable as the server's persistence (AOF or RDB)
+    scheme: ClassVar[str] = "redis"
+
+    def __init__(self, url: str, *, name: str = DEFAULT_QUEUE, timeout: float = 2.0) -> None:
+        self._redis = _import_redis()
+        if not name:
+            raise ConfigError("a Redis queue needs a name", hint=f"e.g. ?queue={DEFAULT_QUEUE}")
+        self.name = name
+        self.url = mask_url(url)
+        self._secrets = [s for s in (urlsplit(url).password,) if s]
+        self._prefix = f"{KEY_PREFIX}{name}:"
+        self._stream = self._prefix + "stream"
+        try:
+            self._client = self._redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_connect_timeout=timeout,
+                socket_timeout=_SOCKET_TIMEOUT,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"invalid Redis URL {self.url}: {self._scrub(exc)}") from None
+        register = self._client.register_script
+        self._enqueue = register(scripts.ENQUEUE)
+        self._reserve = register(scripts.RESERVE)
+        self._extend = register(scripts.EXTEND)
+        self._ack = register(scripts.ACK)
+        self._retry = register(scripts.RETRY)
+        self._dead = register(scripts.DEAD)
+        self._requeue = register(scripts.REQUEUE_DEAD)
+        self._depth = register(scripts.DEPTH)
+        self._list_dead = register(scripts.LIST_DEAD)
+        try:
+            self._call(self._depth)  # connects, and creates the stream and its group
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisQueue:
+        """``redis://[:password@]host:port/db?queue=name`` (``rediss://`` for TLS)."""
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        names = [v for k, v in pairs if k == "queue"]
+        rest = urlencode([(k, v) for k, v in pairs if k != "queue"])
+        if names:
+            options.setdefault("name", names[-1])
+        return cls(urlunsplit(parts._replace(query=rest)), **options)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisQueue:
+        """AGENT_SDK_REDIS_URL; the queue is ``agent-sdk-jobs`` unless the URL names another
+        with ``?queue=``."""
+        url = settings.redis_url
+        if not url:
+            raise ConfigError(
+                "AGENT_SDK_QUEUE_BACKEND=redis needs AGENT_SDK_REDIS_URL",
+                hint="e.g. AGENT_SDK_REDIS_URL=redis://localhost:6379/0",
+            )
+        return cls.from_url(url)
+
+    def __repr__(self) -> str:
+        return f"RedisQueue({self.url!r}, name={self.name!r})"
+
+    # -- calls and errors --------------------------------------------------------------------------
+    def _scrub(self, exc: BaseException) -> str:
+        text = str(exc)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _call(self, script: Any, *args: Any) -> Any:
+        try:
+            return script(keys=[self._stream], args=[self._prefix, *args])
+        except self._redis.RedisError as exc:
+            raise self._error(exc) from None
+        except UnicodeEncodeError as exc:  # a kind or error text with a lone surrogate
+            raise InvalidInput(f"text cannot be stored: {exc}") from None
+
+    def _error(self, exc: BaseException) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"Redis queue {self.name!r} at {self.url} failed: {self._scrub(exc)}",
+            hint="check AGENT_SDK_REDIS_URL and that Redis is running",
+        )
+
+    def close(self) -> None:
+        self._client.close()
+        self._client.connection_pool.disconnect()
+
+    # -- the protocol ----------------------------------------------------------------------------
+    def enqueue(
+        self, kind: str, payload: dict[str, Any], *, delay: float = 0.0, job_id: str | None = None
+    ) -> Job:
+        text = check_job(kind, payload, delay)
+        flat = self._call(self._enqueue, job_id or new_job_id(), kind, text, repr(float(delay)))
+        return _job(_fields(flat))
+
+    def reserve(self, worker: str, *, lease: float, timeout: float) -> Lease | None:
+        check_seconds("lease", lease)
+        check_seconds("timeout", timeout)
+        if not worker:
+            raise InvalidInput("a worker needs a name")
+        deadline = time.monotonic() + timeout
+        delivered: tuple[str, str] | None = None
+        while True:
+            token = new_token()
+            args = [worker, repr(float(lease)), token, _ORPHAN_IDLE_MS, *(delivered or ())]
+            reply = self._call(self._reserve, *args)
+            if reply[0] == "ok":
+                expires = float(reply[1])
+                return Lease(_job(_fields(reply[2])), token, worker, expires)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            wait = min(left, _MAX_BLOCK)
+            if reply[1]:  # a delayed job or a lease falls due sooner
+                wait = min(wait, float(reply[1]))
+            delivered = self._wait(worker, wait)
+
+    def _wait(self, worker: str, seconds: float) -> tuple[str, str] | None:
+        """Block until a new entry arrives (it is then pending on ``worker``), or ``seconds``."""
+        block = max(1, round(seconds * 1000))
+        try:
+            got = self._client.xreadgroup(GROUP, worker, {self._stream: ">"}, count=1, block=block)
+        except self._redis.ResponseError as exc:
+            # The stream was deleted before or while we waited: the next script recreates it.
+            if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
+                return None
+            raise self._error(exc) from None
+        except self._redis.RedisError as exc:
+            raise self._error(exc) from None
+        if not got:
+            return None
+        entry_id, fields = got[0][1][0]
+        return entry_id, fields.get("id", "")
+
+    def _holding(self, script: Any, lease: Lease, *args: Any) -> Any:
+        reply = self._call(script, lease.job.id, lease.token, *args)
+        if reply is None:
+            raise lease_lost(lease)
+        return reply
+
+    def extend(self, lease: Lease, seconds: float) -> Lease:
+        check_seconds("seconds", seconds)
+        expires = self._holding(self._extend, lease, repr(float(seconds)))
+        return dataclasses.replace(lease, expires_at=float(expires))
+
+    def ack(self, lease: Lease) -> None:
+        self._holding(self._ack, lease)
+
+    def retry(self, lease: Lease, delay: float, error: str) -> None:
+        check_seconds("delay", delay)
+        self._holding(self._retry, lease, repr(float(delay)), error)
+
+    def dead(self, lease: Lease, error: str) -> None:
+        self._holding(self._dead, lease, error)
+
+    def depth(self) -> QueueDepth:
+        ready, delayed, leased, dead = (int(n) for n in self._call(self._depth))
+        return QueueDepth(ready=ready, delayed=delayed, leased=leased, dead=dead)
+
+    def list_dead(self, limit: int = 50) -> list[DeadJob]:
+        out = []
+        for flat in self._call(self._list_dead, check_limit(limit)):
+            fields = _fields(flat)
+            if not fields:  # deleted between the two reads of the script: cannot happen
+                continue
+            died_at = float(fields.get("died_at", "0"))
+            out.append(
+                DeadJob(job=_job(fields), error=fields.get("last_error") or "", died_at=died_at)
+            )
+        return out
+
+    def requeue_dead(self, job_id: str) -> Job:
+        reply = self._call(self._requeue, job_id)
+        if reply[0] == "missing":
+            raise NotFound(f"no job {job_id} in the queue")
+        if reply[0] != "ok":
+            raise Conflict(f"job {job_id} is {reply[0]}, not dead")
+        return _job(_fields(reply[1]))
+
+
+__all__ = ["DEFAULT_QUEUE", "RedisQueue"]
