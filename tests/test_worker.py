@@ -266,3 +266,20 @@ def test_cancel_a_run_running_on_another_process(
         assert api.queue.depth().total == 0  # the job was acknowledged, not retried
     finally:
         api.close(wait=False)
+
+
+def test_a_running_worker_sweeps_up_runs_that_lost_their_job(
+    isolated_env: dict[str, str],
+) -> None:
+    settings = queue_settings(isolated_env, worker_lease="1")
+    with Running(settings) as rt:
+        # A run accepted by a server that died before enqueueing it: in the store, not queued.
+        from agent_sdk.records import Run as RunRecord
+        from agent_sdk.store._ids import new_id, utcnow
+
+        now = utcnow()
+        run = rt.store.insert_run(RunRecord(
+            id=new_id("run"), org_id=ORG, agent="noop", status=RunStatus.QUEUED, input="x",
+            created_at=now, updated_at=now, agent_spec={**NOOP, "registered": False},
+        ))  # fmt: skip
+        assert wait_for(rt, run.id, timeout=10).status is RunStatus.SUCCEEDED

@@ -61,13 +61,13 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Lease and execute runs until ``stop`` is set, then give back what is unfinished."""
         await asyncio.to_thread(self._register)
-        alive = asyncio.create_task(self._beat_alive())
+        background = [asyncio.create_task(self._beat_alive()), asyncio.create_task(self._sweep())]
         try:
             await self._work(stop)
         finally:
-            alive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await alive
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await asyncio.to_thread(self._unregister)
 
     async def _work(self, stop: asyncio.Event) -> None:
@@ -132,6 +132,22 @@ class Worker:
                     await asyncio.to_thread(self._register)
             except AgentSDKError as exc:
                 log.warning("liveness heartbeat of worker %s failed: %s", self.name, exc.message)
+
+    async def _sweep(self) -> None:
+        """The outbox sweeper: every three leases, give queued runs without a job their job and
+        take over runs whose process died. Recovery at start covers a restart; this covers a
+        server that died and is not coming back while workers go on. Enqueueing is idempotent
+        (the job id is the run id), so several workers sweeping at once do no harm."""
+        from agent_sdk.core.recovery import recover
+
+        if not self.runtime.settings.run_recovery_enabled:
+            return
+        while True:
+            await asyncio.sleep(3 * self.lease_seconds)
+            try:
+                await asyncio.to_thread(recover, self.runtime, self.queue)
+            except AgentSDKError as exc:
+                log.warning("recovery sweep failed: %s", exc.message)
 
     async def _handle(self, lease: Lease) -> None:
         payload = lease.job.payload
