@@ -323,7 +323,7 @@ def test_list_runs_reads_an_index_in_order(
 
 
 def test_list_sessions_and_events_read_an_index_in_order(store: SQLiteStore) -> None:
-    from agent_sdk.store.sqlite import _SESSION_SELECT
+    from agent_sdk.store._sql import SESSION_SELECT as _SESSION_SELECT
 
     sql = _SESSION_SELECT + " AND (s.created_at, s.id) < (?, ?)"
     sql += " ORDER BY s.created_at DESC, s.id DESC LIMIT ?"

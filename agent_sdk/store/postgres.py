@@ -20,30 +20,25 @@ psycopg is imported inside this module only when a Postgres store is opened.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
-from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, Session
+from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus
 from agent_sdk.store._ids import id_floor, parse_time, utcnow
 from agent_sdk.store._rows import (
-    MAX_LIMIT,
     check_limit,
     column_value,
     cursor_key,
     dumps,
-    dumps_opt,
     make_page,
-    parse_status,
     parse_statuses,
     run_from_row,
-    session_from_row,
 )
+from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
 from agent_sdk.store.migrations import Migration, load_migrations
 from agent_sdk.store.postgres_mixins import (
     PostgresAuditMixin,
@@ -57,19 +52,8 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
-_RUN_FIELDS = (
-    "id org_id session_id project_id agent agent_spec status input output error usage steps"
-    " attempts metadata cancel_requested created_at updated_at started_at finished_at"
-).split()
-_RUN_COLUMNS = ", ".join(_RUN_FIELDS)
-_RUN_VALUES = ", ".join(f"%({name})s" for name in _RUN_FIELDS)
 _UPDATABLE = frozenset(
     "status output error usage steps attempts started_at finished_at cancel_requested".split()
-)
-_SESSION_SELECT = (
-    "SELECT org_id, id, project_id, metadata, created_at, updated_at,"
-    " (SELECT COUNT(*) FROM runs r WHERE r.org_id = s.org_id AND r.session_id = s.id) AS run_count"
-    " FROM sessions s WHERE s.org_id = %s"
 )
 # Keys of pg_advisory_lock(int, int): the first names what is locked, the second which one.
 _LOCK_MIGRATE = 0x61676D  # "agm"
@@ -105,8 +89,19 @@ class _Local(threading.local):
     depth: int = 0
 
 
+@functools.lru_cache(maxsize=512)
+def _placeholders(sql: str) -> str:
+    """The shared queries (store/_sql.py) use ``?``; psycopg wants ``%s``. Our own queries here
+    already use ``%s``, and no query of ours has a literal ``?`` or ``%``."""
+    return sql.replace("?", "%s") if "?" in sql else sql
+
+
 class PostgresStore(
-    PostgresKeysMixin, PostgresAuditMixin, PostgresIdempotencyMixin, PostgresWorkersMixin
+    PostgresKeysMixin,
+    PostgresAuditMixin,
+    PostgresIdempotencyMixin,
+    PostgresWorkersMixin,
+    SQLStore,
 ):
     scheme: ClassVar[str] = "postgresql"
 
@@ -193,7 +188,7 @@ class PostgresStore(
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         with self._connection() as conn:
             try:
-                cur = conn.execute(sql, params or None)
+                cur = conn.execute(_placeholders(sql), params or None)
                 return cur.fetchall() if cur.description else []
             except Exception as exc:
                 if _is_driver_error(exc):
@@ -207,7 +202,7 @@ class PostgresStore(
     def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         with self._connection() as conn:
             try:
-                rowcount: int = conn.execute(sql, params or None).rowcount
+                rowcount: int = conn.execute(_placeholders(sql), params or None).rowcount
             except Exception as exc:
                 if _is_driver_error(exc):
                     raise self._error(exc) from exc
@@ -337,10 +332,6 @@ class PostgresStore(
         self._pool.close()
 
     # -- meta ----------------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self._one("SELECT value FROM meta WHERE key = %s", (key,))
-        return None if row is None else str(row[0])
-
     def set_meta(self, key: str, value: str, *, only_if_absent: bool = False) -> bool:
         # ON CONFLICT settles who won in one statement, as INSERT OR IGNORE does in SQLite.
         action = "NOTHING" if only_if_absent else "UPDATE SET value = excluded.value"
@@ -358,108 +349,8 @@ class PostgresStore(
             )
             return self.get_org(org_id)
 
-    def create_org(self, org_id: str, name: str) -> Org:
-        try:
-            self._exec(
-                "INSERT INTO orgs (id, name, created_at) VALUES (%s, %s, %s)",
-                (org_id, name, utcnow()),
-            )
-        except Conflict:
-            raise Conflict(f"org {org_id!r} already exists") from None
-        return self.get_org(org_id)
-
-    def list_orgs(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
-        limit = check_limit(limit)
-        sql, params = "SELECT id, name, created_at FROM orgs", []
-        if cursor is not None:
-            sql += " WHERE id > %s"
-            params.append(cursor_key(cursor, "org"))
-        rows = self._query(sql + " ORDER BY id LIMIT %s", [*params, limit + 1])
-        return make_page([Org(r[0], r[1], r[2]) for r in rows], limit, "org", lambda o: o.id)
-
-    def get_org(self, org_id: str) -> Org:
-        row = self._one("SELECT id, name, created_at FROM orgs WHERE id = %s", (org_id,))
-        if row is None:
-            raise NotFound(f"org {org_id!r} not found")
-        return Org(row[0], row[1], row[2])
-
     # -- sessions ------------------------------------------------------------------------------
-    def create_session(
-        self, org_id: str, session_id: str, *, metadata: dict[str, Any] | None = None
-    ) -> Session:
-        now = utcnow()
-        try:
-            self._exec(
-                "INSERT INTO sessions (org_id, id, metadata, created_at, updated_at)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (org_id, session_id, dumps(metadata or {}), now, now),
-            )
-        except Conflict as exc:
-            raise Conflict(f"session {session_id!r} already exists") from exc
-        except NotFound as exc:
-            raise NotFound(f"org {org_id!r} not found") from exc
-        return Session(session_id, org_id, now, now, None, dict(metadata or {}), 0)
-
-    def get_session(self, org_id: str, session_id: str) -> Session:
-        row = self._one(_SESSION_SELECT + " AND s.id = %s", (org_id, session_id))
-        if row is None:
-            raise NotFound(f"session {session_id!r} not found")
-        return session_from_row(row)
-
-    def list_sessions(
-        self, org_id: str, *, limit: int = 50, cursor: str | None = None
-    ) -> Page[Session]:
-        limit = check_limit(limit)
-        sql, params = _SESSION_SELECT, [org_id]
-        if cursor is not None:
-            created_at, _, session_id = cursor_key(cursor, "session").partition(" ")
-            sql += " AND (s.created_at, s.id) < (%s, %s)"
-            params += [created_at, session_id]
-        sql += " ORDER BY s.created_at DESC, s.id DESC LIMIT %s"
-        rows = self._query(sql, [*params, limit + 1])
-        return make_page(
-            [session_from_row(r) for r in rows],
-            limit,
-            "session",
-            lambda s: f"{s.created_at} {s.id}",
-        )
-
     # -- runs ----------------------------------------------------------------------------------
-    def insert_run(self, run: Run) -> Run:
-        status = parse_status(run.status)
-        try:
-            with self.transaction():
-                if run.session_id is not None:
-                    now = utcnow()
-                    self._exec(
-                        "INSERT INTO sessions (org_id, id, project_id, created_at, updated_at)"
-                        " VALUES (%s, %s, %s, %s, %s)"
-                        " ON CONFLICT (org_id, id) DO UPDATE SET updated_at = excluded.updated_at",
-                        (run.org_id, run.session_id, run.project_id, now, now),
-                    )
-                row = run.to_dict() | {
-                    "status": status.value,
-                    "agent_spec": dumps_opt(run.agent_spec),
-                    "error": dumps_opt(run.error),
-                    "usage": dumps(run.usage),
-                    "metadata": dumps(run.metadata),
-                    "cancel_requested": int(run.cancel_requested),
-                }
-                self._exec(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_VALUES})", row)
-        except Conflict as exc:
-            raise Conflict(f"run {run.id!r} already exists") from exc
-        except NotFound as exc:
-            raise NotFound(f"org {run.org_id!r} not found") from exc
-        return run if run.status is status else dataclasses.replace(run, status=status)
-
-    def get_run(self, org_id: str, run_id: str) -> Run:
-        row = self._one(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = %s AND org_id = %s", (run_id, org_id)
-        )
-        if row is None:
-            raise NotFound(f"run {run_id!r} not found")
-        return run_from_row(row)
-
     def list_runs(
         self,
         org_id: str,
@@ -489,7 +380,7 @@ class PostgresStore(
             where += " AND id >= %s"
             params.append(floor)
         rows = self._query(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY id DESC LIMIT %s",
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE {where} ORDER BY id DESC LIMIT %s",
             [*params, limit + 1],
         )
         return make_page([run_from_row(r) for r in rows], limit, "run", lambda r: r.id)
@@ -520,7 +411,7 @@ class PostgresStore(
             params.append(parse_statuses(expect_status, empty_means_all=False))
         with self.transaction():
             row = self._one(
-                f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {_RUN_COLUMNS}",
+                f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {RUN_COLUMNS}",
                 params,
             )
             if row is None:
@@ -555,21 +446,6 @@ class PostgresStore(
             seq: int = row[0]
         return Event(run_id, seq, type, when, data)
 
-    def list_events(
-        self, org_id: str, run_id: str, *, after: int = 0, limit: int = 1000
-    ) -> list[Event]:
-        limit = check_limit(limit)
-        if after < 0:
-            raise InvalidInput("after must be 0 or a seq")
-        rows = self._query(
-            "SELECT seq, type, time, data FROM events"
-            " WHERE run_id = %s AND seq > %s AND org_id = %s ORDER BY seq LIMIT %s",
-            (run_id, after, org_id, limit),
-        )
-        if not rows:
-            self._require_run(org_id, run_id)
-        return [Event(run_id, r[0], r[1], r[2], json.loads(r[3])) for r in rows]
-
     def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
         if keep < 0:
             raise InvalidInput("keep must be >= 0")
@@ -580,15 +456,6 @@ class PostgresStore(
                 "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = %s) - %s",
                 (run_id, run_id, keep),
             )
-
-    def iter_events(self, org_id: str, run_id: str, *, after: int = 0) -> Iterator[Event]:
-        """A generator: NotFound surfaces on the first ``next()``."""
-        while True:
-            page = self.list_events(org_id, run_id, after=after, limit=MAX_LIMIT)
-            yield from page
-            if len(page) < MAX_LIMIT:
-                return
-            after = page[-1].seq
 
 
 def _is_driver_error(exc: BaseException) -> bool:

@@ -14,9 +14,7 @@ How it stays correct under concurrency:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
-import json
 import os
 import sqlite3
 import threading
@@ -33,7 +31,7 @@ from agent_sdk.errors import (
     InvalidInput,
     NotFound,
 )
-from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, Session
+from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus
 from agent_sdk.store._ids import id_floor, parse_time, utcnow
 from agent_sdk.store._rows import (
     MAX_LIMIT,
@@ -41,13 +39,11 @@ from agent_sdk.store._rows import (
     column_value,
     cursor_key,
     dumps,
-    dumps_opt,
     make_page,
-    parse_status,
     parse_statuses,
     run_from_row,
-    session_from_row,
 )
+from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
 from agent_sdk.store.migrations import Migration, load_migrations
 from agent_sdk.store.sqlite_audit import SQLiteAuditMixin
 from agent_sdk.store.sqlite_idempotency import SQLiteIdempotencyMixin
@@ -56,19 +52,8 @@ from agent_sdk.store.sqlite_workers import SQLiteWorkersMixin
 
 T = TypeVar("T")
 
-_RUN_FIELDS = (
-    "id org_id session_id project_id agent agent_spec status input output error usage steps"
-    " attempts metadata cancel_requested created_at updated_at started_at finished_at"
-).split()
-_RUN_COLUMNS = ", ".join(_RUN_FIELDS)
-_RUN_VALUES = ", ".join(f":{name}" for name in _RUN_FIELDS)
 _UPDATABLE = frozenset(
     "status output error usage steps attempts started_at finished_at cancel_requested".split()
-)
-_SESSION_SELECT = (
-    "SELECT org_id, id, project_id, metadata, created_at, updated_at,"
-    " (SELECT COUNT(*) FROM runs r WHERE r.org_id = s.org_id AND r.session_id = s.id) AS run_count"
-    " FROM sessions s WHERE s.org_id = ?"
 )
 
 # A connection must never be used on both sides of a fork(): the child would share the parent's
@@ -105,7 +90,9 @@ class _Conn:
             self.db.close()
 
 
-class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin, SQLiteWorkersMixin):
+class SQLiteStore(
+    SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin, SQLiteWorkersMixin, SQLStore
+):
     scheme: ClassVar[str] = "sqlite"
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
@@ -294,10 +281,6 @@ class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin, SQL
         self._local = threading.local()
 
     # -- meta ----------------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else str(row[0])
-
     def set_meta(self, key: str, value: str, *, only_if_absent: bool = False) -> bool:
         # INSERT OR IGNORE settles who won in one statement: when several processes race to set
         # a first value (an instance id, a generated secret), exactly one insert lands and every
@@ -315,113 +298,8 @@ class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin, SQL
             )
             return self.get_org(org_id)
 
-    def create_org(self, org_id: str, name: str) -> Org:
-        try:
-            self._exec(
-                "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
-                (org_id, name, utcnow()),
-            )
-        except Conflict:
-            raise Conflict(f"org {org_id!r} already exists") from None
-        return self.get_org(org_id)
-
-    def list_orgs(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
-        """By id: org ids are chosen by people, so there is no time order to follow."""
-        limit = check_limit(limit)
-        sql, params = "SELECT id, name, created_at FROM orgs", []
-        if cursor is not None:
-            sql += " WHERE id > ?"
-            params.append(cursor_key(cursor, "org"))
-        rows = self._query(sql + " ORDER BY id LIMIT ?", [*params, limit + 1])
-        return make_page([Org(r[0], r[1], r[2]) for r in rows], limit, "org", lambda o: o.id)
-
-    def get_org(self, org_id: str) -> Org:
-        row = self._one("SELECT id, name, created_at FROM orgs WHERE id = ?", (org_id,))
-        if row is None:
-            raise NotFound(f"org {org_id!r} not found")
-        return Org(row[0], row[1], row[2])
-
     # -- sessions ------------------------------------------------------------------------------
-    def create_session(
-        self, org_id: str, session_id: str, *, metadata: dict[str, Any] | None = None
-    ) -> Session:
-        now = utcnow()
-        try:
-            self._exec(
-                "INSERT INTO sessions (org_id, id, metadata, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (org_id, session_id, dumps(metadata or {}), now, now),
-            )
-        except Conflict as exc:
-            raise Conflict(f"session {session_id!r} already exists") from exc
-        except NotFound as exc:
-            raise NotFound(f"org {org_id!r} not found") from exc
-        return Session(session_id, org_id, now, now, None, dict(metadata or {}), 0)
-
-    def get_session(self, org_id: str, session_id: str) -> Session:
-        row = self._one(_SESSION_SELECT + " AND s.id = ?", (org_id, session_id))
-        if row is None:
-            raise NotFound(f"session {session_id!r} not found")
-        return session_from_row(row)
-
-    def list_sessions(
-        self, org_id: str, *, limit: int = 50, cursor: str | None = None
-    ) -> Page[Session]:
-        # Keyed on (created_at, id): session ids may be chosen by callers and need not sort by
-        # time. The row-value comparison is a range on the (org_id, created_at, id) index.
-        limit = check_limit(limit)
-        sql, params = _SESSION_SELECT, [org_id]
-        if cursor is not None:
-            created_at, _, session_id = cursor_key(cursor, "session").partition(" ")
-            sql += " AND (s.created_at, s.id) < (?, ?)"
-            params += [created_at, session_id]
-        sql += " ORDER BY s.created_at DESC, s.id DESC LIMIT ?"
-        rows = self._query(sql, [*params, limit + 1])
-        return make_page(
-            [session_from_row(r) for r in rows],
-            limit,
-            "session",
-            lambda s: f"{s.created_at} {s.id}",
-        )
-
     # -- runs ----------------------------------------------------------------------------------
-    def insert_run(self, run: Run) -> Run:
-        status = parse_status(run.status)
-        try:
-            with self.transaction():
-                if run.session_id is not None:
-                    # Sessions are keyed by (org_id, id), so an id used by another org is simply
-                    # a different session: nothing about the other org is revealed or touched.
-                    now = utcnow()
-                    self._exec(
-                        "INSERT INTO sessions (org_id, id, project_id, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, ?)"
-                        " ON CONFLICT (org_id, id) DO UPDATE SET updated_at = excluded.updated_at",
-                        (run.org_id, run.session_id, run.project_id, now, now),
-                    )
-                row = run.to_dict() | {
-                    "status": status.value,
-                    "agent_spec": dumps_opt(run.agent_spec),
-                    "error": dumps_opt(run.error),
-                    "usage": dumps(run.usage),
-                    "metadata": dumps(run.metadata),
-                    "cancel_requested": int(run.cancel_requested),
-                }
-                self._exec(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_VALUES})", row)
-        except Conflict as exc:
-            raise Conflict(f"run {run.id!r} already exists") from exc
-        except NotFound as exc:
-            raise NotFound(f"org {run.org_id!r} not found") from exc
-        return run if run.status is status else dataclasses.replace(run, status=status)
-
-    def get_run(self, org_id: str, run_id: str) -> Run:
-        row = self._one(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ? AND org_id = ?", (run_id, org_id)
-        )
-        if row is None:
-            raise NotFound(f"run {run_id!r} not found")
-        return run_from_row(row)
-
     def list_runs(
         self,
         org_id: str,
@@ -466,13 +344,13 @@ class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin, SQL
             if statuses:
                 where += f" AND status IN ({', '.join('?' * len(statuses))})"
                 params += statuses
-            sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where}{keyset} ORDER BY id DESC LIMIT ?"
+            sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE {where}{keyset} ORDER BY id DESC LIMIT ?"
             return sql, [*params, *tail, limit]
         # Several statuses: an IN list over (org_id, status, id) gives one ordered range per
         # status, and SQLite would sort their whole union. Taking the newest `limit` rows of
         # each range and merging them bounds the work by len(statuses) * limit instead.
         arm = (
-            f"SELECT * FROM (SELECT {_RUN_COLUMNS} FROM runs"
+            f"SELECT * FROM (SELECT {RUN_COLUMNS} FROM runs"
             f" WHERE org_id = ? AND status = ?{keyset} ORDER BY id DESC LIMIT ?)"
         )
         sql = " UNION ALL ".join([arm] * len(statuses)) + " ORDER BY id DESC LIMIT ?"
@@ -504,7 +382,7 @@ class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin, SQL
             params += expected
         with self.transaction():
             row = self._one(
-                f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {_RUN_COLUMNS}", params
+                f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {RUN_COLUMNS}", params
             )
             if row is None:
                 self._require_run(org_id, run_id)
@@ -535,22 +413,6 @@ class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin, SQL
             seq: int = row[0]
         return Event(run_id, seq, type, when, data)
 
-    def list_events(
-        self, org_id: str, run_id: str, *, after: int = 0, limit: int = 1000
-    ) -> list[Event]:
-        limit = check_limit(limit)
-        if after < 0:
-            raise InvalidInput("after must be 0 or a seq")
-        rows = self._query(
-            "SELECT seq, type, time, data FROM events"
-            " WHERE run_id = ? AND seq > ? AND org_id = ? ORDER BY seq LIMIT ?",
-            (run_id, after, org_id, limit),
-        )
-        if not rows:
-            # Only an empty page is ambiguous (no events yet, or not this org's run).
-            self._require_run(org_id, run_id)
-        return [Event(run_id, r[0], r[1], r[2], json.loads(r[3])) for r in rows]
-
     def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
         if keep < 0:
             raise InvalidInput("keep must be >= 0")
@@ -562,15 +424,6 @@ class SQLiteStore(SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin, SQL
                 "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?) - ?",
                 (run_id, run_id, keep),
             )
-
-    def iter_events(self, org_id: str, run_id: str, *, after: int = 0) -> Iterator[Event]:
-        """A generator: NotFound surfaces on the first ``next()``."""
-        while True:
-            page = self.list_events(org_id, run_id, after=after, limit=MAX_LIMIT)
-            yield from page
-            if len(page) < MAX_LIMIT:
-                return
-            after = page[-1].seq
 
 
 def _translate(exc: sqlite3.Error, db: str, busy_timeout: float) -> AgentSDKError:

@@ -1,0 +1,199 @@
+"""What the SQL stores share: the queries that read and write orgs, sessions, runs and events
+the same way on SQLite and PostgreSQL.
+
+Queries here are written with ``?`` placeholders; the PostgreSQL store turns them into ``%s``
+when it runs them. What differs between the engines (transactions, locking, upserts, migrations,
+error translation) stays in each store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from agent_sdk.errors import Conflict, InvalidInput, NotFound
+from agent_sdk.records import Event, Org, Page, Run, Session
+from agent_sdk.store._ids import utcnow
+from agent_sdk.store._rows import (
+    MAX_LIMIT,
+    check_limit,
+    cursor_key,
+    dumps,
+    dumps_opt,
+    make_page,
+    parse_status,
+    run_from_row,
+    session_from_row,
+)
+
+RUN_FIELDS = (
+    "id org_id session_id project_id agent agent_spec status input output error usage steps"
+    " attempts metadata cancel_requested created_at updated_at started_at finished_at"
+).split()
+RUN_COLUMNS = ", ".join(RUN_FIELDS)
+_RUN_PLACEHOLDERS = ", ".join("?" * len(RUN_FIELDS))
+SESSION_SELECT = (
+    "SELECT org_id, id, project_id, metadata, created_at, updated_at,"
+    " (SELECT COUNT(*) FROM runs r WHERE r.org_id = s.org_id AND r.session_id = s.id) AS run_count"
+    " FROM sessions s WHERE s.org_id = ?"
+)
+
+
+class SQLStore:
+    """The shared part of a Store. A subclass provides the four primitives below."""
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
+        raise NotImplementedError
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _require_run(self, org_id: str, run_id: str) -> None:
+        """NotFound unless the run exists in the org (a store may lock it on the way)."""
+        raise NotImplementedError
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def create_org(self, org_id: str, name: str) -> Org:
+        try:
+            self._exec(
+                "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
+                (org_id, name, utcnow()),
+            )
+        except Conflict:
+            raise Conflict(f"org {org_id!r} already exists") from None
+        return self.get_org(org_id)
+
+    def list_orgs(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
+        """By id: org ids are chosen by people, so there is no time order to follow."""
+        limit = check_limit(limit)
+        sql, params = "SELECT id, name, created_at FROM orgs", []
+        if cursor is not None:
+            sql += " WHERE id > ?"
+            params.append(cursor_key(cursor, "org"))
+        rows = self._query(sql + " ORDER BY id LIMIT ?", [*params, limit + 1])
+        return make_page([Org(r[0], r[1], r[2]) for r in rows], limit, "org", lambda o: o.id)
+
+    def get_org(self, org_id: str) -> Org:
+        row = self._one("SELECT id, name, created_at FROM orgs WHERE id = ?", (org_id,))
+        if row is None:
+            raise NotFound(f"org {org_id!r} not found")
+        return Org(row[0], row[1], row[2])
+
+    def create_session(
+        self, org_id: str, session_id: str, *, metadata: dict[str, Any] | None = None
+    ) -> Session:
+        now = utcnow()
+        try:
+            self._exec(
+                "INSERT INTO sessions (org_id, id, metadata, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (org_id, session_id, dumps(metadata or {}), now, now),
+            )
+        except Conflict as exc:
+            raise Conflict(f"session {session_id!r} already exists") from exc
+        except NotFound as exc:
+            raise NotFound(f"org {org_id!r} not found") from exc
+        return Session(session_id, org_id, now, now, None, dict(metadata or {}), 0)
+
+    def get_session(self, org_id: str, session_id: str) -> Session:
+        row = self._one(SESSION_SELECT + " AND s.id = ?", (org_id, session_id))
+        if row is None:
+            raise NotFound(f"session {session_id!r} not found")
+        return session_from_row(row)
+
+    def list_sessions(
+        self, org_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Session]:
+        # Keyed on (created_at, id): session ids may be chosen by callers and need not sort by
+        # time. The row-value comparison is a range on the (org_id, created_at, id) index.
+        limit = check_limit(limit)
+        sql, params = SESSION_SELECT, [org_id]
+        if cursor is not None:
+            created_at, _, session_id = cursor_key(cursor, "session").partition(" ")
+            sql += " AND (s.created_at, s.id) < (?, ?)"
+            params += [created_at, session_id]
+        sql += " ORDER BY s.created_at DESC, s.id DESC LIMIT ?"
+        rows = self._query(sql, [*params, limit + 1])
+        return make_page(
+            [session_from_row(r) for r in rows],
+            limit,
+            "session",
+            lambda s: f"{s.created_at} {s.id}",
+        )
+
+    def insert_run(self, run: Run) -> Run:
+        status = parse_status(run.status)
+        try:
+            with self.transaction():
+                if run.session_id is not None:
+                    # Sessions are keyed by (org_id, id), so an id used by another org is simply
+                    # a different session: nothing about the other org is revealed or touched.
+                    now = utcnow()
+                    self._exec(
+                        "INSERT INTO sessions (org_id, id, project_id, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?)"
+                        " ON CONFLICT (org_id, id) DO UPDATE SET updated_at = excluded.updated_at",
+                        (run.org_id, run.session_id, run.project_id, now, now),
+                    )
+                row = run.to_dict() | {
+                    "status": status.value,
+                    "agent_spec": dumps_opt(run.agent_spec),
+                    "error": dumps_opt(run.error),
+                    "usage": dumps(run.usage),
+                    "metadata": dumps(run.metadata),
+                    "cancel_requested": int(run.cancel_requested),
+                }
+                self._exec(
+                    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({_RUN_PLACEHOLDERS})",
+                    [row[name] for name in RUN_FIELDS],
+                )
+        except Conflict as exc:
+            raise Conflict(f"run {run.id!r} already exists") from exc
+        except NotFound as exc:
+            raise NotFound(f"org {run.org_id!r} not found") from exc
+        return run if run.status is status else dataclasses.replace(run, status=status)
+
+    def get_run(self, org_id: str, run_id: str) -> Run:
+        row = self._one(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ? AND org_id = ?", (run_id, org_id)
+        )
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return run_from_row(row)
+
+    def list_events(
+        self, org_id: str, run_id: str, *, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        limit = check_limit(limit)
+        if after < 0:
+            raise InvalidInput("after must be 0 or a seq")
+        rows = self._query(
+            "SELECT seq, type, time, data FROM events"
+            " WHERE run_id = ? AND seq > ? AND org_id = ? ORDER BY seq LIMIT ?",
+            (run_id, after, org_id, limit),
+        )
+        if not rows:
+            # Only an empty page is ambiguous (no events yet, or not this org's run).
+            self._require_run(org_id, run_id)
+        return [Event(run_id, r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def iter_events(self, org_id: str, run_id: str, *, after: int = 0) -> Iterator[Event]:
+        """A generator: NotFound surfaces on the first ``next()``."""
+        while True:
+            page = self.list_events(org_id, run_id, after=after, limit=MAX_LIMIT)
+            yield from page
+            if len(page) < MAX_LIMIT:
+                return
+            after = page[-1].seq
