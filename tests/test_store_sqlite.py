@@ -106,7 +106,10 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(tmp_path: Pat
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [0, 0, 0, len(load_migrations())]
+    # Each migration is applied exactly once, whichever store got to it (with several migrations
+    # the stores may share the work: one applies the first, another the next).
+    assert sum(results) == len(load_migrations())
+    assert len(stores[0].migration_status()) == len(load_migrations())
     stores[0].check()
     for s in stores:
         s.close()
