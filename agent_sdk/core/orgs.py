@@ -6,8 +6,9 @@ import re
 from typing import TYPE_CHECKING
 
 from agent_sdk.core.actors import Actor, audit_action
-from agent_sdk.errors import InvalidInput
-from agent_sdk.records import Org, Page
+from agent_sdk.errors import InvalidInput, PermissionDenied
+from agent_sdk.records import Org, Page, Principal
+from agent_sdk.security.scopes import ADMIN_PLATFORM
 
 if TYPE_CHECKING:
     from agent_sdk.core.runtime import Runtime
@@ -52,3 +53,24 @@ class OrgService:
 
     def list(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
         return self.store.list_orgs(limit=limit, cursor=cursor)
+
+    # -- as a principal sees them (the HTTP API's rules) ----------------------------------------
+    def create_as(
+        self, principal: Principal, org_id: str, *, name: str | None, actor: Actor | None
+    ) -> Org:
+        if not principal.can(ADMIN_PLATFORM):
+            raise PermissionDenied("creating an org needs the admin:platform scope")
+        return self.create(org_id, name=name, actor=actor)
+
+    def list_as(
+        self, principal: Principal, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Org]:
+        """Every org for a platform key; otherwise only the principal's own."""
+        if principal.can(ADMIN_PLATFORM):
+            return self.list(limit=limit, cursor=cursor)
+        return Page([self.get(principal.org_id)])
+
+    def get_as(self, principal: Principal, org_id: str) -> Org:
+        if not principal.acts_in(org_id):
+            raise PermissionDenied(f"this credential may not act in org {org_id!r}")
+        return self.get(org_id)

@@ -14,9 +14,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from agent_sdk.errors import PermissionDenied
 from agent_sdk.records import ApiKey
-from agent_sdk.security.scopes import ADMIN_PLATFORM
 from agent_sdk.server.deps import AnyCaller, AuditAdmin, KeysAdmin, OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 
@@ -58,9 +56,7 @@ async def whoami(who: AnyCaller) -> Response:
 
 # -- orgs ----------------------------------------------------------------------------------------
 async def create_org(body: CreateOrg, who: OrgsAdmin, rt: RuntimeDep) -> Response:
-    if not who.principal.can(ADMIN_PLATFORM):
-        raise PermissionDenied("creating an org needs the admin:platform scope")
-    org = rt.orgs.create(body.id, name=body.name, actor=who.actor)
+    org = rt.orgs.create_as(who.principal, body.id, name=body.name, actor=who.actor)
     return JSONResponse(org.to_dict(), 201, headers={"Location": f"/v1/admin/orgs/{org.id}"})
 
 
@@ -70,18 +66,14 @@ async def list_orgs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> Response:
-    if who.principal.can(ADMIN_PLATFORM):
-        page = rt.orgs.list(limit=limit, cursor=cursor)
-        return JSONResponse(
-            {"data": [o.to_dict() for o in page.items], "next_cursor": page.next_cursor}
-        )
-    return JSONResponse({"data": [rt.orgs.get(who.org_id).to_dict()], "next_cursor": None})
+    page = rt.orgs.list_as(who.principal, limit=limit, cursor=cursor)
+    return JSONResponse(
+        {"data": [o.to_dict() for o in page.items], "next_cursor": page.next_cursor}
+    )
 
 
 async def get_org(org_id: OrgIdPath, who: OrgsAdmin, rt: RuntimeDep) -> Response:
-    if not who.principal.acts_in(org_id):
-        raise PermissionDenied(f"this credential may not act in org {org_id!r}")
-    return JSONResponse(rt.orgs.get(org_id).to_dict())
+    return JSONResponse(rt.orgs.get_as(who.principal, org_id).to_dict())
 
 
 # -- API keys ------------------------------------------------------------------------------------
