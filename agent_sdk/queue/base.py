@@ -21,7 +21,18 @@ A job's life::
 * **Waiting never spins.** ``reserve`` waits up to ``timeout`` seconds, by a notification where the
   backend has one and by bounded back-off polling where it does not.
 
-Capabilities are class attributes (``supports_delay``, ``durable``), read without isinstance checks.
+Capabilities are class attributes, read without isinstance checks:
+
+* ``supports_delay``: ``enqueue(delay=...)`` and ``retry(delay=...)`` hold a job back.
+* ``durable``: jobs survive a restart of the process (and of the service holding them).
+* ``ordered``: ready jobs are reserved oldest first. SQS standard queues and a multi-partition
+  Kafka topic deliver in roughly that order, not exactly.
+* ``unique_ids``: ``job_id`` keeps one job per id, as described above. Without it a second
+  enqueue of an id may add a second job; the worker copes, because a run's state in the store
+  says whether it still needs executing.
+* ``lease_expiry``: a lease that is neither extended nor settled expires on time and another
+  worker takes the job. Without it (Kafka) a job moves to another worker only when its consumer
+  leaves the group (it closed, or stopped polling for longer than the group allows).
 """
 
 from __future__ import annotations
@@ -93,6 +104,9 @@ class DeadJob:
 class Queue(Protocol):
     supports_delay: ClassVar[bool]
     durable: ClassVar[bool]
+    ordered: ClassVar[bool]
+    unique_ids: ClassVar[bool]
+    lease_expiry: ClassVar[bool]
 
     def enqueue(
         self, kind: str, payload: dict[str, Any], *, delay: float = 0.0, job_id: str | None = None

@@ -51,6 +51,9 @@ class _Entry:
 class MemoryQueue:
     supports_delay: ClassVar[bool] = True
     durable: ClassVar[bool] = False
+    ordered: ClassVar[bool] = True
+    unique_ids: ClassVar[bool] = True
+    lease_expiry: ClassVar[bool] = True
     scheme: ClassVar[str] = "memory"
 
     def __init__(self, *, clock: Clock = time.time) -> None:

@@ -83,6 +83,9 @@ def _fields(flat: list[str]) -> dict[str, str]:
 class RedisQueue:
     supports_delay: ClassVar[bool] = True
     durable: ClassVar[bool] = True  # as durable as the server's persistence (AOF or RDB)
+    ordered: ClassVar[bool] = True
+    unique_ids: ClassVar[bool] = True
+    lease_expiry: ClassVar[bool] = True
     scheme: ClassVar[str] = "redis"
 
     def __init__(self, url: str, *, name: str = DEFAULT_QUEUE, timeout: float = 2.0) -> None:

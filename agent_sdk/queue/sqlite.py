@@ -123,6 +123,9 @@ def _job(row: sqlite3.Row) -> Job:
 class SQLiteQueue:
     supports_delay: ClassVar[bool] = True
     durable: ClassVar[bool] = True
+    ordered: ClassVar[bool] = True
+    unique_ids: ClassVar[bool] = True
+    lease_expiry: ClassVar[bool] = True
     scheme: ClassVar[str] = "sqlite"
 
     def __init__(

@@ -12,6 +12,9 @@ Use it by subclassing with two fixtures::
 and, for a queue that other processes can open, a ``queue_url`` fixture giving its URL for
 ``open_queue``. Times are real (a backend with a coarser clock raises ``LEASE``). Tests here use
 only the Queue protocol, never a backend's internals.
+
+A test of a capability a backend declares it lacks (``ordered``, ``unique_ids``, ``lease_expiry``)
+is skipped with the capability's name; what every backend must do is tested unconditionally.
 """
 
 from __future__ import annotations
@@ -54,8 +57,15 @@ def _drain(url: str, worker: str, out: Any) -> None:
     out.put(seen)
 
 
+def _needs(queue: Queue, capability: str) -> None:
+    if not getattr(queue, capability):
+        pytest.skip(f"{type(queue).__name__} declares {capability}=False")
+
+
 class QueueContract:
     LEASE: ClassVar[float] = 0.3  # a lease short enough to watch expire
+    # How long a job held by a closed consumer may take to reach another one.
+    HANDOVER: ClassVar[float] = 5.0
 
     # -- enqueue and order ---------------------------------------------------------------------
     def test_enqueue_returns_the_job(self, queue: Queue) -> None:
@@ -66,6 +76,7 @@ class QueueContract:
         assert job.id and job.last_error is None
 
     def test_ready_jobs_come_out_in_order(self, queue: Queue) -> None:
+        _needs(queue, "ordered")
         ids = [queue.enqueue("run", {"n": n}).id for n in range(10)]
         got = []
         while (lease := queue.reserve("w", lease=30, timeout=0)) is not None:
@@ -113,6 +124,7 @@ class QueueContract:
 
     # -- natural keys ----------------------------------------------------------------------------
     def test_enqueue_with_a_job_id_keeps_one_job(self, queue: Queue) -> None:
+        _needs(queue, "unique_ids")
         first = queue.enqueue("run", {"v": 1}, job_id="run_123")
         again = queue.enqueue("run", {"v": 2}, job_id="run_123")
         assert again.id == first.id == "run_123" and again.payload == {"v": 1}
@@ -128,6 +140,7 @@ class QueueContract:
 
     def test_parallel_enqueues_of_one_id_keep_one_job(self, make_queue: MakeQueue) -> None:
         queues = [make_queue() for _ in range(4)]
+        _needs(queues[0], "unique_ids")
         barrier = threading.Barrier(len(queues))
 
         def go(q: Queue) -> None:
@@ -161,6 +174,7 @@ class QueueContract:
 
     # -- leases ----------------------------------------------------------------------------------
     def test_an_expired_lease_hands_the_job_to_another_worker(self, queue: Queue) -> None:
+        _needs(queue, "lease_expiry")
         queue.enqueue("run", {})
         first = queue.reserve("w1", lease=self.LEASE, timeout=0)
         assert first is not None and first.job.attempts == 1
@@ -180,6 +194,22 @@ class QueueContract:
         queue.ack(second)
         assert queue.depth().total == 0
 
+    def test_a_job_held_by_a_closed_consumer_goes_to_another(self, make_queue: MakeQueue) -> None:
+        """At-least-once on every backend: a consumer that goes away holding a job without
+        settling it (crashed, or closed) does not lose it; another consumer gets it again."""
+        producer = make_queue()
+        job = producer.enqueue("run", {"n": 1})
+        first_q = make_queue()
+        first = first_q.reserve("w1", lease=self.LEASE, timeout=self.HANDOVER)
+        assert first is not None and first.job.id == job.id and first.job.attempts == 1
+        first_q.close()
+        second_q = make_queue()
+        second = second_q.reserve("w2", lease=30, timeout=self.HANDOVER + self.LEASE * 5)
+        assert second is not None and second.job.id == job.id
+        assert second.job.attempts >= 2 and second.token != first.token
+        second_q.ack(second)
+        assert producer.depth().total == 0
+
     def test_extend_keeps_the_job_from_being_taken(self, queue: Queue) -> None:
         queue.enqueue("run", {})
         lease = queue.reserve("w1", lease=self.LEASE, timeout=0)
@@ -194,6 +224,7 @@ class QueueContract:
         assert queue.depth().total == 0
 
     def test_an_expired_lease_nobody_took_is_still_honoured(self, queue: Queue) -> None:
+        _needs(queue, "lease_expiry")
         queue.enqueue("run", {})
         lease = queue.reserve("w1", lease=0.05, timeout=0)
         assert lease is not None
