@@ -104,6 +104,15 @@ def test_an_orphaned_running_run_is_resumed_from_its_journal(tmp_path: Path) -> 
         outcome = rt.executor.loop  # the loop the attempt runs on
         import asyncio
 
+        # Its heartbeat is fresh: the attempt that wrote it may be alive, so no takeover yet.
+        result = asyncio.run_coroutine_threadsafe(
+            rt.executor.attempts.run(ORG, run.id, takeover=True), outcome
+        ).result(10)
+        assert result.kind == "busy" and 0 < result.delay <= rt.settings.worker_lease
+        assert rt.runs.get(ORG, run.id).attempts == 1
+        # One lease later without a heartbeat, it is an orphan.
+        stale = "2000-01-01T00:00:00.000000Z"
+        db._exec("UPDATE runs SET updated_at = ? WHERE id = ?", (stale, run.id))  # type: ignore[attr-defined]
         result = asyncio.run_coroutine_threadsafe(
             rt.executor.attempts.run(ORG, run.id, takeover=True), outcome
         ).result(10)
@@ -156,3 +165,28 @@ def test_a_server_start_takes_over_runs_a_dead_server_left_running(settings: Any
                 break
             time.sleep(0.01)
         assert got.json()["status"] == "succeeded" and got.json()["attempts"] == 2
+
+
+def test_an_attempt_that_was_taken_over_stops_without_finishing(tmp_path: Path) -> None:
+    """The attempt counter fences writers: once another worker has taken the run over (here
+    simulated by raising the counter), the old attempt's heartbeat notices and it stops, leaving
+    the run to the new holder: no terminal event, no status change from the stale attempt."""
+    agent = Agent(name="slow", model="scripted", script=[{"text": "late", "latency": 5}])
+    rt = runtime(tmp_path, agent, worker_lease="1")
+    try:
+        run = rt.runs.create(ORG, "slow", "x")
+        for _ in range(500):
+            if rt.runs.get(ORG, run.id).status is RunStatus.RUNNING:
+                break
+            time.sleep(0.01)
+        taken = rt.store.update_run(ORG, run.id, expect_attempts=1, attempts=2)
+        assert taken is not None
+        # Within a few heartbeats (every lease / 3) the old attempt is gone, long before its
+        # model call would have returned.
+        assert rt.executor.wait_idle(timeout=2.0)
+        after = rt.runs.get(ORG, run.id)
+        assert after.status is RunStatus.RUNNING and after.attempts == 2
+        types = [e.type for e in rt.runs.events(ORG, run.id)]
+        assert not any(t in ("run.succeeded", "run.failed", "run.cancelled") for t in types)
+    finally:
+        rt.close(timeout=10)

@@ -98,6 +98,27 @@ def test_one_worker_overlaps_waiting_runs(isolated_env: dict[str, str]) -> None:
         assert time.monotonic() - started < 3.5
 
 
+def test_a_duplicate_job_of_a_running_run_does_not_run_it_twice(
+    isolated_env: dict[str, str],
+) -> None:
+    """Queues without unique job ids (SQS, Kafka) may deliver a run's job twice. The second
+    delivery finds the run alive, gives its job back until the run ends, then drops it."""
+    settings = queue_settings(isolated_env, worker_lease="1", max_concurrent_runs="10")
+    slow = {"name": "slow", "model": "scripted", "latency": 1.5, "script": [{"text": "ok"}]}
+    with Running(settings) as rt:
+        run = rt.runs.create(ORG, slow, "x")
+        wait_for(rt, run.id, lambda r: r.status is RunStatus.RUNNING)
+        rt.queue.enqueue("run", {"org_id": ORG, "run_id": run.id}, job_id="duplicate")
+        done = wait_for(rt, run.id)
+        assert done.status is RunStatus.SUCCEEDED and done.attempts == 1
+        deadline = time.monotonic() + 10
+        while rt.queue.depth().total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rt.queue.depth().total == 0  # the duplicate was dropped once the run ended
+        types = [e.type for e in rt.runs.events(ORG, run.id)]
+        assert types.count("run.started") == 1 and types.count("run.succeeded") == 1
+
+
 class Flaky(ScriptedModel):
     def __init__(self, failures: int) -> None:
         super().__init__([{"text": "ok"}])
@@ -159,6 +180,38 @@ def test_a_run_accepted_but_never_enqueued_is_recovered(isolated_env: dict[str, 
         assert found.requeued == 1 and api.queue.depth().ready == 1
         with Running(settings) as rt:
             assert wait_for(rt, run.id).status is RunStatus.SUCCEEDED
+    finally:
+        api.close(wait=False)
+
+
+def test_recovery_does_not_duplicate_a_backlog_on_queues_without_unique_ids(
+    isolated_env: dict[str, str],
+) -> None:
+    """Without unique job ids a sweep cannot 'enqueue again and keep one': only runs queued
+    for three leases get another job, and then not again for three more leases."""
+    from agent_sdk.queue.memory import MemoryQueue
+
+    class Counting(MemoryQueue):
+        unique_ids = False
+        enqueued = 0
+
+        def enqueue(self, kind: str, payload: dict[str, Any], **kw: Any) -> Any:
+            Counting.enqueued += 1
+            return super().enqueue(kind, payload, **kw)
+
+    settings = queue_settings(isolated_env)
+    api = Runtime(settings)
+    try:
+        fresh = api.runs.create(ORG, NOOP, "fresh")
+        old = api.runs.create(ORG, NOOP, "old")
+        stale = "2000-01-01T00:00:00.000000Z"
+        api.store._exec("UPDATE runs SET updated_at = ? WHERE id = ?", (stale, old.id))  # type: ignore[attr-defined]
+        queue = Counting()
+        assert recover(api, queue).requeued == 1 and Counting.enqueued == 1
+        lease = queue.reserve("w", lease=60, timeout=0)
+        assert lease is not None and lease.job.payload["run_id"] == old.id
+        assert recover(api, queue).requeued == 0  # touched: not again for three leases
+        assert api.store.get_run(ORG, fresh.id).status is RunStatus.QUEUED
     finally:
         api.close(wait=False)
 

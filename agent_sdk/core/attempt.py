@@ -8,6 +8,15 @@
 An attempt may also take over a run left ``running`` by a worker that died: it starts again
 from the journal of what earlier attempts recorded (see :mod:`agent_sdk.engine.journal`), so
 the run keeps one event history and nothing recorded happens twice.
+
+Only one attempt of a run is alive at a time, whatever the queue delivers (queues without
+unique job ids, SQS and Kafka, may deliver a run's job twice):
+
+* a run whose heartbeat is fresher than one ``AGENT_SDK_WORKER_LEASE`` is not taken over: the
+  attempt ends ``busy`` and its job comes back once the heartbeat would have gone stale;
+* the attempt counter is a fencing token: an attempt's heartbeat, retry and finish apply only
+  while the run's ``attempts`` is still its own, so an attempt that was taken over (it stalled
+  for a whole lease, then woke up) notices at its next heartbeat and stops without finishing.
 """
 
 from __future__ import annotations
@@ -61,7 +70,8 @@ class Outcome:
     """How an attempt ended, for whoever drives attempts (the inline executor or a worker)."""
 
     # "done" (a terminal state was recorded), "dead" (retries ran out), "retry", "skipped"
-    # (nothing to do: finished or cancelled already) or "lost" (another worker has the job)
+    # (nothing to do: finished or cancelled already), "lost" (another worker has the job or
+    # took the run over) or "busy" (another attempt is alive: try again after ``delay``)
     kind: str
     delay: float = 0.0
     error: str | None = None
@@ -85,68 +95,91 @@ class Attempts:
     async def run(self, org_id: str, run_id: str, *, takeover: bool = False) -> Outcome:
         """One attempt. ``takeover`` also starts a run left ``running`` by a dead worker."""
         started = self._start(org_id, run_id, takeover=takeover)
-        if started is None:
-            return SKIPPED
+        if isinstance(started, Outcome):
+            return started
         run, journal = started
         attempt = run.attempts
         try:
-            with self._heartbeat(org_id, run_id):
-                drive = asyncio.ensure_future(self._drive(run, journal))
-                with self._watch_cancel(org_id, run_id, drive):
-                    result = await drive
+            drive = asyncio.ensure_future(self._drive(run, journal))
+            with self._heartbeat(run, drive), self._watch_cancel(org_id, run_id, drive):
+                result = await drive
         except asyncio.CancelledError as exc:
             why = exc.args[0] if exc.args else None
             if why == LEASE_LOST:
                 return Outcome("lost")
             if why == STOPPING:
                 return self._requeue(org_id, run_id, attempt, 0.0, "the worker stopped")
-            self.finish(org_id, run_id, RunStatus.CANCELLED, reason="cancelled by request")
-            return DONE
+            return self._ended(
+                self.finish(
+                    org_id,
+                    run_id,
+                    RunStatus.CANCELLED,
+                    reason="cancelled by request",
+                    attempt=attempt,
+                )
+            )
         except AgentSDKError as exc:
             if is_retryable(exc):
                 if self.policy.allows(attempt):
                     return self._requeue(
                         org_id, run_id, attempt, self.policy.delay(attempt), exc.message
                     )
-                self.finish(org_id, run_id, RunStatus.DEAD, error=exc.to_dict())
+                if not self.finish(
+                    org_id, run_id, RunStatus.DEAD, error=exc.to_dict(), attempt=attempt
+                ):
+                    return self._ended(False)
                 return Outcome("dead", error=exc.message)
-            self.finish(org_id, run_id, RunStatus.FAILED, error=exc.to_dict())
-            return DONE
+            return self._ended(
+                self.finish(org_id, run_id, RunStatus.FAILED, error=exc.to_dict(), attempt=attempt)
+            )
         except Exception:  # a bug must fail the run, not leave it running forever
             log.exception("run %s crashed", run_id)
             error = {"code": "internal_error", "message": "internal error (see logs)"}
-            self.finish(org_id, run_id, RunStatus.FAILED, error=error)
-            return DONE
-        self.finish(
-            org_id,
-            run_id,
-            RunStatus.SUCCEEDED,
-            output=result.text,
-            usage=result.usage,
-            steps=result.steps,
+            return self._ended(
+                self.finish(org_id, run_id, RunStatus.FAILED, error=error, attempt=attempt)
+            )
+        return self._ended(
+            self.finish(
+                org_id,
+                run_id,
+                RunStatus.SUCCEEDED,
+                output=result.text,
+                usage=result.usage,
+                steps=result.steps,
+                attempt=attempt,
+            )
         )
-        return DONE
+
+    def _ended(self, recorded: bool) -> Outcome:
+        """DONE when this attempt recorded its end; otherwise the run had moved on without it
+        (cancelled or finished elsewhere: nothing to settle) or another attempt took it over."""
+        return DONE if recorded else Outcome("lost")
 
     # -- start -------------------------------------------------------------------------------
-    def _start(self, org_id: str, run_id: str, *, takeover: bool) -> tuple[Run, Any] | None:
+    def _start(self, org_id: str, run_id: str, *, takeover: bool) -> tuple[Run, Any] | Outcome:
         from agent_sdk.engine.journal import Journal
 
         expect = [RunStatus.QUEUED, RunStatus.RUNNING] if takeover else [RunStatus.QUEUED]
         with self.store.transaction():
             run = self.store.get_run(org_id, run_id)
             if run.status not in expect:
-                return None  # finished, cancelled while queued, or running elsewhere
+                return SKIPPED  # finished, cancelled while queued, or running elsewhere
+            if run.status is RunStatus.RUNNING:
+                alive_for = self._alive_for(run)
+                if alive_for > 0:
+                    return Outcome("busy", delay=alive_for, error="the run is running elsewhere")
             resumed = run.attempts > 0
             started = self.store.update_run(
                 org_id,
                 run_id,
-                expect_status=expect,
+                expect_status=[run.status],
+                expect_attempts=run.attempts,
                 status=RunStatus.RUNNING,
                 started_at=run.started_at or utcnow(),
                 attempts=run.attempts + 1,
             )
             if started is None:
-                return None
+                return SKIPPED
             event = self.store.append_event(
                 org_id,
                 run_id,
@@ -156,6 +189,15 @@ class Attempts:
         self.bus.publish(event)
         journal = Journal.from_events(self.store.iter_events(org_id, run_id)) if resumed else None
         return started, journal
+
+    def _alive_for(self, run: Run) -> float:
+        """Seconds until a running run's heartbeat goes stale (0: stale, take it over)."""
+        from datetime import UTC, datetime
+
+        from agent_sdk.store._ids import parse_time
+
+        age = (datetime.now(UTC) - parse_time(run.updated_at)).total_seconds()
+        return max(0.0, self.settings.worker_lease - age)
 
     async def _drive(self, run: Run, journal: Any) -> Any:
         from agent_sdk.engine.runner import RunEnv, execute
@@ -238,15 +280,29 @@ class Attempts:
             task.cancel()
 
     @contextlib.contextmanager
-    def _heartbeat(self, org_id: str, run_id: str) -> Iterator[None]:
-        """Touch the run while it runs, so recovery can tell a live run from an orphan."""
+    def _heartbeat(self, run: Run, drive: asyncio.Future[Any]) -> Iterator[None]:
+        """Touch the run while it runs, so recovery can tell a live run from an orphan; stop
+        the attempt (LEASE_LOST) once another attempt has taken the run over."""
         interval = self.settings.worker_lease / 3
 
         async def beat() -> None:
             while True:
                 await asyncio.sleep(interval)
-                with contextlib.suppress(AgentSDKError):
-                    self.store.update_run(org_id, run_id, expect_status=[RunStatus.RUNNING])
+                try:
+                    touched = self.store.update_run(
+                        run.org_id,
+                        run.id,
+                        expect_status=[RunStatus.RUNNING],
+                        expect_attempts=run.attempts,
+                    )
+                    if touched is None and self.store.get_run(run.org_id, run.id).attempts != (
+                        run.attempts
+                    ):
+                        log.warning("run %s was taken over; stopping this attempt", run.id)
+                        drive.cancel(LEASE_LOST)
+                        return
+                except AgentSDKError as exc:
+                    log.warning("heartbeat of run %s failed: %s", run.id, exc.message)
 
         task = asyncio.get_running_loop().create_task(beat())
         try:
@@ -258,10 +314,14 @@ class Attempts:
     def _requeue(self, org_id: str, run_id: str, attempt: int, delay: float, why: str) -> Outcome:
         with self.store.transaction():
             back = self.store.update_run(
-                org_id, run_id, expect_status=[RunStatus.RUNNING], status=RunStatus.QUEUED
+                org_id,
+                run_id,
+                expect_status=[RunStatus.RUNNING],
+                expect_attempts=attempt,
+                status=RunStatus.QUEUED,
             )
-            if back is None:
-                return DONE  # cancelled or finished meanwhile
+            if back is None:  # cancelled or finished meanwhile, or taken over
+                return self._ended(False)
             event = self.store.append_event(
                 org_id,
                 run_id,
@@ -282,7 +342,10 @@ class Attempts:
         usage: Usage | None = None,
         steps: int | None = None,
         reason: str | None = None,
-    ) -> None:
+        attempt: int | None = None,
+    ) -> bool:
+        """Record the run's end; False when it did not apply (the run had already ended, or
+        ``attempt`` is given and another attempt has taken the run over)."""
         fields: dict[str, Any] = {"status": status, "finished_at": utcnow()}
         data: dict[str, Any] = {}
         if output is not None:
@@ -304,10 +367,14 @@ class Attempts:
             data["dead"] = True
         with self.store.transaction():
             done = self.store.update_run(
-                org_id, run_id, expect_status=[RunStatus.QUEUED, RunStatus.RUNNING], **fields
+                org_id,
+                run_id,
+                expect_status=[RunStatus.QUEUED, RunStatus.RUNNING],
+                expect_attempts=attempt,
+                **fields,
             )
             if done is None:
-                return  # somebody else already finished it (a cancel of a queued run)
+                return False  # somebody else already finished it, or took it over
             event = self.store.append_event(org_id, run_id, _TERMINAL_EVENT[status], data)
             keep = self.settings.event_retention_max_events
             if keep is not None:
@@ -315,3 +382,4 @@ class Attempts:
                 # from its journal after a crash.
                 self.store.prune_events(org_id, run_id, keep=keep)
         self.bus.publish(event)
+        return True

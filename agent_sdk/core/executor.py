@@ -128,7 +128,7 @@ class Executor:
             while True:
                 async with self._sem:
                     outcome = await self.attempts.run(org_id, run_id, takeover=takeover)
-                if outcome.kind != "retry":
+                if outcome.kind not in ("retry", "busy"):
                     return
                 await asyncio.sleep(outcome.delay)
         except asyncio.CancelledError:

@@ -4,7 +4,9 @@ Two things can be left behind:
 
 * a run accepted (committed to the store) whose job never reached the queue, because the
   server died between the two: in queue mode every ``queued`` run gets its job again. The job
-  id is the run id, so a job still in the queue is kept as it is: nothing runs twice.
+  id is the run id, so a job still in the queue is kept as it is: nothing runs twice. A queue
+  without unique job ids (SQS, Kafka) gets a job only for runs queued for three leases, which
+  are then touched, so a deep backlog is not duplicated on every sweep.
 * a run left ``running`` by a process that died: its heartbeat (``updated_at``, touched every
   third of ``AGENT_SDK_WORKER_LEASE``) stops. Once it is older than three leases the run is an
   orphan. In queue mode its job is (re)enqueued and a worker takes it over; inline, the run is
@@ -63,6 +65,14 @@ def recover(runtime: Runtime, queue: Queue | None = None) -> Recovered:
     requeued = orphans = 0
     if queue is not None:
         for run in _runs(runtime, RunStatus.QUEUED):
+            if not queue.unique_ids:
+                # Enqueueing again would add a second job, not keep one: only a run queued
+                # three leases ago and still waiting is given another, and it is touched so
+                # the next sweep waits three leases more. A duplicate costs a delivery, never
+                # a second execution (see agent_sdk.core.attempt).
+                if run.updated_at >= cutoff:
+                    continue
+                runtime.store.update_run(run.org_id, run.id, expect_status=[RunStatus.QUEUED])
             enqueue_run(queue, run.org_id, run.id)
             requeued += 1
     for run in _runs(runtime, RunStatus.RUNNING):

@@ -180,7 +180,9 @@ class Worker:
 
     def _settle(self, lease: Lease, outcome: Outcome) -> None:
         try:
-            if outcome.kind == "retry":
+            if outcome.kind in ("retry", "busy"):
+                # busy: another attempt is alive (a duplicate job, or a lease that expired
+                # under a stalled worker); look again once its heartbeat would be stale.
                 self.queue.retry(lease, outcome.delay, outcome.error or "retry")
             elif outcome.kind == "dead":
                 self.queue.dead(lease, outcome.error or "retries exhausted")

@@ -104,12 +104,15 @@ class Store(KeyStore, AuditStore, IdempotencyStore, WorkerStore, Protocol):
         run_id: str,
         *,
         expect_status: Sequence[RunStatus] | None = None,
+        expect_attempts: int | None = None,
         **fields: Any,
     ) -> Run | None:
         """Set ``fields`` (status, output, error, usage, steps, attempts, started_at,
         finished_at, cancel_requested). With ``expect_status`` the update happens only if the
-        run is in one of those statuses (compare-and-set); returns None when it did not apply.
-        Raises NotFound for an unknown run."""
+        run is in one of those statuses (compare-and-set), and with ``expect_attempts`` only
+        if its attempt counter still has that value: an attempt that another worker took over
+        cannot write any more. Returns None when it did not apply. Raises NotFound for an
+        unknown run."""
         ...
 
     # -- events ----------------------------------------------------------------------------

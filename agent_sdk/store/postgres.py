@@ -40,6 +40,7 @@ from agent_sdk.store._rows import (
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
 from agent_sdk.store.migrations import Migration, load_migrations
+from agent_sdk.store.pg_notify import CHANNEL_SQL, EventSink, NotifyListener, payload_run_id
 from agent_sdk.store.postgres_mixins import (
     PostgresAuditMixin,
     PostgresIdempotencyMixin,
@@ -112,6 +113,7 @@ class PostgresStore(
         min_size: int = 1,
         max_size: int = 10,
         connect_timeout: float = 10.0,
+        notify: bool = True,
     ) -> None:
         try:
             import psycopg  # noqa: F401
@@ -125,6 +127,9 @@ class PostgresStore(
         self._local = _Local()
         # Libpq accepts postgres:// and postgresql:// but not a "+driver" suffix.
         conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        # Whether appended events are announced with NOTIFY (and listen_events() is offered).
+        self.notify = notify
+        self._conninfo, self._connect_timeout = conninfo, connect_timeout
         self._pool: ConnectionPool[Any] = ConnectionPool(
             conninfo,
             min_size=min_size,
@@ -149,7 +154,7 @@ class PostgresStore(
                 f"not a Postgres database URL: {mask_url(url)!r}",
                 hint="use postgresql://user:password@host:5432/database",
             )
-        known = {"min_size", "max_size", "connect_timeout"}
+        known = {"min_size", "max_size", "connect_timeout", "notify"}
         return cls(url, **{k: v for k, v in options.items() if k in known})
 
     def __repr__(self) -> str:
@@ -391,6 +396,7 @@ class PostgresStore(
         run_id: str,
         *,
         expect_status: Sequence[RunStatus] | None = None,
+        expect_attempts: int | None = None,
         **fields: Any,
     ) -> Run | None:
         unknown = sorted(set(fields) - _UPDATABLE)
@@ -409,6 +415,9 @@ class PostgresStore(
             # condition on the row it committed: exactly one compare-and-set applies.
             where += " AND status = ANY(%s)"
             params.append(parse_statuses(expect_status, empty_means_all=False))
+        if expect_attempts is not None:
+            where += " AND attempts = %s"
+            params.append(expect_attempts)
         with self.transaction():
             row = self._one(
                 f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {RUN_COLUMNS}",
@@ -437,14 +446,23 @@ class PostgresStore(
             # a transaction that updates the run and appends takes the same lock either way
             # round, so the two orders cannot deadlock.
             self._require_run(org_id, run_id, lock=True)
-            row = self._one(
-                "INSERT INTO events (run_id, seq, org_id, type, time, data)"
-                " SELECT %s, COALESCE(MAX(seq), 0) + 1, %s, %s, %s, %s"
-                " FROM events WHERE run_id = %s RETURNING seq",
-                (run_id, org_id, type, when, payload, run_id),
-            )
+            params = [run_id, org_id, type, when, payload, run_id]
+            if self.notify:  # in the same statement: no extra round trip per event
+                row = self._one(_APPEND_NOTIFY, [*params, payload_run_id(run_id)])
+            else:
+                row = self._one(_APPEND, params)
             seq: int = row[0]
         return Event(run_id, seq, type, when, data)
+
+    def listen_events(self, sink: EventSink) -> NotifyListener | None:
+        """The optional capability the runtime looks for: push every appended event's run and
+        seq to ``sink``, from any process on this schema (see :mod:`agent_sdk.store.pg_notify`).
+        None if this store was opened with ``notify=False``."""
+        if not self.notify:
+            return None
+        return NotifyListener(
+            self._conninfo, self.display_url, sink, connect_timeout=self._connect_timeout
+        ).start()
 
     def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
         if keep < 0:
@@ -456,6 +474,18 @@ class PostgresStore(
                 "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = %s) - %s",
                 (run_id, run_id, keep),
             )
+
+
+_APPEND = (
+    "INSERT INTO events (run_id, seq, org_id, type, time, data)"
+    " SELECT %s, COALESCE(MAX(seq), 0) + 1, %s, %s, %s, %s"
+    " FROM events WHERE run_id = %s RETURNING seq"
+)
+# pg_notify queues the notification in the appending transaction: it is sent on commit, only then.
+_APPEND_NOTIFY = (
+    f"WITH appended AS ({_APPEND})"
+    f" SELECT seq, pg_notify({CHANNEL_SQL}, seq || ' ' || %s) FROM appended"
+)
 
 
 def _is_driver_error(exc: BaseException) -> bool:

@@ -363,6 +363,7 @@ class SQLiteStore(
         run_id: str,
         *,
         expect_status: Sequence[RunStatus] | None = None,
+        expect_attempts: int | None = None,
         **fields: Any,
     ) -> Run | None:
         unknown = sorted(set(fields) - _UPDATABLE)
@@ -380,6 +381,9 @@ class SQLiteStore(
             expected = parse_statuses(expect_status, empty_means_all=False)
             where += f" AND status IN ({', '.join('?' * len(expected))})"
             params += expected
+        if expect_attempts is not None:
+            where += " AND attempts = ?"
+            params.append(expect_attempts)
         with self.transaction():
             row = self._one(
                 f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {RUN_COLUMNS}", params

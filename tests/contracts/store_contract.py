@@ -300,6 +300,23 @@ class StoreContract:
             finished is not None and finished.status is RunStatus.SUCCEEDED and finished.steps == 0
         )
 
+    def test_update_run_fenced_by_attempt(self, store: Store) -> None:
+        """A superseded attempt (another worker took the run over) can no longer write."""
+        run = make_run(store)
+        first = store.update_run(ORG, run.id, expect_attempts=0, attempts=1)
+        assert first is not None and first.attempts == 1
+        taken = store.update_run(ORG, run.id, expect_attempts=1, attempts=2)
+        assert taken is not None and taken.attempts == 2
+        assert store.update_run(ORG, run.id, expect_attempts=1, steps=5) is None
+        both = store.update_run(
+            ORG, run.id, expect_status=[RunStatus.RUNNING], expect_attempts=2, steps=5
+        )
+        assert both is None  # the status does not match, whatever the attempt
+        mine = store.update_run(ORG, run.id, expect_status=[RunStatus.QUEUED], expect_attempts=2)
+        assert mine is not None and mine.steps == 0 and mine.attempts == 2
+        with pytest.raises(NotFound):
+            store.update_run(ORG, "run_nope", expect_attempts=1, steps=1)
+
     def test_compare_and_set_lets_exactly_one_thread_win(self, store: Store) -> None:
         run = make_run(store)
         results: list[Run | None] = []
