@@ -1,15 +1,27 @@
-"""``agent-sdk db migrate|status``: the schema of this machine's database.
+"""``agent-sdk db migrate|status|copy``: the schema and the data of this machine's databases.
 
-These always work on the local database (a server's database is migrated on the server's
-machine, before the new version starts), so ``--local`` is implied and ``--server`` refused.
+These always work on local databases (a server's database is migrated on the server's machine,
+before the new version starts), so ``--local`` is implied and ``--server`` refused. ``copy``
+works on the two databases named by its URLs, not on the configured one; its logic lives in
+:mod:`agent_sdk.store.copy`, this module only parses, asks, shows progress and renders.
 """
 
 from __future__ import annotations
 
-from agent_sdk.cli.context import command, current, database_label, sub_app
-from agent_sdk.cli.output import Column, render_list, say, when
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
 
-app = sub_app(help="Database schema: apply and inspect migrations.", no_args_is_help=True)
+import typer
+
+from agent_sdk.cli.context import OutputFormat, command, current, database_label, sub_app
+from agent_sdk.cli.output import Column, render_list, render_one, say, when
+
+if TYPE_CHECKING:
+    from agent_sdk.store.copy import CopyReport, Progress
+
+app = sub_app(help="Databases: migrations, and copying data between them.", no_args_is_help=True)
 
 MIGRATION_COLUMNS = [
     Column("VERSION", "version"),
@@ -45,3 +57,141 @@ def status() -> None:
     pending = sum(1 for s in states if s.applied_at is None)
     if pending:
         say(f"{pending} pending: run agent-sdk db migrate")
+
+
+COPY_COLUMNS = [
+    Column("TABLE", "table"),
+    Column("ROWS", "source_rows"),
+    Column("SOURCE SHA-256", "source_sha256", 17),
+    Column("DESTINATION SHA-256", "destination_sha256", 17),
+    Column("MATCH", "ok"),
+]
+
+
+@command(app, "copy")
+def copy_cmd(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            metavar="URL",
+            help="Database to read: sqlite:///path.db or postgresql://user@host/db. Never"
+            " written to.",
+        ),
+    ],
+    destination: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            metavar="URL",
+            help="Database to write: migrated first; must hold no agent-sdk data.",
+        ),
+    ],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Delete the destination's agent-sdk data first (asks unless --yes).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")
+    ] = False,
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", min=1, max=100_000, metavar="N", help="Rows per batch."),
+    ] = 2000,
+) -> None:
+    """Copy all agent-sdk data to another database, e.g. SQLite to Postgres.
+
+    Runs, events, sessions, orgs, API keys, the audit log and its checkpoints, idempotency
+    records and settings are copied in one destination transaction, then read back: the copy
+    commits only if every table's row count and SHA-256 match the source's, and exits 1
+    otherwise, leaving the destination unchanged. Worker heartbeats are transient and skipped.
+    Stop servers and workers using either database first. Leave passwords out of the URLs
+    where you can: libpq reads PGPASSWORD and ~/.pgpass.
+
+    Example: agent-sdk db copy --from sqlite:///agent-sdk.db --to postgresql://app@db/agents
+    """
+    ctx = current()
+    ctx.require_local()
+    from agent_sdk.store.copy import CopyMismatch, copy_database, parse_target
+
+    targets = [parse_target(source, "source"), parse_target(destination, "destination")]
+    for flag, target in zip(("--from", "--to"), targets, strict=True):
+        if target.secrets and not quiet:
+            say(
+                f"warning: the password in {flag} is visible to other users of this machine;"
+                " use PGPASSWORD or ~/.pgpass"
+            )
+    if replace:
+        from agent_sdk.cli.keys import confirm
+
+        what = f"deleting the agent-sdk data of {targets[1].display}"
+        question = f"Delete all agent-sdk data in {targets[1].display}?"
+        confirm(ctx, lambda: question, yes=yes, refused=what)
+    with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
+        report = copy_database(
+            source, destination, replace=replace, batch_size=batch_size, progress=progress
+        )
+    _render(report, ctx.output, quiet=quiet)
+    if not report.ok:
+        bad = ", ".join(t.table for t in report.mismatches())
+        raise CopyMismatch(
+            f"the destination does not match the source in {bad}: the copy was rolled back",
+            hint="the destination is unchanged; check for writers on it, then copy again",
+            tables=[t.to_dict() for t in report.mismatches()],
+        )
+
+
+def _render(report: CopyReport, fmt: OutputFormat, *, quiet: bool) -> None:
+    data = report.to_dict()
+    if fmt is OutputFormat.table:
+        render_list(data["tables"], COPY_COLUMNS, fmt, empty="")
+    elif fmt in (OutputFormat.json, OutputFormat.yaml):
+        render_one(data, [], fmt)
+    else:  # one row per table: the shape jsonl and csv are for
+        render_list(data["tables"], COPY_COLUMNS, fmt, empty="")
+    if quiet:
+        return
+    for item in report.skipped:
+        say(f"skipped {item['table']} ({item['rows']} rows): {item['reason']}")
+    state = "committed" if report.committed else "rolled back"
+    say(
+        f"copied {report.rows:,} rows in {len(report.tables)} tables from {report.source} to"
+        f" {report.destination} in {report.seconds:.1f}s ({state})"
+    )
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Progress | None]:
+    """A progress bar per table and phase on stderr, for a person watching; nothing otherwise."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bars
+
+    bars = Bars(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    current: dict[tuple[str, str], Any] = {}
+
+    def update(phase: str, table: str, done: int, total: int) -> None:
+        task = current.get((phase, table))
+        if task is None:  # one bar at a time: the table being copied or verified now
+            for old in current.values():
+                bars.remove_task(old)
+            current.clear()
+            task = current[(phase, table)] = bars.add_task(f"{phase} {table}", total=total)
+        bars.update(task, completed=done)
+
+    with bars:
+        yield update

@@ -51,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("agent_sdk.cli.keys:app", "API keys of the org: create, rotate, revoke."),
     "audit": ("agent_sdk.cli.audit:app", "The audit log: tail, export, verify."),
     "auth": ("agent_sdk.cli.auth:app", "Log in to a server, and show the credential in use."),
-    "db": ("agent_sdk.cli.db:app", "Database schema: apply and inspect migrations."),
+    "db": ("agent_sdk.cli.db:app", "Databases: migrations, and copying data between them."),
     "up": ("agent_sdk.cli.server_cmds:app", "Run the local server in the foreground until Ctrl-C."),
     "serve": ("agent_sdk.cli.server_cmds:app", "Run the server for a deployment."),
     "worker": ("agent_sdk.cli.worker_cmd:app", "Execute queued runs until Ctrl-C."),

@@ -8,7 +8,7 @@ mid-task loses the task. Both use WAL files in the same temporary directory. Hue
 with its default ``synchronous`` (FULL: an fsync per commit) and with ``fsync=False`` (OFF, less
 durable than our NORMAL). Phases: enqueue N jobs, then drain them; the ratio is end to end.
 
-    python bench/queue.py [--jobs 5000] [--rounds 3]
+    python bench/queue_cycle.py [--jobs 5000] [--rounds 3]
 """
 
 from __future__ import annotations
