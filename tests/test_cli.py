@@ -499,3 +499,35 @@ def test_an_unexpected_exception_is_an_internal_error_line(monkeypatch: pytest.M
     assert "rerun with --debug" in result.stderr
     monkeypatch.setenv("AGENT_SDK_DEBUG", "1")
     assert "Traceback" in cli("runs", "list").stderr
+
+
+# -- services that are not there ------------------------------------------------------------------
+
+
+def test_an_unreachable_postgres_is_one_line_naming_the_masked_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    monkeypatch.setenv("AGENT_SDK_STORAGE_BACKEND", "postgres")
+    monkeypatch.setenv("AGENT_SDK_DATABASE_URL", "postgresql://ops:s3cret@127.0.0.1:1/agents")
+    started = time.monotonic()
+    result = cli("runs", "list", "--local")
+    assert result.exit_code != 0
+    assert_one_error(result, "postgresql://ops:***@127.0.0.1:1/agents", "Connection refused")
+    assert "s3cret" not in result.stderr + result.stdout
+    assert time.monotonic() - started < 5  # refused at once, not after the pool's timeout
+
+
+def test_an_unreachable_redis_queue_keeps_the_run_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGENT_SDK_EXECUTION_MODE", "queue")
+    monkeypatch.setenv("AGENT_SDK_QUEUE_BACKEND", "redis")
+    monkeypatch.setenv("AGENT_SDK_REDIS_URL", "redis://:s3cret@127.0.0.1:1/0")
+    result = ok("runs", "create", "-a", "demo", "-i", "hi", "--local", "-o", "json")
+    run = json.loads(result.stdout)
+    assert run["status"] == "queued"  # accepted: a recovery sweep enqueues it later
+    assert "queued for a worker" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert data("runs", "show", run["id"], "--local")["status"] == "queued"

@@ -288,7 +288,11 @@ def create(
         idempotency_key=idempotency_key,
     )
     say(f"created run {run.id}")
-    local = backend.kind == "local"
+    # A local backend executes inline runs in this process, so it waits for them; in queue
+    # mode a worker process executes the run and this command returns once it is queued.
+    local = backend.kind == "local" and ctx.settings.execution_mode == "inline"
+    if backend.kind == "local" and not local and not (follow or wait):
+        say("queued for a worker (agent-sdk worker executes it)")
     if follow:
         watch(ctx, run.id, show=fmt)
         final = backend.get_run(run.id)

@@ -46,8 +46,12 @@ MAX_INPUT_CHARS = 1_000_000
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 # What an operator's retry takes back to queued.
 RETRYABLE = (RunStatus.FAILED, RunStatus.DEAD, RunStatus.CANCELLED)
-# How often a live reader re-checks the store for events written by another process.
+# How often a live reader re-checks the store for events written by another process, when the
+# store cannot tell it (SQLite: no notification crosses processes) or its listener is down.
 POLL_INTERVAL = 0.25
+# The same while the store pushes other processes' events (Postgres LISTEN/NOTIFY): only a
+# safety net, since a lost listener connection wakes every reader as soon as it is noticed.
+PUSHED_POLL_INTERVAL = 10.0
 # The draft's limit on an Idempotency-Key is its syntax (a string of printable ASCII); the length
 # bound keeps the primary key small and is what Stripe and others accept.
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -221,7 +225,11 @@ class RunService:
         try:
             enqueue_run(self._runtime.queue, org_id, run_id)
         except AgentSDKError as exc:
-            log.warning("run %s accepted but not enqueued (%s); recovery will", run_id, exc)
+            log.warning(
+                "run %s accepted but not enqueued (%s); a recovery sweep will enqueue it",
+                run_id,
+                exc,
+            )
 
     def _audit(
         self, org_id: str, actor: Actor | None, action: str, run_id: str, details: dict[str, Any]
@@ -392,15 +400,22 @@ class RunService:
         """Every event after ``after``, live, ending with the run's terminal event.
 
         Subscribes before reading the store, so nothing published in between is missed; events
-        already read are skipped by ``seq``. A gap or an overflowed buffer sends the reader back
-        to the store, which is also re-read every POLL_INTERVAL for writers in other processes.
+        already read are skipped by ``seq``. A gap, an overflowed buffer or a wake-up (another
+        process wrote, see :meth:`EventBus.wake`) sends the reader back to the store, which is
+        also re-read every POLL_INTERVAL for writers in other processes, or every
+        PUSHED_POLL_INTERVAL while the store announces their writes.
         """
         import asyncio
 
         self.store.get_run(org_id, run_id)
-        sub = self.bus.subscribe(run_id)
+        bus = self.bus
+        sub = bus.subscribe(run_id)
         try:
             while True:
+                # Drop what is buffered, then read, with no await in between: everything
+                # dropped was committed before the read, so the read has it, and whatever is
+                # published during the read (or while the page is yielded) stays buffered.
+                sub.drain()
                 page = self.store.list_events(org_id, run_id, after=after, limit=1000)
                 for event in page:
                     yield event
@@ -409,19 +424,19 @@ class RunService:
                         return
                 if len(page) == 1000:
                     continue
-                sub.drain()
                 while True:
+                    wait = PUSHED_POLL_INTERVAL if bus.pushed else POLL_INTERVAL
                     try:
-                        event = await asyncio.wait_for(sub.queue.get(), POLL_INTERVAL)
+                        item = await asyncio.wait_for(sub.queue.get(), wait)
                     except TimeoutError:
                         break
-                    if sub.lagged or event.seq > after + 1:
+                    if item is None or sub.lagged or item.seq > after + 1:
                         break
-                    if event.seq <= after:
+                    if item.seq <= after:
                         continue
-                    yield event
-                    after = event.seq
-                    if self.ends_stream(org_id, run_id, event):
+                    yield item
+                    after = item.seq
+                    if self.ends_stream(org_id, run_id, item):
                         return
         finally:
             self.bus.unsubscribe(sub)

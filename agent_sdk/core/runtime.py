@@ -86,7 +86,10 @@ class Runtime:
     def bus(self) -> EventBus:
         from agent_sdk.core.events import EventBus
 
-        return EventBus(self.settings.stream_queue_size)
+        # An optional store capability: a store that can tell this process about events written
+        # by others (Postgres LISTEN/NOTIFY) has listen_events; the bus starts it on first use.
+        listen = getattr(self.store, "listen_events", None)
+        return EventBus(self.settings.stream_queue_size, listen=listen)
 
     @cached_property
     def executor(self) -> Executor:
@@ -115,4 +118,6 @@ class Runtime:
             self.executor.close()
         if "queue" in self.__dict__:
             self.queue.close()
+        if "bus" in self.__dict__:
+            self.bus.close()
         self.store.close()

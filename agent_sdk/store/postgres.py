@@ -13,6 +13,8 @@ How it stays correct under concurrency, where the SQLite store relies on its sin
   uncommitted row, then sees it).
 * Migrations run under a session advisory lock, so two processes migrating at once apply each
   file once.
+* Appending an event also NOTIFYs (on commit) the processes whose readers follow runs, so they
+  need not poll: see :mod:`agent_sdk.store.pg_notify` and :meth:`PostgresStore.listen_events`.
 
 psycopg is imported inside this module only when a Postgres store is opened.
 """
@@ -130,6 +132,7 @@ class PostgresStore(
         # Whether appended events are announced with NOTIFY (and listen_events() is offered).
         self.notify = notify
         self._conninfo, self._connect_timeout = conninfo, connect_timeout
+        self._probe(conninfo, connect_timeout)
         self._pool: ConnectionPool[Any] = ConnectionPool(
             conninfo,
             min_size=min_size,
@@ -161,9 +164,24 @@ class PostgresStore(
         return f"PostgresStore({self.display_url!r})"
 
     # -- connections, errors, transactions -----------------------------------------------------
+    def _probe(self, conninfo: str, timeout: float) -> None:
+        """One direct connection first: a refused or unknown server fails at once with libpq's
+        own reason, instead of the pool retrying (and logging) until its timeout."""
+        import psycopg
+
+        try:
+            psycopg.connect(conninfo, connect_timeout=max(1, round(timeout))).close()
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from None
+
     def _unavailable(self, exc: BaseException) -> BackendUnavailable:
+        # libpq's messages run over several lines; the last non-empty one says why.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in reversed(lines) if "failed:" in line), None) or (
+            lines[0] if lines else type(exc).__name__
+        )
         return BackendUnavailable(
-            f"cannot reach Postgres at {self.display_url}: {exc}",
+            f"cannot reach Postgres at {self.display_url}: {reason}",
             hint="check AGENT_SDK_DATABASE_URL and that the server is running",
         )
 
