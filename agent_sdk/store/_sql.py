@@ -91,6 +91,31 @@ class SQLStore:
             raise NotFound(f"org {org_id!r} not found")
         return Org(row[0], row[1], row[2])
 
+    # -- per-org settings (governance policies) -------------------------------------------------
+    def get_org_setting(self, org_id: str, name: str) -> Any:
+        row = self._one(
+            "SELECT value FROM org_settings WHERE org_id = ? AND name = ?", (org_id, name)
+        )
+        return None if row is None else json.loads(row[0])
+
+    def set_org_setting(self, org_id: str, name: str, value: Any) -> None:
+        self.get_org(org_id)  # NotFound for an unknown org, before any write
+        if value is None:
+            self._exec("DELETE FROM org_settings WHERE org_id = ? AND name = ?", (org_id, name))
+            return
+        self._exec(
+            "INSERT INTO org_settings (org_id, name, value, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (org_id, name) DO UPDATE"
+            " SET value = excluded.value, updated_at = excluded.updated_at",
+            (org_id, name, json.dumps(value, separators=(",", ":")), utcnow()),
+        )
+
+    def list_org_settings(self, name: str) -> list[tuple[str, Any]]:
+        rows = self._query(
+            "SELECT org_id, value FROM org_settings WHERE name = ? ORDER BY org_id", (name,)
+        )
+        return [(str(r[0]), json.loads(r[1])) for r in rows]
+
     def create_session(
         self, org_id: str, session_id: str, *, metadata: dict[str, Any] | None = None
     ) -> Session:

@@ -62,6 +62,19 @@ class Store(KeyStore, AuditStore, IdempotencyStore, WorkerStore, Protocol):
         """Raise NotFound if the org does not exist."""
         ...
 
+    # -- per-org settings --------------------------------------------------------------------
+    def get_org_setting(self, org_id: str, name: str) -> Any:
+        """The JSON value of an org's setting ``name`` (a governance policy), None if unset."""
+        ...
+
+    def set_org_setting(self, org_id: str, name: str, value: Any) -> None:
+        """Set (or with None, remove) an org's setting. NotFound for an unknown org."""
+        ...
+
+    def list_org_settings(self, name: str) -> list[tuple[str, Any]]:
+        """Every org that has setting ``name``, with its value, by org id."""
+        ...
+
     # -- sessions --------------------------------------------------------------------------
     def create_session(
         self, org_id: str, session_id: str, *, metadata: dict[str, Any] | None = None

@@ -107,6 +107,26 @@ class StoreContract:
         with pytest.raises(NotFound):
             store.get_org("no-such-org")
 
+    def test_org_settings_are_per_org_and_round_trip_json(self, store: Store) -> None:
+        store.ensure_org(OTHER, "Other Inc")
+        assert store.get_org_setting(ORG, "retention") is None
+        policy = {"runs_days": 30, "note": "ünï 🤖 '; DROP TABLE org_settings; --", "n": [1.5]}
+        store.set_org_setting(ORG, "retention", policy)
+        assert store.get_org_setting(ORG, "retention") == policy
+        assert store.get_org_setting(OTHER, "retention") is None  # never another org's
+        store.set_org_setting(OTHER, "retention", {"runs_days": 7})
+        store.set_org_setting(ORG, "retention", {"runs_days": 1})  # replaces
+        store.set_org_setting(ORG, "region", "eu")
+        assert store.list_org_settings("retention") == sorted(
+            [(ORG, {"runs_days": 1}), (OTHER, {"runs_days": 7})]
+        )
+        store.set_org_setting(ORG, "retention", None)  # removes
+        assert store.get_org_setting(ORG, "retention") is None
+        assert store.list_org_settings("retention") == [(OTHER, {"runs_days": 7})]
+        assert store.get_org_setting(ORG, "region") == "eu"
+        with pytest.raises(NotFound):
+            store.set_org_setting("no-such-org", "region", "eu")
+
     def test_meta_only_if_absent_keeps_the_first_value(self, store: Store) -> None:
         assert store.get_meta("instance") is None
         assert store.set_meta("instance", "a", only_if_absent=True) is True
