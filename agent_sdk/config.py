@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -103,6 +104,19 @@ def _opt_str(v: Any) -> str | None:
     return s or None
 
 
+# A data region: a short lowercase identifier such as eu, us or eu-west-1 (agent_sdk.core.residency
+# validates an org's region with the same pattern).
+REGION = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+REGION_MAX = 32
+
+
+def _opt_region(v: Any) -> str | None:
+    s = str(v).strip()
+    if s and (len(s) > REGION_MAX or not REGION.fullmatch(s)):
+        raise ValueError("expected a lowercase region id such as eu, us or eu-west-1")
+    return s or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of agent-sdk. Built by :func:`load_settings`; never mutated."""
@@ -127,6 +141,12 @@ class Settings:
     # Queue mode: the queue backend, and the SQLite queue's file (relative: under data_dir)
     queue_backend: str = "sqlite"
     queue_db_path: str = "queue.db"
+    # SQS queue: the jobs' queue URL, and the dead-letter queue's (default <name>-dead)
+    sqs_queue_url: str | None = None
+    sqs_dead_queue_url: str | None = None
+    # Kafka queue: the brokers (host:port,... or a kafka:// URL with client options) and topic
+    kafka_bootstrap_servers: str | None = None
+    kafka_topic: str = "agent-sdk-jobs"
     max_steps: int = 20
     max_tokens: int = 100_000
     agents: tuple[str, ...] = ()
@@ -139,6 +159,12 @@ class Settings:
     run_recovery_enabled: bool = True
     worker_lease: float = 30.0
     event_retention_max_events: int | None = None
+    # Retention sweeps of the orgs' policies: seconds between sweeps in servers and workers
+    # (0: none), and the rows each write transaction of a sweep deletes at most
+    retention_sweep_interval: float = 3600.0
+    retention_batch_size: int = 500
+    # Data residency: the region this process serves (None: every region)
+    data_region: str | None = None
     # Streaming
     stream_queue_size: int = 1000
     stream_max_events: int = 100_000
@@ -169,6 +195,15 @@ class Settings:
     audit_hash_chain: bool = False
     audit_signing_key: str | None = None
     audit_checkpoint_every: int = 100
+    # PII redaction: run inputs, outputs and event payloads are redacted before they are
+    # stored, and log records before they are written (agent_sdk.governance.redact)
+    pii_redaction_enabled: bool = False
+    # Encryption at rest: the master key (base64 of 32 bytes, or a file holding it) stays
+    # outside the database; unwrapped org keys are cached for encryption_key_cache_ttl seconds.
+    encryption_enabled: bool = False
+    encryption_master_key: str | None = field(default=None, repr=False)
+    encryption_master_key_file: str | None = None
+    encryption_key_cache_ttl: float = 60.0
     # Output
     debug: bool = False
 
@@ -221,6 +256,10 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_concurrent_runs": _int(1, 100_000),
     "queue_backend": _choice("sqlite", "memory", "redis", "sqs", "kafka"),
     "queue_db_path": _str,
+    "sqs_queue_url": _opt_str,
+    "sqs_dead_queue_url": _opt_str,
+    "kafka_bootstrap_servers": _opt_str,
+    "kafka_topic": _str,
     "max_steps": _int(1),
     "max_tokens": _int(1),
     "agents": _list,
@@ -232,6 +271,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "run_recovery_enabled": _bool,
     "worker_lease": _float(1),
     "event_retention_max_events": lambda v: None if str(v).strip() == "" else _int(1)(v),
+    "retention_sweep_interval": _float(0),
+    "retention_batch_size": _int(1, 10_000),
+    "data_region": _opt_region,
     "stream_queue_size": _int(1),
     "stream_max_events": _int(1),
     "fs_allowlist": _list,
@@ -256,6 +298,11 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "audit_hash_chain": _bool,
     "audit_signing_key": _opt_str,
     "audit_checkpoint_every": _int(1),
+    "pii_redaction_enabled": _bool,
+    "encryption_enabled": _bool,
+    "encryption_master_key": _opt_str,  # checked where it is used, so no error echoes it
+    "encryption_master_key_file": _opt_str,
+    "encryption_key_cache_ttl": _float(0),
     "debug": _bool,
 }
 # Environment names that differ from AGENT_SDK_<FIELD>. Spec names are public: keep them.

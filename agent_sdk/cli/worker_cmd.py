@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
 from typing import Annotated
 
@@ -22,8 +23,10 @@ from agent_sdk.cli.output import say
 app = sub_app()
 
 
-def _work(settings_flags: dict[str, object]) -> None:
-    """One worker process: its own runtime, queue and event loop."""
+def _work(settings_flags: dict[str, object], parent: int | None = None) -> None:
+    """One worker process: its own runtime, queue and event loop. With ``parent`` (the pid of
+    ``worker --count N``) it also stops when that process is gone, so a parent killed with -9
+    leaves no orphans behind."""
     from agent_sdk.config import load_settings
     from agent_sdk.core.runtime import Runtime
     from agent_sdk.core.worker import serve_worker
@@ -39,13 +42,24 @@ def _work(settings_flags: dict[str, object]) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if parent is not None:
+            watch = asyncio.create_task(_watch_parent(parent, stop))
         await serve_worker(runtime, queue, stop)
+        if parent is not None:
+            watch.cancel()
 
     try:
         asyncio.run(main())
     finally:
         queue.close()
         runtime.close(wait=False)
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:  # re-parented: the parent died without telling us
+            stop.set()
 
 
 @command(app, "worker", output=False)
@@ -82,10 +96,18 @@ def worker(
         return
     # spawn, not fork: each worker starts clean (no inherited SQLite connections or threads).
     mp = multiprocessing.get_context("spawn")
-    procs = [mp.Process(target=_work, args=(flags,), name=f"agent-sdk-worker-{i}")
+    procs = [mp.Process(target=_work, args=(flags, os.getpid()), name=f"agent-sdk-worker-{i}")
              for i in range(n)]  # fmt: skip
     for p in procs:
         p.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        # A service manager stops the parent; each worker then finishes or gives back its runs.
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
     try:
         for p in procs:
             p.join()

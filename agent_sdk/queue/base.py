@@ -143,7 +143,8 @@ class Queue(Protocol):
 
     def requeue_dead(self, job_id: str) -> Job:
         """An operator's retry: the dead job is ready again with attempts reset to 0 (its last
-        error kept). NotFound if there is no such job, Conflict if it is not dead."""
+        error kept). NotFound if there is no such job, Conflict if it is not dead (a queue that
+        can only search its dead letters, SQS, says NotFound for a live job too)."""
         ...
 
     def close(self) -> None: ...

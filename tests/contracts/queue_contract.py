@@ -284,8 +284,13 @@ class QueueContract:
         with pytest.raises(NotFound):
             queue.requeue_dead("job_nope")
         job = queue.enqueue("run", {})
-        with pytest.raises(Conflict):
+        # Conflict where the queue can see the live job; NotFound where it can only search its
+        # dead letters (SQS has no lookup by id). Either way the live job is left as it was.
+        with pytest.raises((Conflict, NotFound)):
             queue.requeue_dead(job.id)
+        assert queue.depth().ready == 1
+        lease = queue.reserve("w", lease=30, timeout=0)
+        assert lease is not None and lease.job.id == job.id and lease.job.attempts == 1
 
     def test_list_dead_newest_first_and_limited(self, queue: Queue) -> None:
         for n in range(3):

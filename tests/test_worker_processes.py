@@ -1,0 +1,101 @@
+"""`agent-sdk worker --count N` as an operator runs it: the parent and its worker processes
+start and stop together, whichever of them a service manager signals or kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads children from /proc")
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:  # field 4 of stat: the parent pid
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _start(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen[bytes], set[int]]:
+    cli = str(Path(sys.executable).parent / "agent-sdk")
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [cli, "worker", "--count", "2"],
+            env={**env, "AGENT_SDK_EXECUTION_MODE": "queue"},
+            stdout=out,
+            stderr=out,
+        )
+    deadline = time.monotonic() + 30
+    workers: set[int] = set()
+    while time.monotonic() < deadline and len(workers) < 2:
+        # Children running _work (the spawn context also starts a resource tracker).
+        workers = {c for c in _children(proc.pid) if b"spawn_main" in _cmdline(c)}
+        time.sleep(0.1)
+    assert len(workers) == 2, log.read_text()
+    time.sleep(1.5)  # let them start their loops and install their signal handlers
+    return proc, workers
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _wait_gone(pids: set[int], timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = {p for p in pids if _alive(p)}
+        if not left:
+            return left
+        time.sleep(0.1)
+    return {p for p in pids if _alive(p)}
+
+
+def test_sigterm_to_the_parent_stops_every_worker(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    proc, workers = _start(isolated_env, tmp_path)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert _wait_gone(workers, 10) == set(), "workers outlived their parent"
+    finally:
+        for pid in workers | {proc.pid}:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_workers_of_a_killed_parent_stop_by_themselves(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    proc, workers = _start(isolated_env, tmp_path)
+    try:
+        proc.kill()
+        proc.wait(10)
+        assert _wait_gone(workers, 15) == set(), "orphaned workers kept running"
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
