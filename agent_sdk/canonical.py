@@ -40,6 +40,10 @@ nothing but a JSON parser and SHA-256.
 
 A signed checkpoint covers ``canonical_json({"org_id", "seq", "head_hash", "time"})``: "the first
 ``seq`` records of this org end in ``head_hash``". See :mod:`agent_sdk.governance.audit_keys`.
+
+A signed retention anchor covers ``canonical_json({"kind": "audit.anchor", "org_id", "seq",
+"head_hash", "time"})``: "this org's log now starts after record ``seq``, whose hash was
+``head_hash``". The ``kind`` member keeps the two kinds of signature apart.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent_sdk.errors import InvalidInput
-from agent_sdk.records import AuditEntry, Checkpoint
+from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
 
 
 def canonical_json(value: Any) -> bytes:
@@ -84,3 +88,13 @@ def checkpoint_payload(cp: Checkpoint | Mapping[str, Any]) -> bytes:
     """The bytes a checkpoint's signature covers."""
     data = cp.to_dict() if isinstance(cp, Checkpoint) else dict(cp)
     return canonical_json({k: data[k] for k in ("org_id", "seq", "head_hash", "time")})
+
+
+ANCHOR_KIND = "audit.anchor"
+
+
+def anchor_payload(anchor: AuditAnchor | Mapping[str, Any]) -> bytes:
+    """The bytes a retention anchor's signature covers (see the module docstring)."""
+    data = anchor.to_dict() if isinstance(anchor, AuditAnchor) else dict(anchor)
+    fields = {k: data[k] for k in ("org_id", "seq", "head_hash", "time")}
+    return canonical_json({"kind": ANCHOR_KIND, **fields})

@@ -9,6 +9,7 @@ Every error the library raises on purpose derives from :class:`AgentSDKError`::
     ├── Conflict                the object is not in a state that allows the action
     ├── AuthenticationError     no credential, or a credential that is not valid
     ├── PermissionDenied        a valid credential that may not do this
+    │   └── WrongRegion         the org's data is served in another region (data residency)
     ├── QuotaExceeded           a limit was reached (rate, tokens, steps)
     ├── BackendUnavailable      the store, the queue or the server cannot be reached or is locked
     ├── ModelError              a model provider failed (``retryable`` says whether to try again)
@@ -75,6 +76,13 @@ class PermissionDenied(AgentSDKError):
     title = "Permission denied"
 
 
+class WrongRegion(PermissionDenied):
+    """The org is pinned to a region this process does not serve (``AGENT_SDK_DATA_REGION``)."""
+
+    code = "wrong_region"
+    title = "Served in another region"
+
+
 class QuotaExceeded(AgentSDKError):
     code = "quota_exceeded"
     title = "Limit exceeded"
@@ -97,6 +105,14 @@ class ModelError(AgentSDKError):
 class ToolError(AgentSDKError):
     code = "tool_error"
     title = "Tool error"
+
+
+class DecryptionFailed(AgentSDKError):
+    """A sealed value or a wrapped key does not decrypt: it was altered, or moved from another
+    row, column or org. Never retried: the bytes will not change by themselves."""
+
+    code = "decryption_failed"
+    title = "Encrypted data cannot be read"
 
 
 _BY_CODE: dict[str, type[AgentSDKError]] = {}

@@ -173,6 +173,21 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class Deletion(_Record):
+    """What erasing a run or a session removed: ids and counts, never content. It is both the
+    answer to the caller and the ``details`` of the deletion's audit record, so the receipt of an
+    erasure cannot itself hold what was erased."""
+
+    kind: str  # "run" | "session"
+    id: str
+    org_id: str
+    runs: int = 0
+    events: int = 0
+    idempotency_keys: int = 0  # Idempotency-Key claims whose stored answer was the run
+    sessions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class MigrationState(_Record):
     version: int
     name: str
@@ -267,6 +282,23 @@ class Checkpoint(_Record):
     org_id: str
     seq: int
     head_hash: str
+    time: str
+    signature: str
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditAnchor(_Record):
+    """A signed statement that ``org_id``'s audit log now begins after record ``seq``: the
+    records up to it were removed by the org's retention policy, and record ``seq`` had the hash
+    ``head_hash`` (None when it predates the hash chain). ``audit verify`` starts its walk from
+    here, so the remaining records still verify, while a cut that no anchor vouches for is still
+    caught. ``signature`` is base64 Ed25519 over :func:`agent_sdk.canonical.anchor_payload`
+    (distinct from a checkpoint's, so neither can stand in for the other)."""
+
+    org_id: str
+    seq: int
+    head_hash: str | None
     time: str
     signature: str
     key_id: str

@@ -542,6 +542,25 @@ V1_OPERATIONS = {
     ("get", "/v1/admin/audit-logs"),
     ("get", "/v1/admin/audit-logs/export"),
     ("get", "/v1/admin/audit-logs/verify"),
+    ("delete", "/v1/admin/runs/{run_id}"),
+    ("delete", "/v1/admin/sessions/{session_id}"),
+    ("get", "/v1/admin/residency"),
+    ("put", "/v1/admin/residency"),
+    ("delete", "/v1/admin/residency"),
+    ("get", "/v1/admin/encryption-keys"),
+    ("post", "/v1/admin/encryption-keys"),
+    ("delete", "/v1/admin/encryption-keys"),
+    ("post", "/v1/admin/encryption-keys/rewrap"),
+    ("get", "/v1/admin/retention"),
+    ("put", "/v1/admin/retention"),
+    ("delete", "/v1/admin/retention"),
+    ("post", "/v1/admin/retention/sweep"),
+    ("get", "/v1/admin/redaction"),
+    ("put", "/v1/admin/redaction"),
+    ("delete", "/v1/admin/redaction"),
+    ("put", "/v1/admin/redaction/patterns/{name}"),
+    ("delete", "/v1/admin/redaction/patterns/{name}"),
+    ("post", "/v1/admin/redaction/preview"),
 }
 
 
@@ -552,7 +571,7 @@ def test_openapi_documents_every_v1_route(client: TestClient, auth: dict[str, st
     assert documented == V1_OPERATIONS | {("get", "/health"), ("get", "/ready")}
     # Each documented operation answers (not 404/405), so the document matches the routes.
     for method, path in V1_OPERATIONS:
-        url = path.format(run_id="run_x", session_id="s", org_id="default", key_id="k")
+        url = path.format(run_id="run_x", session_id="s", org_id="default", key_id="k", name="n")
         resp = client.request(method, url, headers=auth)
         assert resp.status_code != 405 and "no such endpoint" not in resp.text, (method, path)
     create = doc["paths"]["/v1/runs"]["post"]

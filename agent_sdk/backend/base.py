@@ -6,12 +6,13 @@ only errors of :mod:`agent_sdk.errors`. ``tests/contracts/backend_contract.py`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
+    Deletion,
     Event,
     MigrationState,
     Org,
@@ -22,7 +23,12 @@ from agent_sdk.records import (
 )
 
 if TYPE_CHECKING:
+    from agent_sdk.core.residency import Residency
+    from agent_sdk.core.retention import RetentionView
+    from agent_sdk.core.retention_sweep import Progress, SweepReport
     from agent_sdk.governance.audit_verify import VerifyReport
+    from agent_sdk.governance.encryption_keys import EncryptionKey, RewrapReport
+    from agent_sdk.governance.redact_policy import Preview, RedactionView
 
 
 class Backend(Protocol):
@@ -81,6 +87,16 @@ class Backend(Protocol):
 
     def get_session(self, session_id: str) -> Session: ...
 
+    # -- erasure (admin:orgs on a server) ---------------------------------------------------------
+    def delete_run(self, run_id: str) -> Deletion:
+        """Erase a run with its events and everything keyed by it, in any status; what went,
+        as counts. NotFound afterwards, and for an unknown or another org's run."""
+        ...
+
+    def delete_session(self, session_id: str) -> Deletion:
+        """Erase a session with every run in it (each as :meth:`delete_run`)."""
+        ...
+
     # -- access control (the backend's org; admin:* scopes on a server) ------------------------
     def whoami(self) -> Principal:
         """The credential in use: its subject, org and scopes (local: the database owner)."""
@@ -121,6 +137,88 @@ class Backend(Protocol):
         ...
 
     def audit_verify(self) -> VerifyReport: ...
+
+    # -- data residency (the backend's org; reading needs admin:orgs, changing admin:platform)
+    def get_residency(self) -> Residency:
+        """The region the backend's org is kept in, and whether this backend serves it."""
+        ...
+
+    def set_residency(self, region: str | None) -> Residency:
+        """Pin the backend's org to ``region`` (None: unpin); InvalidInput for a bad region."""
+        ...
+
+    # -- encryption at rest (the backend's org; admin:orgs on a server) -------------------------
+    def list_encryption_keys(self) -> list[EncryptionKey]:
+        """The org's key generations, oldest first: ids, states and times, never key material."""
+        ...
+
+    def rotate_encryption_key(self) -> EncryptionKey:
+        """A new active key for the org, used by new writes at once; the previous one is retired
+        and still decrypts. Conflict when encryption at rest is off."""
+        ...
+
+    def destroy_encryption_keys(self) -> list[EncryptionKey]:
+        """Crypto-shred the org: destroy all of its keys, so its encrypted data is unreadable
+        for good (other orgs untouched). Returns the org's keys as they are now."""
+        ...
+
+    def rewrap_encryption(self, *, limit: int = 500, cursor: str | None = None) -> RewrapReport:
+        """Move up to ``limit`` rows of the org to the active key (plaintext rows too); call
+        again with ``next_cursor`` until the report is ``done``."""
+        ...
+
+    # -- retention (the backend's org; admin:orgs on a server) ---------------------------------
+    def get_retention(self) -> RetentionView:
+        """The org's retention policy (every limit None: keep everything)."""
+        ...
+
+    def set_retention(self, policy: Mapping[str, int | None]) -> RetentionView:
+        """Replace the org's policy with ``policy`` (runs_days, events_days, audit_days,
+        keep_last_runs_per_session; a missing or None limit is no limit). InvalidInput for an
+        unknown field or a value that is not a whole number in its range."""
+        ...
+
+    def clear_retention(self) -> RetentionView:
+        """Remove the org's policy: keep everything from now on."""
+        ...
+
+    def retention_sweep(
+        self, *, all_orgs: bool = False, dry_run: bool = False, progress: Progress | None = None
+    ) -> SweepReport:
+        """Delete what the retention policy expired now: of the org, or of every org with a
+        policy (``all_orgs``; admin:platform on a server). ``dry_run`` counts and deletes
+        nothing. ``progress`` hears of each batch (a server reports only the totals)."""
+        ...
+
+    # -- PII redaction (the backend's org; admin:orgs on a server) ------------------------------
+    def get_redaction(self) -> RedactionView:
+        """The org's redaction policy, each built-in detector's state, and whether redaction is
+        on (AGENT_SDK_PII_REDACTION_ENABLED) where the backend runs."""
+        ...
+
+    def set_redaction(self, policy: Mapping[str, Any]) -> RedactionView:
+        """Replace the org's policy with ``policy`` ({"disabled": [...], "patterns": [...]});
+        InvalidInput for an unknown detector, a bad name or placeholder, or an unsafe regex."""
+        ...
+
+    def reset_redaction(self) -> RedactionView:
+        """Every built-in detector and no custom pattern."""
+        ...
+
+    def set_redaction_pattern(
+        self, name: str, regex: str, placeholder: str | None = None
+    ) -> RedactionView:
+        """Add the custom pattern ``name``, or replace it (placeholder default: [NAME])."""
+        ...
+
+    def delete_redaction_pattern(self, name: str) -> RedactionView:
+        """Remove a custom pattern; NotFound when the org has none of that name."""
+        ...
+
+    def preview_redaction(self, text: str) -> Preview:
+        """``text`` as the org's policy would store it, with counts per detector (nothing is
+        stored)."""
+        ...
 
     def migrate(self) -> list[MigrationState]:
         """Apply pending migrations (local only; the HTTP backend raises InvalidInput)."""

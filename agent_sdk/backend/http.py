@@ -9,7 +9,7 @@ the boundary: a problem answer becomes the exception of :mod:`agent_sdk.errors` 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -26,11 +26,13 @@ from agent_sdk.errors import (
     NotFound,
     PermissionDenied,
     QuotaExceeded,
+    WrongRegion,
     error_from_code,
 )
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
+    Deletion,
     Event,
     MigrationState,
     Org,
@@ -44,12 +46,19 @@ if TYPE_CHECKING:
     import httpx
 
     from agent_sdk.config import Settings
+    from agent_sdk.core.residency import Residency
+    from agent_sdk.core.retention import RetentionView
+    from agent_sdk.core.retention_sweep import Progress, SweepReport
     from agent_sdk.governance.audit_verify import VerifyReport
+    from agent_sdk.governance.encryption_keys import EncryptionKey, RewrapReport
+    from agent_sdk.governance.redact_policy import Preview, RedactionView
 
 # A stream stays open between events; the server sends a keepalive every 15 s, so a read that
 # waits far longer than that means the connection is dead.
 STREAM_READ_TIMEOUT = 60.0
 FOLLOW_RETRIES = 5
+# A sweep on demand deletes in batches on the server until done: allow it longer than a call.
+SWEEP_TIMEOUT = 600.0
 _RETRY_STATUSES = frozenset({502, 503, 504})
 
 # Answers that are not problems of ours (a proxy's error page, an old server) map by status.
@@ -219,6 +228,14 @@ class HttpBackend:
     def get_session(self, session_id: str) -> Session:
         return Session.from_dict(self._call("GET", f"/v1/sessions/{_seg('session', session_id)}"))
 
+    # -- erasure --------------------------------------------------------------------------------
+    def delete_run(self, run_id: str) -> Deletion:
+        return Deletion.from_dict(self._call("DELETE", f"/v1/admin/runs/{_seg('run', run_id)}"))
+
+    def delete_session(self, session_id: str) -> Deletion:
+        path = f"/v1/admin/sessions/{_seg('session', session_id)}"
+        return Deletion.from_dict(self._call("DELETE", path))
+
     # -- access control ---------------------------------------------------------------------------
     def whoami(self) -> Principal:
         data = dict(self._call("GET", "/v1/auth/whoami"))
@@ -295,6 +312,108 @@ class HttpBackend:
 
         return VerifyReport.from_dict(self._call("GET", "/v1/admin/audit-logs/verify"))
 
+    def get_residency(self) -> Residency:
+        from agent_sdk.core.residency import Residency
+
+        return Residency.from_dict(self._call("GET", "/v1/admin/residency"))
+
+    def set_residency(self, region: str | None) -> Residency:
+        from agent_sdk.core.residency import Residency
+
+        if region is None:
+            return Residency.from_dict(self._call("DELETE", "/v1/admin/residency"))
+        data = self._call("PUT", "/v1/admin/residency", json={"region": region})
+        return Residency.from_dict(data)
+
+    # -- encryption at rest -----------------------------------------------------------------------
+    def list_encryption_keys(self) -> list[EncryptionKey]:
+        from agent_sdk.governance.encryption_keys import EncryptionKey
+
+        data = self._call("GET", "/v1/admin/encryption-keys")
+        return [EncryptionKey.from_dict(k) for k in data["data"]]
+
+    def rotate_encryption_key(self) -> EncryptionKey:
+        from agent_sdk.governance.encryption_keys import EncryptionKey
+
+        return EncryptionKey.from_dict(self._call("POST", "/v1/admin/encryption-keys"))
+
+    def destroy_encryption_keys(self) -> list[EncryptionKey]:
+        from agent_sdk.governance.encryption_keys import EncryptionKey
+
+        data = self._call("DELETE", "/v1/admin/encryption-keys")
+        return [EncryptionKey.from_dict(k) for k in data["data"]]
+
+    def rewrap_encryption(self, *, limit: int = 500, cursor: str | None = None) -> RewrapReport:
+        from agent_sdk.governance.encryption_keys import RewrapReport
+
+        body: dict[str, Any] = {"limit": limit}
+        if cursor is not None:
+            body["cursor"] = cursor
+        return RewrapReport.from_dict(
+            self._call("POST", "/v1/admin/encryption-keys/rewrap", json=body)
+        )
+
+    # -- retention --------------------------------------------------------------------------------
+    def get_retention(self) -> RetentionView:
+        from agent_sdk.core.retention import RetentionView
+
+        return RetentionView.from_dict(self._call("GET", "/v1/admin/retention"))
+
+    def set_retention(self, policy: Mapping[str, int | None]) -> RetentionView:
+        from agent_sdk.core.retention import RetentionView
+
+        data = self._call("PUT", "/v1/admin/retention", json=dict(policy))
+        return RetentionView.from_dict(data)
+
+    def clear_retention(self) -> RetentionView:
+        from agent_sdk.core.retention import RetentionView
+
+        return RetentionView.from_dict(self._call("DELETE", "/v1/admin/retention"))
+
+    def retention_sweep(
+        self, *, all_orgs: bool = False, dry_run: bool = False, progress: Progress | None = None
+    ) -> SweepReport:
+        """The server sweeps; ``progress`` hears the totals of each org once it answers."""
+        from agent_sdk.core.retention_sweep import SweepReport
+
+        params = {"dry_run": str(dry_run).lower(), "all_orgs": str(all_orgs).lower()}
+        data = self._call("POST", "/v1/admin/retention/sweep", params=params, timeout=SWEEP_TIMEOUT)
+        report = SweepReport.from_dict(data)
+        if progress is not None:
+            for org in report.orgs:
+                for what in ("events", "runs", "sessions", "audit_records"):
+                    progress(org.org_id, what.replace("_", " "), getattr(org, what))
+        return report
+
+    # -- PII redaction ----------------------------------------------------------------------------
+    def get_redaction(self) -> RedactionView:
+        return _redaction(self._call("GET", "/v1/admin/redaction"))
+
+    def set_redaction(self, policy: Mapping[str, Any]) -> RedactionView:
+        return _redaction(self._call("PUT", "/v1/admin/redaction", json=dict(policy)))
+
+    def reset_redaction(self) -> RedactionView:
+        return _redaction(self._call("DELETE", "/v1/admin/redaction"))
+
+    def set_redaction_pattern(
+        self, name: str, regex: str, placeholder: str | None = None
+    ) -> RedactionView:
+        body: dict[str, Any] = {"regex": regex}
+        if placeholder is not None:
+            body["placeholder"] = placeholder
+        path = f"/v1/admin/redaction/patterns/{_seg('custom pattern', name)}"
+        return _redaction(self._call("PUT", path, json=body))
+
+    def delete_redaction_pattern(self, name: str) -> RedactionView:
+        path = f"/v1/admin/redaction/patterns/{_seg('custom pattern', name)}"
+        return _redaction(self._call("DELETE", path))
+
+    def preview_redaction(self, text: str) -> Preview:
+        from agent_sdk.governance.redact_policy import Preview
+
+        data = self._call("POST", "/v1/admin/redaction/preview", json={"text": text})
+        return Preview.from_dict(data)
+
     # -- database -------------------------------------------------------------------------------
     def migrate(self) -> list[MigrationState]:
         raise _local_only()
@@ -315,9 +434,12 @@ class HttpBackend:
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         import httpx
 
+        # A given client keeps its own timeouts (Starlette's TestClient refuses per-request ones).
+        extra: dict[str, Any] = {"timeout": timeout} if timeout and self._owns_client else {}
         try:
             resp = self._client.request(
                 method,
@@ -325,6 +447,7 @@ class HttpBackend:
                 params=params,
                 json=json,
                 headers={**self._headers, **headers} if headers else self._headers,
+                **extra,
             )
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
@@ -377,6 +500,12 @@ class HttpBackend:
             f"cannot reach the agent-sdk server at {self.base_url}{why}",
             hint="start it with `agent-sdk up`, or use --local",
         )
+
+
+def _redaction(data: dict[str, Any]) -> RedactionView:
+    from agent_sdk.governance.redact_policy import RedactionView
+
+    return RedactionView.from_dict(data)
 
 
 def _local_only() -> InvalidInput:
@@ -437,6 +566,8 @@ def _error_from(resp: httpx.Response) -> AgentSDKError:
     extra: dict[str, Any] = {}
     if code == ModelError.code:
         extra["retryable"] = bool(body.get("retryable"))
+    if code == WrongRegion.code:  # which regions: for a script reading the CLI's JSON error
+        extra.update({k: body[k] for k in ("org_region", "server_region") if k in body})
     error = error_from_code(code, detail, hint=hint, **extra)
     if type(error) is AgentSDKError and code != AgentSDKError.code:
         error = fallback(detail, hint=hint)  # a code this version does not know

@@ -5,12 +5,13 @@ in ``running``."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
+    Deletion,
     Event,
     MigrationState,
     Org,
@@ -23,8 +24,13 @@ from agent_sdk.records import (
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
     from agent_sdk.core.actors import Actor
+    from agent_sdk.core.residency import Residency
+    from agent_sdk.core.retention import RetentionView
+    from agent_sdk.core.retention_sweep import Progress, SweepReport
     from agent_sdk.core.runtime import Runtime
     from agent_sdk.governance.audit_verify import VerifyReport
+    from agent_sdk.governance.encryption_keys import EncryptionKey, RewrapReport
+    from agent_sdk.governance.redact_policy import Preview, RedactionView
 
 
 def _actor() -> Actor:
@@ -45,9 +51,19 @@ class LocalBackend:
         self.settings = settings
         self.org_id = settings.org_id or DEFAULT_ORG
         self._runtime = runtime
+        self._admitted = False
 
     @property
     def runtime(self) -> Runtime:
+        """The runtime, once the org is known to be served here: with AGENT_SDK_DATA_REGION
+        the local CLI refuses an org of another region (WrongRegion) as a server would."""
+        runtime = self._open()
+        if not self._admitted:
+            runtime.residency.check(self.org_id)
+            self._admitted = True
+        return runtime
+
+    def _open(self) -> Runtime:
         # Built on first use so `db status` can inspect a database without migrating it.
         if self._runtime is None:
             from agent_sdk.core.runtime import Runtime
@@ -156,6 +172,12 @@ class LocalBackend:
     def get_session(self, session_id: str) -> Session:
         return self.runtime.sessions.get(self.org_id, session_id)
 
+    def delete_run(self, run_id: str) -> Deletion:
+        return self.runtime.runs.delete(self.org_id, run_id, actor=_actor())
+
+    def delete_session(self, session_id: str) -> Deletion:
+        return self.runtime.sessions.delete(self.org_id, session_id, actor=_actor())
+
     # -- access control ---------------------------------------------------------------------------
     def whoami(self) -> Principal:
         from agent_sdk.security.scopes import SCOPES
@@ -224,6 +246,69 @@ class LocalBackend:
     def audit_verify(self) -> VerifyReport:
         return self.runtime.audit.verify(self.org_id)
 
+    # The residency methods skip the region check, like their HTTP routes: the region of an org
+    # served elsewhere can still be read, and fixed.
+    def get_residency(self) -> Residency:
+        return self._open().residency.show(self.org_id)
+
+    def set_residency(self, region: str | None) -> Residency:
+        return self._open().residency.set(self.org_id, region, actor=_actor())
+
+    def list_encryption_keys(self) -> list[EncryptionKey]:
+        return self.runtime.encryption.list(self.org_id)
+
+    def rotate_encryption_key(self) -> EncryptionKey:
+        return self.runtime.encryption.rotate(self.org_id, actor=_actor())
+
+    def destroy_encryption_keys(self) -> list[EncryptionKey]:
+        return self.runtime.encryption.destroy(self.org_id, actor=_actor())
+
+    def rewrap_encryption(self, *, limit: int = 500, cursor: str | None = None) -> RewrapReport:
+        return self.runtime.encryption.rewrap(
+            self.org_id, limit=limit, cursor=cursor, actor=_actor()
+        )
+
+    def get_retention(self) -> RetentionView:
+        return self.runtime.retention.show(self.org_id)
+
+    def set_retention(self, policy: Mapping[str, int | None]) -> RetentionView:
+        return self.runtime.retention.set(self.org_id, policy, actor=_actor())
+
+    def clear_retention(self) -> RetentionView:
+        return self.runtime.retention.clear(self.org_id, actor=_actor())
+
+    def retention_sweep(
+        self, *, all_orgs: bool = False, dry_run: bool = False, progress: Progress | None = None
+    ) -> SweepReport:
+        # Every org: the sweeper itself skips the orgs of other regions, so the backend's own
+        # org need not be served here.
+        runtime = self._open() if all_orgs else self.runtime
+        return runtime.retention.sweep(
+            None if all_orgs else self.org_id, dry_run=dry_run, actor=_actor(), progress=progress
+        )
+
+    def get_redaction(self) -> RedactionView:
+        return self.runtime.redaction.show(self.org_id)
+
+    def set_redaction(self, policy: Mapping[str, Any]) -> RedactionView:
+        return self.runtime.redaction.replace(self.org_id, dict(policy), actor=_actor())
+
+    def reset_redaction(self) -> RedactionView:
+        return self.runtime.redaction.reset(self.org_id, actor=_actor())
+
+    def set_redaction_pattern(
+        self, name: str, regex: str, placeholder: str | None = None
+    ) -> RedactionView:
+        return self.runtime.redaction.set_pattern(
+            self.org_id, name, regex, placeholder, actor=_actor()
+        )
+
+    def delete_redaction_pattern(self, name: str) -> RedactionView:
+        return self.runtime.redaction.delete_pattern(self.org_id, name, actor=_actor())
+
+    def preview_redaction(self, text: str) -> Preview:
+        return self.runtime.redaction.preview(self.org_id, text)
+
     def migrate(self) -> list[MigrationState]:
         from agent_sdk.store import store_from_settings
 
@@ -250,6 +335,7 @@ class LocalBackend:
         if self._runtime is not None:
             self._runtime.close(wait=True)
             self._runtime = None
+            self._admitted = False
 
 
 def _lines(records: Iterator[str]) -> Iterator[str]:

@@ -39,6 +39,7 @@ REPORT_FIELDS = [
     Column("head hash", "head_hash"),
     Column("checkpoints", "checkpoints"),
     Column("unchained", "unchained"),
+    Column("pruned by retention", "pruned"),
 ]
 
 

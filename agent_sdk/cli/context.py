@@ -249,6 +249,7 @@ class CLIContext:
         self.extra_flags: dict[str, Any] = {}
         self._settings: Settings | None = None
         self._backend: Backend | None = None
+        self._unredact: Callable[[], None] | None = None  # stops log redaction (see settings)
 
     @property
     def debug(self) -> bool:
@@ -281,6 +282,10 @@ class CLIContext:
             from agent_sdk.config import load_settings
 
             self._settings = load_settings(flags=self.flags())
+            if self._settings.pii_redaction_enabled:  # every log line of this call, redacted
+                from agent_sdk.governance.redact_logs import install
+
+                self._unredact = install()
         return self._settings
 
     def require_local(self) -> None:
@@ -300,8 +305,13 @@ class CLIContext:
 
     def close(self) -> None:
         backend, self._backend = self._backend, None
-        if backend is not None:
-            backend.close()
+        try:
+            if backend is not None:
+                backend.close()
+        finally:
+            unredact, self._unredact = self._unredact, None
+            if unredact is not None:
+                unredact()
 
 
 _current: list[CLIContext] = []

@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "orgs": ("agent_sdk.cli.orgs:app", "Organisations (tenants): create, list, show."),
     "keys": ("agent_sdk.cli.keys:app", "API keys of the org: create, rotate, revoke."),
     "audit": ("agent_sdk.cli.audit:app", "The audit log: tail, export, verify."),
+    "retention": ("agent_sdk.cli.retention:app", "Delete what retention policies expired."),
     "auth": ("agent_sdk.cli.auth:app", "Log in to a server, and show the credential in use."),
     "db": ("agent_sdk.cli.db:app", "Databases: migrations, and copying data between them."),
     "up": ("agent_sdk.cli.server_cmds:app", "Run the local server in the foreground until Ctrl-C."),

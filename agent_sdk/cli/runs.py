@@ -1,4 +1,4 @@
-"""``agent-sdk runs create|list|show|events|cancel|retry``."""
+"""``agent-sdk runs create|list|show|events|cancel|retry|delete``."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from agent_sdk.cli.output import (
     say,
     when,
 )
-from agent_sdk.errors import InvalidInput
-from agent_sdk.records import Event, Run, RunStatus
+from agent_sdk.errors import InvalidInput, NotFound
+from agent_sdk.records import Deletion, Event, Run, RunStatus
 
 app = sub_app(help="Create, list, watch and cancel agent runs.", no_args_is_help=True)
 
@@ -55,6 +55,14 @@ RUN_FIELDS = [
     Column("input", "input", 200),
     Column("output", "output", 500),
     Column("error", lambda r: (r.get("error") or {}).get("message")),
+]
+# The receipt of an erasure (runs delete, sessions delete): ids and counts only.
+DELETION_COLUMNS = [
+    Column("DELETED", "kind"),
+    Column("ID", "id"),
+    Column("RUNS", "runs"),
+    Column("EVENTS", "events"),
+    Column("IDEMPOTENCY KEYS", "idempotency_keys"),
 ]
 
 
@@ -451,3 +459,54 @@ def retry(
     runs = backend.retry_runs(statuses, since)
     say(f"retried {len(runs)} run{'s' if len(runs) != 1 else ''}")
     render_list(runs, RUN_COLUMNS, ctx.output, empty="")
+
+
+@command(app, "delete")
+def delete(
+    run_ids: Annotated[
+        list[str],
+        typer.Argument(metavar="RUN_ID...", help="The runs to erase.", show_default=False),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase runs with their events, tool outputs and usage. This cannot be undone.
+
+    A queued or running run is erased too; its attempt stops at its next step. Each erasure
+    leaves an audit record (ids and counts, no content). Afterwards the run is not found
+    anywhere. Ids that are not found are reported; the others are still erased (exit 1).
+
+    Example: agent-sdk runs delete run_01J... --yes
+    """
+    ctx = current()
+    backend = ctx.backend
+    ids = list(dict.fromkeys(run_ids))  # once each, in the order given
+    what = f"run {ids[0]}" if len(ids) == 1 else f"{len(ids)} runs"
+
+    def question() -> str:
+        if len(ids) == 1:
+            run = backend.get_run(ids[0])  # a typo fails here, before anyone is asked
+            about = f"run {run.id} ({run.status.value}, agent {run.agent})"
+        else:
+            about = f"{what} ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"
+        return f"Erase {about} with all events? This cannot be undone"
+
+    from agent_sdk.cli.keys import confirm
+
+    confirm(ctx, question, yes=yes, refused=f"erasing {what}")
+    done: list[Deletion] = []
+    missing: list[str] = []
+    try:
+        for run_id in ids:
+            try:
+                done.append(backend.delete_run(run_id))
+            except NotFound:
+                missing.append(run_id)
+    finally:  # an outage halfway still shows what was erased before it
+        for d in done:
+            say(f"erased run {d.id} ({d.events} event{'s' if d.events != 1 else ''})")
+        render_list(done, DELETION_COLUMNS, ctx.output, empty="")
+    if missing:
+        raise NotFound(
+            f"{len(missing)} of {len(ids)} runs not found: {', '.join(missing)}",
+            hint="check the ids (agent-sdk runs list); runs of other orgs are not found either",
+        )

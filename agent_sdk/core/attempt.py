@@ -29,8 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent_sdk.core.residency import refuse_attempt
 from agent_sdk.core.retry import RetryPolicy, is_retryable
-from agent_sdk.errors import AgentSDKError, QuotaExceeded
+from agent_sdk.errors import AgentSDKError, NotFound, QuotaExceeded
 from agent_sdk.records import EventType, Run, RunStatus, Usage
 from agent_sdk.store._ids import utcnow
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from agent_sdk.config import Settings
     from agent_sdk.core.events import EventBus
     from agent_sdk.engine.agent import AgentRegistry
+    from agent_sdk.governance.redact import Redactor
     from agent_sdk.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ class EventCapExceeded(QuotaExceeded):
 # message of Task.cancel(msg) on to the CancelledError).
 STOPPING = "worker stopping"  # the process shuts down: give the run back to the queue
 LEASE_LOST = "lease lost"  # another worker holds the job now: stop without writing anything
+DELETED = "run deleted"  # the run was erased (core/deletion.py): stop, there is nothing to write
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class Outcome:
 
     # "done" (a terminal state was recorded), "dead" (retries ran out), "retry", "skipped"
     # (nothing to do: finished or cancelled already), "lost" (another worker has the job or
-    # took the run over) or "busy" (another attempt is alive: try again after ``delay``)
+    # took the run over), "busy" (another attempt is alive: try again after ``delay``) or
+    # "elsewhere" (the run's org is kept in another region: give the job back untouched)
     kind: str
     delay: float = 0.0
     error: str | None = None
@@ -93,7 +97,40 @@ class Attempts:
         return RetryPolicy.from_settings(self.settings)
 
     async def run(self, org_id: str, run_id: str, *, takeover: bool = False) -> Outcome:
-        """One attempt. ``takeover`` also starts a run left ``running`` by a dead worker."""
+        """One attempt. ``takeover`` also starts a run left ``running`` by a dead worker.
+
+        A run erased before or during the attempt ends it ``skipped``, whatever step noticed
+        (its start, an event write, the heartbeat, the final update): no row can come back, and
+        the worker acknowledges the job instead of leasing it again."""
+        try:
+            outcome = await self._attempt(org_id, run_id, takeover)
+        except NotFound:
+            if not self._gone(org_id, run_id):
+                raise
+            return SKIPPED
+        if outcome.kind == "lost" and self._gone(org_id, run_id):
+            return SKIPPED
+        return outcome
+
+    def _gone(self, org_id: str, run_id: str) -> bool:
+        """Whether the run no longer exists (it was deleted)."""
+        try:
+            self.store.get_run(org_id, run_id)
+        except NotFound:
+            return True
+        except AgentSDKError:
+            return False  # the store is down: not known to be gone
+        return False
+
+    def _redactor(self, org_id: str) -> Redactor | None:
+        """PII redaction of what this attempt writes (None when off): see core/redaction.py."""
+        if not self.settings.pii_redaction_enabled:
+            return None
+        from agent_sdk.core.redaction import org_redactor
+
+        return org_redactor(self.settings, self.store, org_id)
+
+    async def _attempt(self, org_id: str, run_id: str, takeover: bool) -> Outcome:
         started = self._start(org_id, run_id, takeover=takeover)
         if isinstance(started, Outcome):
             return started
@@ -105,7 +142,7 @@ class Attempts:
                 result = await drive
         except asyncio.CancelledError as exc:
             why = exc.args[0] if exc.args else None
-            if why == LEASE_LOST:
+            if why in (LEASE_LOST, DELETED):
                 return Outcome("lost")
             if why == STOPPING:
                 return self._requeue(org_id, run_id, attempt, 0.0, "the worker stopped")
@@ -160,6 +197,9 @@ class Attempts:
         from agent_sdk.engine.journal import Journal
 
         expect = [RunStatus.QUEUED, RunStatus.RUNNING] if takeover else [RunStatus.QUEUED]
+        refusal = refuse_attempt(self.settings, self.store, org_id)  # AGENT_SDK_DATA_REGION
+        if refusal is not None:
+            return Outcome("elsewhere", error=refusal)
         with self.store.transaction():
             run = self.store.get_run(org_id, run_id)
             if run.status not in expect:
@@ -206,8 +246,11 @@ class Attempts:
         org_id, run_id = run.org_id, run.id
         count = [0]
         cap = self.settings.stream_max_events
+        clean = self._redactor(org_id)
 
         def emit(type: str, data: dict[str, Any]) -> None:
+            if clean is not None:  # model text, tool calls and results are stored redacted
+                data = clean.redact_value(data)
             ev = self.store.append_event(org_id, run_id, type, data)
             count[0] = ev.seq
             self.bus.publish(ev)
@@ -268,10 +311,15 @@ class Attempts:
         async def watch() -> None:
             while not drive.done():
                 await asyncio.sleep(CANCEL_WATCH)
-                with contextlib.suppress(AgentSDKError):
+                try:
                     if self.store.get_run(org_id, run_id).cancel_requested:
                         drive.cancel()
                         return
+                except NotFound:
+                    drive.cancel(DELETED)
+                    return
+                except AgentSDKError:
+                    pass  # the store is down for now: look again at the next tick
 
         task = asyncio.get_running_loop().create_task(watch())
         try:
@@ -301,6 +349,10 @@ class Attempts:
                         log.warning("run %s was taken over; stopping this attempt", run.id)
                         drive.cancel(LEASE_LOST)
                         return
+                except NotFound:
+                    log.info("run %s was deleted; stopping this attempt", run.id)
+                    drive.cancel(DELETED)
+                    return
                 except AgentSDKError as exc:
                     log.warning("heartbeat of run %s failed: %s", run.id, exc.message)
 
@@ -312,26 +364,41 @@ class Attempts:
 
     # -- end ---------------------------------------------------------------------------------
     def _requeue(self, org_id: str, run_id: str, attempt: int, delay: float, why: str) -> Outcome:
-        with self.store.transaction():
-            back = self.store.update_run(
-                org_id,
-                run_id,
-                expect_status=[RunStatus.RUNNING],
-                expect_attempts=attempt,
-                status=RunStatus.QUEUED,
-            )
-            if back is None:  # cancelled or finished meanwhile, or taken over
-                return self._ended(False)
-            event = self.store.append_event(
-                org_id,
-                run_id,
-                EventType.RUN_RETRYING,
-                {"attempt": attempt, "error": why, "delay": round(delay, 3)},
-            )
+        if (clean := self._redactor(org_id)) is not None:
+            why = clean.redact(why)  # an error message may quote the input
+        try:
+            with self.store.transaction():
+                back = self.store.update_run(
+                    org_id,
+                    run_id,
+                    expect_status=[RunStatus.RUNNING],
+                    expect_attempts=attempt,
+                    status=RunStatus.QUEUED,
+                )
+                if back is None:  # cancelled or finished meanwhile, or taken over
+                    return self._ended(False)
+                event = self.store.append_event(
+                    org_id,
+                    run_id,
+                    EventType.RUN_RETRYING,
+                    {"attempt": attempt, "error": why, "delay": round(delay, 3)},
+                )
+        except NotFound:  # deleted meanwhile
+            return self._ended(False)
         self.bus.publish(event)
         return Outcome("retry", delay=delay, error=why)
 
-    def finish(
+    def finish(self, org_id: str, run_id: str, status: RunStatus, **how: Any) -> bool:
+        """Record the run's end (see :meth:`_finish`); False when it did not apply, which
+        includes a run deleted meanwhile: there is nothing left to record its end on."""
+        try:
+            return self._finish(org_id, run_id, status, **how)
+        except NotFound:
+            if not self._gone(org_id, run_id):
+                raise
+            return False
+
+    def _finish(
         self,
         org_id: str,
         run_id: str,
@@ -346,6 +413,10 @@ class Attempts:
     ) -> bool:
         """Record the run's end; False when it did not apply (the run had already ended, or
         ``attempt`` is given and another attempt has taken the run over)."""
+        if (clean := self._redactor(org_id)) is not None:
+            output = None if output is None else clean.redact(output)
+            error = None if error is None else clean.redact_value(error)
+            reason = None if reason is None else clean.redact(reason)
         fields: dict[str, Any] = {"status": status, "finished_at": utcnow()}
         data: dict[str, Any] = {}
         if output is not None:

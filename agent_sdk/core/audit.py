@@ -27,9 +27,10 @@ swallow the exception of a failed :meth:`record` inside their own transaction.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from agent_sdk.canonical import anchor_payload
 from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict, InvalidInput
 from agent_sdk.governance.audit import (
     checkpoint_payload,
@@ -40,7 +41,7 @@ from agent_sdk.governance.audit import (
 )
 from agent_sdk.governance.audit_sinks import AuditSink, sinks_from_settings
 from agent_sdk.governance.audit_verify import VerifyReport, verify_log
-from agent_sdk.records import AuditEntry, Checkpoint
+from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
 from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import MAX_LIMIT, check_limit
 
@@ -54,10 +55,18 @@ _FAILED = "audit log write failed: "
 
 class AuditService:
     def __init__(
-        self, settings: Settings, store: AuditStore, *, sinks: Sequence[AuditSink] | None = None
+        self,
+        settings: Settings,
+        store: AuditStore,
+        *,
+        sinks: Sequence[AuditSink] | None = None,
+        expired_before: Callable[[str], str | None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        # The org's retention cutoff: records written before it are hidden from tail and
+        # export before the sweeper deletes them (see agent_sdk.core.retention).
+        self.expired_before = expired_before
         self.sinks: list[AuditSink] = (
             list(sinks) if sinks is not None else sinks_from_settings(settings)
         )
@@ -156,6 +165,24 @@ class AuditService:
         cp = Checkpoint(**unsigned, signature=signature, key_id=signer.key_id)
         return cp if self.store.insert_checkpoint(cp) else None
 
+    def prepare_signer(self) -> None:
+        """Load (or create) the signing key now, before a caller takes a write lock."""
+        self._signing_key()
+
+    def sign_anchor(self, org_id: str, seq: int, head_hash: str | None) -> AuditAnchor:
+        """A signed retention anchor: ``org_id``'s log is about to start after record ``seq``,
+        whose hash is ``head_hash``. The retention sweeper stores it in the transaction that
+        deletes the records up to ``seq``; :meth:`verify` starts from it."""
+        signer = self._signing_key()
+        unsigned: dict[str, Any] = {
+            "org_id": org_id,
+            "seq": seq,
+            "head_hash": head_hash,
+            "time": utcnow(),
+        }
+        signature = signer.sign(anchor_payload(unsigned))
+        return AuditAnchor(**unsigned, signature=signature, key_id=signer.key_id)
+
     def _signing_key(self) -> CheckpointSigner:
         signer = self._load_signer(create=True)
         assert signer is not None  # create=True returns a key or raises
@@ -192,13 +219,17 @@ class AuditService:
             if head is None:
                 return []
             after = max(0, head.seq - limit)
-        return self.store.list_audit(org_id, after_seq=after, limit=limit)
+        since = self.expired_before(org_id) if self.expired_before is not None else None
+        return self.store.list_audit(org_id, after_seq=after, limit=limit, since=since)
 
     def export(
         self, org_id: str, fmt: str = "jsonl", *, since: str | None = None, until: str | None = None
     ) -> Iterator[str]:
         """The log as JSONL or CSV lines, produced as they are read (pages of 1000 records).
         The format is checked on call, before anything is read."""
+        expired = self.expired_before(org_id) if self.expired_before is not None else None
+        if expired is not None and (since is None or since < expired):
+            since = expired  # both fixed-width ISO text, which compares like the times
         return export_lines(self.store.iter_audit(org_id, since=since, until=until), fmt)
 
     def verify(
@@ -218,23 +249,33 @@ class AuditService:
         # Checkpoints before records: appends during the walk only add records, whereas a
         # checkpoint read after the walk could cover records it never saw (false truncation).
         cps = list(checkpoints) if checkpoints is not None else self.store.list_checkpoints(org_id)
+        # Where a retention sweep cut the head of the log (an optional store capability).
+        get_anchor = getattr(self.store, "get_audit_anchor", None)
+        anchor: AuditAnchor | None = get_anchor(org_id) if get_anchor is not None else None
         verifier: CheckpointVerifier | None = None
         if public_key is not None:
             from agent_sdk.governance.audit_keys import CheckpointVerifier
 
             verifier = CheckpointVerifier.from_pem(public_key)
-        elif cps:
+        elif cps or anchor is not None:
             verifier = self._load_signer(create=False)
             if verifier is None:
                 path = self.settings.audit_signing_key_path
+                what = f"{len(cps)} checkpoints" + (" and the retention anchor" if anchor else "")
                 return VerifyReport(
                     org_id,
                     False,
                     0,
-                    reason=f"the signing key {path} is missing, so {len(cps)} checkpoints cannot"
-                    " be checked: pass the public key",
+                    reason=f"the signing key {path} is missing, so {what} cannot be checked:"
+                    " pass the public key",
                 )
-        return verify_log(org_id, self.store.iter_audit(org_id), checkpoints=cps, verifier=verifier)
+        return verify_log(
+            org_id,
+            self.store.iter_audit(org_id),
+            checkpoints=cps,
+            verifier=verifier,
+            anchor=anchor,
+        )
 
 
 def _required(name: str, value: Any) -> str:

@@ -45,6 +45,8 @@ def _runs(runtime: Runtime, status: RunStatus) -> Iterator[Run]:
     while True:
         orgs = runtime.orgs.list(limit=200, cursor=orgs_cursor)
         for org in orgs.items:
+            if not runtime.residency.serves(org.id):
+                continue  # AGENT_SDK_DATA_REGION: another region recovers its own orgs
             cursor: str | None = None
             while True:
                 page = runtime.store.list_runs(org.id, status=[status], limit=500, cursor=cursor)

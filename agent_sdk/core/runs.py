@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from agent_sdk.canonical import canonical_json
 from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.errors import AgentSDKError, Conflict, InvalidInput, NotFound
-from agent_sdk.records import Event, EventType, Page, Run, RunStatus
+from agent_sdk.records import Deletion, Event, EventType, Page, Run, RunStatus
 from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.idempotency import DONE, IdempotencyRecord
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from agent_sdk.core.executor import Executor
     from agent_sdk.core.runtime import Runtime
     from agent_sdk.engine.agent import AgentRegistry
+    from agent_sdk.governance.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,16 @@ class RunService:
             from agent_sdk.engine.models.scripted import validate_script
 
             spec["script"] = validate_script(script)
+        if (clean := self._redactor(org_id)) is not None:
+            # PII redaction: the request is stored, and so seen by the model, redacted. The
+            # idempotency digest above is of the request as sent, so a retry still matches it.
+            input, metadata = clean.redact(input), clean.redact_value(metadata)
+            # So is what the request wrote of the agent: a script, an inline spec's texts (a
+            # registered agent's own definition is the deployment's code, not request data).
+            inline = not isinstance(agent, str)
+            for key in ("script", "instructions"):
+                if spec.get(key) is not None and (inline or (key == "script" and script)):
+                    spec[key] = clean.redact_value(spec[key])
         now = utcnow()
         run = Run(
             id=new_id("run"),
@@ -236,8 +247,25 @@ class RunService:
     ) -> None:
         audit_action(self._runtime.audit, org_id, actor, action, run_id, details=details)
 
+    def _clean(self, org_id: str, text: str) -> str:
+        clean = self._redactor(org_id)
+        return text if clean is None else clean.redact(text)
+
+    def _redactor(self, org_id: str) -> Redactor | None:
+        """PII redaction of what this service stores (None when off): see core/redaction.py."""
+        if not self.settings.pii_redaction_enabled:
+            return None
+        from agent_sdk.core.redaction import org_redactor
+
+        return org_redactor(self.settings, self.store, org_id)
+
+    def _visible(self, org_id: str, run_id: str) -> Run:
+        """The run, or NotFound when it does not exist or its org's retention policy has
+        expired it (see :mod:`agent_sdk.core.retention`)."""
+        return self._runtime.retention.visible_run(self.store.get_run(org_id, run_id))
+
     def cancel(self, org_id: str, run_id: str, *, actor: Actor | None = None) -> Run:
-        run = self.store.get_run(org_id, run_id)
+        run = self._visible(org_id, run_id)
         if run.status.terminal:
             return run
         # A queued run is cancelled on the spot; the executor's queued->running
@@ -276,7 +304,7 @@ class RunService:
         journal of the earlier ones); its error, finish time and cancel request are cleared.
         Conflict for a run that succeeded or has not finished."""
         with self.store.transaction():
-            run = self.store.get_run(org_id, run_id)
+            run = self._visible(org_id, run_id)
             if run.status not in RETRYABLE:
                 raise Conflict(
                     f"run {run_id} is {run.status.value}; only a failed, dead or cancelled run "
@@ -301,7 +329,11 @@ class RunService:
                 org_id,
                 run_id,
                 EventType.RUN_RETRYING,
-                {"attempt": back.attempts, "error": f"retried by {who}", "delay": 0},
+                {
+                    "attempt": back.attempts,
+                    "error": self._clean(org_id, f"retried by {who}"),
+                    "delay": 0,
+                },
             )
             self._audit(org_id, actor, "runs.retry", run_id, {"was": run.status.value})
         self.bus.publish(event)
@@ -350,6 +382,7 @@ class RunService:
             page = self.store.list_runs(
                 org_id,
                 status=statuses,
+                expiry=self._runtime.retention.run_expiry(org_id),
                 created_after=after,
                 limit=min(500, limit - len(ids)),
                 cursor=cursor,
@@ -366,9 +399,17 @@ class RunService:
                 continue
         return done
 
+    def delete(self, org_id: str, run_id: str, *, actor: Actor | None = None) -> Deletion:
+        """Erase the run with its events and everything keyed by it, in any status (a running
+        attempt stops at its next write); audited as ``runs.delete``. See
+        :mod:`agent_sdk.core.deletion`."""
+        from agent_sdk.core.deletion import delete_run
+
+        return delete_run(self._runtime, org_id, run_id, actor=actor)
+
     # -- queries ----------------------------------------------------------------------------
     def get(self, org_id: str, run_id: str) -> Run:
-        return self.store.get_run(org_id, run_id)
+        return self._visible(org_id, run_id)
 
     def list(
         self,
@@ -385,6 +426,7 @@ class RunService:
             session_id=session_id,
             limit=limit,
             cursor=cursor,
+            expiry=self._runtime.retention.run_expiry(org_id),
         )
 
     def events(
@@ -392,6 +434,9 @@ class RunService:
     ) -> builtins.list[Event]:
         if after < 0:
             raise InvalidInput("after must be >= 0")
+        retention = self._runtime.retention
+        if retention.cutoffs(org_id) is not None:  # no extra read for orgs without a policy
+            after = retention.events_after(self._visible(org_id, run_id), after)
         return self.store.list_events(org_id, run_id, after=after, limit=limit)
 
     async def stream(
@@ -407,7 +452,7 @@ class RunService:
         """
         import asyncio
 
-        self.store.get_run(org_id, run_id)
+        after = self._runtime.retention.events_after(self._visible(org_id, run_id), after)
         bus = self.bus
         sub = bus.subscribe(run_id)
         try:
@@ -416,7 +461,10 @@ class RunService:
                 # dropped was committed before the read, so the read has it, and whatever is
                 # published during the read (or while the page is yielded) stays buffered.
                 sub.drain()
-                page = self.store.list_events(org_id, run_id, after=after, limit=1000)
+                try:
+                    page = self.store.list_events(org_id, run_id, after=after, limit=1000)
+                except NotFound:
+                    return  # deleted while followed: the stream ends (a resume gets 404)
                 for event in page:
                     yield event
                     after = event.seq
@@ -447,7 +495,10 @@ class RunService:
         followers go on to the end of the new attempt."""
         if not event.terminal:
             return False
-        return not self.store.list_events(org_id, run_id, after=event.seq, limit=1)
+        try:
+            return not self.store.list_events(org_id, run_id, after=event.seq, limit=1)
+        except NotFound:
+            return True  # deleted meanwhile: nothing follows
 
     async def replay(
         self, org_id: str, run_id: str, *, after: int = 0, speed: float = 0.0
@@ -457,7 +508,7 @@ class RunService:
         import asyncio
         from datetime import datetime
 
-        self.store.get_run(org_id, run_id)
+        after = self._runtime.retention.events_after(self._visible(org_id, run_id), after)
         previous: datetime | None = None
         for event in self.store.iter_events(org_id, run_id, after=after):
             if speed > 0:

@@ -22,9 +22,13 @@ if TYPE_CHECKING:
     from agent_sdk.config import Settings
     from agent_sdk.core.audit import AuditService
     from agent_sdk.core.auth import AuthService
+    from agent_sdk.core.encryption import EncryptionService
     from agent_sdk.core.events import EventBus
     from agent_sdk.core.executor import Executor
     from agent_sdk.core.keys import KeyService
+    from agent_sdk.core.redaction import RedactionService
+    from agent_sdk.core.residency import ResidencyService
+    from agent_sdk.core.retention import RetentionService
     from agent_sdk.engine.agent import AgentRegistry
     from agent_sdk.queue.base import Queue
     from agent_sdk.store.base import Store
@@ -45,11 +49,31 @@ class Runtime:
         self.store = store or store_from_settings(settings)
         if migrate:
             self.store.migrate()
+        if settings.encryption_enabled:
+            self._encrypt_at_rest(owns_store=store is None, check=migrate)
         if registry is not None:
             self.registry = registry
         self.orgs = OrgService(self)
         self.runs = RunService(self)
-        self.sessions = SessionService(self.store)
+        self.sessions = SessionService(self.store, self)
+
+    def _encrypt_at_rest(self, *, owns_store: bool, check: bool) -> None:
+        """Seal tenant columns from here on (ConfigError without a usable master key, or with
+        another master key than the one that wrapped the keys already stored)."""
+        from agent_sdk.governance.encryption import attach_codec
+
+        try:
+            attach_codec(self.settings, self.store, check=check)
+        except BaseException:
+            if owns_store:
+                self.store.close()
+            raise
+
+    @cached_property
+    def encryption(self) -> EncryptionService:
+        from agent_sdk.core.encryption import EncryptionService
+
+        return EncryptionService(self)
 
     @cached_property
     def registry(self) -> AgentRegistry:
@@ -61,7 +85,16 @@ class Runtime:
     def audit(self) -> AuditService:
         from agent_sdk.core.audit import AuditService
 
-        return AuditService(self.settings, self.store)
+        # Tail and export skip the records an org's retention policy has expired.
+        return AuditService(
+            self.settings, self.store, expired_before=lambda org: self.retention.audit_before(org)
+        )
+
+    @cached_property
+    def retention(self) -> RetentionService:
+        from agent_sdk.core.retention import RetentionService
+
+        return RetentionService(self)
 
     @cached_property
     def keys(self) -> KeyService:
@@ -74,6 +107,18 @@ class Runtime:
         from agent_sdk.core.auth import AuthService
 
         return AuthService(self.settings, self.keys, self.orgs)
+
+    @cached_property
+    def redaction(self) -> RedactionService:
+        from agent_sdk.core.redaction import RedactionService
+
+        return RedactionService(self)
+
+    @cached_property
+    def residency(self) -> ResidencyService:
+        from agent_sdk.core.residency import ResidencyService
+
+        return ResidencyService(self)
 
     @cached_property
     def queue(self) -> Queue:

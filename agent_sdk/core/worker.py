@@ -31,6 +31,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from agent_sdk.core.attempt import LEASE_LOST, STOPPING, Outcome
+from agent_sdk.core.residency import handback_delay
 from agent_sdk.errors import AgentSDKError, Conflict
 
 if TYPE_CHECKING:
@@ -62,6 +63,10 @@ class Worker:
         """Lease and execute runs until ``stop`` is set, then give back what is unfinished."""
         await asyncio.to_thread(self._register)
         background = [asyncio.create_task(self._beat_alive()), asyncio.create_task(self._sweep())]
+        from agent_sdk.core.retention_sweep import start_sweeper
+
+        if (retention := start_sweeper(self.runtime)) is not None:  # 0 s interval: none
+            background.append(retention)
         try:
             await self._work(stop)
         finally:
@@ -180,7 +185,14 @@ class Worker:
 
     def _settle(self, lease: Lease, outcome: Outcome) -> None:
         try:
-            if outcome.kind in ("retry", "busy"):
+            if outcome.kind == "elsewhere":
+                # Residency: not this worker's region. Back to the queue for a worker of the
+                # org's region, later each time, so it is never lost nor leased in a loop.
+                delay = handback_delay(lease.job.attempts)
+                log.warning("worker %s gave back job %s (%s); ready again in %.1fs",
+                            self.name, lease.job.id, outcome.error, delay)  # fmt: skip
+                self.queue.retry(lease, delay, outcome.error or "another region")
+            elif outcome.kind in ("retry", "busy"):
                 # busy: another attempt is alive (a duplicate job, or a lease that expired
                 # under a stalled worker); look again once its heartbeat would be stale.
                 self.queue.retry(lease, outcome.delay, outcome.error or "retry")

@@ -10,6 +10,13 @@ Modules, each imported on its own so that loading one costs only what it needs:
 * :mod:`agent_sdk.governance.audit_keys`: the Ed25519 key that signs checkpoints (kept outside
   the database), imported lazily because ``cryptography`` is heavy.
 * :mod:`agent_sdk.governance.audit_sinks`: the JSONL file and stdout copies of the log.
+* :mod:`agent_sdk.governance.redact`: PII redaction (:class:`Redactor`), with its detectors in
+  ``redact_patterns`` (and their checksums in ``redact_checks``), org policies and their cache in
+  ``redact_policy``, the safety checks of custom patterns in ``redact_safety``, and the
+  log-record filter in ``redact_logs``; served by :mod:`agent_sdk.core.redaction`.
+* :mod:`agent_sdk.governance.encryption`: envelope encryption at rest (master key, per-org
+  KEK and DEK, the codec the store calls), with key rotation, destruction and re-encryption in
+  ``encryption_keys``; served by :mod:`agent_sdk.core.encryption`.
 
 The service that ties these to a store is :class:`agent_sdk.core.audit.AuditService`.
 """

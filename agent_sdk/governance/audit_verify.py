@@ -20,6 +20,13 @@ Records written before the chain was switched on carry no hash; a leading run of
 counted as ``unchained`` and reported, not checked. Stripping the hashes off the start of a
 chained log to pass it off as such a run is caught by any checkpoint that covers it.
 
+A retention policy may have removed the oldest records. The sweeper then left a signed anchor
+(:class:`agent_sdk.records.AuditAnchor`): "the log now starts after record *n*, whose hash was
+*h*". With it, the walk starts at record *n* + 1 expecting ``prev_hash`` *h*; without a valid
+anchor, a log that does not start at record 1 fails as before (records deleted from the head).
+Checkpoints below the anchor covered records that are gone and are skipped; one at the anchor's
+seq must agree with it.
+
 What the database alone cannot show (someone with write access to it, but not the key):
 
 * the records after the newest checkpoint (fewer than ``AGENT_SDK_AUDIT_CHECKPOINT_EVERY``):
@@ -40,9 +47,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent_sdk.canonical import anchor_payload
 from agent_sdk.errors import InvalidInput
 from agent_sdk.governance.audit import chain_hash, checkpoint_payload
-from agent_sdk.records import AuditEntry, Checkpoint
+from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
 
 if TYPE_CHECKING:
     from agent_sdk.governance.audit_keys import CheckpointVerifier
@@ -55,7 +63,8 @@ class VerifyReport:
     ``count`` is the number of records read before the walk stopped (all of them when ``ok``);
     ``first_bad_seq`` names the first record found bad, and ``reason`` says what was wrong with
     it, in words meant for the operator. ``checkpoints`` counts the signed checkpoints checked;
-    ``unchained`` the leading records written before the hash chain was switched on.
+    ``unchained`` the leading records written before the hash chain was switched on; ``pruned``
+    the records a retention policy removed from the head (a signed anchor vouches for them).
     """
 
     org_id: str
@@ -66,6 +75,7 @@ class VerifyReport:
     head_hash: str | None = None
     checkpoints: int = 0
     unchained: int = 0
+    pruned: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,6 +94,11 @@ class VerifyReport:
         text = f"{where}: {self.count} records verified, {self.checkpoints} signed checkpoints ok"
         if self.unchained:
             text += f" ({self.unchained} earlier records predate the hash chain and are unchecked)"
+        if self.pruned:
+            text += (
+                f"; records 1..{self.pruned} were removed by the retention policy, as its"
+                " signed anchor attests"
+            )
         return text
 
 
@@ -98,18 +113,38 @@ class _Walk:
         self.chained = False
         self.unchained = 0
         self.checked = 0
+        self.pruned = 0
 
     def report(self, bad_seq: int | None = None, reason: str | None = None) -> VerifyReport:
         return VerifyReport(
             self.org_id,
             reason is None,
-            self.count,
+            self.count - self.pruned,
             bad_seq,
             reason,
             self.head,
             self.checked,
             self.unchained,
+            self.pruned,
         )
+
+    def start_at(self, anchor: AuditAnchor) -> str | None:
+        """Begin after a retention anchor, once its signature checks out."""
+        if anchor.org_id != self.org_id:
+            return f"the retention anchor belongs to org {anchor.org_id!r}"
+        if self.verifier is None:
+            return "the log was pruned by retention but no public key was given to check its anchor"
+        if anchor.key_id != self.verifier.key_id or not self.verifier.check(
+            anchor_payload(anchor), anchor.signature
+        ):
+            return (
+                f"the retention anchor at seq {anchor.seq} has a bad signature: it was forged or"
+                " altered, so the records before it were not removed by retention"
+            )
+        self.count = self.pruned = anchor.seq
+        self.head = anchor.head_hash
+        self.chained = anchor.head_hash is not None
+        return None
 
     def record(self, e: AuditEntry) -> tuple[int, str] | None:
         """Check the next record; return (bad seq, reason) or None."""
@@ -188,14 +223,26 @@ def verify_log(
     *,
     checkpoints: Iterable[Checkpoint] = (),
     verifier: CheckpointVerifier | None = None,
+    anchor: AuditAnchor | None = None,
 ) -> VerifyReport:
     """Walk ``entries`` (in seq order) and ``checkpoints``; stop at the first problem.
 
-    ``verifier`` holds the public key; it is needed only when there are checkpoints. A log with
-    records but no chained record is reported as not ok: there is nothing to verify.
+    ``verifier`` holds the public key; it is needed only when there are checkpoints or an
+    ``anchor`` (where retention cut the head of the log). A log with records but no chained
+    record is reported as not ok: there is nothing to verify.
     """
     walk = _Walk(org_id, verifier)
     pending = sorted(checkpoints, key=lambda c: c.seq)
+    if anchor is not None:
+        problem = walk.start_at(anchor)
+        if problem:
+            return walk.report(anchor.seq, problem)
+        at_anchor = [cp for cp in pending if cp.seq == anchor.seq]
+        pending = [cp for cp in pending if cp.seq > anchor.seq]
+        for cp in at_anchor:  # it covered the removed records: it must agree with the anchor
+            problem = walk.checkpoint(cp, anchor.head_hash)
+            if problem:
+                return walk.report(cp.seq, problem)
     i = 0
     for entry in entries:
         bad = walk.record(entry)
@@ -216,11 +263,12 @@ def verify_log(
             f"the log ends at record {walk.count} but the signed checkpoint of {cp.time} covers"
             f" {cp.seq} records: records {walk.count + 1}..{cp.seq} were deleted from the tail",
         )
-    if walk.count and not walk.chained:
+    if walk.count > walk.pruned and not walk.chained:
         return walk.report(
             None,
-            f"none of the {walk.count} records is hash-chained (AGENT_SDK_AUDIT_HASH_CHAIN was"
-            " off when they were written): there is nothing to verify",
+            f"none of the {walk.count - walk.pruned} records is hash-chained"
+            " (AGENT_SDK_AUDIT_HASH_CHAIN was off when they were written): there is nothing to"
+            " verify",
         )
     return walk.report()
 

@@ -20,7 +20,7 @@ Scope               Allows
 ``runs:write``      create, cancel and retry runs
 ``sessions:read``   list and show sessions
 ``admin:keys``      create, list, show, rotate and revoke the org's API keys
-``admin:orgs``      read and manage the key's own org
+``admin:orgs``      read and manage the key's own org, erase its runs and sessions
 ``admin:audit``     read, export and verify the org's audit log
 ``admin:platform``  act in any org (``X-Org-Id``); never part of a role, only ever
                     given explicitly, e.g. ``API_KEY_SCOPES=admin:platform,...``

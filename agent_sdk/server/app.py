@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_sdk import __version__
 from agent_sdk.config import Settings
 from agent_sdk.core.bootstrap import ensure_bootstrap_key
+from agent_sdk.core.retention_sweep import start_sweeper
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.errors import AgentSDKError
 from agent_sdk.server.deps import record_failed_change
@@ -38,6 +39,11 @@ from agent_sdk.server.errors import (
     render_http_error,
 )
 from agent_sdk.server.routes import admin, health, runs, sessions
+from agent_sdk.server.routes import deletion as deletion_routes
+from agent_sdk.server.routes import encryption_keys as encryption_routes
+from agent_sdk.server.routes import redaction as redaction_routes
+from agent_sdk.server.routes import residency as residency_routes
+from agent_sdk.server.routes import retention as retention_routes
 from agent_sdk.server.routes import status as status_routes
 
 log = logging.getLogger("agent_sdk.server")
@@ -57,7 +63,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        unredact = _log_redaction(settings)
         rt = runtime if runtime is not None else Runtime(settings)
+        sweeper: asyncio.Task[None] | None = None
         try:
             rt.load_agents()
             rt.auth.check_config()
@@ -66,11 +74,16 @@ def create_app(
             app.state.runtime = rt
             if settings.run_recovery_enabled:
                 await asyncio.to_thread(_recover, rt)
+            sweeper = start_sweeper(rt)  # retention policies, every interval (0: none)
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
             await _drain(rt, shutdown_grace)
             if runtime is None:
                 rt.close(wait=False)
+            unredact()
 
     app = _App(
         title="agent-sdk",
@@ -89,11 +102,31 @@ def create_app(
     app.add_middleware(RequestContext)
 
     app.include_router(health.router())
-    for module in (runs, sessions, admin, status_routes):
+    for module in (
+        runs,
+        sessions,
+        admin,
+        status_routes,
+        residency_routes,
+        deletion_routes,
+        encryption_routes,
+        retention_routes,
+        redaction_routes,
+    ):
         app.include_router(module.router(), prefix="/v1")
         app.include_router(module.router(DeprecatedRoute), include_in_schema=False)
     app.include_router(runs.spec_router(DeprecatedRoute))
     return app
+
+
+def _log_redaction(settings: Settings) -> Callable[[], None]:
+    """With PII redaction on, every log record of the process is redacted while the app runs
+    (see agent_sdk.governance.redact_logs); returns the function that stops it."""
+    if not settings.pii_redaction_enabled:
+        return lambda: None
+    from agent_sdk.governance.redact_logs import install
+
+    return install()
 
 
 def _bootstrap(rt: Runtime, settings: Settings) -> None:

@@ -62,8 +62,11 @@ class Caller:
     actor: Actor  # for the audit records of what it changes
 
 
-def needs(scope: str | None) -> Any:
-    """A dependency admitting callers that hold ``scope`` (None: any authenticated caller)."""
+def needs(scope: str | None, *, residency: bool = True) -> Any:
+    """A dependency admitting callers that hold ``scope`` (None: any authenticated caller).
+    With ``AGENT_SDK_DATA_REGION`` it also refuses an org kept in another region (403
+    ``wrong_region``), after the org checks, so nobody learns the region of an org they cannot
+    act in; ``residency=False`` is for the routes that read and move an org's region."""
 
     async def admit(
         request: Request,
@@ -90,6 +93,8 @@ def needs(scope: str | None) -> Any:
             admission = rt.auth.authorize(
                 principal, scope=scope, requested_org=x_org_id, client_ip=ip
             )
+            if residency:
+                rt.residency.check(admission.org_id)
         except RateLimited as exc:
             request.state.extra_headers = rate_limit_headers(
                 exc.decision, rate=exc.rate, burst=exc.burst

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from agent_sdk.errors import Conflict, InvalidInput, NotFound
-from agent_sdk.records import Event, Org, Page, Run, Session
+from agent_sdk.records import Deletion, Event, Org, Page, Run, Session
 from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import (
     MAX_LIMIT,
@@ -25,9 +25,14 @@ from agent_sdk.store._rows import (
     dumps_opt,
     make_page,
     parse_status,
-    run_from_row,
-    session_from_row,
 )
+from agent_sdk.store.encryption_keys import SQLEncryptionKeysMixin
+from agent_sdk.store.retention import (
+    RunExpiry,
+    visible_run_count_sql,
+    visible_sessions_sql,
+)
+from agent_sdk.store.sealing import SealingMixin
 
 RUN_FIELDS = (
     "id org_id session_id project_id agent agent_spec status input output error usage steps"
@@ -42,8 +47,26 @@ SESSION_SELECT = (
 )
 
 
-class SQLStore:
-    """The shared part of a Store. A subclass provides the four primitives below."""
+def _session_select(org_id: str, expiry: RunExpiry | None) -> tuple[str, list[Any]]:
+    """SESSION_SELECT (the same columns) and its parameters. Under a retention policy, the
+    sessions whose runs all expired are left out, and run_count counts the visible runs."""
+    if not expiry:
+        return SESSION_SELECT, [org_id]
+    assert expiry is not None
+    count, count_params = visible_run_count_sql(expiry)
+    hidden, hidden_params = visible_sessions_sql(expiry.runs_before)
+    sql = (
+        f"SELECT org_id, id, project_id, metadata, created_at, updated_at, {count} AS run_count"
+        f" FROM sessions s WHERE s.org_id = ?{hidden}"
+    )
+    return sql, [*count_params, org_id, *hidden_params]
+
+
+class SQLStore(SQLEncryptionKeysMixin, SealingMixin):
+    """The shared part of a Store. A subclass provides the four primitives below.
+
+    Tenant columns go through ``self._seal`` / ``self._run`` / ``self._event`` /
+    ``self._session`` (see :mod:`agent_sdk.store.sealing`): encryption at rest hooks in there."""
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
         raise NotImplementedError
@@ -124,7 +147,13 @@ class SQLStore:
             self._exec(
                 "INSERT INTO sessions (org_id, id, metadata, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (org_id, session_id, dumps(metadata or {}), now, now),
+                (
+                    org_id,
+                    session_id,
+                    self._seal(org_id, "sessions", session_id, "metadata", dumps(metadata or {})),
+                    now,
+                    now,
+                ),
             )
         except Conflict as exc:
             raise Conflict(f"session {session_id!r} already exists") from exc
@@ -132,19 +161,27 @@ class SQLStore:
             raise NotFound(f"org {org_id!r} not found") from exc
         return Session(session_id, org_id, now, now, None, dict(metadata or {}), 0)
 
-    def get_session(self, org_id: str, session_id: str) -> Session:
-        row = self._one(SESSION_SELECT + " AND s.id = ?", (org_id, session_id))
+    def get_session(
+        self, org_id: str, session_id: str, *, expiry: RunExpiry | None = None
+    ) -> Session:
+        sql, params = _session_select(org_id, expiry)
+        row = self._one(sql + " AND s.id = ?", [*params, session_id])
         if row is None:
             raise NotFound(f"session {session_id!r} not found")
-        return session_from_row(row)
+        return self._session(row)
 
     def list_sessions(
-        self, org_id: str, *, limit: int = 50, cursor: str | None = None
+        self,
+        org_id: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        expiry: RunExpiry | None = None,
     ) -> Page[Session]:
         # Keyed on (created_at, id): session ids may be chosen by callers and need not sort by
         # time. The row-value comparison is a range on the (org_id, created_at, id) index.
         limit = check_limit(limit)
-        sql, params = SESSION_SELECT, [org_id]
+        sql, params = _session_select(org_id, expiry)
         if cursor is not None:
             created_at, _, session_id = cursor_key(cursor, "session").partition(" ")
             sql += " AND (s.created_at, s.id) < (?, ?)"
@@ -152,7 +189,7 @@ class SQLStore:
         sql += " ORDER BY s.created_at DESC, s.id DESC LIMIT ?"
         rows = self._query(sql, [*params, limit + 1])
         return make_page(
-            [session_from_row(r) for r in rows],
+            [self._session(r) for r in rows],
             limit,
             "session",
             lambda s: f"{s.created_at} {s.id}",
@@ -160,6 +197,20 @@ class SQLStore:
 
     def insert_run(self, run: Run) -> Run:
         status = parse_status(run.status)
+        row = run.to_dict() | {
+            "status": status.value,
+            "agent_spec": dumps_opt(run.agent_spec),
+            "error": dumps_opt(run.error),
+            "usage": dumps(run.usage),
+            "metadata": dumps(run.metadata),
+            "cancel_requested": int(run.cancel_requested),
+        }
+        try:
+            # Sealed before the insert's own errors are translated: an org whose keys were
+            # destroyed is a Conflict of its own, not an "already exists".
+            row = self._sealed_run_row(row)
+        except NotFound as exc:
+            raise NotFound(f"org {run.org_id!r} not found") from exc
         try:
             with self.transaction():
                 if run.session_id is not None:
@@ -172,14 +223,6 @@ class SQLStore:
                         " ON CONFLICT (org_id, id) DO UPDATE SET updated_at = excluded.updated_at",
                         (run.org_id, run.session_id, run.project_id, now, now),
                     )
-                row = run.to_dict() | {
-                    "status": status.value,
-                    "agent_spec": dumps_opt(run.agent_spec),
-                    "error": dumps_opt(run.error),
-                    "usage": dumps(run.usage),
-                    "metadata": dumps(run.metadata),
-                    "cancel_requested": int(run.cancel_requested),
-                }
                 self._exec(
                     f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({_RUN_PLACEHOLDERS})",
                     [row[name] for name in RUN_FIELDS],
@@ -196,7 +239,7 @@ class SQLStore:
         )
         if row is None:
             raise NotFound(f"run {run_id!r} not found")
-        return run_from_row(row)
+        return self._run(row)
 
     def list_events(
         self, org_id: str, run_id: str, *, after: int = 0, limit: int = 1000
@@ -212,7 +255,7 @@ class SQLStore:
         if not rows:
             # Only an empty page is ambiguous (no events yet, or not this org's run).
             self._require_run(org_id, run_id)
-        return [Event(run_id, r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+        return [self._event(org_id, run_id, r) for r in rows]
 
     def iter_events(self, org_id: str, run_id: str, *, after: int = 0) -> Iterator[Event]:
         """A generator: NotFound surfaces on the first ``next()``."""
@@ -222,3 +265,57 @@ class SQLStore:
             if len(page) < MAX_LIMIT:
                 return
             after = page[-1].seq
+
+    # -- erasure -------------------------------------------------------------------------------
+    # What a run leaves in the database: its row (input, output, error, usage), its events (model
+    # responses, tool calls with their results, usage per step) and the Idempotency-Key claims
+    # whose stored answer is the run (input included). Erasure deletes all three, children first
+    # so every count is exact, in one transaction. Audit records stay: they never hold content.
+
+    # Postgres: lock the rows first, so an append or update of the run racing the erasure
+    # waits for it and then finds nothing (SQLite's BEGIN IMMEDIATE already serialises writers).
+    _LOCK_FOR_DELETE = ""
+
+    def delete_run(self, org_id: str, run_id: str) -> Deletion:
+        with self.transaction():
+            found = self._one(
+                f"SELECT 1 FROM runs WHERE id = ? AND org_id = ?{self._LOCK_FOR_DELETE}",
+                (run_id, org_id),
+            )
+            if found is None:
+                raise NotFound(f"run {run_id!r} not found")
+            counts = self._erase_runs(org_id, "id = ?", run_id)
+        return Deletion("run", run_id, org_id, **counts)
+
+    def delete_session(self, org_id: str, session_id: str) -> Deletion:
+        lock = self._LOCK_FOR_DELETE
+        with self.transaction():
+            # The session row first: a run being added to it waits (its upsert touches the row),
+            # so the runs read next are all there are.
+            found = self._one(
+                f"SELECT 1 FROM sessions WHERE org_id = ? AND id = ?{lock}", (org_id, session_id)
+            )
+            if found is None:
+                raise NotFound(f"session {session_id!r} not found")
+            if lock:
+                self._query(
+                    f"SELECT id FROM runs WHERE org_id = ? AND session_id = ? ORDER BY id{lock}",
+                    (org_id, session_id),
+                )
+            counts = self._erase_runs(org_id, "session_id = ?", session_id)
+            sessions = self._exec(
+                "DELETE FROM sessions WHERE org_id = ? AND id = ?", (org_id, session_id)
+            )
+        return Deletion("session", session_id, org_id, sessions=sessions, **counts)
+
+    def _erase_runs(self, org_id: str, where: str, value: str) -> dict[str, int]:
+        """Delete the org's runs matching ``where`` (a fixed condition with one placeholder,
+        never caller text) with everything keyed by them; return the counts."""
+        runs = f"SELECT id FROM runs WHERE org_id = ? AND {where}"
+        keys = self._exec(
+            f"DELETE FROM idempotency_keys WHERE org_id = ? AND run_id IN ({runs})",
+            (org_id, org_id, value),
+        )
+        events = self._exec(f"DELETE FROM events WHERE run_id IN ({runs})", (org_id, value))
+        deleted = self._exec(f"DELETE FROM runs WHERE org_id = ? AND {where}", (org_id, value))
+        return {"runs": deleted, "events": events, "idempotency_keys": keys}

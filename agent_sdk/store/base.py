@@ -11,14 +11,33 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Protocol
 
-from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus, Session
+from agent_sdk.records import (
+    Deletion,
+    Event,
+    MigrationState,
+    Org,
+    Page,
+    Run,
+    RunStatus,
+    Session,
+)
 from agent_sdk.store.audit import AuditStore
+from agent_sdk.store.encryption_keys import EncryptionKeyStore
 from agent_sdk.store.idempotency import IdempotencyStore
 from agent_sdk.store.keys import KeyStore
+from agent_sdk.store.retention import RetentionStore, RunExpiry
 from agent_sdk.store.workers import WorkerStore
 
 
-class Store(KeyStore, AuditStore, IdempotencyStore, WorkerStore, Protocol):
+class Store(
+    KeyStore,
+    AuditStore,
+    IdempotencyStore,
+    WorkerStore,
+    RetentionStore,
+    EncryptionKeyStore,
+    Protocol,
+):
     scheme: ClassVar[str]
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -80,14 +99,24 @@ class Store(KeyStore, AuditStore, IdempotencyStore, WorkerStore, Protocol):
         self, org_id: str, session_id: str, *, metadata: dict[str, Any] | None = None
     ) -> Session: ...
 
-    def get_session(self, org_id: str, session_id: str) -> Session:
-        """Raise NotFound (also for another org's session)."""
+    def get_session(
+        self, org_id: str, session_id: str, *, expiry: RunExpiry | None = None
+    ) -> Session:
+        """Raise NotFound (also for another org's session, and with ``expiry`` for a session
+        whose runs all expired; its run_count then counts only the runs still visible)."""
         ...
 
     def list_sessions(
-        self, org_id: str, *, limit: int = 50, cursor: str | None = None
+        self,
+        org_id: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        expiry: RunExpiry | None = None,
     ) -> Page[Session]:
-        """Newest first, keyset-paginated."""
+        """Newest first, keyset-paginated. With ``expiry`` (a retention policy's cutoffs)
+        without the sessions whose runs all expired by age, and with run counts of the runs
+        still visible (see :mod:`agent_sdk.store.retention`)."""
         ...
 
     # -- runs ------------------------------------------------------------------------------
@@ -106,9 +135,11 @@ class Store(KeyStore, AuditStore, IdempotencyStore, WorkerStore, Protocol):
         limit: int = 50,
         cursor: str | None = None,
         created_after: str | None = None,
+        expiry: RunExpiry | None = None,
     ) -> Page[Run]:
         """Newest first, keyset-paginated: cost does not grow with the table. With
-        ``created_after`` (an ISO-8601 time) only runs created at or after it."""
+        ``created_after`` (an ISO-8601 time) only runs created at or after it; with ``expiry``
+        (a retention policy's cutoffs) without the runs it has expired."""
         ...
 
     def update_run(
@@ -148,4 +179,17 @@ class Store(KeyStore, AuditStore, IdempotencyStore, WorkerStore, Protocol):
 
     def iter_events(self, org_id: str, run_id: str, *, after: int = 0) -> Iterator[Event]:
         """All events after ``after``, read page by page."""
+        ...
+
+    # -- erasure -----------------------------------------------------------------------------
+    def delete_run(self, org_id: str, run_id: str) -> Deletion:
+        """Erase a run in one transaction: its events (tool results and usage included), the
+        Idempotency-Key claims whose stored answer is the run, then the row. Returns the counts.
+        NotFound for an unknown run and for another org's, alike. Writers of the run that come
+        after (a worker still executing it) get NotFound: nothing can bring a row back."""
+        ...
+
+    def delete_session(self, org_id: str, session_id: str) -> Deletion:
+        """Erase a session and every run in it (each as :meth:`delete_run`), in one
+        transaction. NotFound for an unknown session and for another org's, alike."""
         ...

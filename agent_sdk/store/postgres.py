@@ -7,7 +7,9 @@ How it stays correct under concurrency, where the SQLite store relies on its sin
   checks one out and keeps it in a thread-local slot, so nested calls (and every statement in
   between) join it, like the SQLite store's one-connection-per-thread.
 * READ COMMITTED, with explicit locks where SQLite's ``BEGIN IMMEDIATE`` made a read-then-write
-  safe: appending an event locks the run row (``FOR NO KEY UPDATE``) before reading MAX(seq);
+  safe: appending an event inside a transaction locks the run row (``FOR NO KEY UPDATE``) before
+  reading MAX(seq), unless the transaction already holds it; a lone append is one statement
+  whose seq the primary key arbitrates (see :meth:`PostgresStore.append_event`);
   appending an audit record takes a transaction-scoped advisory lock on the org; rotation reads
   the key ``FOR UPDATE``; an Idempotency-Key claim is one upsert (the loser waits on the winner's
   uncommitted row, then sees it).
@@ -38,7 +40,6 @@ from agent_sdk.store._rows import (
     dumps,
     make_page,
     parse_statuses,
-    run_from_row,
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
 from agent_sdk.store.migrations import Migration, load_migrations
@@ -50,6 +51,7 @@ from agent_sdk.store.postgres_mixins import (
     PostgresWorkersMixin,
     translate,
 )
+from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sql
 
 if TYPE_CHECKING:
     import psycopg
@@ -91,6 +93,11 @@ class _Local(threading.local):
     conn: psycopg.Connection[Any] | None = None
     depth: int = 0
 
+    def __init__(self) -> None:  # runs once per thread
+        # Runs (org_id, run_id) whose row the current transaction has locked or inserted: its
+        # appends need not lock the row again (one round trip less per event).
+        self.locked: set[tuple[str, str]] = set()
+
 
 @functools.lru_cache(maxsize=512)
 def _placeholders(sql: str) -> str:
@@ -104,9 +111,11 @@ class PostgresStore(
     PostgresAuditMixin,
     PostgresIdempotencyMixin,
     PostgresWorkersMixin,
+    RetentionMixin,
     SQLStore,
 ):
     scheme: ClassVar[str] = "postgresql"
+    _LOCK_FOR_DELETE = " FOR UPDATE"  # erasure locks the rows first (see SQLStore.delete_run)
 
     def __init__(
         self,
@@ -259,7 +268,7 @@ class PostgresStore(
                 conn.execute("BEGIN")
             except Exception as exc:
                 raise self._error(exc) from exc
-            local.conn, local.depth = conn, 1
+            local.conn, local.depth, local.locked = conn, 1, set()
             try:
                 yield
             except BaseException:
@@ -383,6 +392,7 @@ class PostgresStore(
         limit: int = 50,
         cursor: str | None = None,
         created_after: str | None = None,
+        expiry: RunExpiry | None = None,
     ) -> Page[Run]:
         limit = check_limit(limit)
         before = cursor_key(cursor, "run") if cursor is not None else None
@@ -402,11 +412,15 @@ class PostgresStore(
         if floor is not None:
             where += " AND id >= %s"
             params.append(floor)
+        if expiry:
+            kept, kept_params = visible_runs_sql(expiry, statuses)
+            where += kept.replace("?", "%s")
+            params += kept_params
         rows = self._query(
             f"SELECT {RUN_COLUMNS} FROM runs WHERE {where} ORDER BY id DESC LIMIT %s",
             [*params, limit + 1],
         )
-        return make_page([run_from_row(r) for r in rows], limit, "run", lambda r: r.id)
+        return make_page([self._run(r) for r in rows], limit, "run", lambda r: r.id)
 
     def update_run(
         self,
@@ -425,7 +439,10 @@ class PostgresStore(
             )
         # Column names come from _UPDATABLE only, never from the caller's text.
         sets = [f"{name} = %s" for name in fields] + ["updated_at = %s"]
-        params: list[Any] = [column_value(name, value) for name, value in fields.items()]
+        params: list[Any] = [
+            self._run_value(org_id, run_id, name, column_value(name, value))
+            for name, value in fields.items()
+        ]
         params += [utcnow(), run_id, org_id]
         where = "id = %s AND org_id = %s"
         if expect_status is not None:
@@ -444,33 +461,64 @@ class PostgresStore(
             if row is None:
                 self._require_run(org_id, run_id)
                 return None
-            return run_from_row(row)
+            self._local.locked.add((org_id, run_id))  # the UPDATE holds the row lock
+            return self._run(row)
+
+    def insert_run(self, run: Run) -> Run:
+        with self.transaction():
+            inserted = super().insert_run(run)
+            # Nobody else sees the row before commit, so nobody else can append to it.
+            self._local.locked.add((run.org_id, run.id))
+        return inserted
 
     def _require_run(self, org_id: str, run_id: str, *, lock: bool = False) -> None:
         sql = "SELECT 1 FROM runs WHERE id = %s AND org_id = %s"
         if self._one(sql + (" FOR NO KEY UPDATE" if lock else ""), (run_id, org_id)) is None:
             raise NotFound(f"run {run_id!r} not found")
 
+    def _hold_run(self, org_id: str, run_id: str) -> None:
+        """Before a sealed append inside a transaction: lock the run row as the plain append
+        does, so a transaction that appends and then updates the run cannot deadlock with one
+        that updates it and then appends (see agent_sdk.store.sealing)."""
+        if self._in_transaction() and (org_id, run_id) not in self._local.locked:
+            self._require_run(org_id, run_id, lock=True)
+            self._local.locked.add((org_id, run_id))
+
     # -- events --------------------------------------------------------------------------------
     def append_event(
         self, org_id: str, run_id: str, type: str, data: dict[str, Any], *, time: str | None = None
     ) -> Event:
+        if self.codec is not None:  # encryption at rest: the seq is bound into the ciphertext
+            return self._append_sealed(org_id, run_id, type, data, time)
         when = time or utcnow()
         payload = dumps(data)
+        notify = [payload_run_id(run_id)] if self.notify else []
+        if not self._in_transaction():
+            # Alone, one statement: MAX(seq) + 1 from its snapshot, and the primary key settles
+            # a race. A concurrent append of the same seq makes this one wait for it, then do
+            # nothing, so no seq can commit while a smaller one is still uncommitted (readers
+            # that follow a run by seq skip nothing). It holds no lock another append waits on.
+            sql = _APPEND_ALONE_NOTIFY if self.notify else _APPEND_ALONE
+            row = self._one(sql, [type, when, payload, run_id, org_id, *notify])
+            if row is not None:
+                return Event(run_id, row[0], type, when, data)
+            # Lost a race, or no such run in this org: the locked path below tells which.
         with self.transaction():
-            # The row lock serialises appends to one run (and checks its org); the next
-            # statement starts a new READ COMMITTED snapshot, so MAX(seq) sees every append
-            # committed before the lock was granted. A row lock rather than an advisory lock:
-            # a transaction that updates the run and appends takes the same lock either way
-            # round, so the two orders cannot deadlock.
-            self._require_run(org_id, run_id, lock=True)
-            params = [run_id, org_id, type, when, payload, run_id]
-            if self.notify:  # in the same statement: no extra round trip per event
-                row = self._one(_APPEND_NOTIFY, [*params, payload_run_id(run_id)])
-            else:
-                row = self._one(_APPEND, params)
-            seq: int = row[0]
-        return Event(run_id, seq, type, when, data)
+            # The row lock serialises appends that run inside transactions (and checks the
+            # org); the next statement starts a new READ COMMITTED snapshot, so MAX(seq) sees
+            # every append committed before the lock was granted. A row lock rather than an
+            # advisory lock: a transaction that updates the run and appends takes the same lock
+            # either way round, so the two orders cannot deadlock. A lone append (above) takes
+            # no lock, so the insert may still lose a seq to one: it then tries the next.
+            if (org_id, run_id) not in self._local.locked:
+                self._require_run(org_id, run_id, lock=True)
+                self._local.locked.add((org_id, run_id))
+            params = [run_id, org_id, type, when, payload, run_id, *notify]
+            for _ in range(_APPEND_TRIES):
+                row = self._one(_APPEND_NOTIFY if self.notify else _APPEND, params)
+                if row is not None:
+                    return Event(run_id, row[0], type, when, data)
+        raise Conflict(f"run {run_id!r}: too many concurrent event appends", hint="retry")
 
     def listen_events(self, sink: EventSink) -> NotifyListener | None:
         """The optional capability the runtime looks for: push every appended event's run and
@@ -497,11 +545,25 @@ class PostgresStore(
 _APPEND = (
     "INSERT INTO events (run_id, seq, org_id, type, time, data)"
     " SELECT %s, COALESCE(MAX(seq), 0) + 1, %s, %s, %s, %s"
-    " FROM events WHERE run_id = %s RETURNING seq"
+    " FROM events WHERE run_id = %s ON CONFLICT (run_id, seq) DO NOTHING RETURNING seq"
 )
+# The lone append: the run's org is checked in the same statement (no row: wrong org or none).
+_APPEND_ALONE = (
+    "INSERT INTO events (run_id, seq, org_id, type, time, data)"
+    " SELECT r.id, COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.run_id = r.id), 0) + 1,"
+    " r.org_id, %s, %s, %s FROM runs r WHERE r.id = %s AND r.org_id = %s"
+    " ON CONFLICT (run_id, seq) DO NOTHING RETURNING seq"
+)
+# Appends that lose a seq to lone appends, in a row, before giving up (each loss means another
+# append of the same run committed, so this bound is never reached in practice).
+_APPEND_TRIES = 100
 # pg_notify queues the notification in the appending transaction: it is sent on commit, only then.
 _APPEND_NOTIFY = (
     f"WITH appended AS ({_APPEND})"
+    f" SELECT seq, pg_notify({CHANNEL_SQL}, seq || ' ' || %s) FROM appended"
+)
+_APPEND_ALONE_NOTIFY = (
+    f"WITH appended AS ({_APPEND_ALONE})"
     f" SELECT seq, pg_notify({CHANNEL_SQL}, seq || ' ' || %s) FROM appended"
 )
 

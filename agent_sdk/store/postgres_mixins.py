@@ -24,11 +24,7 @@ from agent_sdk.store.idempotency import (
 from agent_sdk.store.idempotency import (
     FIELDS as IDEM_FIELDS,
 )
-from agent_sdk.store.idempotency import (
-    IdempotencyRecord,
-    record_from_row,
-    record_values,
-)
+from agent_sdk.store.idempotency import IdempotencyRecord
 from agent_sdk.store.keys import (
     KEY_COLUMNS,
     AuthRecord,
@@ -296,8 +292,13 @@ _CLAIM = (
 
 
 class PostgresIdempotencyMixin(_Helpers):
+    if TYPE_CHECKING:  # provided by SQLStore (agent_sdk.store.sealing)
+
+        def _idem_values(self, record: IdempotencyRecord) -> dict[str, Any]: ...
+        def _idem_record(self, row: Sequence[Any]) -> IdempotencyRecord: ...
+
     def claim_idempotency_key(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
-        values = record_values(record)
+        values = self._idem_values(record)  # the stored answer sealed (encryption at rest)
         with self.transaction():
             if self._one(_CLAIM, [values[name] for name in IDEM_FIELDS]) is not None:
                 return None
@@ -309,7 +310,7 @@ class PostgresIdempotencyMixin(_Helpers):
             )
         if row is None:  # the holder was purged between the two statements
             raise Conflict(f"Idempotency-Key {record.key!r} could not be claimed; retry")
-        return record_from_row(row)
+        return self._idem_record(row)
 
     def get_idempotency_key(self, org_id: str, key: str, *, now: str) -> IdempotencyRecord | None:
         row = self._one(
@@ -317,7 +318,7 @@ class PostgresIdempotencyMixin(_Helpers):
             " WHERE org_id = %s AND key = %s AND expires_at > %s",
             (org_id, key, now),
         )
-        return None if row is None else record_from_row(row)
+        return None if row is None else self._idem_record(row)
 
     def purge_idempotency_keys(self, before: str, *, limit: int = 100) -> int:
         # SKIP LOCKED: two sweepers delete different rows instead of queueing on each other.

@@ -41,16 +41,19 @@ from agent_sdk.store._rows import (
     dumps,
     make_page,
     parse_statuses,
-    run_from_row,
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
 from agent_sdk.store.migrations import Migration, load_migrations
+from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sql
 from agent_sdk.store.sqlite_audit import SQLiteAuditMixin
 from agent_sdk.store.sqlite_idempotency import SQLiteIdempotencyMixin
 from agent_sdk.store.sqlite_keys import SQLiteKeysMixin
 from agent_sdk.store.sqlite_workers import SQLiteWorkersMixin
 
 T = TypeVar("T")
+
+# How long an erasure's WAL checkpoint may wait for readers (see SQLiteStore.purge_deleted).
+PURGE_TIMEOUT = 0.5
 
 _UPDATABLE = frozenset(
     "status output error usage steps attempts started_at finished_at cancel_requested".split()
@@ -91,7 +94,12 @@ class _Conn:
 
 
 class SQLiteStore(
-    SQLiteKeysMixin, SQLiteAuditMixin, SQLiteIdempotencyMixin, SQLiteWorkersMixin, SQLStore
+    SQLiteKeysMixin,
+    SQLiteAuditMixin,
+    SQLiteIdempotencyMixin,
+    SQLiteWorkersMixin,
+    RetentionMixin,
+    SQLStore,
 ):
     scheme: ClassVar[str] = "sqlite"
 
@@ -153,6 +161,10 @@ class SQLiteStore(
             # NORMAL in WAL mode never corrupts; a power loss can lose only the last commits.
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
+            # Deleted content is overwritten with zeros, not left in free pages and cells where
+            # a copy of the file would still show it (erasure, retention). It costs writes only
+            # when space is freed; bench/deletion.py measures it.
+            db.execute("PRAGMA secure_delete=ON")
         except sqlite3.Error as exc:
             db.close()
             raise self._error(exc) from exc
@@ -179,6 +191,9 @@ class SQLiteStore(
             return self._conn().db.execute(sql, params).rowcount
         except (sqlite3.Error, UnicodeEncodeError, OverflowError) as exc:
             raise self._error(exc) from exc
+
+    def _in_transaction(self) -> bool:
+        return self._conn().depth > 0
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -280,6 +295,26 @@ class SQLiteStore(
                 conn.db.close()
         self._local = threading.local()
 
+    def purge_deleted(self, *, timeout: float = PURGE_TIMEOUT) -> bool:
+        """Copy the WAL into the database file and truncate it, so what was just deleted (zeroed
+        by secure_delete) no longer survives in the ``-wal`` file either. An optional store
+        capability, called after an erasure commits. Best effort: it waits at most ``timeout``
+        seconds for readers, since writers queue behind it meanwhile, and returns False when
+        it could not finish (the next full checkpoint then does it)."""
+        conn = self._conn()
+        if conn.depth:
+            return False  # inside a transaction: the caller's erasure has not committed yet
+        db = conn.db
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            try:
+                busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        except sqlite3.Error:
+            return False
+        return not busy
+
     # -- meta ----------------------------------------------------------------------------------
     def set_meta(self, key: str, value: str, *, only_if_absent: bool = False) -> bool:
         # INSERT OR IGNORE settles who won in one statement: when several processes race to set
@@ -309,6 +344,7 @@ class SQLiteStore(
         limit: int = 50,
         cursor: str | None = None,
         created_after: str | None = None,
+        expiry: RunExpiry | None = None,
     ) -> Page[Run]:
         """An empty ``status`` means no status filter, like None."""
         limit = check_limit(limit)
@@ -317,10 +353,10 @@ class SQLiteStore(
         # the time, served by the same (org_id, status, id) range as the keyset.
         floor = id_floor("run", parse_time(created_after)) if created_after is not None else None
         sql, params = self._runs_query(
-            org_id, parse_statuses(status), session_id, before, limit + 1, floor
+            org_id, parse_statuses(status), session_id, before, limit + 1, floor, expiry
         )
         return make_page(
-            [run_from_row(r) for r in self._query(sql, params)], limit, "run", lambda r: r.id
+            [self._run(r) for r in self._query(sql, params)], limit, "run", lambda r: r.id
         )
 
     def _runs_query(
@@ -331,10 +367,14 @@ class SQLiteStore(
         before: str | None,
         limit: int,
         floor: str | None = None,
+        expiry: RunExpiry | None = None,
     ) -> tuple[str, list[Any]]:
         keyset, tail = (" AND id < ?", [before]) if before is not None else ("", [])
         if floor is not None:
             keyset, tail = keyset + " AND id >= ?", [*tail, floor]
+        if expiry:
+            kept, kept_params = visible_runs_sql(expiry, statuses)
+            keyset, tail = keyset + kept, [*tail, *kept_params]
         params: list[Any] = [org_id]
         if session_id is not None or len(statuses) <= 1:
             where = "org_id = ?"
@@ -374,7 +414,10 @@ class SQLiteStore(
             )
         # Column names come from _UPDATABLE only, never from the caller's text.
         sets = [f"{name} = ?" for name in fields] + ["updated_at = ?"]
-        params = [column_value(name, value) for name, value in fields.items()]
+        params = [
+            self._run_value(org_id, run_id, name, column_value(name, value))
+            for name, value in fields.items()
+        ]
         params += [utcnow(), run_id, org_id]
         where = "id = ? AND org_id = ?"
         if expect_status is not None:
@@ -391,7 +434,7 @@ class SQLiteStore(
             if row is None:
                 self._require_run(org_id, run_id)
                 return None
-            return run_from_row(row)
+            return self._run(row)
 
     def _require_run(self, org_id: str, run_id: str) -> None:
         if self._one("SELECT 1 FROM runs WHERE id = ? AND org_id = ?", (run_id, org_id)) is None:
@@ -401,6 +444,8 @@ class SQLiteStore(
     def append_event(
         self, org_id: str, run_id: str, type: str, data: dict[str, Any], *, time: str | None = None
     ) -> Event:
+        if self.codec is not None:  # encryption at rest: the seq is bound into the ciphertext
+            return self._append_sealed(org_id, run_id, type, data, time)
         when = time or utcnow()
         payload = dumps(data)
         with self.transaction():

@@ -13,13 +13,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import Conflict
-from agent_sdk.store.idempotency import (
-    COLUMNS,
-    FIELDS,
-    IdempotencyRecord,
-    record_from_row,
-    record_values,
-)
+from agent_sdk.store.idempotency import COLUMNS, FIELDS, IdempotencyRecord
 
 if TYPE_CHECKING:
     import sqlite3
@@ -46,9 +40,11 @@ class SQLiteIdempotencyMixin:
         def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None: ...
         def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int: ...
         def transaction(self) -> AbstractContextManager[None]: ...
+        def _idem_values(self, record: IdempotencyRecord) -> dict[str, Any]: ...
+        def _idem_record(self, row: Sequence[Any]) -> IdempotencyRecord: ...
 
     def claim_idempotency_key(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
-        values = record_values(record)
+        values = self._idem_values(record)  # the stored answer sealed (encryption at rest)
         # Inside a transaction (the caller's, normally): BEGIN IMMEDIATE holds the write lock from
         # the upsert to the read of the holder, so the holder read is the one that beat us.
         with self.transaction():
@@ -60,7 +56,7 @@ class SQLiteIdempotencyMixin:
             )
         if row is None:  # cannot happen under the write lock; say so rather than return None
             raise Conflict(f"Idempotency-Key {record.key!r} could not be claimed; retry")
-        return record_from_row(row)
+        return self._idem_record(row)
 
     def get_idempotency_key(self, org_id: str, key: str, *, now: str) -> IdempotencyRecord | None:
         row = self._one(
@@ -68,7 +64,7 @@ class SQLiteIdempotencyMixin:
             " WHERE org_id = ? AND key = ? AND expires_at > ?",
             (org_id, key, now),
         )
-        return None if row is None else record_from_row(row)
+        return None if row is None else self._idem_record(row)
 
     def purge_idempotency_keys(self, before: str, *, limit: int = 100) -> int:
         # The subquery walks the expires_at index from its oldest end and stops at `limit`, so the

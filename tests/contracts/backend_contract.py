@@ -34,6 +34,7 @@ from agent_sdk.governance.audit_verify import VerifyReport
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
+    Deletion,
     Event,
     Org,
     Page,
@@ -594,3 +595,321 @@ class BackendContract:
         else:  # a server running without AGENT_SDK_AUDIT_HASH_CHAIN: nothing to verify
             assert not report.ok and report.unchained == len(log)
             assert "AGENT_SDK_AUDIT_HASH_CHAIN" in (report.reason or "")
+
+    # -- data residency (the backends' servers serve every region) ------------------------------
+    def test_residency_pins_and_unpins_the_org_with_audit_records(self, backend: Backend) -> None:
+        first = backend.get_residency()
+        assert (first.region, first.served_here) == (None, True)
+        pinned = backend.set_residency("eu-west-1")
+        assert (pinned.org_id, pinned.region) == (first.org_id, "eu-west-1")
+        assert backend.get_residency() == pinned
+        assert backend.set_residency("us").region == "us"
+        assert backend.set_residency(None).region is None
+        assert backend.get_residency() == first
+        trail = [(e.action, e.details) for e in whole_log(backend) if "residency" in e.action]
+        assert trail == [
+            ("residency.set", {"region": "eu-west-1", "previous": None}),
+            ("residency.set", {"region": "us", "previous": "eu-west-1"}),
+            ("residency.clear", {"region": None, "previous": "us"}),
+        ]
+
+    @pytest.mark.parametrize("region", ["EU", "eu_west", "-eu", "eu-", "a" * 33, "", "eu\n", "é"])
+    def test_bad_regions_are_invalid_input(self, backend: Backend, region: str) -> None:
+        backend.set_residency("eu")
+        with pytest.raises(InvalidInput):
+            backend.set_residency(region)
+        assert backend.get_residency().region == "eu"
+
+    def test_residency_of_an_unknown_org_is_not_found(
+        self, backend_in_org: Callable[[str], Backend]
+    ) -> None:
+        nobody = backend_in_org(f"nobody-{uuid.uuid4().hex[:8]}")
+        with pytest.raises(NotFound):
+            nobody.get_residency()
+        with pytest.raises(NotFound):
+            nobody.set_residency("eu")
+
+    # -- erasure --------------------------------------------------------------------------------
+    def test_delete_run_erases_it_from_every_read_and_audits_no_content(
+        self, backend: Backend
+    ) -> None:
+        canary = f"canary-{uuid.uuid4().hex}"
+        session, key = unique("s"), unique("k")
+        run = backend.create_run(
+            steps(2), f"input {canary}", session_id=session, idempotency_key=key
+        )
+        finished(backend, run.id)
+        events = backend.list_events(run.id)
+        assert any(e.type == "tool.result" for e in events)
+
+        deletion = backend.delete_run(run.id)
+
+        assert isinstance(deletion, Deletion)
+        assert deletion.to_dict() == {
+            "kind": "run",
+            "id": run.id,
+            "org_id": run.org_id,
+            "runs": 1,
+            "events": len(events),
+            "idempotency_keys": 1,
+            "sessions": 0,
+        }
+        for call in (
+            backend.get_run,
+            backend.list_events,
+            lambda i: list(backend.follow_events(i)),
+            backend.cancel_run,
+            backend.retry_run,
+            backend.delete_run,
+        ):
+            with pytest.raises(NotFound):
+                call(run.id)
+        assert run.id not in [r.id for r in walk(lambda c: backend.list_runs(cursor=c))]
+        assert backend.get_session(session).run_count == 0
+        log = whole_log(backend)
+        [record] = [e for e in log if e.action == "runs.delete"]
+        assert (record.target, record.outcome) == (run.id, "success")
+        assert record.details == {
+            "runs": 1,
+            "events": len(events),
+            "idempotency_keys": 1,
+            "sessions": 0,
+            "was": "succeeded",
+        }
+        assert canary not in json.dumps([e.to_dict() for e in log])
+        if log[-1].hash is not None:
+            assert backend.audit_verify().ok  # erasure leaves the audit chain intact
+        # The claim went with the run: the same key and request now make a new run.
+        again = backend.create_run(
+            steps(2), f"input {canary}", session_id=session, idempotency_key=key
+        )
+        assert again.id != run.id
+        finished(backend, again.id)
+
+    def test_delete_session_erases_all_of_its_runs(self, backend: Backend) -> None:
+        session, keep = unique("chat"), unique("keep")
+        ids = [backend.create_run("demo", str(i), session_id=session).id for i in range(6)]
+        other = backend.create_run("demo", "stays", session_id=keep)
+        for run_id in [*ids, other.id]:
+            finished(backend, run_id)
+
+        deletion = backend.delete_session(session)
+
+        assert (deletion.kind, deletion.id, deletion.runs, deletion.sessions) == (
+            "session",
+            session,
+            6,
+            1,
+        )
+        assert deletion.events >= 6 * 3  # created, started, ..., succeeded per run
+        with pytest.raises(NotFound):
+            backend.get_session(session)
+        for run_id in ids:
+            with pytest.raises(NotFound):
+                backend.get_run(run_id)
+        assert backend.list_runs(session_id=session).items == []
+        assert backend.get_run(other.id).status is RunStatus.SUCCEEDED
+        assert backend.get_session(keep).run_count == 1
+        with pytest.raises(NotFound):
+            backend.delete_session(session)
+        [record] = [e for e in whole_log(backend) if e.action == "sessions.delete"]
+        assert record.target == session and record.details["runs"] == 6
+
+    def test_another_orgs_runs_and_sessions_cannot_be_deleted(
+        self, backend: Backend, backend_in_org: Callable[[str], Backend]
+    ) -> None:
+        other = unique("other")
+        backend.create_org(other)
+        them = backend_in_org(other)
+        shared = unique("shared")  # the same session id in both orgs: two sessions
+        theirs = them.create_run("demo", "theirs", session_id=shared)
+        mine = backend.create_run("demo", "mine", session_id=shared)
+        finished(them, theirs.id)
+        finished(backend, mine.id)
+        with pytest.raises(NotFound) as foreign:
+            backend.delete_run(theirs.id)
+        with pytest.raises(NotFound) as unknown:
+            backend.delete_run("run_00000000000000000000000000")
+        assert str(foreign.value).replace(theirs.id, "<id>") == str(unknown.value).replace(
+            "run_00000000000000000000000000", "<id>"
+        )
+        assert backend.delete_session(shared).runs == 1  # only its own run
+        assert them.get_run(theirs.id).input == "theirs"
+        assert them.get_session(shared).run_count == 1
+        assert all(e.target != theirs.id for e in whole_log(backend))
+
+    @pytest.mark.parametrize(
+        "odd_id", ["run_00000000000000000000000000", "../..", "..", ".", "a/b", "x/cancel",
+                   "%2e%2e", "x" * 3000, "run with spaces", "run_%", "*"],
+    )  # fmt: skip
+    def test_deleting_unknown_ids_is_not_found(self, backend: Backend, odd_id: str) -> None:
+        run = backend.create_run("demo", "stays", session_id=unique("s"))
+        with pytest.raises(NotFound):
+            backend.delete_run(odd_id)
+        with pytest.raises(NotFound):
+            backend.delete_session(odd_id)
+        assert backend.get_run(run.id).id == run.id
+
+    def test_a_running_run_is_deleted_and_stays_deleted(self, backend: Backend) -> None:
+        run = backend.create_run(slow(3), "long")
+        wait_for(backend, run.id, lambda r: r.status is RunStatus.RUNNING)
+        assert backend.delete_run(run.id).runs == 1
+        time.sleep(0.5)  # the attempt notices; nothing it does may bring the run back
+        with pytest.raises(NotFound):
+            backend.get_run(run.id)
+        with pytest.raises(NotFound):
+            backend.list_events(run.id)
+        assert run.id not in [r.id for r in backend.list_runs().items]
+
+    # -- PII redaction policies (managing them does not need redaction on) ------------------------
+    def test_a_redaction_policy_from_defaults_to_custom_and_back(self, backend: Backend) -> None:
+        first = backend.get_redaction()
+        assert (first.policy.disabled, first.policy.patterns) == ((), ())
+        assert all(d["enabled"] for d in first.to_dict()["detectors"])
+        view = backend.set_redaction(
+            {"disabled": ["ip"], "patterns": [{"name": "emp", "regex": r"EMP-\d{6}"}]}
+        )
+        assert view.org_id == first.org_id and view.policy.disabled == ("ip",)
+        assert backend.get_redaction() == view
+        view = backend.set_redaction_pattern("ticket", r"TCK-\d{5}", "[TICKET]")
+        assert [(p.name, p.placeholder) for p in view.policy.patterns] == [
+            ("emp", "[EMP]"),
+            ("ticket", "[TICKET]"),
+        ]
+        sample = backend.preview_redaction("EMP-123456 TCK-12345 a@b.io 10.0.0.1")
+        assert sample.redacted == "[EMP] [TICKET] [EMAIL] 10.0.0.1"
+        assert sample.findings == {"emp": 1, "ticket": 1, "email": 1}
+        assert backend.delete_redaction_pattern("emp").policy.patterns[0].name == "ticket"
+        assert backend.reset_redaction().policy == first.policy
+        trail = [e.action for e in whole_log(backend) if e.action.startswith("redaction.")]
+        assert trail == [
+            "redaction.set",
+            "redaction.pattern.set",
+            "redaction.pattern.delete",
+            "redaction.reset",
+        ]
+
+    @pytest.mark.parametrize(
+        "policy",
+        [{"disabled": ["nope"]}, {"patterns": [{"name": "emp", "regex": "("}]},
+         {"patterns": [{"name": "emp", "regex": r"\d+"}]},
+         {"patterns": [{"name": "emp", "regex": "x" * 600}]},
+         {"patterns": [{"name": "Emp", "regex": "x"}]},
+         {"patterns": [{"name": "emp", "regex": "x", "placeholder": "x"}]}],
+        ids=["detector", "syntax", "unbounded", "long", "name", "placeholder"],
+    )  # fmt: skip
+    def test_bad_redaction_policies_are_invalid_input(
+        self, backend: Backend, policy: dict[str, Any]
+    ) -> None:
+        backend.set_redaction_pattern("keep", r"KEEP-\d{3}")
+        with pytest.raises(InvalidInput):
+            backend.set_redaction(policy)
+        assert [p.name for p in backend.get_redaction().policy.patterns] == ["keep"]
+
+    def test_another_orgs_redaction_pattern_is_not_found(
+        self, backend: Backend, backend_in_org: Callable[[str], Backend]
+    ) -> None:
+        other = unique("other")
+        backend.create_org(other)
+        backend_in_org(other).set_redaction_pattern("theirs", r"THEIRS-\d{3}")
+        for name in ("theirs", "../theirs", "nope"):
+            with pytest.raises(NotFound):
+                backend.delete_redaction_pattern(name)
+        assert backend.get_redaction().policy.patterns == ()
+        assert backend_in_org(other).get_redaction().policy.patterns[0].name == "theirs"
+        nobody = backend_in_org(f"nobody-{uuid.uuid4().hex[:8]}")
+        with pytest.raises(NotFound):
+            nobody.get_redaction()
+
+    # -- encryption at rest (off in the contract's deployments) ---------------------------------
+    def test_encryption_keys_when_encryption_at_rest_is_off(
+        self, backend: Backend, backend_in_org: Callable[[str], Backend]
+    ) -> None:
+        assert backend.list_encryption_keys() == []
+        for change in (backend.rotate_encryption_key, backend.rewrap_encryption):
+            with pytest.raises(Conflict, match="not enabled"):
+                change()
+        assert backend.destroy_encryption_keys() == []  # shredding never needs the master key
+        actions = [e.action for e in whole_log(backend)]
+        assert "encryption_keys.destroy" in actions
+        nobody = backend_in_org(f"nobody-{uuid.uuid4().hex[:8]}")
+        with pytest.raises(NotFound):
+            nobody.list_encryption_keys()
+
+    # -- retention ------------------------------------------------------------------------------
+    def test_a_retention_policy_from_set_to_clear_with_audit_records(
+        self, backend: Backend
+    ) -> None:
+        empty = backend.get_retention()
+        assert not empty.policy and empty.org_id
+        limits = {"runs_days": 90, "events_days": 30, "audit_days": None}
+        view = backend.set_retention(limits)
+        assert view.to_dict() == empty.to_dict() | limits
+        assert backend.get_retention() == view
+        # The whole policy is replaced: what is left out is removed.
+        assert backend.set_retention({"keep_last_runs_per_session": 3}).policy.runs_days is None
+        assert not backend.clear_retention().policy and not backend.get_retention().policy
+        trail = [(e.action, e.details.get("runs_days")) for e in whole_log(backend)]
+        trail = [t for t in trail if t[0].startswith("retention.")]
+        assert trail == [("retention.set", 90), ("retention.set", None), ("retention.clear", None)]
+
+    @pytest.mark.parametrize(
+        "policy",
+        [
+            {"runs_days": 0},
+            {"runs_days": "30"},
+            {"events_days": 36_501},
+            {"keep_last_runs_per_session": 10_001},
+            {"audit_days": True},
+            {"runs_dayz": 30},
+        ],
+    )
+    def test_bad_retention_policies_are_invalid_input(
+        self, backend: Backend, policy: dict[str, Any]
+    ) -> None:
+        backend.set_retention({"runs_days": 7})
+        with pytest.raises(InvalidInput):
+            backend.set_retention(policy)
+        assert backend.get_retention().policy.runs_days == 7
+
+    def test_keep_last_runs_hides_older_runs_and_a_sweep_deletes_them(
+        self, backend: Backend, backend_in_org: Callable[[str], Backend]
+    ) -> None:
+        other_org = unique("other")
+        backend.create_org(other_org)
+        other = backend_in_org(other_org)
+        session = unique("s")
+        mine = [finished(backend, backend.create_run("demo", f"{i}", session_id=session).id)
+                for i in range(3)]  # fmt: skip
+        theirs = [finished(other, other.create_run("demo", f"{i}", session_id=session).id)
+                  for i in range(2)]  # fmt: skip
+        backend.set_retention({"keep_last_runs_per_session": 1})
+        assert [r.id for r in backend.list_runs(session_id=session).items] == [mine[-1].id]
+        assert backend.get_session(session).id == session
+        for old in mine[:2]:
+            with pytest.raises(NotFound):
+                backend.get_run(old.id)
+            with pytest.raises(NotFound):
+                backend.list_events(old.id)
+        dry = backend.retention_sweep(dry_run=True)
+        assert dry.dry_run and [(o.runs, o.error) for o in dry.orgs] == [(2, None)]
+        done = backend.retention_sweep()
+        assert [(o.runs, o.error) for o in done.orgs] == [(2, None)]
+        assert done.orgs[0].events > 0 and not done.dry_run
+        assert backend.retention_sweep().orgs[0].runs == 0
+        assert [r.id for r in other.list_runs(session_id=session).items] == [
+            r.id for r in reversed(theirs)
+        ]
+        receipt = [e for e in whole_log(backend) if e.action == "retention.sweep"]
+        assert len(receipt) == 1 and receipt[0].details["runs"] == 2
+
+    def test_retention_of_an_unknown_org_is_not_found(
+        self, backend_in_org: Callable[[str], Backend]
+    ) -> None:
+        nobody = backend_in_org(f"nobody-{uuid.uuid4().hex[:8]}")
+        with pytest.raises(NotFound):
+            nobody.get_retention()
+        with pytest.raises(NotFound):
+            nobody.set_retention({"runs_days": 1})
+        with pytest.raises(NotFound):
+            nobody.retention_sweep()

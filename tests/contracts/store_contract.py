@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from agent_sdk.errors import Conflict, InvalidInput, NotFound
-from agent_sdk.records import Event, Run, RunStatus
+from agent_sdk.records import Deletion, Event, Run, RunStatus
 from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.base import Store
 
@@ -573,3 +573,155 @@ class StoreContract:
         with pytest.raises(InvalidInput):
             store.update_run(ORG, run.id, error={"bad": {1, 2}})
         assert store.list_events(ORG, run.id) == []
+
+    # -- erasure --------------------------------------------------------------------------------
+    def _claim(self, store: Store, org_id: str, key: str, run: Run) -> None:
+        from agent_sdk.store.idempotency import DONE, IdempotencyRecord
+
+        now = utcnow()
+        record = IdempotencyRecord(
+            org_id, key, "h", DONE, now, "9999-12-31T23:59:59.999999Z", run.id, run.to_dict()
+        )
+        assert store.claim_idempotency_key(record) is None
+
+    def test_delete_run_erases_its_events_and_claims_and_counts_them(self, store: Store) -> None:
+        kept = make_run(store, session_id="s")
+        gone = make_run(store, session_id="s", input="erase me")
+        for i in range(5):
+            store.append_event(ORG, gone.id, "tool.result", {"output": f"secret {i}"})
+        store.append_event(ORG, kept.id, "tool.result", {"output": "stays"})
+        self._claim(store, ORG, "k-gone", gone)
+        self._claim(store, ORG, "k-kept", kept)
+
+        deletion = store.delete_run(ORG, gone.id)
+
+        assert deletion == Deletion("run", gone.id, ORG, runs=1, events=5, idempotency_keys=1)
+        for read in (store.get_run, store.list_events, store.delete_run):
+            with pytest.raises(NotFound):
+                read(ORG, gone.id)
+        assert store.get_idempotency_key(ORG, "k-gone", now=utcnow()) is None
+        # Nothing else moved: the other run, its events and claim, and the session (one run less).
+        assert store.get_run(ORG, kept.id) == kept
+        assert [e.data for e in store.list_events(ORG, kept.id)] == [{"output": "stays"}]
+        assert store.get_idempotency_key(ORG, "k-kept", now=utcnow()) is not None
+        assert store.get_session(ORG, "s").run_count == 1
+        assert [r.id for r in store.list_runs(ORG).items] == [kept.id]
+
+    def test_deleting_another_orgs_run_is_not_found_and_deletes_nothing(self, store: Store) -> None:
+        store.ensure_org(OTHER)
+        theirs = make_run(store, OTHER)
+        store.append_event(OTHER, theirs.id, "x", {})
+        unknown = not_found_message(lambda k: store.delete_run(ORG, k), new_id("run"))
+        foreign = not_found_message(lambda k: store.delete_run(ORG, k), theirs.id)
+        assert foreign == unknown
+        assert store.get_run(OTHER, theirs.id) == theirs
+        assert len(store.list_events(OTHER, theirs.id)) == 1
+
+    def test_a_deleted_run_cannot_be_written_back(self, store: Store) -> None:
+        run = make_run(store)
+        store.delete_run(ORG, run.id)
+        with pytest.raises(NotFound):
+            store.append_event(ORG, run.id, "tool.result", {"late": True})
+        with pytest.raises(NotFound):
+            store.update_run(ORG, run.id, status=RunStatus.SUCCEEDED, output="late")
+        with pytest.raises(NotFound):
+            store.update_run(ORG, run.id, expect_status=[RunStatus.RUNNING], output="late")
+        with pytest.raises(NotFound):
+            store.list_events(ORG, run.id)
+
+    def test_delete_session_erases_every_run_of_it_and_only_those(self, store: Store) -> None:
+        store.ensure_org(OTHER)
+        mine = [make_run(store, session_id="chat") for _ in range(30)]
+        for run in mine[:10]:
+            store.append_event(ORG, run.id, "model.response", {"text": "t"})
+            store.append_event(ORG, run.id, "tool.result", {"output": "o"})
+        self._claim(store, ORG, "k1", mine[0])
+        other_session = make_run(store, session_id="chat-2")
+        same_name_elsewhere = make_run(store, OTHER, session_id="chat")
+        self._claim(store, OTHER, "k1", same_name_elsewhere)
+
+        deletion = store.delete_session(ORG, "chat")
+
+        assert deletion == Deletion(
+            "session", "chat", ORG, runs=30, events=20, idempotency_keys=1, sessions=1
+        )
+        with pytest.raises(NotFound):
+            store.get_session(ORG, "chat")
+        for run in mine:
+            with pytest.raises(NotFound):
+                store.get_run(ORG, run.id)
+        assert [r.id for r in store.list_runs(ORG).items] == [other_session.id]
+        assert store.list_runs(ORG, session_id="chat").items == []
+        assert store.get_run(OTHER, same_name_elsewhere.id) == same_name_elsewhere
+        assert store.get_session(OTHER, "chat").run_count == 1
+        assert store.get_idempotency_key(OTHER, "k1", now=utcnow()) is not None
+        with pytest.raises(NotFound):
+            store.delete_session(ORG, "chat")
+
+    def test_an_empty_session_is_deleted_and_another_orgs_is_not_found(self, store: Store) -> None:
+        store.ensure_org(OTHER)
+        store.create_session(ORG, "empty")
+        store.create_session(OTHER, "theirs")
+        assert store.delete_session(ORG, "empty") == Deletion("session", "empty", ORG, sessions=1)
+        unknown = not_found_message(lambda k: store.delete_session(ORG, k), "never")
+        foreign = not_found_message(lambda k: store.delete_session(ORG, k), "theirs")
+        assert foreign == unknown
+        assert store.get_session(OTHER, "theirs").id == "theirs"
+
+    def test_deletion_rolls_back_with_its_transaction(self, store: Store) -> None:
+        run = make_run(store, session_id="s")
+        store.append_event(ORG, run.id, "x", {})
+        with pytest.raises(RuntimeError), store.transaction():
+            store.delete_session(ORG, "s")
+            raise RuntimeError("the audit record could not be written")
+        assert store.get_run(ORG, run.id) == run
+        assert len(store.list_events(ORG, run.id)) == 1
+
+    def test_hostile_ids_are_not_found_and_touch_nothing(self, store: Store) -> None:
+        run = make_run(store, session_id="s")
+        for text in [*HOSTILE, "%", "_", "*", "run_%", "' OR '1'='1", "../" + run.id, run.id + " "]:
+            with pytest.raises(NotFound):
+                store.delete_run(ORG, text)
+            with pytest.raises(NotFound):
+                store.delete_session(ORG, text)
+        assert store.get_run(ORG, run.id) == run
+        assert store.get_session(ORG, "s").run_count == 1
+
+    def test_erasure_racing_writers_counts_every_committed_event(self, store: Store) -> None:
+        """Writers append (alone and inside transactions that also update the run) while the run
+        is erased: every append that returned is in the erasure's count, and every later one is
+        NotFound. No event commits after the erasure, so none is left behind."""
+        run = make_run(store, status=RunStatus.RUNNING)
+        appended = [0] * 4
+        errors: list[BaseException] = []
+        started = threading.Barrier(5)
+
+        def writer(k: int) -> None:
+            try:
+                started.wait()
+                while True:
+                    if k % 2:
+                        with store.transaction():
+                            store.update_run(ORG, run.id, steps=appended[k])
+                            store.append_event(ORG, run.id, "tool.result", {"k": k})
+                    else:
+                        store.append_event(ORG, run.id, "tool.result", {"k": k})
+                    appended[k] += 1
+            except NotFound:
+                return
+            except BaseException as exc:  # surfaced by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        started.wait()
+        while sum(appended) < 20 and not errors:
+            threading.Event().wait(0.005)
+        deletion = store.delete_run(ORG, run.id)
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        assert deletion.events == sum(appended)
+        with pytest.raises(NotFound):
+            store.list_events(ORG, run.id)

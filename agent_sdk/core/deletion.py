@@ -1,0 +1,114 @@
+"""Erasure: delete a run, or a session with all its runs, on request (a data subject's, an
+operator's), leaving only an audit record that it happened.
+
+What goes: the run row (input, output, error, usage), its events (model responses, tool calls
+and their results), and the Idempotency-Key claims whose stored answer is the run. What stays:
+the audit log, whose records hold ids and counts but never content, and a dead-lettered queue
+job of the run if there was one (its payload is the org and run id only). Afterwards the run is
+NotFound everywhere, exactly like a run that never existed.
+
+A run may be deleted in any status. Deletion does not wait for a running attempt: the rows go at
+once, and the attempt (here or in a worker process) notices at its next write, heartbeat or
+cancel check that its run is gone and stops without writing anything (see
+:mod:`agent_sdk.core.attempt`); a queued job of a deleted run is skipped when a worker leases it.
+Waiting for the attempt instead would make erasure depend on a model call that may hang.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from agent_sdk.core.actors import Actor, audit_action
+from agent_sdk.errors import NotFound
+from agent_sdk.records import Deletion, RunStatus
+
+if TYPE_CHECKING:
+    from agent_sdk.core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# No id of ours is this long; a longer one is looked up nowhere (some databases refuse to
+# compare huge keys or ones holding NUL, which would make a 4xx other than 404).
+MAX_ID_CHARS = 1024
+_ACTIVE = [RunStatus.QUEUED, RunStatus.RUNNING]
+
+
+def delete_run(runtime: Runtime, org_id: str, run_id: str, *, actor: Actor | None) -> Deletion:
+    """Erase one run of ``org_id`` and record ``runs.delete``; NotFound for an unknown run,
+    another org's run and an id that cannot exist, alike."""
+    _check_id("run", run_id)
+    store = runtime.store
+    with store.transaction():
+        was = runtime.runs.get(org_id, run_id).status  # an expired run is already gone
+        deletion = store.delete_run(org_id, run_id)
+        audit_action(
+            runtime.audit,
+            org_id,
+            actor,
+            "runs.delete",
+            run_id,
+            details=_details(deletion) | {"was": was.value},
+        )
+    _settle(runtime, [run_id] if was in _ACTIVE else [])
+    return deletion
+
+
+def delete_session(
+    runtime: Runtime, org_id: str, session_id: str, *, actor: Actor | None
+) -> Deletion:
+    """Erase a session of ``org_id`` with every run in it and record ``sessions.delete``;
+    NotFound for an unknown session, another org's session and an id that cannot exist."""
+    _check_id("session", session_id)
+    store = runtime.store
+    with store.transaction():
+        runtime.sessions.get(org_id, session_id)  # NotFound (also once expired) before any read
+        active = _active_here(runtime, org_id, session_id)
+        deletion = store.delete_session(org_id, session_id)
+        audit_action(
+            runtime.audit, org_id, actor, "sessions.delete", session_id, details=_details(deletion)
+        )
+    _settle(runtime, active)
+    return deletion
+
+
+def _check_id(kind: str, value: str) -> None:
+    if not value or len(value) > MAX_ID_CHARS or "\x00" in value:
+        shown = value[:64] + "..." if len(value) > 64 else value
+        raise NotFound(f"{kind} {shown!r} not found")
+
+
+def _details(deletion: Deletion) -> dict[str, Any]:
+    """The audit details: the counts (the target names the id, the record the org)."""
+    out = deletion.to_dict()
+    for name in ("kind", "id", "org_id"):
+        out.pop(name)
+    return out
+
+
+def _active_here(runtime: Runtime, org_id: str, session_id: str) -> list[str]:
+    """Ids of the session's queued or running runs, if this process executes runs at all (a
+    CLI call that never started the engine has none of them to stop)."""
+    if "executor" not in runtime.__dict__:
+        return []
+    ids: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = runtime.store.list_runs(
+            org_id, status=_ACTIVE, session_id=session_id, limit=500, cursor=cursor
+        )
+        ids += [r.id for r in page.items]
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+def _settle(runtime: Runtime, active: list[str]) -> None:
+    """After the commit: stop what this process was executing of the erased runs (at once,
+    rather than at their next write), and scrub the store's files where the store can."""
+    if active and "executor" in runtime.__dict__:
+        for run_id in active:
+            runtime.executor.cancel(run_id)
+    purge = getattr(runtime.store, "purge_deleted", None)
+    if purge is not None and not purge():
+        log.info("the erased rows stay in the SQLite WAL until its next full checkpoint")

@@ -1,0 +1,293 @@
+"""Retention: how long an org's runs, events and audit records are kept, and the filters that
+make expired data invisible at once, before any sweeper has deleted it.
+
+An org's policy is its per-org setting ``retention``, a JSON object with up to four limits:
+
+=============================  ==============================================================
+``runs_days``                  a finished run expires this many days after it was created,
+                               with its events; so does a session once all its runs have
+``events_days``                a finished run's events expire this many days after they were
+                               written (the run's newest event is kept)
+``audit_days``                 audit records expire this many days after they were written
+                               (the newest record is kept, so the chain goes on)
+``keep_last_runs_per_session`` a finished run expires once its session has this many newer
+                               runs
+=============================  ==============================================================
+
+What never expires: a ``queued`` or ``running`` run (its events are its journal: a worker that
+takes it over replays them) and a run's newest event (a follower of a finished run stops at its
+terminal event). Independently of any policy, ``AGENT_SDK_EVENT_RETENTION_MAX_EVENTS`` caps the
+events a run keeps when it finishes (the newest ones; see :mod:`agent_sdk.core.attempt`).
+
+Expired means gone from every read: listings skip it, and a read by id answers NotFound exactly
+as for a run that never existed. The filters are part of the queries (an id floor, since run ids
+begin with their creation time, and a bounded index walk for keep-last-N), so they cost no extra
+round trip. The sweeper (:mod:`agent_sdk.core.retention_sweep`) then deletes what expired.
+
+Policies are read through a per-process cache of ``CACHE_SECONDS``, dropped at once in the
+process that changes one: another process applies a new policy within that time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agent_sdk.core.actors import Actor, audit_action
+from agent_sdk.errors import InvalidInput, NotFound
+from agent_sdk.records import Run
+from agent_sdk.store.retention import ACTIVE, RunExpiry
+
+if TYPE_CHECKING:
+    from agent_sdk.core.retention_sweep import Progress, SweepReport
+    from agent_sdk.core.runtime import Runtime
+    from agent_sdk.records import Principal
+
+SETTING = "retention"  # the name of the per-org setting
+CACHE_SECONDS = 5.0
+# Upper bounds. Days: a hundred years is "forever" without overflowing a date. Keep-last: each
+# listed run of a session checks at most this many newer runs, so it bounds a listing's cost.
+MAX_DAYS = 36_500
+MAX_KEEP_LAST = 10_000
+LIMITS: dict[str, int] = {
+    "runs_days": MAX_DAYS,
+    "events_days": MAX_DAYS,
+    "audit_days": MAX_DAYS,
+    "keep_last_runs_per_session": MAX_KEEP_LAST,
+}
+
+
+def _now() -> datetime:
+    """The clock of every cutoff (tests move it forward to make data old)."""
+    return datetime.now(UTC)
+
+
+def iso(when: datetime) -> str:
+    """``when`` in the stores' fixed-width UTC text, which compares like the times."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Cutoffs:
+    """A policy applied at one moment: what was written before each time has expired."""
+
+    runs_before: str | None = None
+    events_before: str | None = None
+    audit_before: str | None = None
+    keep_last: int | None = None
+
+    @property
+    def runs(self) -> RunExpiry | None:
+        expiry = RunExpiry(self.runs_before, self.keep_last)
+        return expiry if expiry else None
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """An org's retention limits; None means "keep forever"."""
+
+    runs_days: int | None = None
+    events_days: int | None = None
+    audit_days: int | None = None
+    keep_last_runs_per_session: int | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> RetentionPolicy:
+        """A policy from JSON-like ``data``: known names only, each a whole number from 1 to its
+        bound, or null. InvalidInput names the first bad field."""
+        if not isinstance(data, Mapping):
+            raise InvalidInput("a retention policy is an object of limits")
+        unknown = sorted(str(k) for k in data if k not in LIMITS)
+        if unknown:
+            raise InvalidInput(
+                f"unknown retention field {unknown[0]!r}", hint="known: " + ", ".join(LIMITS)
+            )
+        values: dict[str, int | None] = {}
+        for name, bound in LIMITS.items():
+            value = data.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound
+            ):
+                raise InvalidInput(
+                    f"retention {name} must be a whole number from 1 to {bound}, not {value!r}"
+                )
+            values[name] = value
+        return cls(**values)
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in dataclasses.astuple(self))
+
+    def to_dict(self) -> dict[str, int | None]:
+        return dataclasses.asdict(self)
+
+    def cutoffs(self, now: datetime) -> Cutoffs:
+        def before(days: int | None) -> str | None:
+            return None if days is None else iso(now - timedelta(days=days))
+
+        return Cutoffs(
+            before(self.runs_days),
+            before(self.events_days),
+            before(self.audit_days),
+            self.keep_last_runs_per_session,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionView:
+    """An org's policy as the admin API shows it."""
+
+    org_id: str
+    policy: RetentionPolicy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"org_id": self.org_id, **self.policy.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RetentionView:
+        return cls(str(data["org_id"]), RetentionPolicy.parse({k: data.get(k) for k in LIMITS}))
+
+
+class RetentionService:
+    def __init__(self, runtime: Runtime, *, ttl: float = CACHE_SECONDS) -> None:
+        self._runtime = runtime
+        self.store = runtime.store
+        self.ttl = ttl
+        self._cache: dict[str, tuple[RetentionPolicy, float]] = {}
+        self._lock = threading.Lock()
+
+    # -- the setting ---------------------------------------------------------------------------
+    def policy(self, org_id: str) -> RetentionPolicy:
+        """The org's policy (empty: keep everything), cached for ``ttl`` seconds."""
+        now = time.monotonic()
+        hit = self._cache.get(org_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        stored = self.store.get_org_setting(org_id, SETTING)
+        try:
+            policy = RetentionPolicy.parse(stored) if stored is not None else RetentionPolicy()
+        except InvalidInput:
+            # A value edited by hand into something unreadable: keep everything rather than
+            # guess (the sweeper reports it, and `orgs retention set` replaces it).
+            policy = RetentionPolicy()
+        with self._lock:
+            if len(self._cache) > 10_000:  # many orgs: start over rather than grow forever
+                self._cache.clear()
+            self._cache[org_id] = (policy, now + self.ttl)
+        return policy
+
+    def show(self, org_id: str) -> RetentionView:
+        self._runtime.orgs.get(org_id)  # NotFound for an unknown org
+        self._cache.pop(org_id, None)  # an admin reading the policy sees the stored one
+        return RetentionView(org_id, self.policy(org_id))
+
+    def set(
+        self, org_id: str, policy: RetentionPolicy | Mapping[str, Any], *, actor: Actor | None
+    ) -> RetentionView:
+        """Replace the org's policy (an empty one clears it); audited as ``retention.set``."""
+        if not isinstance(policy, RetentionPolicy):
+            policy = RetentionPolicy.parse(policy)
+        self._runtime.orgs.get(org_id)
+        with self.store.transaction():
+            self.store.set_org_setting(org_id, SETTING, policy.to_dict() if policy else None)
+            action = "retention.set" if policy else "retention.clear"
+            audit_action(
+                self._runtime.audit, org_id, actor, action, org_id, details=policy.to_dict()
+            )
+        self._cache.pop(org_id, None)
+        return RetentionView(org_id, policy)
+
+    def clear(self, org_id: str, *, actor: Actor | None) -> RetentionView:
+        return self.set(org_id, RetentionPolicy(), actor=actor)
+
+    # -- the filters ---------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The time cutoffs are computed from."""
+        return _now()
+
+    def cutoffs(self, org_id: str) -> Cutoffs | None:
+        policy = self.policy(org_id)
+        return policy.cutoffs(self.now()) if policy else None
+
+    def run_expiry(self, org_id: str) -> RunExpiry | None:
+        cut = self.cutoffs(org_id)
+        return cut.runs if cut is not None else None
+
+    def audit_before(self, org_id: str) -> str | None:
+        cut = self.cutoffs(org_id)
+        return cut.audit_before if cut is not None else None
+
+    def visible_run(self, run: Run) -> Run:
+        """``run``, or NotFound if the org's policy has expired it (as if it never existed)."""
+        expiry = self.run_expiry(run.org_id)
+        if expiry is None or run.status.value in ACTIVE:
+            return run
+        floor = expiry.floor
+        expired = floor is not None and run.id < floor
+        if not expired and expiry.keep_last is not None and run.session_id is not None:
+            newer = self.store.newer_runs_in_session(
+                run.org_id, run.session_id, run.id, expiry.keep_last
+            )
+            expired = newer >= expiry.keep_last
+        if expired:
+            raise NotFound(f"run {run.id!r} not found")
+        return run
+
+    def events_after(self, run: Run, after: int) -> int:
+        """Where a read of ``run``'s events after ``after`` really starts: past the events its
+        policy expired (never past its newest event)."""
+        cut = self.cutoffs(run.org_id)
+        if cut is None or cut.events_before is None or run.status.value in ACTIVE:
+            return after
+        first = self.store.first_event_since(run.org_id, run.id, cut.events_before)
+        if first is None:
+            first = self.store.last_event_seq(run.org_id, run.id)
+        return max(after, first - 1)
+
+    # -- the sweeper ---------------------------------------------------------------------------
+    def sweep(
+        self,
+        org_id: str | None = None,
+        *,
+        dry_run: bool = False,
+        actor: Actor | None = None,
+        progress: Progress | None = None,
+    ) -> SweepReport:
+        """Delete what the policies expired, in bounded batches: of ``org_id``, or of every org
+        with a policy (see :mod:`agent_sdk.core.retention_sweep`)."""
+        from agent_sdk.core.retention_sweep import Sweeper
+
+        sweeper = Sweeper(self._runtime, self, actor=actor, progress=progress)
+        return sweeper.run(org_id, dry_run=dry_run)
+
+    def sweep_as(
+        self,
+        principal: Principal,
+        org_id: str,
+        *,
+        all_orgs: bool = False,
+        dry_run: bool = False,
+        actor: Actor | None = None,
+    ) -> SweepReport:
+        """The HTTP API's sweep: the acting org, or every org for a platform admin."""
+        from agent_sdk.errors import PermissionDenied
+        from agent_sdk.security.scopes import ADMIN_PLATFORM
+
+        if all_orgs and not principal.can(ADMIN_PLATFORM):
+            raise PermissionDenied("sweeping every org needs the admin:platform scope")
+        return self.sweep(None if all_orgs else org_id, dry_run=dry_run, actor=actor)
+
+
+__all__ = [
+    "CACHE_SECONDS",
+    "LIMITS",
+    "SETTING",
+    "Cutoffs",
+    "RetentionPolicy",
+    "RetentionService",
+    "RetentionView",
+]
