@@ -153,7 +153,10 @@ class Attempts:
                     RunStatus.CANCELLED,
                     reason="cancelled by request",
                     attempt=attempt,
-                )
+                ),
+                org_id,
+                run_id,
+                attempt,
             )
         except AgentSDKError as exc:
             if is_retryable(exc):
@@ -164,16 +167,22 @@ class Attempts:
                 if not self.finish(
                     org_id, run_id, RunStatus.DEAD, error=exc.to_dict(), attempt=attempt
                 ):
-                    return self._ended(False)
+                    return self._ended(False, org_id, run_id, attempt)
                 return Outcome("dead", error=exc.message)
             return self._ended(
-                self.finish(org_id, run_id, RunStatus.FAILED, error=exc.to_dict(), attempt=attempt)
+                self.finish(org_id, run_id, RunStatus.FAILED, error=exc.to_dict(), attempt=attempt),
+                org_id,
+                run_id,
+                attempt,
             )
         except Exception:  # a bug must fail the run, not leave it running forever
             log.exception("run %s crashed", run_id)
             error = {"code": "internal_error", "message": "internal error (see logs)"}
             return self._ended(
-                self.finish(org_id, run_id, RunStatus.FAILED, error=error, attempt=attempt)
+                self.finish(org_id, run_id, RunStatus.FAILED, error=error, attempt=attempt),
+                org_id,
+                run_id,
+                attempt,
             )
         return self._ended(
             self.finish(
@@ -184,13 +193,23 @@ class Attempts:
                 usage=result.usage,
                 steps=result.steps,
                 attempt=attempt,
-            )
+            ),
+            org_id,
+            run_id,
+            attempt,
         )
 
-    def _ended(self, recorded: bool) -> Outcome:
-        """DONE when this attempt recorded its end; otherwise the run had moved on without it
-        (cancelled or finished elsewhere: nothing to settle) or another attempt took it over."""
-        return DONE if recorded else Outcome("lost")
+    def _ended(self, recorded: bool, org_id: str, run_id: str, attempt: int) -> Outcome:
+        """DONE when this attempt recorded its end, or when the run ended without it (cancelled
+        or finished elsewhere: the job is done); "lost" when another attempt took it over (its
+        holder settles the job) or the run was deleted."""
+        if recorded:
+            return DONE
+        try:
+            current = self.store.get_run(org_id, run_id)
+        except AgentSDKError:
+            return Outcome("lost")
+        return DONE if current.attempts == attempt else Outcome("lost")
 
     # -- start -------------------------------------------------------------------------------
     def _start(self, org_id: str, run_id: str, *, takeover: bool) -> tuple[Run, Any] | Outcome:
@@ -376,7 +395,7 @@ class Attempts:
                     status=RunStatus.QUEUED,
                 )
                 if back is None:  # cancelled or finished meanwhile, or taken over
-                    return self._ended(False)
+                    return self._ended(False, org_id, run_id, attempt)
                 event = self.store.append_event(
                     org_id,
                     run_id,
@@ -384,7 +403,7 @@ class Attempts:
                     {"attempt": attempt, "error": why, "delay": round(delay, 3)},
                 )
         except NotFound:  # deleted meanwhile
-            return self._ended(False)
+            return self._ended(False, org_id, run_id, attempt)
         self.bus.publish(event)
         return Outcome("retry", delay=delay, error=why)
 
