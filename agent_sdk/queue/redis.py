@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -48,6 +49,8 @@ KEY_PREFIX = "agent-sdk:q:"
 GROUP = "workers"
 # One blocking read waits at most this long, so a socket timeout never cuts it short.
 _MAX_BLOCK = 5.0
+# Up to this much later than a due time, so workers waiting for one job race fairly for it.
+_DUE_JITTER = 0.05
 _SOCKET_TIMEOUT = _MAX_BLOCK + 5.0
 # An entry read by a consumer that died before its lease was recorded is taken over after this.
 _ORPHAN_IDLE_MS = 10_000
@@ -200,7 +203,10 @@ class RedisQueue:
                 return None
             wait = min(left, _MAX_BLOCK)
             if reply[1]:  # a delayed job or a lease falls due sooner
-                wait = min(wait, float(reply[1]))
+                # Every waiting worker computes the same instant; a little jitter makes the
+                # one that just gave a job back no likelier than the others to take it again
+                # (a worker of another region hands jobs back: see agent_sdk.core.residency).
+                wait = min(wait, float(reply[1]) + random.uniform(0, _DUE_JITTER))
             delivered = self._wait(worker, wait)
 
     def _wait(self, worker: str, seconds: float) -> tuple[str, str] | None:
