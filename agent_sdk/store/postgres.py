@@ -42,13 +42,13 @@ from agent_sdk.store._rows import (
     parse_statuses,
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
+from agent_sdk.store._sql_mixins import SQLWorkerQueries
 from agent_sdk.store.migrations import Migration, load_migrations
 from agent_sdk.store.pg_notify import CHANNEL_SQL, EventSink, NotifyListener, payload_run_id
 from agent_sdk.store.postgres_mixins import (
     PostgresAuditMixin,
     PostgresIdempotencyMixin,
     PostgresKeysMixin,
-    PostgresWorkersMixin,
     translate,
 )
 from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sql
@@ -110,7 +110,7 @@ class PostgresStore(
     PostgresKeysMixin,
     PostgresAuditMixin,
     PostgresIdempotencyMixin,
-    PostgresWorkersMixin,
+    SQLWorkerQueries,
     RetentionMixin,
     SQLStore,
 ):

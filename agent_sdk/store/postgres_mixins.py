@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.canonical import canonical_json, chain_hash
 from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict, InvalidInput, NotFound
-from agent_sdk.records import ApiKey, AuditEntry, Checkpoint, Page
+from agent_sdk.records import ApiKey, AuditEntry, Checkpoint
 from agent_sdk.store._ids import utcnow
-from agent_sdk.store._rows import MAX_LIMIT, check_limit, cursor_key, make_page
+from agent_sdk.store._rows import MAX_LIMIT, check_limit
+from agent_sdk.store._sql_mixins import SQLKeyQueries
 from agent_sdk.store.audit import AUDIT_FIELDS
 from agent_sdk.store.idempotency import (
     COLUMNS as IDEM_COLUMNS,
@@ -26,14 +27,8 @@ from agent_sdk.store.idempotency import (
 )
 from agent_sdk.store.idempotency import IdempotencyRecord
 from agent_sdk.store.keys import (
-    KEY_COLUMNS,
-    AuthRecord,
-    check_updatable,
-    key_column_value,
-    key_from_row,
     key_values,
 )
-from agent_sdk.store.workers import WorkerInfo
 
 # First key of pg_advisory_xact_lock(int, int) for an org's audit log; the second is the org.
 _LOCK_AUDIT = 0x616175  # "aau"
@@ -81,10 +76,9 @@ class _Helpers:
 
 
 # -- API keys ----------------------------------------------------------------------------------
-_KEY_CURSOR = "api_key"
 
 
-class PostgresKeysMixin(_Helpers):
+class PostgresKeysMixin(_Helpers, SQLKeyQueries):
     def insert_api_key(self, key: ApiKey, secret_hash: str) -> ApiKey:
         values = key_values(key, secret_hash)
         columns = ", ".join(values)
@@ -101,59 +95,6 @@ class PostgresKeysMixin(_Helpers):
         # Inside a transaction (rotation, revocation) the read locks the row until the write,
         # so two rotations at once cannot both replace the same secret.
         return " FOR UPDATE" if self._in_transaction() else ""
-
-    def get_api_key(self, org_id: str, key_id: str) -> ApiKey:
-        row = self._one(
-            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = %s AND org_id = %s"
-            + self._for_update(),
-            (key_id, org_id),
-        )
-        if row is None:
-            raise NotFound(f"API key {key_id!r} not found")
-        return key_from_row(row)
-
-    def list_api_keys(
-        self, org_id: str, *, limit: int = 50, cursor: str | None = None
-    ) -> Page[ApiKey]:
-        limit = check_limit(limit)
-        sql, params = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE org_id = %s", [org_id]
-        if cursor is not None:
-            sql += " AND id < %s"
-            params.append(cursor_key(cursor, _KEY_CURSOR))
-        rows = self._query(sql + " ORDER BY id DESC LIMIT %s", [*params, limit + 1])
-        return make_page([key_from_row(r) for r in rows], limit, _KEY_CURSOR, lambda k: k.id)
-
-    def update_api_key(self, org_id: str, key_id: str, /, **fields: Any) -> ApiKey:
-        check_updatable(fields)
-        if not fields:
-            return self.get_api_key(org_id, key_id)
-        sets = ", ".join(f"{name} = %s" for name in fields)
-        params = [key_column_value(name, value) for name, value in fields.items()]
-        row = self._one(
-            f"UPDATE api_keys SET {sets} WHERE id = %s AND org_id = %s RETURNING {KEY_COLUMNS}",
-            [*params, key_id, org_id],
-        )
-        if row is None:
-            raise NotFound(f"API key {key_id!r} not found")
-        return key_from_row(row)
-
-    def find_api_key_for_auth(self, key_id: str) -> AuthRecord | None:
-        row = self._one(
-            f"SELECT {KEY_COLUMNS}, secret_hash, previous_hash, previous_valid_until"
-            " FROM api_keys WHERE id = %s" + self._for_update(),
-            (key_id,),
-        )
-        if row is None:
-            return None
-        *key, secret_hash, previous_hash, previous_valid_until = row
-        return key_from_row(key), secret_hash, previous_hash, previous_valid_until
-
-    def touch_api_key(self, key_id: str, when: str) -> None:
-        self._exec(
-            "UPDATE api_keys SET last_used_at = %s"
-            " WHERE id = %s AND (last_used_at IS NULL OR last_used_at < %s)",
-            (when, key_id, when),
-        )
 
 
 # -- audit -------------------------------------------------------------------------------------
@@ -330,56 +271,9 @@ class PostgresIdempotencyMixin(_Helpers):
         )
 
 
-# -- workers -----------------------------------------------------------------------------------
-_WORKER_COLUMNS = "name, host, pid, started_at, heartbeat_at, runs_in_flight"
-
-
-class PostgresWorkersMixin(_Helpers):
-    def register_worker(self, worker: WorkerInfo) -> None:
-        self._exec(
-            f"INSERT INTO workers ({_WORKER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
-            " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
-            " runs_in_flight = excluded.runs_in_flight",
-            (
-                worker.name,
-                worker.host,
-                worker.pid,
-                worker.started_at,
-                worker.heartbeat_at,
-                worker.runs_in_flight,
-            ),
-        )
-
-    def heartbeat_worker(self, name: str, when: str, runs_in_flight: int) -> bool:
-        changed = self._exec(
-            "UPDATE workers SET heartbeat_at = %s, runs_in_flight = %s WHERE name = %s",
-            (when, runs_in_flight, name),
-        )
-        return changed > 0
-
-    def remove_worker(self, name: str) -> None:
-        self._exec("DELETE FROM workers WHERE name = %s", (name,))
-
-    def list_workers(self) -> list[WorkerInfo]:
-        rows = self._query(f"SELECT {_WORKER_COLUMNS} FROM workers ORDER BY name")
-        return [
-            WorkerInfo(
-                name=r[0],
-                host=r[1],
-                pid=int(r[2]),
-                started_at=r[3],
-                heartbeat_at=r[4],
-                runs_in_flight=int(r[5]),
-            )
-            for r in rows
-        ]
-
-
 __all__ = [
     "PostgresAuditMixin",
     "PostgresIdempotencyMixin",
     "PostgresKeysMixin",
-    "PostgresWorkersMixin",
     "translate",
 ]

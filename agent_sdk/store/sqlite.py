@@ -43,12 +43,12 @@ from agent_sdk.store._rows import (
     parse_statuses,
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
+from agent_sdk.store._sql_mixins import SQLWorkerQueries
 from agent_sdk.store.migrations import Migration, load_migrations
 from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sql
 from agent_sdk.store.sqlite_audit import SQLiteAuditMixin
 from agent_sdk.store.sqlite_idempotency import SQLiteIdempotencyMixin
 from agent_sdk.store.sqlite_keys import SQLiteKeysMixin
-from agent_sdk.store.sqlite_workers import SQLiteWorkersMixin
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ class SQLiteStore(
     SQLiteKeysMixin,
     SQLiteAuditMixin,
     SQLiteIdempotencyMixin,
-    SQLiteWorkersMixin,
+    SQLWorkerQueries,
     RetentionMixin,
     SQLStore,
 ):

@@ -4,7 +4,7 @@ Not tenant data: a worker leases jobs of every org, so these methods take no org
 a claim of liveness; readers decide with :func:`is_alive` (a heartbeat younger than three
 leases), because a worker killed with -9 never removes its row.
 
-Implementations: :class:`agent_sdk.store.sqlite_workers.SQLiteWorkersMixin`.
+Implementation (both engines): :class:`agent_sdk.store._sql_mixins.SQLWorkerQueries`.
 """
 
 from __future__ import annotations
