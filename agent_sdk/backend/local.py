@@ -180,15 +180,10 @@ class LocalBackend:
 
     # -- access control ---------------------------------------------------------------------------
     def whoami(self) -> Principal:
-        from agent_sdk.security.scopes import SCOPES
+        from agent_sdk.core.actors import local_principal
 
         _ = self.runtime  # the org must exist, as on a server
-        return Principal(
-            subject=_actor().subject,
-            org_id=self.org_id,
-            scopes=frozenset(SCOPES),
-            kind="local",
-        )
+        return local_principal(self.org_id)
 
     def create_org(self, org_id: str, *, name: str | None = None) -> Org:
         return self.runtime.orgs.create(org_id, name=name, actor=_actor())
@@ -210,7 +205,10 @@ class LocalBackend:
         burst: int | None = None,
         ip_allowlist: Sequence[str] | None = None,
     ) -> tuple[ApiKey, str]:
-        return self.runtime.keys.create(
+        # The same delegation rule as the server, for the local operator's principal (which holds
+        # every scope, so it refuses nothing here: see core.actors.local_principal).
+        return self.runtime.keys.create_as(
+            self.whoami(),
             self.org_id,
             name=name,
             role=role,
@@ -229,12 +227,12 @@ class LocalBackend:
         return self.runtime.keys.get(self.org_id, key_id)
 
     def rotate_key(self, key_id: str, *, grace_seconds: float = 0) -> tuple[ApiKey, str]:
-        return self.runtime.keys.rotate(
-            self.org_id, key_id, grace_seconds=grace_seconds, actor=_actor()
+        return self.runtime.keys.rotate_as(
+            self.whoami(), self.org_id, key_id, grace_seconds=grace_seconds, actor=_actor()
         )
 
     def revoke_key(self, key_id: str) -> ApiKey:
-        return self.runtime.keys.revoke(self.org_id, key_id, actor=_actor())
+        return self.runtime.keys.revoke_as(self.whoami(), self.org_id, key_id, actor=_actor())
 
     def audit_tail(self, *, after: int = 0, limit: int = 100) -> list[AuditEntry]:
         return self.runtime.audit.tail(self.org_id, after=after, limit=limit)

@@ -41,6 +41,19 @@ class Actor:
 SYSTEM = Actor("system", "system")
 
 
+def local_principal(org_id: str) -> Principal:
+    """The authority of the local operator (the CLI on a database file, without a server): every
+    scope, ``admin:platform`` included. Whoever can open the file can rewrite any row of it, so
+    a narrower principal here would be a speed bump, not a boundary; the delegation rule still
+    runs on this principal, so the local and HTTP paths take the same code."""
+    from agent_sdk.records import Principal
+    from agent_sdk.security.scopes import SCOPES
+
+    return Principal(
+        subject=Actor.local().subject, org_id=org_id, scopes=frozenset(SCOPES), kind="local"
+    )
+
+
 def audit_action(
     audit: AuditService,
     org_id: str,

@@ -7,7 +7,13 @@ Lifecycle of one key id::
                  └──────► revoke ──► refused at once, and never rotated back to life
 
 The token is returned once, by ``create`` and ``rotate``; the store keeps only
-``keyed_hash(pepper, secret)``. Every refusal of ``authenticate`` is the same
+``keyed_hash(pepper, secret)``.
+
+``create``, ``rotate`` and ``revoke`` trust their caller (the operator of the database, or the
+bootstrap); the ``*_as`` forms are for a principal (an API key or a JWT, from the HTTP API, or
+the local operator) and enforce delegation first: nobody hands out, or takes the token of, a
+scope they do not hold, and a key with an IP allowlist makes no key that reaches further. Each
+refusal is audited in the org it was aimed at. Every refusal of ``authenticate`` is the same
 AuthenticationError("invalid API key"), so a caller cannot tell a wrong secret from a revoked,
 expired or unknown key.
 """
@@ -26,10 +32,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.actors import SYSTEM, Actor, audit_action
-from agent_sdk.errors import AuthenticationError, BackendUnavailable, Conflict, InvalidInput
+from agent_sdk.errors import (
+    AuthenticationError,
+    BackendUnavailable,
+    Conflict,
+    InvalidInput,
+    PermissionDenied,
+)
 from agent_sdk.records import ApiKey, Page, Principal
 from agent_sdk.security import keys
-from agent_sdk.security.scopes import ADMIN_PLATFORM, ROLES, SCOPES, scopes_for
+from agent_sdk.security.scopes import ADMIN_PLATFORM, ROLES, SCOPES, check_grant, scopes_for
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -127,6 +139,116 @@ class KeyService:
             self.store.insert_api_key(key, self._hash(token))
             self._record(org_id, actor, "keys.create", key)
         return key, token
+
+    # -- as a principal (the delegation rule) ---------------------------------------------------
+    def create_as(
+        self,
+        principal: Principal,
+        org_id: str,
+        *,
+        name: str,
+        role: str = "viewer",
+        scopes: Sequence[str] | None = None,
+        expires_at: str | datetime | None = None,
+        rate_per_second: float | None = None,
+        burst: int | None = None,
+        ip_allowlist: Sequence[str] | None = None,
+        actor: Actor | None = None,
+    ) -> tuple[ApiKey, str]:
+        """:meth:`create` for ``principal``, who may grant only scopes it holds (a role only if
+        it holds all of the role's). A principal with an IP allowlist passes it on: the new key
+        gets the same one, or a narrower one it names, never a wider one or none at all."""
+        granted = scopes_for(role, scopes)  # InvalidInput for an unknown role or scope first
+        allowlist = _check_cidrs(ip_allowlist)
+        try:
+            check_grant(principal.scopes, granted)
+            if principal.ip_allowlist:
+                allowlist = _narrower(allowlist, principal.ip_allowlist)
+        except PermissionDenied as exc:
+            requested = sorted(granted, key=SCOPES.index)
+            self._refused(org_id, actor, "keys.create", None, exc, requested=requested)
+            raise
+        return self.create(
+            org_id,
+            name=name,
+            role=role,
+            scopes=scopes,
+            expires_at=expires_at,
+            rate_per_second=rate_per_second,
+            burst=burst,
+            ip_allowlist=allowlist,
+            actor=actor,
+        )
+
+    def rotate_as(
+        self,
+        principal: Principal,
+        org_id: str,
+        key_id: str,
+        *,
+        grace_seconds: float = 0,
+        actor: Actor | None = None,
+    ) -> tuple[ApiKey, str]:
+        """:meth:`rotate` for ``principal``. Rotation hands the caller the key's new token, so
+        it is a grant of the key's scopes and reach: the caller must hold every scope of the key
+        and, if it has an IP allowlist, the key's allowlist must lie within it. The key keeps its
+        scopes, role, limits and allowlist: rotation changes the secret and nothing else."""
+        self._check_hold(principal, org_id, key_id, "keys.rotate", "rotate a key holding", actor)
+        return self.rotate(org_id, key_id, grace_seconds=grace_seconds, actor=actor)
+
+    def revoke_as(
+        self, principal: Principal, org_id: str, key_id: str, *, actor: Actor | None = None
+    ) -> ApiKey:
+        """:meth:`revoke` for ``principal``, who must hold every scope of the key: an org admin
+        may not lock the platform operator out by revoking a key wider than its own."""
+        self._check_hold(principal, org_id, key_id, "keys.revoke", "revoke a key holding", actor)
+        return self.revoke(org_id, key_id, actor=actor)
+
+    def _check_hold(
+        self,
+        principal: Principal,
+        org_id: str,
+        key_id: str,
+        action: str,
+        act: str,
+        actor: Actor | None,
+    ) -> None:
+        key = self.store.get_api_key(org_id, key_id)  # NotFound first, as for any other caller
+        try:
+            check_grant(principal.scopes, key.scopes, act=act)
+            if action == "keys.rotate" and principal.ip_allowlist:
+                if not key.ip_allowlist:
+                    raise PermissionDenied(
+                        f"API key {key.id!r} has no IP allowlist, and this credential is limited "
+                        "to " + ", ".join(principal.ip_allowlist) + ", so it may not rotate it",
+                        hint="rotate it with a credential without an IP allowlist",
+                    )
+                _narrower(key.ip_allowlist, principal.ip_allowlist)
+        except PermissionDenied as exc:
+            self._refused(org_id, actor, action, key.id, exc)
+            raise
+
+    def _refused(
+        self,
+        org_id: str,
+        actor: Actor | None,
+        action: str,
+        target: str | None,
+        exc: PermissionDenied,
+        **details: Any,
+    ) -> None:
+        # A refusal is recorded on its own (there is no change to commit it with), in the org
+        # the request was aimed at: the caller was admitted there, so it may act in it.
+        if self.audit is not None:
+            audit_action(
+                self.audit,
+                org_id,
+                actor,
+                action,
+                target,
+                outcome="denied",
+                details={"reason": exc.message, **details},
+            )
 
     def _record(self, org_id: str, actor: Actor | None, action: str, key: ApiKey) -> None:
         if self.audit is not None:
@@ -328,6 +450,24 @@ def _check_burst(value: int | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidInput(f"burst must be a positive integer, not {value!r}")
     return value
+
+
+def _narrower(wanted: builtins.list[str], limit: Sequence[str]) -> builtins.list[str]:
+    """``wanted`` if every network of it lies inside one of ``limit`` (nothing wanted: exactly
+    ``limit``); else PermissionDenied naming the first network outside."""
+    if not wanted:
+        return builtins.list(limit)
+    outer = [ipaddress.ip_network(n, strict=False) for n in limit]
+    for raw in wanted:
+        net = ipaddress.ip_network(raw, strict=False)
+        # subnet_of is only defined between networks of one IP version.
+        if not any(net.version == o.version and net.subnet_of(o) for o in outer):  # type: ignore[arg-type]
+            raise PermissionDenied(
+                f"the network {raw} is outside this credential's IP allowlist "
+                f"({', '.join(limit)}), so it may not grant it",
+                hint="give the new key networks inside the allowlist, or none to inherit it",
+            )
+    return wanted
 
 
 def _check_cidrs(values: Sequence[str] | None) -> builtins.list[str]:

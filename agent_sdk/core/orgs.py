@@ -59,7 +59,21 @@ class OrgService:
         self, principal: Principal, org_id: str, *, name: str | None, actor: Actor | None
     ) -> Org:
         if not principal.can(ADMIN_PLATFORM):
-            raise PermissionDenied("creating an org needs the admin:platform scope")
+            exc = PermissionDenied(
+                "this credential lacks the scope 'admin:platform', which creating an org needs",
+                hint="ask the platform operator to create the org",
+            )
+            # Recorded in the caller's own org: the org it named does not exist.
+            audit_action(
+                self._runtime.audit,
+                principal.org_id,
+                actor,
+                "orgs.create",
+                org_id if ORG_ID.fullmatch(str(org_id)) else None,
+                outcome="denied",
+                details={"reason": exc.message},
+            )
+            raise exc
         return self.create(org_id, name=name, actor=actor)
 
     def list_as(

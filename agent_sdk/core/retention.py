@@ -278,7 +278,14 @@ class RetentionService:
         from agent_sdk.security.scopes import ADMIN_PLATFORM
 
         if all_orgs and not principal.can(ADMIN_PLATFORM):
-            raise PermissionDenied("sweeping every org needs the admin:platform scope")
+            exc = PermissionDenied(
+                "this credential lacks the scope 'admin:platform', which sweeping every org needs"
+            )
+            details = {"reason": exc.message, "all_orgs": True}
+            audit = self._runtime.audit
+            action = "retention.sweep"
+            audit_action(audit, org_id, actor, action, None, outcome="denied", details=details)
+            raise exc
         return self.sweep(None if all_orgs else org_id, dry_run=dry_run, actor=actor)
 
 

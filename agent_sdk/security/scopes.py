@@ -28,6 +28,11 @@ Scope               Allows
 
 ``admin:platform`` widens *where* a key acts, not *what* it does there: a key with only
 ``admin:platform`` can name another org but still needs ``runs:read`` to read its runs.
+
+**Delegation.** Whoever hands out rights hands out only rights it holds (:func:`check_grant`):
+a new key's scopes, and the scopes of a key being rotated (rotation hands its caller that key's
+token) or revoked, must all be held by the caller. So a role is granted only by a holder of
+every scope of the role, and ``admin:platform`` only by a holder of ``admin:platform``.
 """
 
 from __future__ import annotations
@@ -90,6 +95,31 @@ def scopes_for(role: str, scopes: Iterable[str] | None = None) -> frozenset[str]
     return explicit or ROLES[role]
 
 
+def missing_scopes(held: Iterable[str], wanted: Iterable[str]) -> list[str]:
+    """The scopes of ``wanted`` that ``held`` lacks, in the order of :data:`SCOPES`."""
+    have, want = frozenset(held), frozenset(wanted)
+    return [s for s in SCOPES if s in want and s not in have]
+
+
+def check_grant(held: Iterable[str], wanted: Iterable[str], *, act: str = "grant") -> None:
+    """Raise PermissionDenied, naming what is lacking, unless ``held`` covers ``wanted``: the
+    one delegation rule of every act that hands out rights (``act``: "grant", "rotate a key
+    holding", ...)."""
+    missing = missing_scopes(held, wanted)
+    if not missing:
+        return
+    names = ", ".join(repr(s) for s in missing)
+    plural = "s" if len(missing) > 1 else ""
+    if ADMIN_PLATFORM in missing:
+        hint = "only a credential holding admin:platform (the platform operator) may do this"
+    else:
+        hint = "ask an admin who holds it, or ask for fewer scopes"
+    raise PermissionDenied(
+        f"this credential lacks the scope{plural} {names}, so it may not {act} {names}",
+        hint=hint,
+    )
+
+
 def require(principal_scopes: Iterable[str], needed: str) -> None:
     """Raise PermissionDenied unless ``needed`` is among ``principal_scopes``."""
     if needed not in principal_scopes:
@@ -109,7 +139,9 @@ __all__ = [
     "RUNS_WRITE",
     "SCOPES",
     "SESSIONS_READ",
+    "check_grant",
     "check_role",
+    "missing_scopes",
     "parse_scopes",
     "require",
     "scopes_for",

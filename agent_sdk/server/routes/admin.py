@@ -78,7 +78,8 @@ async def get_org(org_id: OrgIdPath, who: OrgsAdmin, rt: RuntimeDep) -> Response
 
 # -- API keys ------------------------------------------------------------------------------------
 async def create_key(body: CreateKey, who: KeysAdmin, rt: RuntimeDep) -> Response:
-    key, token = rt.keys.create(
+    key, token = rt.keys.create_as(
+        who.principal,
         who.org_id,
         name=body.name,
         role=body.role,
@@ -112,12 +113,15 @@ async def rotate_key(
     key_id: KeyId, who: KeysAdmin, rt: RuntimeDep, body: RotateKey | None = None
 ) -> Response:
     grace = body.grace_seconds if body is not None else 0
-    key, token = rt.keys.rotate(who.org_id, key_id, grace_seconds=grace, actor=who.actor)
+    key, token = rt.keys.rotate_as(
+        who.principal, who.org_id, key_id, grace_seconds=grace, actor=who.actor
+    )
     return _key_with_token(key, token, 200)
 
 
 async def revoke_key(key_id: KeyId, who: KeysAdmin, rt: RuntimeDep) -> Response:
-    return JSONResponse(rt.keys.revoke(who.org_id, key_id, actor=who.actor).to_dict())
+    revoked = rt.keys.revoke_as(who.principal, who.org_id, key_id, actor=who.actor)
+    return JSONResponse(revoked.to_dict())
 
 
 # -- audit log -----------------------------------------------------------------------------------
