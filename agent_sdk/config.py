@@ -187,6 +187,8 @@ class Settings:
     jwt_issuer: str = "agent-sdk"
     jwt_audience: str = "agent-sdk"
     jwt_leeway: float = 30.0
+    # Longest a JWT may be valid (exp - iat), in seconds: a day covers any session token
+    jwt_max_lifetime: float = 86_400.0
     redis_url: str | None = None
     trusted_proxies: tuple[str, ...] = ()
     # Audit
@@ -291,6 +293,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "jwt_issuer": _str,
     "jwt_audience": _str,
     "jwt_leeway": _float(0),
+    "jwt_max_lifetime": _float(1),
     "redis_url": _opt_str,
     "trusted_proxies": _list,
     "audit_log_path": _opt_str,

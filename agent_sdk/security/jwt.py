@@ -3,7 +3,11 @@
 The verifier accepts one algorithm, HS256, named by us and never taken from the token's header:
 that closes ``alg: none`` and algorithm-confusion attacks. ``exp``, ``iat`` and ``sub`` are
 required; issuer and audience must match the settings; ``exp``, ``nbf`` and ``iat`` are checked
-with ``AGENT_SDK_JWT_LEEWAY`` seconds of clock skew. Tokens also carry the org (``org_id``) and
+with ``AGENT_SDK_JWT_LEEWAY`` seconds of clock skew. The three times must be JSON numbers
+(RFC 7519's NumericDate): PyJWT turns a string ``"exp": "1999999999"`` into a number and a
+boolean into 0 or 1, and we accept neither. A token may live at most
+``AGENT_SDK_JWT_MAX_LIFETIME`` seconds (``exp - iat``), so a leaked or mis-issued token cannot
+be valid for years. Tokens also carry the org (``org_id``) and
 their scopes (``scope``, space-separated as in OAuth, and/or ``scopes``, a list).
 
 Every refusal is an :class:`AuthenticationError` with a short reason (the server answers 401 with
@@ -12,6 +16,7 @@ Every refusal is an :class:`AuthenticationError` with a short reason (the server
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +32,7 @@ ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
 # Far above any real token; refuses megabytes of base64 before any decoding work.
 MAX_TOKEN_CHARS = 8192
+TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class JwtVerifier:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
             raise AuthenticationError("invalid token")
         payload = self._decode(token, self._secret)
+        self._check_times(payload)
         sub, org_id = payload.get("sub"), payload.get("org_id")
         if not sub:
             raise AuthenticationError("token has no sub claim")
@@ -97,6 +104,29 @@ class JwtVerifier:
         if not isinstance(org_id, str):
             raise AuthenticationError("token org_id claim is not a string")
         return Claims(sub=sub, org_id=org_id, scopes=_scopes(payload), exp=int(payload["exp"]))
+
+    def _check_times(self, payload: dict[str, Any]) -> None:
+        """After PyJWT's checks, which coerce: the time claims are finite numbers (not strings,
+        not booleans), and the token's lifetime is within the maximum."""
+        for claim in TIME_CLAIMS:
+            if claim not in payload:
+                continue
+            value = payload[claim]
+            # (isfinite only on floats: a huge int would overflow converting to one.)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or (isinstance(value, float) and not math.isfinite(value))
+            ):
+                raise AuthenticationError(f"token {claim} claim is not a number")
+        lifetime = payload["exp"] - payload["iat"]
+        limit = self._settings.jwt_max_lifetime
+        # Both times come from the issuer's clock, so no leeway for skew; and written so that a
+        # NaN limit would refuse every token rather than none.
+        if not lifetime <= limit:
+            raise AuthenticationError(
+                f"token lifetime (exp - iat) exceeds the maximum of {limit:g} seconds",
+            )
 
     def _decode(self, token: str, secret: bytes) -> dict[str, Any]:
         import jwt
