@@ -7,15 +7,15 @@ Lifecycle of one key id::
                  └──────► revoke ──► refused at once, and never rotated back to life
 
 The token is returned once, by ``create`` and ``rotate``; the store keeps only
-``keyed_hash(pepper, secret)``.
-
-``create``, ``rotate`` and ``revoke`` trust their caller (the operator of the database, or the
-bootstrap); the ``*_as`` forms are for a principal (an API key or a JWT, from the HTTP API, or
-the local operator) and enforce delegation first: nobody hands out, or takes the token of, a
-scope they do not hold, and a key with an IP allowlist makes no key that reaches further. Each
-refusal is audited in the org it was aimed at. Every refusal of ``authenticate`` is the same
+``keyed_hash(pepper, secret)``. Every refusal of ``authenticate`` is the same
 AuthenticationError("invalid API key"), so a caller cannot tell a wrong secret from a revoked,
 expired or unknown key.
+
+``create``, ``rotate`` and ``revoke`` trust their caller (the bootstrap, or a test); every edge
+calls the ``*_as`` forms with the principal it acts for (an API key or a JWT over HTTP, the local
+operator in the CLI), which enforce delegation first: nobody hands out, or takes the token of, a
+scope they do not hold, and a key with an IP allowlist makes no key that reaches further. Each
+refusal is audited in the org it was aimed at.
 """
 
 from __future__ import annotations
@@ -464,7 +464,7 @@ def _narrower(wanted: builtins.list[str], limit: Sequence[str]) -> builtins.list
         if not any(net.version == o.version and net.subnet_of(o) for o in outer):  # type: ignore[arg-type]
             raise PermissionDenied(
                 f"the network {raw} is outside this credential's IP allowlist "
-                f"({', '.join(limit)}), so it may not grant it",
+                f"({', '.join(limit)}), so it may not hand out a key that reaches it",
                 hint="give the new key networks inside the allowlist, or none to inherit it",
             )
     return wanted
