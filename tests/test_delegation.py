@@ -213,11 +213,17 @@ def test_another_org_is_out_of_reach(world: World) -> None:
 
 # -- rotation and revocation -------------------------------------------------------------------
 def test_rotation_keeps_the_scopes_and_cannot_widen(world: World) -> None:
-    key, old = world.make(scopes=["runs:read"], rate_per_second=5, ip_allowlist=["127.0.0.0/8"])
+    key, old = world.make(
+        scopes=["runs:read"],
+        rate_per_second=5,
+        ip_allowlist=["127.0.0.0/8"],
+        expires_at="2099-01-31T00:00:00Z",
+    )
     resp = world.client.post(f"{KEYS}/{key['id']}/rotate", headers=world.root)
     assert resp.status_code == 200, resp.text
     rotated = resp.json()
-    kept = ("id", "org_id", "role", "scopes", "rate_per_second", "ip_allowlist", "created_at")
+    kept = ("id", "org_id", "role", "scopes", "rate_per_second", "ip_allowlist", "expires_at",
+            "created_at")  # fmt: skip
     assert {k: rotated["key"][k] for k in kept} == {k: key[k] for k in kept}
     assert world.whoami(bearer(rotated["token"]))["scopes"] == ["runs:read"]
     # Rotation takes no scopes, role or org: a body that tries is refused, and changes nothing.
