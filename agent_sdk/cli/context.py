@@ -282,6 +282,9 @@ class CLIContext:
             from agent_sdk.config import load_settings
 
             self._settings = load_settings(flags=self.flags())
+            from agent_sdk.cli.agents_check import agents_from_cwd
+
+            agents_from_cwd(self._settings)  # `--agents myapp.agents` finds ./myapp
             if self._settings.pii_redaction_enabled:  # every log line of this call, redacted
                 from agent_sdk.governance.redact_logs import install
 

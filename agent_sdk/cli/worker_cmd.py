@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from agent_sdk.cli.agents_check import agents_from_cwd, check_agents
 from agent_sdk.cli.context import command, current, sub_app
 from agent_sdk.cli.output import say
 
@@ -33,6 +34,7 @@ def _work(settings_flags: dict[str, object], parent: int | None = None) -> None:
     from agent_sdk.queue import queue_from_settings
 
     settings = load_settings(flags=settings_flags)
+    agents_from_cwd(settings)  # spawn handed us the parent's sys.path; this keeps --count 1 alike
     runtime = Runtime(settings)
     runtime.load_agents()
     queue = queue_from_settings(settings)
@@ -89,6 +91,7 @@ def worker(
     settings = ctx.settings
     n = count or settings.worker_count
     flags = ctx.flags()
+    check_agents(settings)  # a bad agents module: one error line, not one traceback per process
     say(f"agent-sdk worker: {n} process(es), up to {settings.max_concurrent_runs} runs each "
         f"(queue: {settings.queue_backend})")  # fmt: skip
     if n == 1:

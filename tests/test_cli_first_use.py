@@ -1,0 +1,152 @@
+"""What a new user trips on (issue 10, item 9), through the CLI as they would meet it: agent
+modules in the current directory, the bootstrap key, a server that is down, destructive
+retention verbs, ``--version`` and a worker with nothing to do."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from agent_sdk.cli.main import app
+
+runner = CliRunner()
+
+
+def cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(app, list(args), input=input, env=env)
+
+
+def assert_one_error(result: Result, *needles: str) -> str:
+    """One `error:` line (and maybe one `hint:` line) ends stderr; never a traceback."""
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    tail = lines[lines.index(errors[0]) + 1 :]
+    assert tail == [] or (len(tail) == 1 and tail[0].startswith("hint: ")), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in errors[0], result.stderr
+    return errors[0]
+
+
+# -- agent modules from the current directory ---------------------------------------------------
+
+GOOD_AGENTS = '''
+from agent_sdk import Agent, tool
+
+
+@tool
+def shout(text: str) -> str:
+    """Say it louder.
+
+    Args:
+        text: what to say
+    """
+    return text.upper()
+
+
+mine = Agent(
+    name="mine",
+    model="scripted",
+    tools=[shout],
+    script=[{"tool": "shout", "arguments": {"text": "from cwd"}}, {"text": "{tool_result}"}],
+)
+'''
+
+
+def make_package(root: Path, agents_source: str) -> str:
+    """``<pkg>/__init__.py`` and ``<pkg>/agents.py`` under ``root``; returns ``<pkg>.agents``.
+    A fresh name each time, so no module cached by an earlier test answers for it."""
+    name = f"myapp_{uuid.uuid4().hex[:8]}"
+    (root / name).mkdir()
+    (root / name / "__init__.py").write_text("")
+    (root / name / "agents.py").write_text(textwrap.dedent(agents_source))
+    return f"{name}.agents"
+
+
+@pytest.fixture
+def console_script_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sys.path as the ``agent-sdk`` console script has it: without the current directory
+    (pytest started with ``python -m`` has it, which would hide the bug)."""
+    cwd = os.getcwd()
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", cwd)])
+
+
+BAD_MODULES = [
+    # (what the user has in the current directory, --agents value, exit code, words of the error)
+    (None, "nosuchpkg_{u}.agents", 2, "not found: no module named 'nosuchpkg_{u}'"),
+    (GOOD_AGENTS, "{pkg}z", 2, "not found: no module named '{pkg}z'"),
+    (None, "myapp/agents.py", 2, "is not a module path"),
+    (None, "myapp.agents:mine", 2, "is not a module path"),
+    (None, "../../etc/passwd", 2, "is not a module path"),
+    ("x = 1\n", "{pkg}", 2, "defines no Agent"),
+    ("raise RuntimeError('boom\\nsecond line')\n", "{pkg}", 1, "RuntimeError: boom second line"),
+    ("import no_such_dependency_h6\n", "{pkg}", 1, "No module named 'no_such_dependency_h6'"),
+    ("def broken(:\n", "{pkg}", 1, "SyntaxError"),
+    ("import sys\nsys.exit(0)\n", "{pkg}", 1, "SystemExit: 0"),
+]
+
+
+@pytest.mark.parametrize("command", ["up", "serve", "worker"])
+@pytest.mark.parametrize(("source", "spec", "code", "words"), BAD_MODULES)
+def test_a_bad_agents_module_is_one_line_before_anything_starts(
+    console_script_path: None,
+    command: str,
+    source: str | None,
+    spec: str,
+    code: int,
+    words: str,
+) -> None:
+    u = uuid.uuid4().hex[:8]
+    pkg = make_package(Path.cwd(), source) if source is not None else ""
+    spec = spec.format(pkg=pkg, u=u)
+    env = {"AGENT_SDK_EXECUTION_MODE": "queue"} if command == "worker" else None
+    result = (
+        cli(command, "--agents", spec, "--port", "0", env=env)
+        if command != "worker"
+        else (cli(command, "--agents", spec, env=env))
+    )
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    line = assert_one_error(result, f"agents module {spec!r}", words.format(pkg=pkg, u=u))
+    assert "\n" not in line
+    assert "running" not in result.stderr and "serving" not in result.stderr
+    data_dir = Path(os.environ["XDG_DATA_HOME"]) / "agent-sdk"
+    assert not (data_dir / "server.json").exists()
+    assert not (data_dir / "agent-sdk.db").exists()  # nothing was touched
+
+
+def test_a_module_in_the_current_directory_is_found_as_python_m_would(
+    console_script_path: None,
+) -> None:
+    spec = make_package(Path.cwd(), GOOD_AGENTS)
+    result = cli(
+        "--local", "runs", "create", "--agent", "mine", "--input", "x", "-o", "json",
+        env={"AGENT_SDK_AGENTS": spec},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["status"] == "succeeded" and run["output"] == "FROM CWD"
+
+
+def test_a_directory_of_the_same_name_elsewhere_is_not_used(
+    console_script_path: None, tmp_path: Path
+) -> None:
+    # The package lives beside the current directory, not in it: not found, exit 2.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    spec = make_package(elsewhere, GOOD_AGENTS)
+    result = cli("--local", "runs", "list", env={"AGENT_SDK_AGENTS": spec})
+    assert result.exit_code == 0  # listing runs imports no agent
+    result = cli(
+        "--local", "runs", "create", "--agent", "mine", "--input", "x",
+        env={"AGENT_SDK_AGENTS": spec},
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert_one_error(result, "not found")
