@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -150,3 +151,33 @@ def test_a_directory_of_the_same_name_elsewhere_is_not_used(
     )  # fmt: skip
     assert result.exit_code == 2
     assert_one_error(result, "not found")
+
+
+# -- a worker with nothing to do ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [None, "inline", "INLINE", " inline "])
+def test_a_worker_in_inline_mode_says_it_has_nothing_to_do(mode: str | None) -> None:
+    # A real process with a deadline: before the fix the worker waited forever, in silence.
+    env = {k: v for k, v in os.environ.items() if k != "AGENT_SDK_EXECUTION_MODE"}
+    if mode is not None:
+        env["AGENT_SDK_EXECUTION_MODE"] = mode
+    code = "from agent_sdk.cli.main import main; main()"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, "worker", "--count", "2"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("agent-sdk worker in inline mode neither said nor did anything for 60 s")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("error: nothing to do") and "inline in the server" in lines[0]
+    assert lines[1:] == ["hint: set AGENT_SDK_EXECUTION_MODE=queue for the server and the workers"]
+    assert done.stdout == ""
+
+
+def test_a_worker_in_an_unknown_mode_is_a_config_error() -> None:
+    result = cli("worker", env={"AGENT_SDK_EXECUTION_MODE": "queue; rm -rf /"})
+    assert result.exit_code == 2
+    assert_one_error(result, "AGENT_SDK_EXECUTION_MODE")

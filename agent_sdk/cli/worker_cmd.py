@@ -20,6 +20,7 @@ import typer
 from agent_sdk.cli.agents_check import agents_from_cwd, check_agents
 from agent_sdk.cli.context import command, current, sub_app
 from agent_sdk.cli.output import say
+from agent_sdk.errors import InvalidInput
 
 app = sub_app()
 
@@ -89,6 +90,13 @@ def worker(
     if agents:
         ctx.extra_flags["agents"] = list(agents)
     settings = ctx.settings
+    if settings.execution_mode != "queue":
+        # Nothing is ever enqueued in inline mode: a worker would wait forever, silently.
+        raise InvalidInput(
+            f"nothing to do: the execution mode is {settings.execution_mode}, so runs execute "
+            "inline in the server and no worker takes them",
+            hint="set AGENT_SDK_EXECUTION_MODE=queue for the server and the workers",
+        )
     n = count or settings.worker_count
     flags = ctx.flags()
     check_agents(settings)  # a bad agents module: one error line, not one traceback per process
