@@ -181,3 +181,41 @@ def test_a_worker_in_an_unknown_mode_is_a_config_error() -> None:
     result = cli("worker", env={"AGENT_SDK_EXECUTION_MODE": "queue; rm -rf /"})
     assert result.exit_code == 2
     assert_one_error(result, "AGENT_SDK_EXECUTION_MODE")
+
+
+# -- --version ------------------------------------------------------------------------------------
+
+
+def test_version_option_prints_what_the_version_command_prints() -> None:
+    from agent_sdk import __version__
+
+    for args in (["--version"], ["--version", "runs", "list"], ["--debug", "--version"]):
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.stderr)
+        assert result.stdout == f"agent-sdk {__version__}\n"
+    assert cli("version", "-o", "table").stdout == f"agent-sdk {__version__}\n"
+
+
+def test_version_option_reads_no_configuration() -> None:
+    # Eager: a broken setting or config file does not stand between a user and the version.
+    Path("agent-sdk.toml").write_text("backend = [unclosed\n")
+    result = cli("--version", env={"AGENT_SDK_BACKEND": "nonsense", "AGENT_SDK_PORT": "-1"})
+    assert result.exit_code == 0 and result.stdout.startswith("agent-sdk ")
+    assert cli("--version=yes").exit_code == 2  # a flag, not an option with a value
+
+
+def test_version_option_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['agent-sdk', '--version']\n"
+        "from agent_sdk.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        "heavy = ['fastapi', 'uvicorn', 'httpx', 'keyring', 'cryptography', 'pydantic', 'yaml',\n"
+        "         'sqlite3', 'rich', 'agent_sdk.engine', 'agent_sdk.store', 'agent_sdk.config']\n"
+        "print('LOADED=' + ','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.splitlines()[0].startswith("agent-sdk ")
+    assert done.stdout.strip().splitlines()[-1] == "LOADED="
