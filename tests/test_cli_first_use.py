@@ -4,12 +4,16 @@ retention verbs, ``--version`` and a worker with nothing to do."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -219,3 +223,84 @@ def test_version_option_imports_nothing_heavy() -> None:
     )
     assert done.stdout.splitlines()[0].startswith("agent-sdk ")
     assert done.stdout.strip().splitlines()[-1] == "LOADED="
+
+
+# -- a server that is down is reported before a missing credential ---------------------------------
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def answering_port() -> Iterator[int]:
+    """A loopback port where something answers HTTP (404 to everything), as a server would."""
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(httpd.server_address[1])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["flag", "env", "flag-with-password", "env-with-password", "trailing-path"],
+)
+def test_an_unreachable_server_without_a_credential_is_exit_1_not_4(how: str) -> None:
+    port = closed_port()
+    userinfo = "admin:s3cr3t-pw@" if "password" in how else ""
+    url = f"http://{userinfo}127.0.0.1:{port}" + ("/some/path/" if how == "trailing-path" else "")
+    if how.startswith("env"):
+        result = cli("runs", "list", "-o", "json",
+                     env={"AGENT_SDK_BACKEND": "http", "AGENT_SDK_SERVER_URL": url})  # fmt: skip
+    else:
+        result = cli("--server", url, "runs", "list", "-o", "json")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] == "backend_unavailable"
+    assert error["message"].startswith("cannot reach the agent-sdk server at http://")
+    assert f"127.0.0.1:{port}" in error["message"]
+    assert "s3cr3t-pw" not in result.stderr + result.stdout
+    assert result.stdout == ""
+    # The same as a table: one line and a hint, nothing about credentials.
+    table = cli("--server", url, "runs", "list", "-o", "table")
+    assert table.exit_code == 1
+    assert_one_error(table, "cannot reach the agent-sdk server")
+    assert "credential" not in table.stderr and "s3cr3t-pw" not in table.stderr
+
+
+def test_a_reachable_server_without_a_credential_is_still_exit_4(answering_port: int) -> None:
+    url = f"http://admin:s3cr3t-pw@127.0.0.1:{answering_port}"
+    result = cli("--server", url, "runs", "list", "-o", "json")
+    assert result.exit_code == 4, (result.stdout, result.stderr)
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] == "unauthenticated"
+    assert (
+        error["message"]
+        == f"no credential for the server at http://admin:***@127.0.0.1:{answering_port}"
+    )
+    assert "s3cr3t-pw" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1:1", "http://[::1", "not a url", "http://127.0.0.1:99999x"]
+)
+def test_an_unusable_server_url_is_a_usage_error(url: str) -> None:
+    result = cli("--server", url, "runs", "list")
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert_one_error(result, "is not a usable URL")

@@ -22,7 +22,7 @@ import typer
 from typer import _click
 from typer.core import TyperCommand
 
-from agent_sdk.errors import AgentSDKError, AuthenticationError, InvalidInput
+from agent_sdk.errors import AgentSDKError, AuthenticationError, BackendUnavailable, InvalidInput
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -404,16 +404,48 @@ def make_backend(settings: Settings) -> Backend:
     from agent_sdk.cli.credentials import find
 
     credential = find(settings, url, up_url)
+    from agent_sdk.backend.http import HttpBackend
+
     if credential is None:
+        # Which is the first problem to fix? A server that is down, not a missing key: with a
+        # key the user would only meet "cannot reach" next (checked only on this failing path).
+        probe = HttpBackend(settings.replace(server_url=url, api_key=None))
+        try:
+            up = probe.reachable()
+        finally:
+            probe.close()
+        if not up:
+            raise BackendUnavailable(
+                f"cannot reach the agent-sdk server at {display_url(url)}",
+                hint="start it with `agent-sdk up`, give --server URL of a running server, "
+                "or use --local",
+            )
+        shown = display_url(url)
         raise AuthenticationError(
-            f"no credential for the server at {url}",
-            hint=f"run `agent-sdk auth login --server {url}`, or set AGENT_SDK_API_KEY to an "
+            f"no credential for the server at {shown}",
+            hint=f"run `agent-sdk auth login --server {shown}`, or set AGENT_SDK_API_KEY to an "
             "API key of that server",
         )
-    from agent_sdk.backend.http import HttpBackend
 
     backend: Backend = HttpBackend(settings.replace(server_url=url), api_key=credential.token)
     return backend
+
+
+def display_url(url: str) -> str:
+    """A URL as messages show it: without the password of its userinfo (``--server
+    http://user:secret@host`` must not echo the secret to a terminal or a CI log)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if "@" not in parts.netloc:
+            return url
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "(a URL that cannot be parsed)"
 
 
 def database_label(settings: Settings) -> str:
