@@ -304,3 +304,84 @@ def test_an_unusable_server_url_is_a_usage_error(url: str) -> None:
     result = cli("--server", url, "runs", "list")
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert_one_error(result, "is not a usable URL")
+
+
+# -- the bootstrap key, wherever the data directory is ---------------------------------------------
+
+TOKEN = "asdk_0Vd8VXEVWaN5e1Ty_ooEWfc8DWE5gC16DoRHn9mlwmumCZsFg1luQ47"
+
+
+def fake_up(data_dir: Path, token: str = TOKEN) -> str:
+    """What `agent-sdk up` leaves in its data directory while it runs: server.json naming a live
+    process (this one) and the 0600 admin-token file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{closed_port()}"
+    (data_dir / "server.json").write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    (data_dir / "admin-token").write_text(token + "\n")
+    (data_dir / "admin-token").chmod(0o600)
+    return url
+
+
+@pytest.mark.parametrize("where", ["AGENT_SDK_DATA_DIR", "XDG_DATA_HOME", "default"])
+def test_auth_token_prints_only_the_bootstrap_key_of_the_data_directory(
+    where: str, tmp_path: Path
+) -> None:
+    env: dict[str, str] = {}
+    if where == "AGENT_SDK_DATA_DIR":
+        data_dir = tmp_path / "custom data"  # a space, as on many laptops
+        env["AGENT_SDK_DATA_DIR"] = str(data_dir)
+    elif where == "XDG_DATA_HOME":
+        env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+        data_dir = tmp_path / "xdg" / "agent-sdk"
+    else:
+        data_dir = Path(os.environ["XDG_DATA_HOME"]) / "agent-sdk"
+    # A decoy where the README's `cat ~/.local/share/agent-sdk/admin-token` would look.
+    decoy = Path(os.environ["HOME"]) / ".local" / "share" / "agent-sdk"
+    if decoy != data_dir:
+        decoy.mkdir(parents=True)
+        (decoy / "admin-token").write_text("asdk_decoy_decoy\n")
+    fake_up(data_dir)
+    for args in (["auth", "token"], ["auth", "token", "--bootstrap"]):
+        result = cli(*args, env=env)
+        assert result.exit_code == 0, (args, result.stderr)
+        assert result.stdout == TOKEN + "\n"  # exactly what $(...) needs
+        assert result.stderr == ""
+
+
+def test_auth_token_bootstrap_needs_no_running_server(tmp_path: Path) -> None:
+    data_dir = tmp_path / "d"
+    fake_up(data_dir)
+    (data_dir / "server.json").unlink()  # the server (say `serve` on host A) left no state
+    env = {"AGENT_SDK_DATA_DIR": str(data_dir), "AGENT_SDK_API_KEY": "asdk_other_key"}
+    result = cli("auth", "token", "--bootstrap", env=env)
+    assert result.exit_code == 0 and result.stdout == TOKEN + "\n"
+    without = cli("auth", "token", env={"AGENT_SDK_DATA_DIR": str(data_dir)})
+    assert without.exit_code == 4  # commands go to the local database: there is nothing to print
+    assert_one_error(without, "local database")
+    assert without.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "no bootstrap key in"),
+        ("", "does not hold one API key"),
+        ("asdk_a b\n", "does not hold one API key"),
+        ("asdk_a\nrm -rf ~\n", "does not hold one API key"),
+        ("asdk_\x1b[2Jx", "does not hold one API key"),
+        (b"\xff\xfe", "cannot read the bootstrap key"),
+    ],
+)
+def test_a_missing_or_damaged_bootstrap_key_is_exit_4_and_prints_nothing(
+    content: str | bytes | None, words: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "d"
+    data_dir.mkdir()
+    if isinstance(content, bytes):
+        (data_dir / "admin-token").write_bytes(content)
+    elif content is not None:
+        (data_dir / "admin-token").write_text(content)
+    result = cli("auth", "token", "--bootstrap", env={"AGENT_SDK_DATA_DIR": str(data_dir)})
+    assert result.exit_code == 4, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert_one_error(result, words)

@@ -100,6 +100,9 @@ def test_the_cli_uses_the_up_server_and_the_state_file_goes_away(
         f"{url}/v1/runs/{run_id}", headers={"Authorization": f"Bearer {token}"}, timeout=5
     )
     assert answer.status_code == 200 and answer.json()["status"] == "succeeded"
+    # What the README tells other shells to export: exactly that key, nothing else on stdout.
+    printed = run_cli("auth", "token")
+    assert printed.returncode == 0 and printed.stdout == token + "\n", printed.stderr
 
     # A second `up` refuses to start while this one runs.
     second = run_cli("up", "--port", str(free_port()))
