@@ -127,6 +127,19 @@ def test_a_bad_agents_module_is_one_line_before_anything_starts(
     assert not (data_dir / "agent-sdk.db").exists()  # nothing was touched
 
 
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(None, "cannot read agents file"), ("[agents.x\n", "is not valid TOML")],
+)
+def test_a_bad_agents_file_is_one_line_before_up_starts(content: str | None, words: str) -> None:
+    if content is not None:
+        Path("agents.toml").write_text(content)
+    result = cli("up", "--port", "0", env={"AGENT_SDK_AGENTS_PATH": "agents.toml"})
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert_one_error(result, words)
+    assert "running" not in result.stderr
+
+
 def test_a_module_in_the_current_directory_is_found_as_python_m_would(
     console_script_path: None,
 ) -> None:

@@ -37,10 +37,12 @@ def agents_from_cwd(settings: Settings) -> None:
         sys.path.insert(0, cwd)
 
 
-def check_agents(settings: Settings) -> list[str]:
+def check_agents(settings: Settings) -> None:
     """Import the configured agents now. Raises ConfigError for a bad spec or a module that is
     not there (exit 2), AgentImportError for a module that raised while importing (exit 1)."""
+    if not settings.agents and not settings.agents_file:
+        return  # only the built-in demo: nothing of the user's to check
     agents_from_cwd(settings)
     from agent_sdk.engine.agent import AgentRegistry
 
-    return AgentRegistry(settings.agents, settings.agents_file).names()
+    AgentRegistry(settings.agents, settings.agents_file).load()
