@@ -297,6 +297,15 @@ def test_an_unreachable_server_without_a_credential_is_exit_1_not_4(how: str) ->
     assert "credential" not in table.stderr and "s3cr3t-pw" not in table.stderr
 
 
+def test_auth_status_also_says_the_server_is_down() -> None:
+    url = f"http://admin:s3cr3t-pw@127.0.0.1:{closed_port()}"
+    result = cli("auth", "status", "--server", url, "-o", "json")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    shown = json.loads(result.stdout)
+    assert shown["source"] is None and shown["error"].startswith("cannot reach")
+    assert "s3cr3t-pw" not in result.stdout + result.stderr
+
+
 def test_a_reachable_server_without_a_credential_is_still_exit_4(answering_port: int) -> None:
     url = f"http://admin:s3cr3t-pw@127.0.0.1:{answering_port}"
     result = cli("--server", url, "runs", "list", "-o", "json")

@@ -20,6 +20,7 @@ from agent_sdk.cli.context import (
     command,
     current,
     display_url,
+    no_credential,
     read_server_state,
     server_target,
     sub_app,
@@ -160,7 +161,8 @@ def status() -> None:
     ctx = current()
     settings = ctx.settings
     url, up_url = server_target(settings)
-    info: dict[str, Any] = {"server": url, "keyring": creds.keyring_available()}
+    shown = display_url(url) if url is not None else None
+    info: dict[str, Any] = {"server": shown, "keyring": creds.keyring_available()}
     failure: AgentSDKError | None = None
     if url is None:
         info.update(source="local", where=str(ctx.settings.data_dir))
@@ -172,10 +174,7 @@ def status() -> None:
         found = creds.find(settings, url, up_url)
         if found is None:
             info.update(source=None, where=None)
-            failure = AuthenticationError(
-                f"no credential for the server at {url}",
-                hint=f"run `agent-sdk auth login --server {url}`, or set {creds.ENV_VAR}",
-            )
+            failure = no_credential(settings, url)  # or "cannot reach", when the server is down
         else:
             info.update(found.describe())
             try:

@@ -404,31 +404,37 @@ def make_backend(settings: Settings) -> Backend:
     from agent_sdk.cli.credentials import find
 
     credential = find(settings, url, up_url)
-    from agent_sdk.backend.http import HttpBackend
-
     if credential is None:
-        # Which is the first problem to fix? A server that is down, not a missing key: with a
-        # key the user would only meet "cannot reach" next (checked only on this failing path).
-        probe = HttpBackend(settings.replace(server_url=url, api_key=None))
-        try:
-            up = probe.reachable()
-        finally:
-            probe.close()
-        if not up:
-            raise BackendUnavailable(
-                f"cannot reach the agent-sdk server at {display_url(url)}",
-                hint="start it with `agent-sdk up`, give --server URL of a running server, "
-                "or use --local",
-            )
-        shown = display_url(url)
-        raise AuthenticationError(
-            f"no credential for the server at {shown}",
-            hint=f"run `agent-sdk auth login --server {shown}`, or set AGENT_SDK_API_KEY to an "
-            "API key of that server",
-        )
+        raise no_credential(settings, url)
+    from agent_sdk.backend.http import HttpBackend
 
     backend: Backend = HttpBackend(settings.replace(server_url=url), api_key=credential.token)
     return backend
+
+
+def no_credential(settings: Settings, url: str) -> AgentSDKError:
+    """The error for a server the CLI has no key for. Which is the first problem to fix? A
+    server that is down, not a missing key: with a key the user would only meet "cannot reach"
+    next. (The probe runs only on this failing path, so it costs a working call nothing.)"""
+    from agent_sdk.backend.http import HttpBackend
+
+    probe = HttpBackend(settings.replace(server_url=url, api_key=None))
+    try:
+        up = probe.reachable()
+    finally:
+        probe.close()
+    shown = display_url(url)
+    if not up:
+        return BackendUnavailable(
+            f"cannot reach the agent-sdk server at {shown}",
+            hint="start it with `agent-sdk up`, give --server URL of a running server, "
+            "or use --local",
+        )
+    return AuthenticationError(
+        f"no credential for the server at {shown}",
+        hint=f"run `agent-sdk auth login --server {shown}`, or set AGENT_SDK_API_KEY to an "
+        "API key of that server",
+    )
 
 
 def display_url(url: str) -> str:
