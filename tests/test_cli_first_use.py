@@ -1,6 +1,8 @@
 """What a new user trips on (issue 10, item 9), through the CLI as they would meet it: agent
-modules in the current directory, the bootstrap key, a server that is down, destructive
-retention verbs, ``--version`` and a worker with nothing to do."""
+modules in the current directory, the bootstrap key, a server that is down, ``--version`` and a
+worker with nothing to do. (The retention verbs' confirmation is in test_retention.py, on both
+engines; ``db copy`` of a live source in test_db_copy.py; ``up`` and ``worker`` as real
+processes in test_cli_up.py.)"""
 
 from __future__ import annotations
 
