@@ -12,6 +12,7 @@ Every error the library raises on purpose derives from :class:`AgentSDKError`::
     │   └── WrongRegion         the org's data is served in another region (data residency)
     ├── QuotaExceeded           a limit was reached (rate, tokens, steps)
     ├── BackendUnavailable      the store, the queue or the server cannot be reached or is locked
+    ├── AgentImportError        a user's agents module raised while it was imported
     ├── ModelError              a model provider failed (``retryable`` says whether to try again)
     └── ToolError               a tool failed; the message goes back to the model
 
@@ -91,6 +92,14 @@ class QuotaExceeded(AgentSDKError):
 class BackendUnavailable(AgentSDKError):
     code = "backend_unavailable"
     title = "Backend unavailable"
+
+
+class AgentImportError(AgentSDKError):
+    """A configured agents module was found but raised while importing: a bug in that module,
+    not a bad setting (a module that does not exist is a :class:`ConfigError`)."""
+
+    code = "agent_import_error"
+    title = "Agents module failed to import"
 
 
 class ModelError(AgentSDKError):

@@ -494,8 +494,8 @@ def test_auth_status_names_the_bootstrap_key_of_a_running_up_server(
     assert bootstrap_token(settings) not in status
 
 
-def test_a_server_without_a_credential_says_how_to_log_in() -> None:
-    result = cli("auth", "status", "--server", "http://127.0.0.1:9", "-o", "json")
+def test_a_server_without_a_credential_says_how_to_log_in(server: str) -> None:
+    result = cli("auth", "status", "--server", server, "-o", "json")
     assert result.exit_code == 4
     assert json.loads(result.stdout)["source"] is None
     assert "auth login" in result.stderr

@@ -100,6 +100,9 @@ def test_the_cli_uses_the_up_server_and_the_state_file_goes_away(
         f"{url}/v1/runs/{run_id}", headers={"Authorization": f"Bearer {token}"}, timeout=5
     )
     assert answer.status_code == 200 and answer.json()["status"] == "succeeded"
+    # What the README tells other shells to export: exactly that key, nothing else on stdout.
+    printed = run_cli("auth", "token")
+    assert printed.returncode == 0 and printed.stdout == token + "\n", printed.stderr
 
     # A second `up` refuses to start while this one runs.
     second = run_cli("up", "--port", str(free_port()))
@@ -165,3 +168,50 @@ def test_ctrl_c_while_following_a_local_run_cancels_it(isolated_env: dict[str, s
     assert "cancelling run" in err and "Traceback" not in err
     shown = run_cli("runs", "show", first["run_id"], "-o", "json", "--local")
     assert json.loads(shown.stdout)["status"] == "cancelled"
+
+
+def test_up_and_worker_import_agents_from_the_current_directory(
+    isolated_env: dict[str, str],
+) -> None:
+    """From a project directory holding myapp/, without PYTHONPATH=.: `up` serves its agents,
+    and `worker --count 2` processes (spawned children) execute them."""
+    from test_cli_first_use import GOOD_AGENTS, make_package
+
+    spec = make_package(Path.cwd(), GOOD_AGENTS)
+    env = {**os.environ, "AGENT_SDK_EXECUTION_MODE": "queue"}
+    assert "." not in env.get("PYTHONPATH", "").split(os.pathsep)
+    assert os.getcwd() not in env.get("PYTHONPATH", "").split(os.pathsep)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [*agent_sdk(), "up", "--port", str(port), "--agents", spec],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [*agent_sdk(), "worker", "--count", "2", "--agents", spec],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_healthy(url, server)
+        token = (Path(env["XDG_DATA_HOME"]) / "agent-sdk" / "admin-token").read_text().strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        made = httpx.post(f"{url}/v1/runs", json={"agent": "mine", "input": "x"}, headers=auth)
+        assert made.status_code == 201, made.text
+        deadline = time.monotonic() + 60
+        run = made.json()
+        while time.monotonic() < deadline and run["status"] not in ("succeeded", "failed"):
+            assert worker.poll() is None, worker.communicate()[1]
+            time.sleep(0.1)
+            run = httpx.get(f"{url}/v1/runs/{run['id']}", headers=auth).json()
+        assert run["status"] == "succeeded" and run["output"] == "FROM CWD", run
+    finally:
+        # SIGTERM is what a service manager sends; the worker parent forwards it to its children.
+        for proc in (worker, server):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                _, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            assert "Traceback" not in err, err

@@ -6,7 +6,9 @@ file. Contents are compared with plain driver reads, not only with the command's
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -571,3 +573,122 @@ def test_small_batches_stream_the_same_rows(big_source: str, postgres_url: str) 
     events = next(t for t in report["tables"] if t["table"] == "events")
     assert events["source_rows"] == events["destination_rows"] == 2500 and events["ok"]
     assert table_rows(postgres_url, "events") == table_rows(big_source, "events")
+
+
+# -- a source that others are writing -----------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def busy(request: pytest.FixtureRequest, settings: Settings) -> Iterator[dict[str, Any]]:
+    """A deployment on either engine with a few finished runs, and its Runtime to write more
+    (the role of a server that keeps writing while the copy runs)."""
+    from agent_sdk.config import load_settings
+    from agent_sdk.core.runtime import Runtime
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{settings.sqlite_path}"  # the database `agent-sdk up` here would use
+        conf = settings
+    else:
+        url = request.getfixturevalue("postgres_url")
+        env = {"AGENT_SDK_STORAGE_BACKEND": "postgres", "AGENT_SDK_DATABASE_URL": url}
+        conf = load_settings(env={**os.environ, **env}, cwd=Path.cwd())
+    rt = Runtime(conf)
+    try:
+        ids = [finish(rt, f"before copy {i}") for i in range(3)]
+        yield {"url": url, "rt": rt, "runs": ids, "engine": request.param}
+    finally:
+        rt.close(wait=True, timeout=10)
+
+
+def finish(rt: Any, text: str) -> str:
+    """A demo run created and executed to its end, as a server would."""
+    run = rt.runs.create("default", "demo", text)
+    deadline = time.monotonic() + 30
+    while not rt.store.get_run("default", run.id).status.terminal:
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.01)
+    return str(run.id)
+
+
+def worker_row(store: Any, name: str, beat: str) -> None:
+    from agent_sdk.store.workers import WorkerInfo
+
+    store.register_worker(WorkerInfo(name, "host-a", 4242, beat, beat))
+
+
+def test_a_source_with_live_workers_is_refused_unless_live_source(
+    busy: dict[str, Any], tmp_path: Path
+) -> None:
+    store = busy["rt"].store
+    worker_row(store, "host-a:4242\x1b[2J", utcnow())  # a name that tries to clear a terminal
+    first = tmp_path / "first.db"
+    refused = cli("db", "copy", "--from", busy["url"], "--to", f"sqlite:///{first}", "-o", "json")
+    assert refused.exit_code == 1, (refused.stdout, refused.stderr)
+    err = error(refused)
+    assert err["code"] == "conflict" and "is in use: 1 live worker(s)" in err["message"]
+    assert "--live-source" in err["hint"] and "\x1b" not in refused.stderr
+    assert not first.exists()  # refused before the destination was created
+    # Asked for explicitly: a snapshot of the live source.
+    live = cli("db", "copy", "--from", busy["url"], "--to", f"sqlite:///{first}",
+               "--live-source", "-o", "json")  # fmt: skip
+    assert live.exit_code == 0, live.stderr
+    assert json.loads(live.stdout)["committed"] is True
+    # A worker that died without removing its row (kill -9) is not a writer.
+    store.remove_worker("host-a:4242\x1b[2J")
+    worker_row(store, "host-b:1", "2000-01-01T00:00:00.000000Z")
+    second = cli("db", "copy", "--from", busy["url"], "--to", f"sqlite:///{tmp_path / 's.db'}")
+    assert second.exit_code == 0, second.stderr
+
+
+@pytest.mark.parametrize("busy", ["sqlite"], indirect=True)  # `up` serves this machine's file
+def test_a_source_served_by_agent_sdk_up_here_is_refused(
+    busy: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    state = settings.server_state_path
+    state.write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": os.getpid()}))  # alive
+    to = f"sqlite:///{tmp_path / 'copy.db'}"
+    refused = cli("db", "copy", "--from", busy["url"], "--to", to, "-o", "json")
+    assert refused.exit_code == 1
+    assert "the server of `agent-sdk up`" in error(refused)["message"]
+    assert not (tmp_path / "copy.db").exists()
+    # Another spelling of the same file is the same file.
+    link = tmp_path / "link.db"
+    link.symlink_to(settings.sqlite_path)
+    assert cli("db", "copy", "--from", f"sqlite:///{link}", "--to", to).exit_code == 1
+    # A state file whose process is gone is no server.
+    state.write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": 2**22 + 12345}))
+    assert cli("db", "copy", "--from", busy["url"], "--to", to).exit_code == 0
+
+
+def test_writes_during_a_live_copy_leave_a_consistent_snapshot(
+    busy: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer commits runs and events into the source between the tables of the copy. The
+    copy holds the source as it was when it started, every table of the same moment: no event
+    of a run it lacks, no run without its events; it verifies and commits."""
+    from contextlib import contextmanager
+
+    from agent_sdk.cli import db as db_cli
+
+    before = {t: table_rows(busy["url"], t) for t in ("runs", "events", "audit_log")}
+    written: list[str] = []
+
+    def writer(phase: str, table: str, done: int, total: int) -> None:
+        if phase == "copy" and done == 0 and len(written) < 6:
+            written.append(finish(busy["rt"], f"during copy of {table}"))
+
+    @contextmanager
+    def progress(*, enabled: bool) -> Iterator[Any]:
+        yield writer
+
+    monkeypatch.setattr(db_cli, "_progress", progress)
+    to = f"sqlite:///{tmp_path / 'snapshot.db'}"
+    result = cli("db", "copy", "--from", busy["url"], "--to", to, "--live-source", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["committed"] is True and all(t["ok"] for t in report["tables"])
+    assert len(written) == 6  # the writer did write, in the middle of the copy
+    for table, rows in before.items():
+        assert table_rows(to, table) == rows, table  # the source as it was at the start
+    runs_now = {r[0] for r in table_rows(busy["url"], "runs")}
+    assert set(written) <= runs_now and not set(written) & {r[0] for r in before["runs"]}

@@ -13,7 +13,7 @@ import pytest
 
 from agent_sdk.engine import Agent, AgentRegistry
 from agent_sdk.engine.agent import demo
-from agent_sdk.errors import ConfigError, InvalidInput, NotFound
+from agent_sdk.errors import AgentImportError, ConfigError, InvalidInput, NotFound
 
 
 def unique(prefix: str) -> str:
@@ -158,29 +158,44 @@ def test_agents_from_a_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize(
-    ("source", "words"),
+    ("source", "error", "words"),
     [
-        ("raise RuntimeError('broken at import')", "RuntimeError: broken at import"),
-        ("import no_such_dependency_xyz", "No module named 'no_such_dependency_xyz'"),
-        ("x = 1", "defines no Agent"),
+        # The module exists but its code fails: AgentImportError (the CLI exits 1).
+        ("raise RuntimeError('broken')", AgentImportError, "RuntimeError: broken"),
+        ("import no_such_dependency_xyz", AgentImportError, "named 'no_such_dependency_xyz'"),
+        ("def f(:\n    pass", AgentImportError, "SyntaxError"),
+        ("import sys\nsys.exit(3)", AgentImportError, "SystemExit: 3"),
+        ("raise ValueError('a\\nb\\n\\nc')", AgentImportError, "ValueError: a b c"),
+        # The setting is wrong: ConfigError (the CLI exits 2).
+        ("x = 1", ConfigError, "defines no Agent"),
         (
             "from agent_sdk.engine import Agent\na = Agent('twin')\nb = Agent('twin')",
+            ConfigError,
             "'twin' is defined twice",
         ),
     ],
 )
-def test_bad_modules_are_config_errors_naming_the_module(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, words: str
+def test_bad_modules_are_errors_naming_the_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, error: type, words: str
 ) -> None:
     module = write_module(tmp_path, monkeypatch, source)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(error) as info:
         AgentRegistry((module,)).load()
+    assert type(info.value) is error
     assert words in info.value.message and module in info.value.message
+    assert "\n" not in info.value.message
 
 
-def test_a_missing_module() -> None:
-    with pytest.raises(ConfigError, match="cannot import agents module 'no_such_agents_mod'"):
-        AgentRegistry(("no_such_agents_mod",)).names()
+@pytest.mark.parametrize(
+    "spec",
+    ["no_such_agents_mod", "no_such_agents_mod.agents", "myapp/agents.py", "myapp.agents:x", "",
+     "..x", "a b", "x\ny"],
+)  # fmt: skip
+def test_a_missing_module_or_a_bad_spec_is_a_config_error(spec: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        AgentRegistry((spec,)).names()
+    assert type(info.value) is ConfigError
+    assert info.value.message.startswith(f"agents module {spec!r}")
 
 
 def test_an_agent_in_a_file_and_a_module_is_a_duplicate(

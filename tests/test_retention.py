@@ -187,8 +187,8 @@ def ids(items: Any) -> list[str]:
     return [item.id for item in items]
 
 
-def cli(*args: str) -> Result:
-    return runner.invoke(cli_app, list(args))
+def cli(*args: str, input: str | None = None) -> Result:
+    return runner.invoke(cli_app, list(args), input=input)
 
 
 def cli_data(*args: str) -> Any:
@@ -320,8 +320,9 @@ def test_policy_through_the_cli() -> None:
     empty = cli_data("orgs", "retention", "show")
     assert empty["org_id"] == ORG and empty["runs_days"] is None
     done = cli_data(
-        "orgs", "retention", "set", "--runs-days", "90", "--keep-last-runs", "20", "--org", ORG
-    )
+        "orgs", "retention", "set", "--runs-days", "90", "--keep-last-runs", "20", "--org", ORG,
+        "--yes",
+    )  # fmt: skip
     assert (done["runs_days"], done["keep_last_runs_per_session"], done["audit_days"]) == (
         90,
         20,
@@ -331,10 +332,50 @@ def test_policy_through_the_cli() -> None:
     table = cli("orgs", "retention", "show", "-o", "table").stdout
     assert "90 days" in table and "keep forever" in table
     for bad in (["--runs-days", "0"], ["--audit-days", "36501"], ["--runs-days", "x"], []):
-        result = cli("orgs", "retention", "set", *bad)
+        result = cli("orgs", "retention", "set", *bad, "--yes")
         assert result.exit_code == 2, (bad, result.stdout, result.stderr)
     assert cli("orgs", "retention", "show", "--org", "nobody").exit_code == 1
     assert cli_data("orgs", "retention", "clear")["runs_days"] is None
+
+
+def test_setting_a_policy_and_sweeping_ask_first(
+    rt: Runtime, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_sdk.cli import keys as keys_cli
+
+    finished(rt, n=2)
+    set_args = ("orgs", "retention", "set", "--runs-days", "10")
+    # No terminal to ask on, or --no-input: refused as a usage error, nothing changed.
+    for extra in ((), ("--no-input",), ("-o", "json")):
+        result = cli(*set_args, *extra)
+        assert result.exit_code == 2, (extra, result.stdout, result.stderr)
+        assert "needs confirmation" in result.stderr and "--yes" in result.stderr
+    assert cli(*set_args, "--yes=false").exit_code == 2  # a flag, not a value
+    assert cli_data("orgs", "retention", "show")["runs_days"] is None
+    monkeypatch.setattr(keys_cli, "_interactive", lambda: True)
+    declined = cli(*set_args, input="n\n")
+    assert declined.exit_code == 3, declined.stderr
+    assert f"retention policy of org {ORG}" in declined.stderr and "runs days 10" in declined.stderr
+    assert cli(*set_args, "--no-input").exit_code == 2  # --no-input wins over a terminal
+    assert cli(*set_args, input="\n").exit_code == 3  # the default answer is no
+    assert cli_data("orgs", "retention", "show")["runs_days"] is None
+    assert cli(*set_args, input="y\n").exit_code == 0
+    assert cli_data("orgs", "retention", "show")["runs_days"] == 10
+
+    clock.days = 11  # both runs expired: hidden, and the sweep would delete them for good
+    monkeypatch.setattr(keys_cli, "_interactive", lambda: False)
+    refused = cli("retention", "sweep", "--org", ORG)
+    assert refused.exit_code == 2 and "needs confirmation" in refused.stderr
+    dry = cli("retention", "sweep", "--org", ORG, "--dry-run", "-o", "json")
+    assert dry.exit_code == 0 and json.loads(dry.stdout)["orgs"][0]["runs"] == 2
+    monkeypatch.setattr(keys_cli, "_interactive", lambda: True)
+    no = cli("retention", "sweep", input="n\n")
+    assert no.exit_code == 3 and "every org with a policy" in no.stderr
+    again = cli("retention", "sweep", "--org", ORG, "--dry-run", "-o", "json")
+    assert json.loads(again.stdout)["orgs"][0]["runs"] == 2  # still there to be deleted
+    done = cli("retention", "sweep", "--org", ORG, "-y", "-o", "json")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["orgs"][0]["runs"] == 2
 
 
 # -- expired data is invisible at once ------------------------------------------------------------
@@ -601,9 +642,9 @@ def test_pruning_the_audit_head_keeps_verify_green_and_catches_forgery(
 
 def test_audit_pruning_through_the_cli_and_verify(env: dict[str, str], clock: Clock) -> None:
     for days in (400, 401, 402, 403, 404):
-        cli_data("orgs", "retention", "set", "--audit-days", str(days))
+        cli_data("orgs", "retention", "set", "--audit-days", str(days), "-y")
     clock.days = 500
-    result = cli("retention", "sweep", "--org", ORG, "-o", "json")
+    result = cli("retention", "sweep", "--org", ORG, "-o", "json", "--yes")
     assert result.exit_code == 0, result.stderr
     swept = json.loads(result.stdout)
     assert swept["orgs"][0]["audit_records"] == 4
@@ -633,7 +674,7 @@ def test_sweep_over_http_and_the_cli(
     assert result.exit_code == 0, result.stderr
     assert {o["org_id"]: o["runs"] for o in json.loads(result.stdout)["orgs"]} == {ORG: 0, OTHER: 1}
     assert "would delete" in result.stderr
-    table = cli("retention", "sweep", "-o", "table")
+    table = cli("retention", "sweep", "-o", "table", "--yes")
     assert table.exit_code == 0 and OTHER in table.stdout and "RUNS" in table.stdout
     assert rt.store.list_runs(OTHER, limit=10).items == []
     assert old and other
@@ -651,7 +692,7 @@ def test_an_unreadable_stored_policy_is_reported_and_others_still_swept(
     assert by_org[ORG].error and "runs_days" in by_org[ORG].error
     assert by_org[OTHER].runs == 1 and by_org[OTHER].error is None
     assert rt.retention.policy(ORG) == RetentionPolicy()  # reads keep everything
-    result = cli("retention", "sweep")
+    result = cli("retention", "sweep", "--yes")
     assert result.exit_code == 1 and "runs_days" in result.stderr
 
 

@@ -108,11 +108,14 @@ class HttpBackend:
             self._headers["Authorization"] = f"Bearer {token}"
         self._owns_client = client is None
         if client is None:
-            client = httpx.Client(
-                base_url=settings.server_url,
-                transport=transport,
-                timeout=httpx.Timeout(30.0, connect=5.0),
-            )
+            try:
+                client = httpx.Client(
+                    base_url=settings.server_url,
+                    transport=transport,
+                    timeout=httpx.Timeout(30.0, connect=5.0),
+                )
+            except httpx.InvalidURL as exc:  # "http://[::1", a port out of range
+                raise _bad_url(settings.server_url, exc) from None
         self._client = client
         self.base_url = str(client.base_url).rstrip("/")
 
@@ -424,6 +427,22 @@ class HttpBackend:
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+
+    def reachable(self) -> bool:
+        """Whether anything answers HTTP at the server URL (any status will do: the question
+        is whether a server is there, not whether it accepts us). A URL that cannot be used
+        at all is a ConfigError, as on every other call."""
+        import httpx
+
+        try:
+            self._client.get("/health", headers=self._headers)
+        except httpx.UnsupportedProtocol as exc:
+            raise _bad_url(self.settings.server_url, exc) from None
+        except httpx.TransportError:
+            return False
+        except httpx.InvalidURL as exc:
+            raise _bad_url(self.settings.server_url, exc) from None
+        return True
 
     # -- plumbing -------------------------------------------------------------------------------
     def _call(

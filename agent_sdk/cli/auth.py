@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +19,8 @@ from agent_sdk.cli.context import (
     CLIContext,
     command,
     current,
+    display_url,
+    no_credential,
     read_server_state,
     server_target,
     sub_app,
@@ -158,7 +161,8 @@ def status() -> None:
     ctx = current()
     settings = ctx.settings
     url, up_url = server_target(settings)
-    info: dict[str, Any] = {"server": url, "keyring": creds.keyring_available()}
+    shown = display_url(url) if url is not None else None
+    info: dict[str, Any] = {"server": shown, "keyring": creds.keyring_available()}
     failure: AgentSDKError | None = None
     if url is None:
         info.update(source="local", where=str(ctx.settings.data_dir))
@@ -170,10 +174,7 @@ def status() -> None:
         found = creds.find(settings, url, up_url)
         if found is None:
             info.update(source=None, where=None)
-            failure = AuthenticationError(
-                f"no credential for the server at {url}",
-                hint=f"run `agent-sdk auth login --server {url}`, or set {creds.ENV_VAR}",
-            )
+            failure = no_credential(settings, url)  # or "cannot reach", when the server is down
         else:
             info.update(found.describe())
             try:
@@ -191,13 +192,28 @@ def status() -> None:
 
 
 @command(app, "token", output=False)
-def token() -> None:
-    """Print the credential commands use, for scripts (exit 4 when there is none).
+def token(
+    bootstrap: Annotated[
+        bool,
+        typer.Option(
+            "--bootstrap",
+            help="Print the bootstrap admin key this machine's server created "
+            "(<data dir>/admin-token), wherever commands go.",
+        ),
+    ] = False,
+) -> None:
+    """Print the credential commands use, and nothing else, for $(...) (exit 4 when none).
 
-    Example: curl -H "Authorization: Bearer $(agent-sdk auth token)" $URL/v1/runs
+    With `agent-sdk up` running here that is its bootstrap admin key, read from the data
+    directory (AGENT_SDK_DATA_DIR, else $XDG_DATA_HOME/agent-sdk).
+
+    Example: export AGENT_SDK_API_KEY=$(agent-sdk auth token)
     """
     ctx = current()
     settings = ctx.settings
+    if bootstrap:
+        typer.echo(_bootstrap_token(settings.admin_token_path))
+        return
     if settings.api_key:  # it wins for every server, so it is the one in use
         typer.echo(settings.api_key)
         return
@@ -205,12 +221,34 @@ def token() -> None:
     if url is None:
         raise AuthenticationError(
             "commands go to the local database, which needs no credential",
-            hint="give --server URL for the key of a server",
+            hint="start `agent-sdk up`, give --server URL for the key of a server, or use "
+            "--bootstrap for the key a server on this machine created",
         )
     found = creds.find(settings, url, up_url)
     if found is None:
         raise AuthenticationError(
-            f"no credential for the server at {url}",
-            hint=f"run `agent-sdk auth login --server {url}`, or set {creds.ENV_VAR}",
+            f"no credential for the server at {display_url(url)}",
+            hint=f"run `agent-sdk auth login --server {display_url(url)}`, or set {creds.ENV_VAR}",
         )
     typer.echo(found.token)
+
+
+def _bootstrap_token(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AuthenticationError(
+            f"no bootstrap key in {path}",
+            hint="`agent-sdk up` (or the first `agent-sdk serve` on an empty database) creates "
+            "it; check AGENT_SDK_DATA_DIR / XDG_DATA_HOME point where that server ran",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuthenticationError(f"cannot read the bootstrap key in {path}: {exc}") from None
+    value = text.strip()
+    if not value or any(c.isspace() or not c.isprintable() for c in value):
+        # Printed into $(...) and an Authorization header: one clean word or nothing.
+        raise AuthenticationError(
+            f"{path} does not hold one API key",
+            hint="it was edited or damaged; create a new admin key with `agent-sdk keys create`",
+        )
+    return value

@@ -22,7 +22,7 @@ import typer
 from typer import _click
 from typer.core import TyperCommand
 
-from agent_sdk.errors import AgentSDKError, AuthenticationError, InvalidInput
+from agent_sdk.errors import AgentSDKError, AuthenticationError, BackendUnavailable, InvalidInput
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -282,6 +282,9 @@ class CLIContext:
             from agent_sdk.config import load_settings
 
             self._settings = load_settings(flags=self.flags())
+            from agent_sdk.cli.agents_check import agents_from_cwd
+
+            agents_from_cwd(self._settings)  # `--agents myapp.agents` finds ./myapp
             if self._settings.pii_redaction_enabled:  # every log line of this call, redacted
                 from agent_sdk.governance.redact_logs import install
 
@@ -402,15 +405,53 @@ def make_backend(settings: Settings) -> Backend:
 
     credential = find(settings, url, up_url)
     if credential is None:
-        raise AuthenticationError(
-            f"no credential for the server at {url}",
-            hint=f"run `agent-sdk auth login --server {url}`, or set AGENT_SDK_API_KEY to an "
-            "API key of that server",
-        )
+        raise no_credential(settings, url)
     from agent_sdk.backend.http import HttpBackend
 
     backend: Backend = HttpBackend(settings.replace(server_url=url), api_key=credential.token)
     return backend
+
+
+def no_credential(settings: Settings, url: str) -> AgentSDKError:
+    """The error for a server the CLI has no key for. Which is the first problem to fix? A
+    server that is down, not a missing key: with a key the user would only meet "cannot reach"
+    next. (The probe runs only on this failing path, so it costs a working call nothing.)"""
+    from agent_sdk.backend.http import HttpBackend
+
+    probe = HttpBackend(settings.replace(server_url=url, api_key=None))
+    try:
+        up = probe.reachable()
+    finally:
+        probe.close()
+    shown = display_url(url)
+    if not up:
+        return BackendUnavailable(
+            f"cannot reach the agent-sdk server at {shown}",
+            hint="start it with `agent-sdk up`, give --server URL of a running server, "
+            "or use --local",
+        )
+    return AuthenticationError(
+        f"no credential for the server at {shown}",
+        hint=f"run `agent-sdk auth login --server {shown}`, or set AGENT_SDK_API_KEY to an "
+        "API key of that server",
+    )
+
+
+def display_url(url: str) -> str:
+    """A URL as messages show it: without the password of its userinfo (``--server
+    http://user:secret@host`` must not echo the secret to a terminal or a CI log)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if "@" not in parts.netloc:
+            return url
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "(a URL that cannot be parsed)"
 
 
 def database_label(settings: Settings) -> str:

@@ -19,7 +19,8 @@ from agent_sdk.cli.context import OutputFormat, command, current, database_label
 from agent_sdk.cli.output import Column, render_list, render_one, say, when
 
 if TYPE_CHECKING:
-    from agent_sdk.store.copy import CopyReport, Progress
+    from agent_sdk.config import Settings
+    from agent_sdk.store.copy import CopyReport, Progress, Target
 
 app = sub_app(help="Databases: migrations, and copying data between them.", no_args_is_help=True)
 
@@ -102,6 +103,14 @@ def copy_cmd(
         int,
         typer.Option("--batch-size", min=1, max=100_000, metavar="N", help="Rows per batch."),
     ] = 2000,
+    live_source: Annotated[
+        bool,
+        typer.Option(
+            "--live-source",
+            help="Copy even while servers or workers write the source: a consistent snapshot"
+            " as of the start; later writes are not copied.",
+        ),
+    ] = False,
 ) -> None:
     """Copy all agent-sdk data to another database, e.g. SQLite to Postgres.
 
@@ -109,8 +118,10 @@ def copy_cmd(
     records and settings are copied in one destination transaction, then read back: the copy
     commits only if every table's row count and SHA-256 match the source's, and exits 1
     otherwise, leaving the destination unchanged. Worker heartbeats are transient and skipped.
-    Stop servers and workers using either database first. Leave passwords out of the URLs
-    where you can: libpq reads PGPASSWORD and ~/.pgpass.
+    The source is read in one snapshot. Stop servers and workers using either database first:
+    a source with live workers, or served by `agent-sdk up` here, is refused unless
+    --live-source. Leave passwords out of the URLs where you can: libpq reads PGPASSWORD and
+    ~/.pgpass.
 
     Example: agent-sdk db copy --from sqlite:///agent-sdk.db --to postgresql://app@db/agents
     """
@@ -125,6 +136,8 @@ def copy_cmd(
                 f"warning: the password in {flag} is visible to other users of this machine;"
                 " use PGPASSWORD or ~/.pgpass"
             )
+    if not live_source:
+        _refuse_if_served(ctx.settings, targets[0])
     if replace:
         from agent_sdk.cli.keys import confirm
 
@@ -133,7 +146,13 @@ def copy_cmd(
         confirm(ctx, lambda: question, yes=yes, refused=what)
     with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
         report = copy_database(
-            source, destination, replace=replace, batch_size=batch_size, progress=progress
+            source,
+            destination,
+            replace=replace,
+            batch_size=batch_size,
+            progress=progress,
+            live_source=live_source,
+            worker_lease=ctx.settings.worker_lease,
         )
     _render(report, ctx.output, quiet=quiet)
     if not report.ok:
@@ -142,6 +161,31 @@ def copy_cmd(
             f"the destination does not match the source in {bad}: the copy was rolled back",
             hint="the destination is unchanged; check for writers on it, then copy again",
             tables=[t.to_dict() for t in report.mismatches()],
+        )
+
+
+def _refuse_if_served(settings: Settings, source: Target) -> None:
+    """The server `agent-sdk up` runs on this machine writes its SQLite file without leaving a
+    trace in it (only workers record heartbeats): its state file tells."""
+    from agent_sdk.cli.context import read_server_state
+    from agent_sdk.store.copy import IN_USE_HINT
+
+    if source.path is None or not settings.database_url.startswith("sqlite:///"):
+        return
+    state = read_server_state(settings.server_state_path)
+    if state is None:
+        return
+    try:
+        same = settings.sqlite_path.resolve() == source.path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop is not the server's file
+        same = False
+    if same:
+        from agent_sdk.errors import Conflict
+
+        raise Conflict(
+            f"the source {source.display} is in use: the server of `agent-sdk up` (pid"
+            f" {state['pid']}) writes to it",
+            hint=IN_USE_HINT,
         )
 
 

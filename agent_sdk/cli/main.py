@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer import _click
@@ -245,9 +245,27 @@ app = sub_app(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from agent_sdk import __version__
+
+        typer.echo(f"{PROG_NAME} {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 @root_callback
-def _root() -> None:
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,  # before anything else is parsed or checked, as every CLI does it
+            callback=_print_version,
+            help="Print the version of agent-sdk and exit (as `agent-sdk version`).",
+        ),
+    ] = False,
+) -> None:
     """Run AI agents and administer their runs, locally or on a server.
 
     By default commands go to the server started by `agent-sdk up` on this machine if one runs,

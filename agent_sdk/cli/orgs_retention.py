@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from agent_sdk.cli.context import command, current, sub_app
+from agent_sdk.cli.keys import confirm
 from agent_sdk.cli.output import Column, render_one, say
 
 app = sub_app(
@@ -88,11 +89,13 @@ def set_(
             help="Keep only the newest N runs of each session.",
         ),
     ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Replace the org's retention policy: it becomes exactly the limits given (a limit left out
     is removed). Expired data disappears from every listing at once; the next sweep deletes it.
+    Asks first (--yes to skip the question; without a terminal --yes is required).
 
-    Example: agent-sdk orgs retention set --runs-days 90 --events-days 30 --audit-days 365
+    Example: agent-sdk orgs retention set --runs-days 90 --events-days 30 --audit-days 365 --yes
     """
     from agent_sdk.errors import InvalidInput
 
@@ -108,6 +111,18 @@ def set_(
             hint="to keep everything, use `agent-sdk orgs retention clear`",
         )
     ctx = current()
+
+    def question() -> str:
+        org = ctx.settings.org_id or ctx.backend.whoami().org_id
+        limits = ", ".join(
+            f"{name} {value}" for name, value in policy.items() if value is not None
+        ).replace("_", " ")
+        return (
+            f"Set the retention policy of org {org} to {limits}? What it expires is hidden at "
+            "once and deleted by the next sweep, for good"
+        )
+
+    confirm(ctx, question, yes=yes, refused="setting a retention policy")
     view = ctx.backend.set_retention(policy)
     say(f"retention policy of org {view.org_id} set; `agent-sdk retention sweep` deletes now")
     render_one(view, RETENTION_FIELDS, ctx.output)

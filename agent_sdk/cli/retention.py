@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agent_sdk.cli.context import OutputFormat, command, current, sub_app
+from agent_sdk.cli.keys import confirm
 from agent_sdk.cli.output import Column, render_list, render_one, say
 from agent_sdk.errors import AgentSDKError
 
@@ -57,16 +58,28 @@ def sweep(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no summary on stderr.")
     ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (cron needs it).")
+    ] = False,
 ) -> None:
     """Delete what the retention policies expired: of the org given with --org (or
     AGENT_SDK_ORG), else of every org with a policy (on a server: needs admin:platform). Deletes
     in batches of AGENT_SDK_RETENTION_BATCH_SIZE rows per transaction; queued and running runs
     are never touched. Exits 1 if the sweep of an org failed (the others are still swept).
+    Asks first unless --dry-run or --yes (without a terminal --yes is required).
 
-    Example (cron, nightly): agent-sdk retention sweep --local --quiet
+    Example (cron, nightly): agent-sdk retention sweep --local --quiet --yes
     """
     ctx = current()
     all_orgs = ctx.settings.org_id is None
+    if not dry_run:
+        whose = "every org with a policy" if all_orgs else f"org {ctx.settings.org_id}"
+        confirm(
+            ctx,
+            lambda: f"Delete now, for good, what the retention policies of {whose} expired?",
+            yes=yes,
+            refused="a retention sweep",
+        )
     with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
         report = ctx.backend.retention_sweep(all_orgs=all_orgs, dry_run=dry_run, progress=progress)
     _render(report, ctx.output)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agent_sdk.cli.agents_check import check_agents
 from agent_sdk.cli.context import (
     CLIContext,
     command,
@@ -186,6 +187,7 @@ def up(host: HostOption = None, port: PortOption = None, agents: AgentsOption = 
             hint="the CLI on this machine already uses it; stop it first to start another",
         )
     _server_modules()  # fail before touching anything when the extra is missing
+    check_agents(settings)  # a bad agents module: one error line, before the banner
     sock = _bind(settings.host, settings.port)
     state_path = settings.server_state_path
     try:
@@ -232,6 +234,7 @@ def serve(host: HostOption = None, port: PortOption = None, agents: AgentsOption
     _configure(ctx, host, port, agents)
     settings = ctx.settings
     _server_modules()
+    check_agents(settings)
     if pending := pending_migrations(settings):
         raise Conflict(
             f"the database has {len(pending)} pending migration(s); the server will not "

@@ -17,8 +17,10 @@ from typing import Annotated
 
 import typer
 
+from agent_sdk.cli.agents_check import agents_from_cwd, check_agents
 from agent_sdk.cli.context import command, current, sub_app
 from agent_sdk.cli.output import say
+from agent_sdk.errors import InvalidInput
 
 app = sub_app()
 
@@ -33,6 +35,7 @@ def _work(settings_flags: dict[str, object], parent: int | None = None) -> None:
     from agent_sdk.queue import queue_from_settings
 
     settings = load_settings(flags=settings_flags)
+    agents_from_cwd(settings)  # spawn handed us the parent's sys.path; this keeps --count 1 alike
     runtime = Runtime(settings)
     runtime.load_agents()
     queue = queue_from_settings(settings)
@@ -87,8 +90,16 @@ def worker(
     if agents:
         ctx.extra_flags["agents"] = list(agents)
     settings = ctx.settings
+    if settings.execution_mode != "queue":
+        # Nothing is ever enqueued in inline mode: a worker would wait forever, silently.
+        raise InvalidInput(
+            f"nothing to do: the execution mode is {settings.execution_mode}, so runs execute "
+            "inline in the server and no worker takes them",
+            hint="set AGENT_SDK_EXECUTION_MODE=queue for the server and the workers",
+        )
     n = count or settings.worker_count
     flags = ctx.flags()
+    check_agents(settings)  # a bad agents module: one error line, not one traceback per process
     say(f"agent-sdk worker: {n} process(es), up to {settings.max_concurrent_runs} runs each "
         f"(queue: {settings.queue_backend})")  # fmt: skip
     if n == 1:

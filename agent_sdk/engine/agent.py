@@ -38,7 +38,7 @@ from agent_sdk.engine.runner import (
     new_run_id,
 )
 from agent_sdk.engine.tools import Tool, is_tool, tool
-from agent_sdk.errors import AgentSDKError, ConfigError, InvalidInput, NotFound
+from agent_sdk.errors import AgentImportError, AgentSDKError, ConfigError, InvalidInput, NotFound
 from agent_sdk.records import Event, EventType
 
 ToolLike = Tool | Callable[..., Any] | str
@@ -446,19 +446,48 @@ def load_agents_file(path: str) -> list[Agent]:
     return agents
 
 
+# A dotted module path, as `python -m` takes it (not a file name, not "module:attribute").
+_MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def agents_in_module(module: str) -> list[Agent]:
-    """The module-level Agent instances of a module, imported now."""
+    """The module-level Agent instances of a module, imported now.
+
+    A spec that is not a module path, or a module that does not exist, is a ConfigError (the
+    setting is wrong); a module that exists but raises while importing is an AgentImportError
+    (its code is wrong), so the CLI can tell the two apart (exit 2 and 1).
+    """
+    if not _MODULE_PATH.fullmatch(module):
+        raise ConfigError(
+            f"agents module {module!r} is not a module path",
+            hint="give a dotted module path such as myapp.agents (a .toml or .yaml file of "
+            "agents goes in AGENT_SDK_AGENTS_PATH)",
+        )
     try:
         mod = importlib.import_module(module)
-    except Exception as exc:  # ImportError, or whatever the module raises while importing
-        raise ConfigError(
-            f"cannot import agents module {module!r}: {type(exc).__name__}: {exc}",
-            hint="check AGENT_SDK_AGENTS and that the module is on PYTHONPATH",
-        ) from exc
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module == missing or module.startswith(missing + ".")):
+            raise ConfigError(
+                f"agents module {module!r} not found: no module named {missing!r}",
+                hint="run from the directory that holds it (it is looked for there first, as "
+                "`python -m` does), or add its directory to PYTHONPATH",
+            ) from None
+        raise _import_failed(module, exc) from exc  # the module itself imports something absent
+    except (Exception, SystemExit) as exc:  # whatever the module raises while it is imported
+        raise _import_failed(module, exc) from exc
     found: dict[int, Agent] = {id(v): v for v in vars(mod).values() if isinstance(v, Agent)}
     if not found:
         raise ConfigError(f"agents module {module!r} defines no Agent at module level")
     return list(found.values())
+
+
+def _import_failed(module: str, exc: BaseException) -> AgentImportError:
+    reason = " ".join(str(exc).split()) or "(no message)"  # one line, whatever the module said
+    return AgentImportError(
+        f"agents module {module!r} raised while importing: {type(exc).__name__}: {reason}",
+        hint="fix the module; rerun with --debug to see the traceback",
+    )
 
 
 class AgentRegistry:

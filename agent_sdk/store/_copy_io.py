@@ -76,6 +76,10 @@ class Side:
         """The versions in ``schema_migrations`` (none when the table does not exist)."""
         raise NotImplementedError
 
+    def heartbeats(self) -> list[tuple[str, str]]:
+        """``(name, heartbeat_at)`` of every row of ``workers`` (none without the table)."""
+        raise NotImplementedError
+
     def begin(self, *, write: bool) -> None:
         raise NotImplementedError
 
@@ -187,6 +191,12 @@ class SQLiteSide(Side):
             return []
         with self._errors("reading schema_migrations"):
             return [r[0] for r in self.db.execute("SELECT version FROM schema_migrations")]
+
+    def heartbeats(self) -> list[tuple[str, str]]:
+        if "workers" not in self.tables():
+            return []
+        with self._errors("reading workers"):
+            return [(r[0], r[1]) for r in self.db.execute("SELECT name, heartbeat_at FROM workers")]
 
     def begin(self, *, write: bool) -> None:
         # A reader's snapshot starts at its first read and lasts until the end: every table is
@@ -333,6 +343,14 @@ class PostgresSide(Side):
             versions = [r[0] for r in self._all("SELECT version FROM schema_migrations")]
             self.conn.rollback()
         return versions
+
+    def heartbeats(self) -> list[tuple[str, str]]:
+        if "workers" not in self.tables():
+            return []
+        with self._errors("reading workers"):
+            rows = self._all("SELECT name, heartbeat_at FROM workers")
+            self.conn.rollback()  # the snapshot of the copy starts in begin(), not here
+        return [(r[0], r[1]) for r in rows]
 
     def begin(self, *, write: bool) -> None:
         """psycopg opens the transaction with the first statement (REPEATABLE READ for a reader,

@@ -38,6 +38,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -372,8 +373,14 @@ def copy_database(
     replace: bool = False,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
+    live_source: bool = False,
+    worker_lease: float = 30.0,
 ) -> CopyReport:
     """Copy every table of user data from ``source`` to ``destination`` (URLs of stores).
+
+    The source is read in one snapshot, so the copy is consistent even while others write the
+    source; but what they write after the snapshot is not in it. So a source with live workers
+    (a heartbeat younger than three ``worker_lease``) is refused unless ``live_source``.
 
     Returns the report; when a table's count or digest differs, the destination's transaction
     was rolled back and ``report.ok`` is False (``report.committed`` too). Raises an AgentSDKError
@@ -381,7 +388,8 @@ def copy_database(
     """
     src, dst = parse_target(source, "source"), parse_target(destination, "destination")
     try:
-        return _copy(src, dst, replace, max(1, batch_size), progress or (lambda *a: None))
+        in_use = None if live_source else worker_lease
+        return _copy(src, dst, replace, max(1, batch_size), progress or (lambda *a: None), in_use)
     except AgentSDKError as exc:
         clean = _scrub(exc, src.secrets + dst.secrets, src.display + dst.display)
         if clean is exc:
@@ -434,7 +442,35 @@ def _check_source_schema(target: Target, reader: Side) -> None:
         )
 
 
-def _copy(src: Target, dst: Target, replace: bool, batch: int, progress: Progress) -> CopyReport:
+IN_USE_HINT = (
+    "stop the servers and workers that use it first (what they write once the copy has started"
+    " would not be in the destination), or pass --live-source to copy a consistent snapshot"
+    " of it as of now"
+)
+
+
+def _check_not_in_use(target: Target, reader: Side, lease: float) -> None:
+    """Refuse a source that live workers write (a server in inline mode leaves no trace in the
+    database; the CLI checks the one `agent-sdk up` runs on this machine)."""
+    cutoff = (datetime.now(UTC) - timedelta(seconds=3 * lease)).isoformat(timespec="microseconds")
+    cutoff = cutoff[:-6] + "Z"  # the fixed-width text form heartbeats are stored in
+    live = sorted(name for name, beat in reader.heartbeats() if str(beat) >= cutoff)
+    if live:
+        raise Conflict(
+            f"the source {target.display} is in use: {len(live)} live worker(s) write to it"
+            f" ({live[0]!r}{', ...' if len(live) > 1 else ''})",
+            hint=IN_USE_HINT,
+        )
+
+
+def _copy(
+    src: Target,
+    dst: Target,
+    replace: bool,
+    batch: int,
+    progress: Progress,
+    in_use_lease: float | None,
+) -> CopyReport:
     started = time.perf_counter()
     for target in (src, dst):
         if target.path is not None:
@@ -447,6 +483,8 @@ def _copy(src: Target, dst: Target, replace: bool, batch: int, progress: Progres
     writer: Side | None = None
     try:
         _check_source_schema(src, reader)
+        if in_use_lease is not None:
+            _check_not_in_use(src, reader, in_use_lease)
         dst_store = open_store(dst.url)  # creates a new SQLite file; checks Postgres is there
         try:
             writer = _open_side(dst, write=True)
