@@ -15,6 +15,7 @@ from agent_sdk.cli.context import OutputFormat, command, current, sub_app
 from agent_sdk.cli.output import Column, dumps, out, render_list, render_one, say, when
 from agent_sdk.errors import AgentSDKError, InvalidInput
 from agent_sdk.records import AuditEntry
+from agent_sdk.times import resolve_since
 
 app = sub_app(help="The audit log: tail, export, verify.", no_args_is_help=True)
 
@@ -112,7 +113,12 @@ def export(
         typer.Option("--format", help="jsonl (one record per line) or csv.", metavar="FMT"),
     ] = ExportFormat.jsonl,
     since: Annotated[
-        str | None, typer.Option("--since", metavar="ISO", help="Only records from this time.")
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="AGE|TIME",
+            help="Only records from this time: an ISO-8601 time, or an age (30m, 1h, 2d).",
+        ),
     ] = None,
     out_file: Annotated[
         Path | None,
@@ -126,6 +132,8 @@ def export(
     Example: agent-sdk audit export --format csv --since 2025-01-01 --out audit.csv
     """
     ctx = current()
+    if since is not None:
+        resolve_since(since, "--since")  # a usage error here, before any backend is opened
     lines = ctx.backend.audit_export(format=format.value, since=since)
     if out_file is None:
         write = sys.stdout.write

@@ -44,6 +44,7 @@ from agent_sdk.governance.audit_verify import VerifyReport, verify_log
 from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
 from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import MAX_LIMIT, check_limit
+from agent_sdk.times import resolve_since
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -226,7 +227,11 @@ class AuditService:
         self, org_id: str, fmt: str = "jsonl", *, since: str | None = None, until: str | None = None
     ) -> Iterator[str]:
         """The log as JSONL or CSV lines, produced as they are read (pages of 1000 records).
-        The format is checked on call, before anything is read."""
+        The format and the times (ISO-8601, or an age such as ``2d``) are checked on call,
+        before anything is read."""
+        # Through the one time parser: "yesterday" is refused, not compared as text.
+        since = resolve_since(since, "since") if since is not None else None
+        until = resolve_since(until, "until") if until is not None else None
         expired = self.expired_before(org_id) if self.expired_before is not None else None
         if expired is not None and (since is None or since < expired):
             since = expired  # both fixed-width ISO text, which compares like the times
