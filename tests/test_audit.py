@@ -272,6 +272,7 @@ def test_a_checkpoint_beyond_the_log_is_checked_for_its_signature_first(
     audit: AuditService, store: SQLiteStore
 ) -> None:
     fill(audit, 5)
+    audit.public_key_pem()  # the deployment has its key (no checkpoint was due to create it)
     tamper(
         store,
         "INSERT INTO audit_checkpoints VALUES (?, 50, 'ab', '2030-01-01T00:00:00Z', 'eA==', 'k')",
@@ -508,9 +509,10 @@ def test_a_bad_signing_key_fails_closed(
 ) -> None:
     audit_settings.audit_signing_key_path.parent.mkdir(parents=True)
     audit_settings.audit_signing_key_path.write_text("not a key")
+    fill(audit, 9)  # no checkpoint due: the key is not read (servers read it at start-up)
     with pytest.raises(BackendUnavailable, match="^audit log write failed: .*not a PEM"):
-        record(audit)
-    assert store.last_audit(ORG) is None
+        record(audit, 9)  # the 10th record needs a checkpoint: it fails, and is not kept
+    assert store.last_audit(ORG).seq == 9  # type: ignore[union-attr]
 
 
 def test_missing_fields_are_invalid_input(audit: AuditService) -> None:

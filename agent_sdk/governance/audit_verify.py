@@ -64,7 +64,9 @@ class VerifyReport:
     ``first_bad_seq`` names the first record found bad, and ``reason`` says what was wrong with
     it, in words meant for the operator. ``checkpoints`` counts the signed checkpoints checked;
     ``unchained`` the leading records written before the hash chain was switched on; ``pruned``
-    the records a retention policy removed from the head (a signed anchor vouches for them).
+    the records a retention policy removed from the head (a signed anchor vouches for them);
+    ``anchored`` the checkpoints of an anchor kept outside the database that were found intact
+    (see :mod:`agent_sdk.governance.audit_anchor`).
     """
 
     org_id: str
@@ -76,6 +78,13 @@ class VerifyReport:
     checkpoints: int = 0
     unchained: int = 0
     pruned: int = 0
+    anchored: int = 0
+
+    @property
+    def unchained_only(self) -> bool:
+        """Failed only because no record is hash-chained (the chain was off): nothing was found
+        wrong, and nothing could be checked."""
+        return not self.ok and self.first_bad_seq is None and 0 < self.count == self.unchained
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,6 +103,8 @@ class VerifyReport:
         text = f"{where}: {self.count} records verified, {self.checkpoints} signed checkpoints ok"
         if self.unchained:
             text += f" ({self.unchained} earlier records predate the hash chain and are unchecked)"
+        if self.anchored:
+            text += f", {self.anchored} checkpoints of the anchor found intact"
         if self.pruned:
             text += (
                 f"; records 1..{self.pruned} were removed by the retention policy, as its"
