@@ -29,15 +29,14 @@ seq must agree with it.
 
 What the database alone cannot show (someone with write access to it, but not the key):
 
-* the records after the newest checkpoint (fewer than ``AGENT_SDK_AUDIT_CHECKPOINT_EVERY``):
-  they can be cut off, or rewritten with their hashes recomputed, and the next checkpoint
-  then signs the rewrite. ``AuditService.checkpoint`` on demand (e.g. before an export)
-  shrinks this window to nothing at that moment;
-* checkpoint rows deleted together with the records they covered.
+* the records after the newest checkpoint: they can be cut off, or rewritten with their hashes
+  recomputed. Checkpoints every ``AGENT_SDK_AUDIT_CHECKPOINT_EVERY`` records and every
+  ``AGENT_SDK_AUDIT_CHECKPOINT_SECONDS`` keep this window short;
+* checkpoint rows deleted together with the records they covered, up to a whole org's log.
 
-Keep a copy of the checkpoints outside the database and pass it as ``checkpoints``: then any
-cut or rewrite before the newest copied checkpoint is caught. The JSONL sink is such a copy of
-the records themselves: verify it too, and compare.
+An anchor, the checkpoints exported to somewhere the attacker cannot write, closes the second
+gap and everything before its newest checkpoint: see :mod:`agent_sdk.governance.audit_anchor`.
+The JSONL sink is such a copy of the records themselves: verify it too, and compare.
 """
 
 from __future__ import annotations
