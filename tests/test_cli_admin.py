@@ -342,6 +342,13 @@ def test_audit_verify_passes_on_a_clean_log_and_names_a_tampered_record(
     assert table.exit_code == 1 and "record 1" in one_error(table)
 
 
+def test_audit_verify_on_a_default_install_passes() -> None:
+    # The hash chain is on by default: a fresh install has something to verify.
+    ok("keys", "create", "--name", "ci")
+    report = data("audit", "verify")
+    assert report["ok"] and report["count"] == 1 and report["unchained"] == 0
+
+
 def test_audit_verify_of_an_unchained_log_says_how_to_chain_it(
     monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
