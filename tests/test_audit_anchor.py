@@ -553,3 +553,19 @@ def test_verify_needs_the_public_key_with_an_anchor(settings: Settings) -> None:
             rt.audit.verify(ORG, anchor=[])
     finally:
         rt.close(wait=True, timeout=10)
+
+
+def test_a_server_signs_an_idle_tail_on_its_period(settings: Settings) -> None:
+    """The server's periodic signing, wired in its lifespan: records nobody adds to are signed
+    within the period (waited for on the condition, with a generous deadline)."""
+    import time
+
+    populate(settings, 3, seal=False)  # below every N: nothing signed yet
+    assert checkpoints_in_db(settings) == []
+    fast = settings.replace(audit_checkpoint_seconds=0.2)
+    with TestClient(create_app(fast)):
+        deadline = time.monotonic() + 30
+        while not checkpoints_in_db(settings):
+            assert time.monotonic() < deadline, "no checkpoint was signed"
+            time.sleep(0.05)
+    assert [cp.seq for cp in checkpoints_in_db(settings)] == [3]
