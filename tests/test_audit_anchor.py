@@ -569,3 +569,20 @@ def test_a_server_signs_an_idle_tail_on_its_period(settings: Settings) -> None:
             assert time.monotonic() < deadline, "no checkpoint was signed"
             time.sleep(0.05)
     assert [cp.seq for cp in checkpoints_in_db(settings)] == [3]
+
+
+def test_an_anchor_still_verifies_after_retention_pruned_the_head(
+    settings: Settings, via: list[str], world: dict[str, Path]
+) -> None:
+    rt = Runtime(settings)
+    try:  # what the retention sweeper does: a signed retention anchor, then the cut
+        seventh = rt.store.list_audit(ORG, after_seq=6, limit=1)[0]
+        rt.store.prune_audit(ORG, rt.audit.sign_anchor(ORG, 7, seventh.hash))
+    finally:
+        rt.close(wait=True, timeout=10)
+    report = json.loads(verify(via, world).stdout)
+    # Checkpoint 5 covered pruned records; 10 and 12 are still required, and found.
+    assert report["ok"] and (report["pruned"], report["anchored"]) == (7, 2), report
+    raw(settings, "DELETE FROM audit_checkpoints WHERE org_id = ? AND seq = 10", (ORG,))
+    _, reason = failed(verify(via, world))
+    assert "checkpoint at seq 10" in reason and "missing" in reason
