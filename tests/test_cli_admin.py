@@ -342,11 +342,33 @@ def test_audit_verify_passes_on_a_clean_log_and_names_a_tampered_record(
     assert table.exit_code == 1 and "record 1" in one_error(table)
 
 
-def test_audit_verify_of_an_unchained_log_says_how_to_chain_it() -> None:
+def test_audit_verify_on_a_default_install_passes() -> None:
+    # The hash chain is on by default: a fresh install has something to verify.
+    ok("keys", "create", "--name", "ci")
+    report = data("audit", "verify")
+    assert report["ok"] and report["count"] == 1 and report["unchained"] == 0
+
+
+def test_audit_verify_of_an_unchained_log_says_how_to_chain_it(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setenv("AGENT_SDK_AUDIT_HASH_CHAIN", "false")
     ok("keys", "create", "--name", "ci")
     result = cli("audit", "verify")
     assert result.exit_code == 1
-    assert "AGENT_SDK_AUDIT_HASH_CHAIN" in result.stderr
+    assert "AGENT_SDK_AUDIT_HASH_CHAIN" in result.stderr and "--allow-unchained" in result.stderr
+    # Said plainly, and exit 0, when the operator accepts a log without a chain.
+    result = cli("audit", "verify", "--allow-unchained", "-o", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["unchained"] == 1
+    assert "the hash chain is off" in result.stderr and "nothing was verified" in result.stderr
+    # ... but not for a chained log whose hashes were stripped (its checkpoint tells).
+    monkeypatch.setenv("AGENT_SDK_AUDIT_HASH_CHAIN", "true")
+    monkeypatch.setenv("AGENT_SDK_AUDIT_CHECKPOINT_EVERY", "2")
+    ok("keys", "create", "--name", "ci2")
+    with sqlite3.connect(settings.sqlite_path) as db:
+        db.execute("UPDATE audit_log SET hash = NULL, prev_hash = NULL WHERE seq = 2")
+    db.close()
+    assert cli("audit", "verify", "--allow-unchained").exit_code == 1
 
 
 # -- auth -----------------------------------------------------------------------------------------

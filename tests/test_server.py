@@ -542,6 +542,8 @@ V1_OPERATIONS = {
     ("get", "/v1/admin/audit-logs"),
     ("get", "/v1/admin/audit-logs/export"),
     ("get", "/v1/admin/audit-logs/verify"),
+    ("post", "/v1/admin/audit-logs/verify"),
+    ("get", "/v1/admin/audit-logs/checkpoints"),
     ("delete", "/v1/admin/runs/{run_id}"),
     ("delete", "/v1/admin/sessions/{session_id}"),
     ("get", "/v1/admin/residency"),

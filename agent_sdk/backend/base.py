@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
+    Checkpoint,
     Deletion,
     Event,
     MigrationState,
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
 
 class Backend(Protocol):
     kind: str  # "local" or "http"
+
+    @property
+    def org_id(self) -> str | None:
+        """The org it acts in (None over HTTP: the credential's own)."""
+        ...
 
     def create_run(
         self,
@@ -136,7 +142,21 @@ class Backend(Protocol):
         """The org's audit log as lines (jsonl or csv, csv with a header), streamed."""
         ...
 
-    def audit_verify(self) -> VerifyReport: ...
+    def audit_verify(
+        self,
+        *,
+        anchor: Sequence[Checkpoint] | None = None,
+        public_key: str | None = None,
+    ) -> VerifyReport:
+        """Verify the org's hash chain and signed checkpoints. With ``public_key`` (PEM) every
+        signature must be by that key, not the deployment's; with ``anchor`` (checkpoints
+        exported to outside the database, which needs ``public_key``) every anchor checkpoint
+        must be found intact too (see :mod:`agent_sdk.governance.audit_anchor`)."""
+        ...
+
+    def audit_checkpoints(self, *, after: int = 0) -> Iterator[Checkpoint]:
+        """The org's signed checkpoints with ``seq > after``, oldest first, streamed."""
+        ...
 
     # -- data residency (the backend's org; reading needs admin:orgs, changing admin:platform)
     def get_residency(self) -> Residency:

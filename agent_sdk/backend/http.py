@@ -8,6 +8,7 @@ the boundary: a problem answer becomes the exception of :mod:`agent_sdk.errors` 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from agent_sdk.errors import (
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
+    Checkpoint,
     Deletion,
     Event,
     MigrationState,
@@ -310,10 +312,42 @@ class HttpBackend:
             params["since"] = since
         return self._stream_lines("/v1/admin/audit-logs/export", params)
 
-    def audit_verify(self) -> VerifyReport:
+    def audit_verify(
+        self,
+        *,
+        anchor: Sequence[Checkpoint] | None = None,
+        public_key: str | None = None,
+    ) -> VerifyReport:
         from agent_sdk.governance.audit_verify import VerifyReport
 
-        return VerifyReport.from_dict(self._call("GET", "/v1/admin/audit-logs/verify"))
+        if anchor is None:
+            if public_key is None:
+                return VerifyReport.from_dict(self._call("GET", "/v1/admin/audit-logs/verify"))
+            body = {"public_key": public_key}
+            return VerifyReport.from_dict(
+                self._call("POST", "/v1/admin/audit-logs/verify", json=body)
+            )
+        # The anchor stays here, with the key the verifier trusts: it may be large (one line per
+        # checkpoint, for years), and comparing it needs only the stored checkpoints, read
+        # before the server walks the log, as the local backend reads them.
+        from agent_sdk.governance.audit_anchor import check_anchor
+        from agent_sdk.governance.audit_keys import CheckpointVerifier
+
+        if public_key is None:
+            raise InvalidInput(
+                "an anchor is checked against a public key you hold",
+                hint="pass the PEM public key of the audit signing key (--public-key FILE)",
+            )
+        verifier = CheckpointVerifier.from_pem(public_key)
+        stored = list(self.audit_checkpoints())
+        data = self._call("POST", "/v1/admin/audit-logs/verify", json={"public_key": public_key})
+        return check_anchor(VerifyReport.from_dict(data), anchor, stored, verifier)
+
+    def audit_checkpoints(self, *, after: int = 0) -> Iterator[Checkpoint]:
+        params = {"after": after}
+        for line in self._stream_lines("/v1/admin/audit-logs/checkpoints", params):
+            if line.strip():
+                yield Checkpoint.from_dict(json.loads(line))
 
     def get_residency(self) -> Residency:
         from agent_sdk.core.residency import Residency

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
+    Checkpoint,
     Deletion,
     Event,
     MigrationState,
@@ -241,8 +242,16 @@ class LocalBackend:
         # The format is checked on call (before the first line), as the server does.
         return _lines(self.runtime.audit.export(self.org_id, format, since=since))
 
-    def audit_verify(self) -> VerifyReport:
-        return self.runtime.audit.verify(self.org_id)
+    def audit_verify(
+        self,
+        *,
+        anchor: Sequence[Checkpoint] | None = None,
+        public_key: str | None = None,
+    ) -> VerifyReport:
+        return self.runtime.audit.verify(self.org_id, public_key=public_key, anchor=anchor)
+
+    def audit_checkpoints(self, *, after: int = 0) -> Iterator[Checkpoint]:
+        return self.runtime.audit.checkpoints(self.org_id, after=after)
 
     # The residency methods skip the region check, like their HTTP routes: the region of an org
     # served elsewhere can still be read, and fixed.

@@ -1,4 +1,4 @@
-"""``agent-sdk audit tail|export|verify``: the org's audit log."""
+"""``agent-sdk audit tail|export|verify|checkpoints``: the org's audit log."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from typing import Annotated
 
 import typer
 
+from agent_sdk.cli import audit_anchor
 from agent_sdk.cli.context import OutputFormat, command, current, sub_app
 from agent_sdk.cli.output import Column, dumps, out, render_list, render_one, say, when
 from agent_sdk.errors import AgentSDKError, InvalidInput
 from agent_sdk.records import AuditEntry
+from agent_sdk.times import resolve_since
 
 app = sub_app(help="The audit log: tail, export, verify.", no_args_is_help=True)
+app.add_typer(audit_anchor.app, name="checkpoints")
 
 FOLLOW_INTERVAL = 1.0  # seconds between polls of `tail --follow`
 FOLLOW_PAGE = 1000
@@ -40,6 +43,7 @@ REPORT_FIELDS = [
     Column("checkpoints", "checkpoints"),
     Column("unchained", "unchained"),
     Column("pruned by retention", "pruned"),
+    Column("anchor checkpoints intact", "anchored"),
 ]
 
 
@@ -112,7 +116,12 @@ def export(
         typer.Option("--format", help="jsonl (one record per line) or csv.", metavar="FMT"),
     ] = ExportFormat.jsonl,
     since: Annotated[
-        str | None, typer.Option("--since", metavar="ISO", help="Only records from this time.")
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="AGE|TIME",
+            help="Only records from this time: an ISO-8601 time, or an age (30m, 1h, 2d).",
+        ),
     ] = None,
     out_file: Annotated[
         Path | None,
@@ -126,6 +135,8 @@ def export(
     Example: agent-sdk audit export --format csv --since 2025-01-01 --out audit.csv
     """
     ctx = current()
+    if since is not None:
+        resolve_since(since, "--since")  # a usage error here, before any backend is opened
     lines = ctx.backend.audit_export(format=format.value, since=since)
     if out_file is None:
         write = sys.stdout.write
@@ -151,18 +162,65 @@ def export(
 
 
 @command(app, "verify")
-def verify() -> None:
+def verify(
+    anchor: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchor",
+            metavar="FILE",
+            dir_okay=False,
+            help="Also hold the log against the checkpoints exported to FILE (needs"
+            " --public-key): catches what was deleted together with its checkpoints.",
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            metavar="KEY",
+            dir_okay=False,
+            help="PEM public key that must have signed every checkpoint (not the key file"
+            " beside the database).",
+        ),
+    ] = None,
+    allow_unchained: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unchained",
+            help="Exit 0 for a log written with the hash chain off (nothing to verify).",
+        ),
+    ] = False,
+) -> None:
     """Check the org's hash chain and signed checkpoints; exit 1 naming the first bad record.
 
     Example: agent-sdk audit verify --org acme
+    Example: agent-sdk audit verify --anchor anchor.jsonl --public-key audit-signing.pub
     """
+    from agent_sdk.cli.audit_anchor import read_anchor, read_public_key
+
+    if anchor is not None and public_key is None:
+        raise InvalidInput(
+            "--anchor needs --public-key: an anchor is only as good as the key you check it with",
+            hint="openssl pkey -in audit-signing.key -pubout > audit-signing.pub, once, kept"
+            " away from the database",
+        )
+    checkpoints = read_anchor(anchor) if anchor is not None else None
+    pem = read_public_key(public_key) if public_key is not None else None
     ctx = current()
-    report = ctx.backend.audit_verify()
+    report = ctx.backend.audit_verify(anchor=checkpoints, public_key=pem)
     render_one(report, REPORT_FIELDS, ctx.output)
+    if report.unchained_only and allow_unchained:
+        say(
+            f"the hash chain is off: the {report.count} records of org {report.org_id!r} are not"
+            " chained, so nothing was verified (AGENT_SDK_AUDIT_HASH_CHAIN=true chains the"
+            " records written from then on)"
+        )
+        return
     if not report.ok:
-        if report.first_bad_seq is None and report.unchained:
+        if report.unchained_only:
             hint = (
-                "set AGENT_SDK_AUDIT_HASH_CHAIN=true: the records written from then on are chained"
+                "set AGENT_SDK_AUDIT_HASH_CHAIN=true: the records written from then on are"
+                " chained (or pass --allow-unchained to accept a log without a chain)"
             )
         else:
             hint = (
@@ -173,3 +231,8 @@ def verify() -> None:
             report.summary(), hint=hint, first_bad_seq=report.first_bad_seq
         )
     say(report.summary())
+    if anchor is None:
+        say(
+            "note: without --anchor, records deleted together with their checkpoints (or a"
+            " whole log) do not show; see agent-sdk audit checkpoints export"
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -26,12 +26,11 @@ from agent_sdk.cli.context import (
 from agent_sdk.cli.output import Column, key_values, out, render_one, render_page, say, when
 from agent_sdk.errors import InvalidInput
 from agent_sdk.records import ApiKey
+from agent_sdk.times import parse_duration, resolve_until
 
 app = sub_app(help="API keys of the org: create, rotate, revoke.", no_args_is_help=True)
 
 EXIT_DECLINED = 3
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?")
 _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
@@ -92,24 +91,10 @@ KEY_FIELDS = [
 # -- option parsing -------------------------------------------------------------------------------
 
 
-def parse_duration(text: str, option: str) -> float:
-    """``90`` or ``90s``, ``15m``, ``1h``, ``30d``, ``2w`` -> seconds."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if not match:
-        raise typer.BadParameter(
-            f"{text!r} is not a duration; use e.g. 90s, 15m, 1h, 30d", param_hint=f"'{option}'"
-        )
-    return float(match[1]) * _UNITS[match[2] or "s"]
-
-
 def _expires(text: str | None) -> str | None:
-    """A duration from now (``30d``) or an ISO time, passed on for the core to check."""
-    if text is None:
-        return None
-    if _DURATION.fullmatch(text.strip().lower()):
-        when_ = datetime.now(UTC) + timedelta(seconds=parse_duration(text, "--expires"))
-        return when_.isoformat(timespec="seconds").replace("+00:00", "Z")
-    return text
+    """A duration from now (``30d``) or an ISO time, checked by the one time parser (the core
+    then refuses a time that is not in the future)."""
+    return None if text is None else resolve_until(text, "--expires")
 
 
 def _rate(text: str | None) -> float | None:

@@ -29,6 +29,7 @@ from agent_sdk.cli.output import (
 )
 from agent_sdk.errors import InvalidInput, NotFound
 from agent_sdk.records import Deletion, Event, Run, RunStatus
+from agent_sdk.times import resolve_since
 
 app = sub_app(help="Create, list, watch and cancel agent runs.", no_args_is_help=True)
 
@@ -447,6 +448,8 @@ def retry(
         say(f"retrying run {run.id} (attempt {run.attempts + 1})")
         render_one(run, RUN_FIELDS, ctx.output)
         return
+    if since is not None:
+        resolve_since(since, "--since")  # a usage error before the question, not after it
     statuses = _statuses(status)
     if not statuses:
         raise InvalidInput(

@@ -9,7 +9,10 @@ one is open, which is how a failed audit write also undoes the action it describ
 
 1. append the record to the database (the source of truth): seq, chain hash;
 2. write the JSONL file line and the stdout line;
-3. every ``AGENT_SDK_AUDIT_CHECKPOINT_EVERY`` records, sign and store a checkpoint;
+3. every ``AGENT_SDK_AUDIT_CHECKPOINT_EVERY`` records, and on the first record written
+   ``AGENT_SDK_AUDIT_CHECKPOINT_SECONDS`` or more after the org's newest checkpoint (or after
+   the first unsigned record), sign and store a checkpoint (servers and workers also sign idle
+   logs on that period: :func:`agent_sdk.core.audit_seal.seal_periodically`);
 4. commit (by the outermost transaction).
 
 A failure in 1-3 rolls the record (and the caller's writes) back. The remaining window runs the
@@ -27,7 +30,9 @@ swallow the exception of a failed :meth:`record` inside their own transaction.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.canonical import anchor_payload
@@ -44,6 +49,7 @@ from agent_sdk.governance.audit_verify import VerifyReport, verify_log
 from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
 from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import MAX_LIMIT, check_limit
+from agent_sdk.times import iso, parse_instant, resolve_since
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -61,6 +67,7 @@ class AuditService:
         *,
         sinks: Sequence[AuditSink] | None = None,
         expired_before: Callable[[str], str | None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -72,6 +79,11 @@ class AuditService:
         )
         self._signer: CheckpointSigner | None = None
         self._signer_lock = threading.Lock()
+        # Seconds since the epoch; checkpoint times and the time rule read it (tests inject it).
+        self.clock = clock
+        # org -> when its unsigned tail began, as this process last saw it: spares a read per
+        # record until the time rule may be due (then the database is asked again).
+        self._tail_began: dict[str, float] = {}
 
     # -- writing -------------------------------------------------------------------------------
     def record(
@@ -106,15 +118,18 @@ class AuditService:
         _required("org_id", org_id)
         chain = self.settings.audit_hash_chain
         try:
-            # Load (or create) the signing key before taking the write lock: the first load
-            # imports cryptography, which would otherwise stall every other writer.
-            signer = self._signing_key() if chain else None
+            # Load (or create) the signing key before taking the write lock when this record may
+            # need a checkpoint: the first load imports cryptography (tens of ms), which would
+            # otherwise stall every other writer. A record that needs none (most records of a
+            # short CLI process) never pays for it.
+            signer = self._signer
+            if chain and signer is None and self._may_be_due(org_id):
+                signer = self._signing_key()
             with self.store.transaction():
                 entry = self.store.append_audit(org_id, fields, chain=chain)
                 self._write_sinks(entry)
-                every = self.settings.audit_checkpoint_every
-                if signer is not None and entry.hash is not None and entry.seq % every == 0:
-                    self._store_checkpoint(signer, entry)
+                if entry.hash is not None and self._due(entry):
+                    self._store_checkpoint(signer or self._signing_key(), entry)
         except AgentSDKError as exc:
             # The caller's input was checked above; anything failing from here on (a bad key
             # file included) is the deployment's problem, and the action fails with it.
@@ -139,6 +154,70 @@ class AuditService:
                 ) from exc
 
     # -- checkpoints ---------------------------------------------------------------------------
+    def _may_be_due(self, org_id: str) -> bool:
+        """A guess, before the write lock, whether the next record of the org needs a checkpoint."""
+        head = self.store.last_audit(org_id)
+        upcoming = (head.seq if head is not None else 0) + 1
+        return upcoming % self.settings.audit_checkpoint_every == 0 or self._time_due(org_id)
+
+    def _due(self, entry: AuditEntry) -> bool:
+        """Under the write lock: does ``entry`` get a checkpoint (every N records, or T seconds
+        after the org's unsigned tail began)?"""
+        return entry.seq % self.settings.audit_checkpoint_every == 0 or self._time_due(entry.org_id)
+
+    def _time_due(self, org_id: str) -> bool:
+        period = self.settings.audit_checkpoint_seconds
+        if period <= 0:
+            return False
+        now = self.clock()
+        began = self._tail_began.get(org_id)
+        if began is not None and now - began < period:
+            return False
+        # Maybe due: ask the database, which another process may have signed meanwhile.
+        newest = self.store.last_checkpoint(org_id)
+        if newest is not None:
+            began = _epoch(newest.time)
+        else:
+            oldest = self.store.list_audit(org_id, limit=1)
+            began = _epoch(oldest[0].time) if oldest else now
+        if began is None:  # an unreadable time in the database: sign now rather than never
+            return True
+        self._tail_began[org_id] = began
+        return now - began >= period
+
+    def seal(self) -> list[Checkpoint]:
+        """Sign the head of every org whose hash-chained log has records past its newest
+        checkpoint. Servers and workers call this every ``AGENT_SDK_AUDIT_CHECKPOINT_SECONDS``,
+        so no record waits longer than that for a signature, even in an org that writes no
+        more records."""
+        signed: list[Checkpoint] = []
+        after = ""
+        while True:
+            orgs, after = self.store.unsigned_audit_orgs(after=after)
+            for org_id in orgs:
+                try:
+                    signed.append(self.checkpoint(org_id))
+                except Conflict:  # emptied or unchained since the query: nothing to sign
+                    continue
+            if not after:
+                return signed
+
+    def checkpoints(self, org_id: str, *, after: int = 0) -> Iterator[Checkpoint]:
+        """The org's signed checkpoints with ``seq > after``, oldest first, read in pages of
+        1000 (the source of ``audit checkpoints export``)."""
+        if not isinstance(after, int) or after < 0:
+            raise InvalidInput("after must be 0 or a seq")
+
+        def pages(after: int) -> Iterator[Checkpoint]:
+            while True:
+                page = self.store.list_checkpoints(org_id, after_seq=after, limit=MAX_LIMIT)
+                yield from page
+                if len(page) < MAX_LIMIT:
+                    return
+                after = page[-1].seq
+
+        return pages(after)
+
     def checkpoint(self, org_id: str) -> Checkpoint:
         """Sign and store a checkpoint of the log as it is now (or return the one already
         stored at its head). Conflict if the log is empty or its head is not chained."""
@@ -160,10 +239,13 @@ class AuditService:
     def _store_checkpoint(self, signer: CheckpointSigner, head: AuditEntry) -> Checkpoint | None:
         assert head.hash is not None
         unsigned: dict[str, Any] = {"org_id": head.org_id, "seq": head.seq, "head_hash": head.hash}
-        unsigned["time"] = utcnow()
+        now = self.clock()
+        unsigned["time"] = iso(datetime.fromtimestamp(now, UTC))
         signature = signer.sign(checkpoint_payload(unsigned))
         cp = Checkpoint(**unsigned, signature=signature, key_id=signer.key_id)
-        return cp if self.store.insert_checkpoint(cp) else None
+        stored = self.store.insert_checkpoint(cp)
+        self._tail_began[head.org_id] = now  # the tail now begins after this head
+        return cp if stored else None
 
     def prepare_signer(self) -> None:
         """Load (or create) the signing key now, before a caller takes a write lock."""
@@ -226,7 +308,11 @@ class AuditService:
         self, org_id: str, fmt: str = "jsonl", *, since: str | None = None, until: str | None = None
     ) -> Iterator[str]:
         """The log as JSONL or CSV lines, produced as they are read (pages of 1000 records).
-        The format is checked on call, before anything is read."""
+        The format and the times (ISO-8601, or an age such as ``2d``) are checked on call,
+        before anything is read."""
+        # Through the one time parser: "yesterday" is refused, not compared as text.
+        since = resolve_since(since, "since") if since is not None else None
+        until = resolve_since(until, "until") if until is not None else None
         expired = self.expired_before(org_id) if self.expired_before is not None else None
         if expired is not None and (since is None or since < expired):
             since = expired  # both fixed-width ISO text, which compares like the times
@@ -238,6 +324,7 @@ class AuditService:
         *,
         public_key: str | bytes | None = None,
         checkpoints: Iterable[Checkpoint] | None = None,
+        anchor: Iterable[Checkpoint] | None = None,
     ) -> VerifyReport:
         """Verify ``org_id``'s chain and checkpoints (see
         :func:`agent_sdk.governance.audit_verify.verify_log`), streaming the records.
@@ -245,23 +332,35 @@ class AuditService:
         ``public_key`` (PEM) defaults to this deployment's own key; ``checkpoints`` default to
         the stored ones; pass a copy kept outside the database to also catch checkpoint rows
         deleted together with the tail they covered.
+
+        ``anchor``: checkpoints exported to a file outside the database (``audit checkpoints
+        export``), held against the database after its own verification (see
+        :func:`agent_sdk.governance.audit_anchor.check_anchor`). It needs ``public_key``: the
+        anchor is only as good as the key the verifier trusts, never the deployment's own.
         """
+        if anchor is not None and public_key is None:
+            raise InvalidInput(
+                "an anchor is checked against a public key you hold",
+                hint="pass the PEM public key of the audit signing key (--public-key FILE)",
+            )
         # Checkpoints before records: appends during the walk only add records, whereas a
         # checkpoint read after the walk could cover records it never saw (false truncation).
         cps = list(checkpoints) if checkpoints is not None else self.store.list_checkpoints(org_id)
         # Where a retention sweep cut the head of the log (an optional store capability).
         get_anchor = getattr(self.store, "get_audit_anchor", None)
-        anchor: AuditAnchor | None = get_anchor(org_id) if get_anchor is not None else None
+        retention_anchor: AuditAnchor | None = get_anchor(org_id) if get_anchor else None
         verifier: CheckpointVerifier | None = None
         if public_key is not None:
             from agent_sdk.governance.audit_keys import CheckpointVerifier
 
             verifier = CheckpointVerifier.from_pem(public_key)
-        elif cps or anchor is not None:
+        elif cps or retention_anchor is not None:
             verifier = self._load_signer(create=False)
             if verifier is None:
                 path = self.settings.audit_signing_key_path
-                what = f"{len(cps)} checkpoints" + (" and the retention anchor" if anchor else "")
+                what = f"{len(cps)} checkpoints"
+                if retention_anchor is not None:
+                    what += " and the retention anchor"
                 return VerifyReport(
                     org_id,
                     False,
@@ -269,13 +368,26 @@ class AuditService:
                     reason=f"the signing key {path} is missing, so {what} cannot be checked:"
                     " pass the public key",
                 )
-        return verify_log(
+        report = verify_log(
             org_id,
             self.store.iter_audit(org_id),
             checkpoints=cps,
             verifier=verifier,
-            anchor=anchor,
+            anchor=retention_anchor,
         )
+        if anchor is None or verifier is None:
+            return report
+        from agent_sdk.governance.audit_anchor import check_anchor
+
+        stored = cps if checkpoints is None else self.store.list_checkpoints(org_id)
+        return check_anchor(report, anchor, stored, verifier)
+
+
+def _epoch(text: str) -> float | None:
+    try:
+        return parse_instant(text).timestamp()
+    except (InvalidInput, OverflowError, ValueError):
+        return None
 
 
 def _required(name: str, value: Any) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import builtins
 import hashlib
 import logging
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from agent_sdk.errors import AgentSDKError, Conflict, InvalidInput, NotFound
 from agent_sdk.records import Deletion, Event, EventType, Page, Run, RunStatus
 from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.idempotency import DONE, IdempotencyRecord
+from agent_sdk.times import resolve_since
 
 if TYPE_CHECKING:
     from agent_sdk.core.events import EventBus
@@ -517,33 +517,6 @@ class RunService:
                     await asyncio.sleep(max(0.0, (at - previous).total_seconds() / speed))
                 previous = at
             yield event
-
-
-_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
-_AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def resolve_since(text: str) -> str:
-    """``30m``, ``1h``, ``2d`` (that long ago) or an ISO-8601 time -> the ISO time, in UTC."""
-    from datetime import UTC
-
-    from agent_sdk.store._ids import parse_time
-
-    match = _AGE.fullmatch(text.strip().lower())
-    if match:
-        try:
-            when = datetime.now(UTC) - timedelta(seconds=float(match[1]) * _AGE_UNITS[match[2]])
-        except OverflowError:
-            when = datetime.min.replace(tzinfo=UTC)
-    else:
-        try:
-            when = parse_time(text).astimezone(UTC)
-        except InvalidInput:
-            raise InvalidInput(
-                f"since {text!r} is neither an age nor an ISO-8601 time",
-                hint="e.g. 30m, 1h, 2d or 2025-01-31T12:00:00Z",
-            ) from None
-    return when.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def check_idempotency_key(key: str) -> str:

@@ -67,6 +67,10 @@ class Worker:
 
         if (retention := start_sweeper(self.runtime)) is not None:  # 0 s interval: none
             background.append(retention)
+        from agent_sdk.core.audit_seal import start_sealer
+
+        if (sealer := start_sealer(self.runtime)) is not None:  # signs idle audit logs
+            background.append(sealer)
         try:
             await self._work(stop)
         finally:

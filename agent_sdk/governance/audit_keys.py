@@ -52,9 +52,11 @@ class CheckpointVerifier:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-        data = pem.encode("ascii") if isinstance(pem, str) else pem
         try:
+            data = pem.encode("ascii") if isinstance(pem, str) else pem
             key = load_pem_public_key(data)
+        except UnicodeEncodeError:
+            raise InvalidInput("not a PEM public key: it is not ASCII text") from None
         except (ValueError, TypeError) as exc:
             raise InvalidInput(f"not a PEM public key: {exc}") from None
         if not isinstance(key, Ed25519PublicKey):

@@ -29,15 +29,14 @@ seq must agree with it.
 
 What the database alone cannot show (someone with write access to it, but not the key):
 
-* the records after the newest checkpoint (fewer than ``AGENT_SDK_AUDIT_CHECKPOINT_EVERY``):
-  they can be cut off, or rewritten with their hashes recomputed, and the next checkpoint
-  then signs the rewrite. ``AuditService.checkpoint`` on demand (e.g. before an export)
-  shrinks this window to nothing at that moment;
-* checkpoint rows deleted together with the records they covered.
+* the records after the newest checkpoint: they can be cut off, or rewritten with their hashes
+  recomputed. Checkpoints every ``AGENT_SDK_AUDIT_CHECKPOINT_EVERY`` records and every
+  ``AGENT_SDK_AUDIT_CHECKPOINT_SECONDS`` keep this window short;
+* checkpoint rows deleted together with the records they covered, up to a whole org's log.
 
-Keep a copy of the checkpoints outside the database and pass it as ``checkpoints``: then any
-cut or rewrite before the newest copied checkpoint is caught. The JSONL sink is such a copy of
-the records themselves: verify it too, and compare.
+An anchor, the checkpoints exported to somewhere the attacker cannot write, closes the second
+gap and everything before its newest checkpoint: see :mod:`agent_sdk.governance.audit_anchor`.
+The JSONL sink is such a copy of the records themselves: verify it too, and compare.
 """
 
 from __future__ import annotations
@@ -64,7 +63,9 @@ class VerifyReport:
     ``first_bad_seq`` names the first record found bad, and ``reason`` says what was wrong with
     it, in words meant for the operator. ``checkpoints`` counts the signed checkpoints checked;
     ``unchained`` the leading records written before the hash chain was switched on; ``pruned``
-    the records a retention policy removed from the head (a signed anchor vouches for them).
+    the records a retention policy removed from the head (a signed anchor vouches for them);
+    ``anchored`` the checkpoints of an anchor kept outside the database that were found intact
+    (see :mod:`agent_sdk.governance.audit_anchor`).
     """
 
     org_id: str
@@ -76,6 +77,13 @@ class VerifyReport:
     checkpoints: int = 0
     unchained: int = 0
     pruned: int = 0
+    anchored: int = 0
+
+    @property
+    def unchained_only(self) -> bool:
+        """Failed only because no record is hash-chained (the chain was off): nothing was found
+        wrong, and nothing could be checked."""
+        return not self.ok and self.first_bad_seq is None and 0 < self.count == self.unchained
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,6 +102,8 @@ class VerifyReport:
         text = f"{where}: {self.count} records verified, {self.checkpoints} signed checkpoints ok"
         if self.unchained:
             text += f" ({self.unchained} earlier records predate the hash chain and are unchecked)"
+        if self.anchored:
+            text += f", {self.anchored} checkpoints of the anchor found intact"
         if self.pruned:
             text += (
                 f"; records 1..{self.pruned} were removed by the retention policy, as its"

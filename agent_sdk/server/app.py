@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_sdk import __version__
 from agent_sdk.config import Settings
+from agent_sdk.core.audit_seal import start_sealer
 from agent_sdk.core.bootstrap import ensure_bootstrap_key
 from agent_sdk.core.retention_sweep import start_sweeper
 from agent_sdk.core.runtime import Runtime
@@ -66,6 +67,7 @@ def create_app(
         unredact = _log_redaction(settings)
         rt = runtime if runtime is not None else Runtime(settings)
         sweeper: asyncio.Task[None] | None = None
+        sealer: asyncio.Task[None] | None = None
         try:
             rt.load_agents()
             rt.auth.check_config()
@@ -75,11 +77,13 @@ def create_app(
             if settings.run_recovery_enabled:
                 await asyncio.to_thread(_recover, rt)
             sweeper = start_sweeper(rt)  # retention policies, every interval (0: none)
+            sealer = start_sealer(rt)  # signs idle audit logs (chain off or 0 s: none)
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                await asyncio.gather(sweeper, return_exceptions=True)
+            for task in (sweeper, sealer):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await _drain(rt, shutdown_grace)
             if runtime is None:
                 rt.close(wait=False)

@@ -5,8 +5,10 @@ checkpoint, signing) lives in :class:`agent_sdk.core.audit.AuditService`. The on
 must get right is the append: numbering and chaining happen inside one write transaction, so
 appends from many threads and processes form one gap-free chain per org.
 
-Implementations: :class:`agent_sdk.store.sqlite_audit.SQLiteAuditMixin` (part of
-``SQLiteStore``). The contract suite is ``tests/contracts/audit_store_contract.py``.
+Implementations: :class:`agent_sdk.store.sqlite_audit.SQLiteAuditMixin` and
+:class:`agent_sdk.store.postgres_mixins.PostgresAuditMixin`, with the checkpoint queries both
+share in :class:`agent_sdk.store._sql_audit.SQLAuditQueries`. The contract suite is
+``tests/contracts/audit_store_contract.py``.
 """
 
 from __future__ import annotations
@@ -86,8 +88,21 @@ class AuditStore(Protocol):
         at that seq."""
         ...
 
-    def list_checkpoints(self, org_id: str) -> list[Checkpoint]:
-        """The org's checkpoints, oldest (lowest seq) first."""
+    def list_checkpoints(
+        self, org_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Checkpoint]:
+        """The org's checkpoints with ``seq > after_seq``, oldest (lowest seq) first; at most
+        ``limit`` (1-1000) of them, or all."""
+        ...
+
+    def last_checkpoint(self, org_id: str) -> Checkpoint | None:
+        """The org's newest checkpoint (highest seq), or None."""
+        ...
+
+    def unsigned_audit_orgs(self, *, after: str = "", limit: int = 500) -> tuple[list[str], str]:
+        """Of up to ``limit`` orgs with ids after ``after``: those whose newest record is
+        hash-chained and past their newest checkpoint; and the org id to continue after, ""
+        once every org was looked at."""
         ...
 
 

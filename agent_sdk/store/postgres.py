@@ -42,6 +42,7 @@ from agent_sdk.store._rows import (
     parse_statuses,
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
+from agent_sdk.store._sql_audit import SQLAuditQueries
 from agent_sdk.store._sql_mixins import SQLWorkerQueries
 from agent_sdk.store.migrations import Migration, load_migrations
 from agent_sdk.store.pg_notify import CHANNEL_SQL, EventSink, NotifyListener, payload_run_id
@@ -109,6 +110,7 @@ def _placeholders(sql: str) -> str:
 class PostgresStore(
     PostgresKeysMixin,
     PostgresAuditMixin,
+    SQLAuditQueries,
     PostgresIdempotencyMixin,
     SQLWorkerQueries,
     RetentionMixin,

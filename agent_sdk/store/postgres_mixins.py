@@ -209,13 +209,6 @@ class PostgresAuditMixin(_Helpers):
         )
         return inserted == 1
 
-    def list_checkpoints(self, org_id: str) -> list[Checkpoint]:
-        rows = self._query(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE org_id = %s ORDER BY seq",
-            (org_id,),
-        )
-        return [Checkpoint(*r) for r in rows]
-
 
 # -- Idempotency-Key claims --------------------------------------------------------------------
 _REPLACE = ", ".join(f"{name} = excluded.{name}" for name in IDEM_FIELDS[2:])

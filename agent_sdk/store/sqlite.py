@@ -43,6 +43,7 @@ from agent_sdk.store._rows import (
     parse_statuses,
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
+from agent_sdk.store._sql_audit import SQLAuditQueries
 from agent_sdk.store._sql_mixins import SQLWorkerQueries
 from agent_sdk.store.migrations import Migration, load_migrations
 from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sql
@@ -96,6 +97,7 @@ class _Conn:
 class SQLiteStore(
     SQLiteKeysMixin,
     SQLiteAuditMixin,
+    SQLAuditQueries,
     SQLiteIdempotencyMixin,
     SQLWorkerQueries,
     RetentionMixin,

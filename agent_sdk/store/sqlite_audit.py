@@ -147,12 +147,5 @@ class SQLiteAuditMixin:
         )
         return inserted == 1
 
-    def list_checkpoints(self, org_id: str) -> list[Checkpoint]:
-        rows = self._query(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE org_id = ? ORDER BY seq",
-            (org_id,),
-        )
-        return [Checkpoint(*r) for r in rows]
-
 
 __all__ = ["SQLiteAuditMixin"]

@@ -166,6 +166,33 @@ class AuditStoreContract:
         assert store.insert_checkpoint(cp(ORG, 10, head="cd")) is False
         assert store.list_checkpoints(ORG) == [cp(ORG, 10), cp(ORG, 20)]
         assert store.list_checkpoints(OTHER) == [cp(OTHER, 10)]
+        # Pages by seq, for an export that resumes after the newest line it already has.
+        assert store.list_checkpoints(ORG, after_seq=10) == [cp(ORG, 20)]
+        assert store.list_checkpoints(ORG, after_seq=0, limit=1) == [cp(ORG, 10)]
+        assert store.list_checkpoints(ORG, after_seq=20) == []
+        assert store.last_checkpoint(ORG) == cp(ORG, 20)
+        assert store.last_checkpoint("no-such-org") is None
+
+    def test_unsigned_orgs_are_those_with_chained_records_past_their_newest_checkpoint(
+        self, store: Any
+    ) -> None:
+        ids = [f"org-{c}" for c in "abcde"]
+        for org in ids:
+            store.create_org(org, org)
+        append(store, 3, "org-a")  # chained, no checkpoint: unsigned
+        append(store, 2, "org-b")  # chained and signed at its head: done
+        store.insert_checkpoint(Checkpoint("org-b", 2, "ab", "2030-01-01T00:00:00Z", "s", "k"))
+        store.append_audit("org-c", fields(0), chain=False)  # not chained: nothing to sign
+        append(store, 5, "org-d")  # a checkpoint, then more records: unsigned
+        store.insert_checkpoint(Checkpoint("org-d", 3, "ab", "2030-01-01T00:00:00Z", "s", "k"))
+        seen: list[str] = []
+        after = ""
+        while True:
+            unsigned, after = store.unsigned_audit_orgs(after=after, limit=2)
+            seen += [o for o in unsigned if o in ids]
+            if not after:
+                break
+        assert seen == ["org-a", "org-d"]
 
     def test_concurrent_appends_from_threads_form_one_chain(self, store: AuditStore) -> None:
         errors: list[BaseException] = []

@@ -34,6 +34,7 @@ from agent_sdk.governance.audit_verify import VerifyReport
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
+    Checkpoint,
     Deletion,
     Event,
     Org,
@@ -595,6 +596,38 @@ class BackendContract:
         else:  # a server running without AGENT_SDK_AUDIT_HASH_CHAIN: nothing to verify
             assert not report.ok and report.unchained == len(log)
             assert "AGENT_SDK_AUDIT_HASH_CHAIN" in (report.reason or "")
+
+    def test_audit_checkpoints_and_verify_against_a_key_and_an_anchor(
+        self, backend: Backend, tmp_path: Any
+    ) -> None:
+        from agent_sdk.canonical import checkpoint_payload
+        from agent_sdk.governance.audit_keys import CheckpointSigner
+
+        backend.create_key(name="anchored")
+        log = whole_log(backend)
+        stored = list(backend.audit_checkpoints())
+        assert all(isinstance(cp, Checkpoint) for cp in stored)
+        assert [cp.seq for cp in stored] == sorted({cp.seq for cp in stored})
+        assert list(backend.audit_checkpoints(after=log[-1].seq)) == []
+        # A key nobody signed with: an anchor signed by it is checked against the log, the
+        # same way on every backend. Its checkpoint claims more records than the log has.
+        other = CheckpointSigner.load(tmp_path / "other.key")
+        end = log[-1].seq
+        unsigned = {"org_id": log[-1].org_id, "seq": end + 5, "head_hash": "ab", "time": "t"}
+        forged = Checkpoint(**unsigned, signature=other.sign(checkpoint_payload(unsigned)),
+                            key_id=other.key_id)  # fmt: skip
+        report = backend.audit_verify(anchor=[forged], public_key=other.public_key_pem())
+        assert not report.ok
+        if stored:  # the log's own checkpoints are not signed by that key
+            assert "not the verifying key" in str(report.reason)
+        else:
+            assert report.first_bad_seq == end + 1 and "deleted from the tail" in str(report.reason)
+        with pytest.raises(InvalidInput, match="public key"):
+            backend.audit_verify(anchor=[])
+        with pytest.raises(InvalidInput):
+            backend.audit_verify(public_key="-----BEGIN PUBLIC KEY-----\nnope\n")
+        with pytest.raises(InvalidInput):
+            list(backend.audit_checkpoints(after=-1))
 
     # -- data residency (the backends' servers serve every region) ------------------------------
     def test_residency_pins_and_unpins_the_org_with_audit_records(self, backend: Backend) -> None:

@@ -160,6 +160,35 @@ async def audit_verify(who: AuditAdmin, rt: RuntimeDep) -> Response:
     return JSONResponse(rt.audit.verify(who.org_id).to_dict())
 
 
+class VerifyWith(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    public_key: str = Field(
+        max_length=4096,
+        description="PEM public key (Ed25519) that must have signed every checkpoint; not the"
+        " deployment's own key file",
+    )
+
+
+async def audit_verify_with_key(body: VerifyWith, who: AuditAdmin, rt: RuntimeDep) -> Response:
+    return JSONResponse(rt.audit.verify(who.org_id, public_key=body.public_key).to_dict())
+
+
+async def audit_checkpoints(
+    who: AuditAdmin,
+    rt: RuntimeDep,
+    after: Annotated[int, Query(ge=0, le=2**62, description="only checkpoints past this seq")] = 0,
+) -> Response:
+    from agent_sdk.governance.audit_anchor import anchor_line
+
+    checkpoints = rt.audit.checkpoints(who.org_id, after=after)
+    # Lines of an anchor file (see agent_sdk.governance.audit_anchor), streamed page by page.
+    return StreamingResponse(
+        (anchor_line(cp) for cp in checkpoints),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="audit-anchor-{who.org_id}.jsonl"'},
+    )
+
+
 def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
     r = APIRouter(
         route_class=route_class, responses=problem_responses(401, 400, 403, 404, 422, 429)
@@ -185,4 +214,15 @@ def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
         **audit,
     )(audit_export)
     r.get("/admin/audit-logs/verify", summary="Verify the audit chain", **audit)(audit_verify)
+    r.post(
+        "/admin/audit-logs/verify",
+        summary="Verify the audit chain against a public key you hold",
+        **audit,
+    )(audit_verify_with_key)
+    r.get(
+        "/admin/audit-logs/checkpoints",
+        summary="The signed checkpoints (JSON lines), to keep outside the database",
+        response_class=StreamingResponse,
+        **audit,
+    )(audit_checkpoints)
     return r
