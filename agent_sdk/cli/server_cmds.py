@@ -35,8 +35,6 @@ from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
 
-GRACEFUL_SHUTDOWN_SECONDS = 5  # open event streams must not keep Ctrl-C waiting forever
-
 HostOption = Annotated[
     str | None,
     typer.Option(
@@ -86,17 +84,18 @@ def _configure(
         ctx.extra_flags["agents"] = list(agents)
 
 
-def _server_modules() -> tuple[Any, Any]:
+def _server_modules() -> tuple[Any, Any, Any]:
     try:
         import uvicorn
 
         from agent_sdk.server.app import create_app
+        from agent_sdk.server.listener import server_config
     except ImportError as exc:
         raise AgentSDKError(
             f"the server is not installed ({exc.name or exc} is missing)",
             hint="pip install 'agent-sdk[server]'",
         ) from None
-    return uvicorn, create_app
+    return uvicorn, create_app, server_config
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -144,15 +143,9 @@ def _remove_state(path: Path) -> None:
 
 
 def _run(settings: Settings, sock: socket.socket, host: str, port: int) -> None:
-    uvicorn, create_app = _server_modules()
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
+    uvicorn, create_app, server_config = _server_modules()
+    # One configuration for every way the server starts (proxy headers off, heads capped).
+    config = server_config(create_app(settings), settings, host=host, port=port)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         uvicorn.Server(config).run(sockets=[sock])

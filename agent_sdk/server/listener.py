@@ -1,0 +1,41 @@
+"""The one uvicorn configuration of agent-sdk's server: every process that serves the app (``up``,
+``serve``, the test and benchmark servers) builds it here, so none of them can differ on what
+follows, which are security decisions rather than tuning:
+
+- **uvicorn's proxy handling is off** (``proxy_headers=False``). Left on, as uvicorn's default
+  has it, uvicorn rewrites the client address from ``X-Forwarded-For`` whenever the peer is in
+  ``FORWARDED_ALLOW_IPS`` (127.0.0.1 unless set), before the app runs: anyone on the machine
+  could then pose as any address to IP allowlists and the audit log. The app alone decides, from
+  ``AGENT_SDK_TRUSTED_PROXIES`` (:func:`agent_sdk.security.network.client_ip`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from agent_sdk.config import Settings
+
+# Open event streams must not keep Ctrl-C (or a pod's SIGTERM) waiting forever.
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
+    """The uvicorn configuration that serves ``app``. ``options`` are passed on (``host``,
+    ``port`` for the log; ``log_level``), and may not undo the choices of the module docstring."""
+    import uvicorn
+
+    fixed: dict[str, Any] = {"proxy_headers": False, "forwarded_allow_ips": []}
+    if overridden := sorted(set(options) & set(fixed)):
+        raise ValueError(f"server_config does not let {', '.join(overridden)} be changed")
+    defaults: dict[str, Any] = {
+        "log_level": "warning",
+        "lifespan": "on",
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+    }
+    return uvicorn.Config(app, **{**defaults, **options, **fixed})
+
+
+__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "server_config"]
