@@ -176,6 +176,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8765
     max_body_bytes: int = 1_048_576
+    # Request heads (request line and header fields): their bytes and their number of fields.
+    # Enforced while a head arrives, before it is buffered whole (agent_sdk.server.http_protocol).
+    max_header_bytes: int = 65_536
+    max_header_count: int = 100
     # Seconds an Idempotency-Key of run creation is remembered; a retry after that is new.
     idempotency_ttl: float = 86_400.0
     # Access control
@@ -282,6 +286,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "host": _str,
     "port": _int(0, 65535),
     "max_body_bytes": _int(1),
+    "max_header_bytes": _int(1024, 16 * 1024 * 1024),
+    "max_header_count": _int(10, 10_000),
     "idempotency_ttl": _float(1),
     "api_key_pepper": _opt_str,
     "api_key_role": _choice("admin", "operator", "viewer"),

@@ -132,6 +132,6 @@ def test_the_server_config_leaves_client_addresses_to_the_app(
     asyncio.run(config.loaded_app(scope, None, None))
     assert seen == [("127.0.0.1", 5000)]
     # The choices of the one configuration cannot be undone by a caller.
-    for option in ("proxy_headers", "forwarded_allow_ips"):
+    for option in ("proxy_headers", "forwarded_allow_ips", "http"):
         with pytest.raises(ValueError, match=option):
             server_config(app, settings, **{option: True})

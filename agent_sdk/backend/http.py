@@ -72,6 +72,7 @@ _BY_STATUS: dict[int, type[AgentSDKError]] = {
     413: InvalidInput,
     422: InvalidInput,
     429: QuotaExceeded,
+    431: InvalidInput,
     502: BackendUnavailable,
     503: BackendUnavailable,
     504: BackendUnavailable,

@@ -7,6 +7,9 @@ follows, which are security decisions rather than tuning:
   ``FORWARDED_ALLOW_IPS`` (127.0.0.1 unless set), before the app runs: anyone on the machine
   could then pose as any address to IP allowlists and the audit log. The app alone decides, from
   ``AGENT_SDK_TRUSTED_PROXIES`` (:func:`agent_sdk.security.network.client_ip`).
+- **Request heads are capped while they arrive** (:mod:`agent_sdk.server.http_protocol`):
+  ``AGENT_SDK_MAX_HEADER_BYTES`` and ``AGENT_SDK_MAX_HEADER_COUNT``, answered with 431 before
+  a big head is ever held in memory.
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Confi
     import uvicorn
 
     fixed: dict[str, Any] = {"proxy_headers": False, "forwarded_allow_ips": []}
+    try:
+        from agent_sdk.server.http_protocol import head_limited
+    except ImportError:  # uvicorn without httptools (not uvicorn[standard]): h11 parses
+        # h11 refuses a head past this size (with a 400); it has no cap on the field count.
+        fixed["http"] = "h11"
+        fixed["h11_max_incomplete_event_size"] = settings.max_header_bytes
+    else:
+        fixed["http"] = head_limited(settings.max_header_bytes, settings.max_header_count)
     if overridden := sorted(set(options) & set(fixed)):
         raise ValueError(f"server_config does not let {', '.join(overridden)} be changed")
     defaults: dict[str, Any] = {
