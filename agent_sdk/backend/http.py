@@ -199,6 +199,8 @@ class HttpBackend:
             headers["Last-Event-ID"] = str(after)
             try:
                 with self._client.stream("GET", path, headers=headers, **extra) as resp:
+                    if resp.status_code == 204:
+                        return  # the run ended at or before `after`: nothing follows
                     if resp.status_code >= 400:
                         resp.read()
                         error = _error_from(resp)
