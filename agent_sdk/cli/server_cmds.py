@@ -158,6 +158,14 @@ def _run(settings: Settings, sock: socket.socket, host: str, port: int) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def local_defaults(settings: Settings) -> Settings:
+    """What `up` changes for a developer's own machine: the interactive API docs are on unless
+    AGENT_SDK_DOCS_ENABLED (or a config file) says otherwise. `serve` keeps them off."""
+    if settings.docs_enabled is None:
+        return settings.replace(docs_enabled=True)
+    return settings
+
+
 app = sub_app()
 
 
@@ -171,7 +179,7 @@ def up(host: HostOption = None, port: PortOption = None, agents: AgentsOption = 
     """
     ctx = current()
     _configure(ctx, host, port, agents)
-    settings = ctx.settings
+    settings = local_defaults(ctx.settings)
     running = read_server_state(settings.server_state_path)
     if running is not None:
         raise Conflict(
@@ -193,6 +201,8 @@ def up(host: HostOption = None, port: PortOption = None, agents: AgentsOption = 
         token_file = settings.admin_token_path
         say(f"agent-sdk server running at {url}  (Ctrl-C to stop)")
         say(f"  database: {database_label(settings)}")
+        if settings.docs_enabled:
+            say(f"  API docs: {url}/docs")
         say("  The agent-sdk CLI on this machine now uses this server automatically.")
         if created and token:
             say(f"  bootstrap API key (shown this once; kept in {token_file}):")

@@ -39,7 +39,7 @@ from agent_sdk.server.errors import (
     render_http_error,
 )
 from agent_sdk.server.http_limits import HeaderLimit
-from agent_sdk.server.routes import admin, health, runs, sessions
+from agent_sdk.server.routes import admin, health, runs, schema, sessions
 from agent_sdk.server.routes import deletion as deletion_routes
 from agent_sdk.server.routes import encryption_keys as encryption_routes
 from agent_sdk.server.routes import redaction as redaction_routes
@@ -86,13 +86,19 @@ def create_app(
                 rt.close(wait=False)
             unredact()
 
+    # The interactive docs answer anyone, so they are served only where asked for (`up` asks
+    # by default). Without them the document itself needs a credential: an anonymous client
+    # learns nothing beyond the probes, and API clients with a key can still fetch it.
+    docs = bool(settings.docs_enabled)
     app = _App(
         title="agent-sdk",
         version=__version__,
         description="Runs of AI agents: start them, follow their events, cancel them. "
         "Errors are application/problem+json; lists are cursor-paginated.",
         lifespan=lifespan,
-        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
     app.state.on_error = record_failed_change
@@ -108,6 +114,8 @@ def create_app(
     app.add_middleware(RequestContext)
 
     app.include_router(health.router())
+    if not docs:
+        app.include_router(schema.router())
     for module in (
         runs,
         sessions,
