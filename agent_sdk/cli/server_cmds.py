@@ -173,7 +173,8 @@ app = sub_app()
 def up(host: HostOption = None, port: PortOption = None, agents: AgentsOption = None) -> None:
     """Run the local server in the foreground until Ctrl-C.
 
-    The CLI on this machine then sends its commands to it automatically.
+    The CLI on this machine then sends its commands to it automatically. It also serves the
+    interactive API docs at /docs (AGENT_SDK_DOCS_ENABLED=false turns them off).
 
     Example: agent-sdk up --port 8765 --agents myapp.agents
     """
