@@ -121,9 +121,9 @@ def test_a_huge_header_is_refused_at_the_cap_and_quickly(server: ServeProcess) -
     answer = exchange(server.port, endless_header(50 * MB))
     assert_431(answer, f"larger than {MAX_BYTES} bytes")
     assert answer.elapsed < 5  # was 18 s for 50 MB
-    # The server stopped reading near the cap: far from 50 MB went in (socket buffers and the
-    # two seconds of reading-and-dropping after the answer account for the rest).
-    assert answer.sent < 50 * MB
+    # The answer came once the head passed the cap, long before 50 MB were out: what the client
+    # had sent by then is the cap plus socket buffers (a few MB on loopback).
+    assert answer.sent < 25 * MB
     # A huge request line is a huge head too.
     answer = exchange(server.port, [request(path=b"/" + b"a" * (2 * MAX_BYTES))])
     assert_431(answer, f"larger than {MAX_BYTES} bytes")
@@ -188,7 +188,7 @@ def test_health_answers_while_clients_dribble_huge_headers(server: ServeProcess)
     for t in attackers:
         t.join()
     assert [a.status for a in results] == [431] * 4
-    assert worst < 1.0  # was 14.6 s
+    assert worst < 2.0  # was 14.6 s (generous: the machine may be busy)
     assert server.rss_kib() - rss_before < 40 * 1024  # was +280 MB for four
 
 
