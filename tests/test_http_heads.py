@@ -218,3 +218,21 @@ def test_the_app_itself_refuses_heads_over_the_caps(isolated_env: dict[str, str]
         assert answer.json()["code"] == "headers_too_large" and answer.headers["x-request-id"]
         many = [(f"X-{i}", "v") for i in range(25)]
         assert client.get("/v1/runs", headers=many).status_code == 431  # before any auth
+
+
+def test_without_httptools_h11_bounds_the_head(
+    isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from agent_sdk.server.http_protocol import HeadLimitedProtocol
+    from agent_sdk.server.listener import server_config
+
+    settings = load_settings(env={**isolated_env, "AGENT_SDK_MAX_HEADER_BYTES": "4096"})
+    config = server_config(create_app(settings), settings)
+    assert issubclass(config.http, HeadLimitedProtocol)
+    assert (config.http.max_head_bytes, config.http.max_header_count) == (4096, MAX_COUNT)
+    # uvicorn installed without its [standard] extra has no httptools: h11 parses, bounded.
+    monkeypatch.setitem(sys.modules, "agent_sdk.server.http_protocol", None)
+    config = server_config(create_app(settings), settings)
+    assert config.http == "h11" and config.h11_max_incomplete_event_size == 4096
