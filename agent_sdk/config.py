@@ -79,6 +79,13 @@ def _float(lo: float) -> Callable[[Any], float]:
     return parse
 
 
+def _opt_bool(v: Any) -> bool | None:
+    """A switch whose absence means something of its own (empty: not set)."""
+    if isinstance(v, str) and not v.strip():
+        return None
+    return _bool(v)
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(v: Any) -> str:
         s = str(v).strip().lower()
@@ -176,6 +183,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8765
     max_body_bytes: int = 1_048_576
+    # Request heads (request line and header fields): their bytes and their number of fields.
+    # Enforced while a head arrives, before it is buffered whole (agent_sdk.server.http_protocol).
+    max_header_bytes: int = 65_536
+    max_header_count: int = 100
+    # /docs, /redoc and /openapi.json without a credential. None: on under `agent-sdk up` (a
+    # developer's own machine), off under `serve`; off, /openapi.json needs any credential.
+    docs_enabled: bool | None = None
     # Seconds an Idempotency-Key of run creation is remembered; a retry after that is new.
     idempotency_ttl: float = 86_400.0
     # Access control
@@ -289,6 +303,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "host": _str,
     "port": _int(0, 65535),
     "max_body_bytes": _int(1),
+    "max_header_bytes": _int(1024, 16 * 1024 * 1024),
+    "max_header_count": _int(10, 10_000),
+    "docs_enabled": _opt_bool,
     "idempotency_ttl": _float(1),
     "api_key_pepper": _opt_str,
     "api_key_role": _choice("admin", "operator", "viewer"),

@@ -29,6 +29,7 @@ def serve(port: int, no_auth: bool) -> None:
     from agent_sdk.core.runtime import Runtime
     from agent_sdk.records import Principal
     from agent_sdk.server.app import create_app
+    from agent_sdk.server.listener import server_config
 
     settings = load_settings()
     runtime = Runtime(settings)
@@ -43,8 +44,8 @@ def serve(port: int, no_auth: bool) -> None:
                 return Admission(principal, "default")
 
         runtime.auth = NoAuth(settings, runtime.keys, runtime.orgs)
-    uvicorn.run(create_app(settings, runtime=runtime), host="127.0.0.1", port=port,
-                log_level="warning")  # fmt: skip
+    app = create_app(settings, runtime=runtime)
+    uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=port)).run()
 
 
 def wrk(url: str, token: str, seconds: int, conns: int) -> tuple[float, float]:

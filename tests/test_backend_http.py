@@ -80,8 +80,10 @@ SERVE = (
     "import sys, uvicorn\n"
     "from agent_sdk.config import load_settings\n"
     "from agent_sdk.server.app import create_app\n"
-    "uvicorn.run(create_app(load_settings()), host='127.0.0.1', port=int(sys.argv[1]),\n"
-    "            log_level='warning', ws='none')\n"
+    "from agent_sdk.server.listener import server_config\n"
+    "settings = load_settings()\n"
+    "uvicorn.Server(server_config(create_app(settings), settings, host='127.0.0.1',\n"
+    "                             port=int(sys.argv[1]), ws='none')).run()\n"
 )
 
 

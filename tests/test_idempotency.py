@@ -331,8 +331,10 @@ class TestHTTP:
             assert later.status_code == 201 and "Idempotent-Replayed" not in later.headers
             assert later.json()["id"] != first.json()["id"]
 
-    def test_the_openapi_documents_the_header(self, client: TestClient) -> None:
-        op = client.get("/openapi.json").json()["paths"]["/v1/runs"]["post"]
+    def test_the_openapi_documents_the_header(
+        self, client: TestClient, root: dict[str, str]
+    ) -> None:
+        op = client.get("/openapi.json", headers=root).json()["paths"]["/v1/runs"]["post"]
         [param] = [p for p in op["parameters"] if p["name"] == "Idempotency-Key"]
         assert param["in"] == "header" and not param.get("required", False)
         assert "422" in param["description"] and "409" in param["description"]

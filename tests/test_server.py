@@ -129,11 +129,13 @@ def test_the_scheme_is_case_insensitive(client: TestClient, auth: dict[str, str]
     assert client.get("/v1/runs", headers=lower).status_code == 200
 
 
-def test_probes_and_docs_need_no_token(client: TestClient) -> None:
+def test_probes_need_no_token_and_the_api_document_needs_one(
+    client: TestClient, auth: dict[str, str]
+) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json() == {"status": "ready", "checks": {"store": "ok"}}
-    assert client.get("/openapi.json").status_code == 200
-    assert client.get("/docs").status_code == 200
+    assert client.get("/openapi.json").status_code == 401  # the docs are off (see test_api_docs)
+    assert client.get("/openapi.json", headers=auth).status_code == 200
 
 
 def test_the_admin_token_is_made_once_in_a_private_file(settings: Settings) -> None:
@@ -567,7 +569,7 @@ V1_OPERATIONS = {
 
 
 def test_openapi_documents_every_v1_route(client: TestClient, auth: dict[str, str]) -> None:
-    doc = client.get("/openapi.json").json()
+    doc = client.get("/openapi.json", headers=auth).json()
     assert doc["info"] == {**doc["info"], "title": "agent-sdk", "version": __version__}
     documented = {(m, p) for p, item in doc["paths"].items() for m in item}
     assert documented == V1_OPERATIONS | {("get", "/health"), ("get", "/ready")}

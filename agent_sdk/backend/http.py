@@ -74,6 +74,7 @@ _BY_STATUS: dict[int, type[AgentSDKError]] = {
     413: InvalidInput,
     422: InvalidInput,
     429: QuotaExceeded,
+    431: InvalidInput,
     502: BackendUnavailable,
     503: BackendUnavailable,
     504: BackendUnavailable,
@@ -203,6 +204,8 @@ class HttpBackend:
             headers["Last-Event-ID"] = str(after)
             try:
                 with self._client.stream("GET", path, headers=headers, **extra) as resp:
+                    if resp.status_code == 204:
+                        return  # the run ended at or before `after`: nothing follows
                     if resp.status_code >= 400:
                         resp.read()
                         error = _error_from(resp)

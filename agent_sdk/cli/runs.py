@@ -377,8 +377,10 @@ def events(
         if fmt in (OutputFormat.yaml, OutputFormat.csv):
             raise InvalidInput("--follow prints table, json or jsonl", hint="use -o jsonl")
         last = watch(ctx, run_id, after=after, show=fmt)
-        if last is not None and last.type != "run.succeeded":
-            _check_outcome(backend.get_run(run_id))
+        if last is None:  # the run had ended at or before `after`: nothing to print
+            say(f"run {run_id} has ended; no events after {after}")
+        if last is None or last.type != "run.succeeded":
+            _check_outcome(backend.get_run(run_id))  # the exit code says how it ended
         return
     collected: list[Event] = []
     while True:  # every page, so a long run prints completely

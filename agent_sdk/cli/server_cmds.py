@@ -36,8 +36,6 @@ from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
 
-GRACEFUL_SHUTDOWN_SECONDS = 5  # open event streams must not keep Ctrl-C waiting forever
-
 HostOption = Annotated[
     str | None,
     typer.Option(
@@ -87,17 +85,18 @@ def _configure(
         ctx.extra_flags["agents"] = list(agents)
 
 
-def _server_modules() -> tuple[Any, Any]:
+def _server_modules() -> tuple[Any, Any, Any]:
     try:
         import uvicorn
 
         from agent_sdk.server.app import create_app
+        from agent_sdk.server.listener import server_config
     except ImportError as exc:
         raise AgentSDKError(
             f"the server is not installed ({exc.name or exc} is missing)",
             hint="pip install 'agent-sdk[server]'",
         ) from None
-    return uvicorn, create_app
+    return uvicorn, create_app, server_config
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -145,15 +144,9 @@ def _remove_state(path: Path) -> None:
 
 
 def _run(settings: Settings, sock: socket.socket, host: str, port: int) -> None:
-    uvicorn, create_app = _server_modules()
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
+    uvicorn, create_app, server_config = _server_modules()
+    # One configuration for every way the server starts (proxy headers off, heads capped).
+    config = server_config(create_app(settings), settings, host=host, port=port)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         uvicorn.Server(config).run(sockets=[sock])
@@ -166,6 +159,14 @@ def _run(settings: Settings, sock: socket.socket, host: str, port: int) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def local_defaults(settings: Settings) -> Settings:
+    """What `up` changes for a developer's own machine: the interactive API docs are on unless
+    AGENT_SDK_DOCS_ENABLED (or a config file) says otherwise. `serve` keeps them off."""
+    if settings.docs_enabled is None:
+        return settings.replace(docs_enabled=True)
+    return settings
+
+
 app = sub_app()
 
 
@@ -173,13 +174,14 @@ app = sub_app()
 def up(host: HostOption = None, port: PortOption = None, agents: AgentsOption = None) -> None:
     """Run the local server in the foreground until Ctrl-C.
 
-    The CLI on this machine then sends its commands to it automatically.
+    The CLI on this machine then sends its commands to it automatically. It also serves the
+    interactive API docs at /docs (AGENT_SDK_DOCS_ENABLED=false turns them off).
 
     Example: agent-sdk up --port 8765 --agents myapp.agents
     """
     ctx = current()
     _configure(ctx, host, port, agents)
-    settings = ctx.settings
+    settings = local_defaults(ctx.settings)
     running = read_server_state(settings.server_state_path)
     if running is not None:
         raise Conflict(
@@ -202,6 +204,8 @@ def up(host: HostOption = None, port: PortOption = None, agents: AgentsOption = 
         token_file = settings.admin_token_path
         say(f"agent-sdk server running at {url}  (Ctrl-C to stop)")
         say(f"  database: {database_label(settings)}")
+        if settings.docs_enabled:
+            say(f"  API docs: {url}/docs")
         say("  The agent-sdk CLI on this machine now uses this server automatically.")
         if created and token:
             say(f"  bootstrap API key (shown this once; kept in {token_file}):")

@@ -455,6 +455,7 @@ class RunService:
         after = self._runtime.retention.events_after(self._visible(org_id, run_id), after)
         bus = self.bus
         sub = bus.subscribe(run_id)
+        waiting = True  # nothing yielded yet: the resume point may lie at or past the end
         try:
             while True:
                 # Drop what is buffered, then read, with no await in between: everything
@@ -463,8 +464,13 @@ class RunService:
                 sub.drain()
                 try:
                     page = self.store.list_events(org_id, run_id, after=after, limit=1000)
+                    # Once an event went out, the terminal one comes after it and ends the
+                    # stream; before that, a finished run may have nothing left to send.
+                    if not page and waiting and self.ended_by(org_id, run_id, after):
+                        return
                 except NotFound:
                     return  # deleted while followed: the stream ends (a resume gets 404)
+                waiting = waiting and not page
                 for event in page:
                     yield event
                     after = event.seq
@@ -481,13 +487,24 @@ class RunService:
                     if item is None or sub.lagged or item.seq > after + 1:
                         break
                     if item.seq <= after:
+                        if waiting and item.terminal:
+                            break  # the run ended behind a resume point past its end
                         continue
                     yield item
-                    after = item.seq
+                    after, waiting = item.seq, False
                     if self.ends_stream(org_id, run_id, item):
                         return
         finally:
             self.bus.unsubscribe(sub)
+
+    def ended_by(self, org_id: str, run_id: str, after: int) -> bool:
+        """Whether the run has ended at or before event ``after``: a follower resuming there
+        (``Last-Event-ID`` of the terminal event, or past it) has nothing left to wait for.
+        The status is read before the events: a run's end and its terminal event are committed
+        together, so a finished status read first means the read that follows has the event."""
+        if not self._visible(org_id, run_id).status.terminal:
+            return False
+        return not self.events(org_id, run_id, after=after, limit=1)
 
     def ends_stream(self, org_id: str, run_id: str, event: Event) -> bool:
         """Whether a follower stops at ``event``: a terminal event that is still the run's

@@ -39,7 +39,8 @@ from agent_sdk.server.errors import (
     install_error_handlers,
     render_http_error,
 )
-from agent_sdk.server.routes import admin, health, runs, sessions
+from agent_sdk.server.http_limits import HeaderLimit
+from agent_sdk.server.routes import admin, health, runs, schema, sessions
 from agent_sdk.server.routes import deletion as deletion_routes
 from agent_sdk.server.routes import encryption_keys as encryption_routes
 from agent_sdk.server.routes import redaction as redaction_routes
@@ -89,23 +90,36 @@ def create_app(
                 rt.close(wait=False)
             unredact()
 
+    # The interactive docs answer anyone, so they are served only where asked for (`up` asks
+    # by default). Without them the document itself needs a credential: an anonymous client
+    # learns nothing beyond the probes, and API clients with a key can still fetch it.
+    docs = bool(settings.docs_enabled)
     app = _App(
         title="agent-sdk",
         version=__version__,
         description="Runs of AI agents: start them, follow their events, cancel them. "
         "Errors are application/problem+json; lists are cursor-paginated.",
         lifespan=lifespan,
-        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
     app.state.on_error = record_failed_change
     install_error_handlers(app)
     # Starlette wraps the last added middleware outermost: RequestContext must see everything,
-    # including the 413 answers of the body limit.
+    # including the 413 answers of the body limit and the 431 of the header limit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # The real cap on heads is in the protocol (server/http_protocol.py); this one holds when
+    # the app runs under a server other than ours.
+    app.add_middleware(
+        HeaderLimit, max_bytes=settings.max_header_bytes, max_count=settings.max_header_count
+    )
     app.add_middleware(RequestContext)
 
     app.include_router(health.router())
+    if not docs:
+        app.include_router(schema.router())
     for module in (
         runs,
         sessions,

@@ -180,6 +180,9 @@ class BackendContract:
         # Resuming after any seq gives exactly the rest.
         assert list(backend.follow_events(run.id, after=4)) == followed[4:]
         assert list(backend.follow_events(run.id, after=len(followed) - 1)) == followed[-1:]
+        # At or past the end of a finished run there is nothing to wait for.
+        assert list(backend.follow_events(run.id, after=len(followed))) == []
+        assert list(backend.follow_events(run.id, after=len(followed) + 10)) == []
 
     def test_follow_can_be_abandoned_early(self, backend: Backend) -> None:
         run = backend.create_run(slow(2), "x")

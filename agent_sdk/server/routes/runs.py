@@ -147,6 +147,14 @@ _SSE_DOC: dict[int | str, dict[str, Any]] = {
         }
     }
 }
+_FOLLOW_DOC: dict[int | str, dict[str, Any]] = {
+    **_SSE_DOC,
+    204: {
+        "description": "Streaming only: the run has ended and its terminal event is at or "
+        "before the resume point (`Last-Event-ID` or `after`), so nothing will follow. "
+        "EventSource stops reconnecting on a 204."
+    },
+}
 
 
 # -- handlers ------------------------------------------------------------------------------------
@@ -236,6 +244,11 @@ async def run_events(
         # The first page is read here, before the answer starts, so an unknown run is a 404
         # problem rather than a stream that breaks off.
         first = rt.runs.events(who.org_id, run_id, after=after, limit=SSE_PAGE)
+        if not first and rt.runs.ended_by(who.org_id, run_id, after):
+            # Resumed at or past the terminal event (what an EventSource does once the stream
+            # has ended): nothing will follow. 204 is what tells EventSource to stop
+            # reconnecting; an empty stream would be reopened every few seconds.
+            return Response(status_code=204)
         chunks = _follow_chunks(rt.runs, who.org_id, run_id, first, after)
         return _sse(chunks)
     events = rt.runs.events(who.org_id, run_id, after=after, limit=limit)
@@ -305,16 +318,20 @@ def encode_sse(events: Iterable[Event]) -> bytes:
     return "".join(parts).encode()
 
 
+SEQ_MAX = 2**63 - 1  # the stores' integer range; a larger seq never existed
+
+
 def _resume_point(last_event_id: str | None, after: int) -> int:
     if last_event_id is None or not last_event_id.strip():
         return after
-    try:
-        seq = int(last_event_id.strip())
-    except ValueError:
-        seq = -1
-    if seq < 0:
-        raise InvalidInput("Last-Event-ID must be the id (seq) of an event received before")
-    return seq
+    text = last_event_id.strip()
+    # Digits only: int() would also take "+5", "1_0" and non-ASCII digits.
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > SEQ_MAX:
+        raise InvalidInput(
+            "Last-Event-ID must be the id (seq) of an event received before",
+            hint="send the `id:` of the last event you received, or leave the header out",
+        )
+    return int(text)
 
 
 async def _follow_chunks(
@@ -461,9 +478,10 @@ def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
         response_model=EventPage,
         summary="Events of a run: a JSON page, or a live SSE stream",
         description="With `Accept: text/event-stream` or `stream=true` the events stream as "
-        "Server-Sent Events (`id` = seq), live until the run's terminal event; "
-        "`Last-Event-ID` resumes exactly after that seq.",
-        responses=_SSE_DOC,
+        "Server-Sent Events (`id` = seq), live until the run's terminal event, and the stream "
+        "then ends; `Last-Event-ID` resumes exactly after that seq. Resuming a finished run at "
+        "or past its terminal event answers 204 at once.",
+        responses=_FOLLOW_DOC,
     )(run_events)
     r.get(
         "/runs/{run_id}/events/replay",
