@@ -215,8 +215,10 @@ class Settings:
         """The SQLite file of ``database_url`` (``sqlite:///path``)."""
         url = self.database_url
         if not url.startswith("sqlite:///"):
+            from agent_sdk.masking import mask_url  # a Postgres URL may hold a password
+
             raise ConfigError(
-                f"AGENT_SDK_DATABASE_URL={url!r} is not a SQLite URL",
+                f"AGENT_SDK_DATABASE_URL={mask_url(url)!r} is not a SQLite URL",
                 hint="use sqlite:///path/to/agent-sdk.db",
             )
         return Path(url[len("sqlite:///") :])

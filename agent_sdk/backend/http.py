@@ -29,6 +29,7 @@ from agent_sdk.errors import (
     WrongRegion,
     error_from_code,
 )
+from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
@@ -108,13 +109,17 @@ class HttpBackend:
             self._headers["Authorization"] = f"Bearer {token}"
         self._owns_client = client is None
         if client is None:
-            client = httpx.Client(
-                base_url=settings.server_url,
-                transport=transport,
-                timeout=httpx.Timeout(30.0, connect=5.0),
-            )
+            try:
+                client = httpx.Client(
+                    base_url=settings.server_url,
+                    transport=transport,
+                    timeout=httpx.Timeout(30.0, connect=5.0),
+                )
+            except httpx.InvalidURL as exc:
+                raise _bad_url(settings.server_url, exc) from None
         self._client = client
-        self.base_url = str(client.base_url).rstrip("/")
+        # As messages show it: a URL given with user:password@ must not echo the password.
+        self.base_url = mask_url(str(client.base_url).rstrip("/"))
 
     # -- runs -----------------------------------------------------------------------------------
     def create_run(
@@ -535,8 +540,9 @@ def _seg(kind: str, value: str) -> str:
 
 
 def _bad_url(url: str, exc: Exception) -> ConfigError:
+    why = scrub(str(exc), url_secrets(url))  # httpx may quote the URL it refused
     return ConfigError(
-        f"AGENT_SDK_SERVER_URL={url!r} is not a usable URL ({exc})",
+        f"AGENT_SDK_SERVER_URL={mask_url(url)!r} is not a usable URL ({why})",
         hint="use http://host:port or https://host",
     )
 

@@ -402,9 +402,12 @@ def make_backend(settings: Settings) -> Backend:
 
     credential = find(settings, url, up_url)
     if credential is None:
+        from agent_sdk.masking import mask_url
+
+        shown = mask_url(url)
         raise AuthenticationError(
-            f"no credential for the server at {url}",
-            hint=f"run `agent-sdk auth login --server {url}`, or set AGENT_SDK_API_KEY to an "
+            f"no credential for the server at {shown}",
+            hint=f"run `agent-sdk auth login --server {shown}`, or set AGENT_SDK_API_KEY to an "
             "API key of that server",
         )
     from agent_sdk.backend.http import HttpBackend
@@ -414,11 +417,13 @@ def make_backend(settings: Settings) -> Backend:
 
 
 def database_label(settings: Settings) -> str:
-    """Where the data lives, for messages: the SQLite file, or the scheme only (a database URL
-    may hold a password)."""
+    """Where the data lives, for messages: the SQLite file, or the database URL with its
+    password masked."""
     if settings.database_url.startswith("sqlite:"):
         return str(settings.sqlite_path)
-    return settings.database_url.split(":", 1)[0] + " database (AGENT_SDK_DATABASE_URL)"
+    from agent_sdk.masking import mask_url
+
+    return mask_url(settings.database_url)
 
 
 def _local(settings: Settings) -> Backend:

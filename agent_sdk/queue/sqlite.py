@@ -38,6 +38,7 @@ from agent_sdk.errors import (
     InvalidInput,
     NotFound,
 )
+from agent_sdk.masking import mask_url
 from agent_sdk.queue.base import (
     POLL_MAX,
     POLL_MIN,
@@ -158,7 +159,7 @@ class SQLiteQueue:
         path = url[len(prefix) :] if url.startswith(prefix) else ""
         if not path or path == ":memory:":  # per-thread connections would each see another db
             raise ConfigError(
-                f"not a SQLite queue URL: {url!r}", hint="use sqlite:///path/to/queue.db"
+                f"not a SQLite queue URL: {mask_url(url)!r}", hint="use sqlite:///path/to/queue.db"
             )
         return cls(path, **options)
 

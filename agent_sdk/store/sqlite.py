@@ -31,6 +31,7 @@ from agent_sdk.errors import (
     InvalidInput,
     NotFound,
 )
+from agent_sdk.masking import mask_url
 from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus
 from agent_sdk.store._ids import id_floor, parse_time, utcnow
 from agent_sdk.store._rows import (
@@ -126,7 +127,7 @@ class SQLiteStore(
         path = url[len(prefix) :] if url.startswith(prefix) else ""
         hint = "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
         if not path:
-            raise ConfigError(f"not a SQLite database URL: {url!r}", hint=hint)
+            raise ConfigError(f"not a SQLite database URL: {mask_url(url)!r}", hint=hint)
         if path == ":memory:":
             # Every thread has its own connection, and so would get its own empty database.
             raise ConfigError("in-memory SQLite databases are not supported", hint=hint)
