@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_sdk import config_checks as checks
 from agent_sdk.errors import ConfigError
 
 ENV_PREFIX = "AGENT_SDK_"
@@ -206,6 +207,9 @@ class Settings:
     encryption_key_cache_ttl: float = 60.0
     # Output
     debug: bool = False
+    # Not a setting: what load_settings found worth telling (unknown AGENT_SDK_* variables,
+    # secrets in config files, files others can read). The process host prints them once.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -222,6 +226,12 @@ class Settings:
                 hint="use sqlite:///path/to/agent-sdk.db",
             )
         return Path(url[len("sqlite:///") :])
+
+    @property
+    def queue_sqlite_path(self) -> Path:
+        """The SQLite queue's file: AGENT_SDK_QUEUE_DB_PATH, relative to the data directory."""
+        path = Path(self.queue_db_path or "queue.db").expanduser()
+        return path if path.is_absolute() else Path(self.data_dir) / path
 
     @property
     def admin_token_path(self) -> Path:
@@ -379,6 +389,7 @@ def load_settings(
     values.update(_from_table(profiles.get(profile, {}), user_path))
     project_path = cwd / "agent-sdk.toml"
     values.update(_from_table(_read_toml(project_path), project_path))
+    warnings: list[str] = []
 
     for name in _PARSERS:
         key = env_name(name)
@@ -401,7 +412,9 @@ def load_settings(
     values["fs_allowlist"] = tuple(
         str((cwd / p).resolve()) for p in values.get("fs_allowlist", Settings.fs_allowlist)
     )
-    return Settings(**values)
+    settings = Settings(**values)
+    warnings += checks.permission_warnings(settings)
+    return settings.replace(warnings=tuple(warnings))
 
 
 def user_config_path(env: Mapping[str, str] | None = None) -> Path:

@@ -282,6 +282,10 @@ class CLIContext:
             from agent_sdk.config import load_settings
 
             self._settings = load_settings(flags=self.flags())
+            # Once per call, on stderr (never mixed into -o json on stdout): the process host
+            # is where a start-up warning reaches the operator.
+            for warning in self._settings.warnings:
+                typer.echo(f"warning: {warning}", err=True)
             if self._settings.pii_redaction_enabled:  # every log line of this call, redacted
                 from agent_sdk.governance.redact_logs import install
 
