@@ -389,7 +389,7 @@ def load_settings(
     values.update(_from_table(profiles.get(profile, {}), user_path))
     project_path = cwd / "agent-sdk.toml"
     values.update(_from_table(_read_toml(project_path), project_path))
-    warnings: list[str] = []
+    warnings = checks.env_warnings(env, (env_name(n) for n in _PARSERS))
 
     for name in _PARSERS:
         key = env_name(name)
