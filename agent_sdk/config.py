@@ -127,6 +127,8 @@ class Settings:
     backend: str = "auto"
     server_url: str = "http://127.0.0.1:8765"
     api_key: str | None = field(default=None, repr=False)
+    # A file holding the API key instead (read at load; one trailing newline stripped).
+    api_key_file: str | None = None
     # The org commands act in. None: the credential's own org (over HTTP), "default" locally.
     org_id: str | None = None
     profile: str = "default"
@@ -181,10 +183,12 @@ class Settings:
     idempotency_ttl: float = 86_400.0
     # Access control
     api_key_pepper: str | None = field(default=None, repr=False)
+    api_key_pepper_file: str | None = None
     api_key_role: str = "admin"
     api_key_scopes: tuple[str, ...] = ()
     jwt_enabled: bool = False
     jwt_secret: str | None = field(default=None, repr=False)
+    jwt_secret_file: str | None = None
     jwt_issuer: str = "agent-sdk"
     jwt_audience: str = "agent-sdk"
     jwt_leeway: float = 30.0
@@ -257,6 +261,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "backend": _choice("auto", "local", "http"),
     "server_url": _str,
     "api_key": _opt_str,
+    "api_key_file": _opt_str,
     "org_id": _opt_str,
     "profile": _str,
     "data_dir": _str,
@@ -296,10 +301,12 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_body_bytes": _int(1),
     "idempotency_ttl": _float(1),
     "api_key_pepper": _opt_str,
+    "api_key_pepper_file": _opt_str,
     "api_key_role": _choice("admin", "operator", "viewer"),
     "api_key_scopes": _list,
     "jwt_enabled": _bool,
     "jwt_secret": _opt_str,
+    "jwt_secret_file": _opt_str,
     "jwt_issuer": _str,
     "jwt_audience": _str,
     "jwt_leeway": _float(0),
@@ -388,8 +395,11 @@ def load_settings(
     values.update(_from_table(user, user_path))
     values.update(_from_table(profiles.get(profile, {}), user_path))
     project_path = cwd / "agent-sdk.toml"
-    values.update(_from_table(_read_toml(project_path), project_path))
-    warnings = checks.env_warnings(env, (env_name(n) for n in _PARSERS))
+    project = _read_toml(project_path)
+    values.update(_from_table(project, project_path))
+    warnings = checks.check_config_file(user_path, user) if user else []
+    warnings += checks.check_config_file(project_path, project) if project else []
+    warnings += checks.env_warnings(env, (env_name(n) for n in _PARSERS))
 
     for name in _PARSERS:
         key = env_name(name)
@@ -412,6 +422,7 @@ def load_settings(
     values["fs_allowlist"] = tuple(
         str((cwd / p).resolve()) for p in values.get("fs_allowlist", Settings.fs_allowlist)
     )
+    checks.read_secret_files(values)
     settings = Settings(**values)
     warnings += checks.permission_warnings(settings)
     return settings.replace(warnings=tuple(warnings))

@@ -1,8 +1,10 @@
-"""Start-up warnings: AGENT_SDK_* variables nothing reads (typos, features not built yet)."""
+"""Start-up warnings: AGENT_SDK_* variables nothing reads (typos, features not built yet), and
+secrets in config files, which are refused when other users can read the file."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from agent_sdk import config
 from agent_sdk.cli.main import app
 from agent_sdk.config import _PARSERS, env_name, load_settings
 from agent_sdk.config_checks import NOT_YET_SUPPORTED, env_warnings
+from agent_sdk.errors import ConfigError
 
 runner = CliRunner()
 SECRET = "s3cret-value-0123456789abcdef0123456789"
@@ -132,3 +135,109 @@ def test_serve_and_worker_warn_at_start(monkeypatch: pytest.MonkeyPatch) -> None
     worker = cli("worker", "--count", "1", "--agents", "no_such_module_for_this_test")
     assert worker.exit_code != 0
     assert len(lines(worker, "AGENT_SDK_PROMETHEUS_ENABLED has no effect yet")) == 1
+
+
+# -- secrets in config files ----------------------------------------------------------------------
+
+
+def _user_file(text: str, mode: int) -> Path:
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "agent-sdk" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+@pytest.mark.parametrize(
+    ("key", "where"),
+    [
+        ("api_key", "agent-sdk auth login"),
+        ("jwt_secret", "AGENT_SDK_JWT_SECRET_FILE"),
+        ("encryption_master_key", "AGENT_SDK_ENCRYPTION_MASTER_KEY_FILE"),
+        ("api_key_pepper", "AGENT_SDK_API_KEY_PEPPER_FILE"),
+    ],
+)
+def test_a_readable_config_file_with_a_secret_is_refused(mode: int, key: str, where: str) -> None:
+    path = _user_file(f'[profiles.default]\n{key} = "{SECRET}"\n', mode)
+    result = cli("runs", "list", "--local", "-o", "json")
+    assert result.exit_code == 2  # a configuration error, like any bad setting
+    error = json.loads(result.stderr)["error"]
+    assert str(path) in error["message"] and key in error["message"]
+    assert where in error["hint"] and f"chmod 600 {path}" in error["hint"]
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_private_config_file_with_a_secret_works_with_a_warning() -> None:
+    path = _user_file(f'api_key = "{SECRET}"\n[profiles.prod]\njwt_secret = "{SECRET}"\n', 0o600)
+    result = cli("auth", "token", "--server", "http://127.0.0.1:1")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == SECRET  # the one place a secret is meant to be printed
+    warned = lines(result, f"warning: {path} holds api_key, jwt_secret in plain text")
+    assert len(warned) == 1 and "AGENT_SDK_API_KEY_FILE" in warned[0]
+    assert SECRET not in result.stderr
+
+
+def test_a_project_file_with_a_secret_is_refused(tmp_path: Path) -> None:
+    project = tmp_path / "agent-sdk.toml"
+    project.write_text(f'jwt_secret = "{SECRET}"\n')
+    project.chmod(0o644)
+    with pytest.raises(ConfigError, match="other users can read it") as info:
+        load_settings(env={"HOME": str(tmp_path)}, cwd=tmp_path)
+    assert SECRET not in str(info.value) + str(info.value.hint)
+
+
+# -- secrets handed over in files (*_FILE) --------------------------------------------------------
+
+
+def _secret_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "secret"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize("setting", ["api_key", "jwt_secret", "api_key_pepper"])
+def test_a_file_variable_gives_the_secret(tmp_path: Path, setting: str) -> None:
+    path = _secret_file(tmp_path, SECRET + "\n")
+    env = {"HOME": str(tmp_path), f"AGENT_SDK_{setting.upper()}_FILE": str(path)}
+    settings = load_settings(env=env, cwd=tmp_path)
+    assert getattr(settings, setting) == SECRET
+    assert settings.warnings == ()
+    assert SECRET not in repr(settings)
+
+
+def test_file_variables_refuse_what_they_cannot_use(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "AGENT_SDK_JWT_SECRET_FILE": str(tmp_path / "missing")}
+    with pytest.raises(ConfigError, match="cannot read AGENT_SDK_JWT_SECRET_FILE"):
+        load_settings(env=env, cwd=tmp_path)
+    env["AGENT_SDK_JWT_SECRET_FILE"] = str(_secret_file(tmp_path, "\n"))
+    with pytest.raises(ConfigError, match="is empty"):
+        load_settings(env=env, cwd=tmp_path)
+    env["AGENT_SDK_JWT_SECRET_FILE"] = str(_secret_file(tmp_path, SECRET))
+    env["AGENT_SDK_JWT_SECRET"] = "other"
+    with pytest.raises(ConfigError, match="both AGENT_SDK_JWT_SECRET and"):
+        load_settings(env=env, cwd=tmp_path)
+    (tmp_path / "bin").write_bytes(b"\xff\xfe\x00")
+    env = {"HOME": str(tmp_path), "AGENT_SDK_API_KEY_FILE": str(tmp_path / "bin")}
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(env=env, cwd=tmp_path)
+
+
+def test_a_secret_file_others_can_read_warns(tmp_path: Path) -> None:
+    path = _secret_file(tmp_path, SECRET, mode=0o644)
+    env = {"HOME": str(tmp_path), "AGENT_SDK_JWT_SECRET_FILE": str(path)}
+    (found,) = load_settings(env=env, cwd=tmp_path).warnings
+    assert str(path) in found and f"chmod 600 {path}" in found and SECRET not in found
+
+
+def test_the_cli_uses_the_api_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _secret_file(tmp_path, SECRET + "\n")
+    monkeypatch.setenv("AGENT_SDK_API_KEY_FILE", str(path))
+    result = cli("auth", "token", "--server", "http://127.0.0.1:1")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == SECRET + "\n"
+    status = cli("auth", "status", "--server", "http://127.0.0.1:1", "-o", "json")
+    info = json.loads(status.stdout)
+    assert (info["source"], info["where"]) == ("file", str(path))
+    assert SECRET not in status.stdout + status.stderr
