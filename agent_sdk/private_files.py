@@ -40,7 +40,8 @@ def ensure_private_file(path: str | os.PathLike[str]) -> Path:
     private. An existing file is left as it is."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags, FILE_MODE)  # never wider than 0600, even for a moment
     except FileExistsError:
         return path
     try:
