@@ -132,6 +132,15 @@ def test_auth_commands_never_echo_the_password(monkeypatch: pytest.MonkeyPatch) 
     _no_secret(cli("auth", "status", "--server", server))
 
 
+def test_credentials_are_stored_under_a_url_without_its_password() -> None:
+    from agent_sdk.cli import credentials as creds
+
+    path = creds.file_set(f"http://admin:{SECRET}@127.0.0.1:1/?token={SECRET}", "asdk_x_y")
+    assert SECRET not in path.read_text()
+    found = creds.file_get(f"http://admin:{SECRET}@127.0.0.1:1/?token={SECRET}")
+    assert found == "asdk_x_y"
+
+
 def test_a_postgres_url_in_errors_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_SDK_DATABASE_URL", f"postgresql://ops:{SECRET}@127.0.0.1:1/db")
     result = cli("runs", "list", "--local", "-o", "json")  # sqlite backend, postgres URL

@@ -73,10 +73,13 @@ def mask(token: str) -> str:
 
 
 def normalize_url(url: str) -> str:
-    """The form a URL is stored under: scheme and host lower-case, no trailing slash."""
+    """The form a URL is stored under: scheme and host lower-case, no trailing slash, and any
+    password in it masked (the URL is a keyring user name and a key of credentials.json)."""
     from urllib.parse import urlsplit, urlunsplit
 
-    url = url.strip()
+    from agent_sdk.masking import mask_url
+
+    url = mask_url(url.strip())
     try:
         parts = urlsplit(url)
     except ValueError:
