@@ -71,6 +71,8 @@ SECRET_FILES: dict[str, str] = {
     "api_key_pepper": "api_key_pepper_file",
 }
 
+MAX_SECRET_FILE_BYTES = 65_536
+
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_]{1,100}")
 
 
@@ -145,7 +147,14 @@ def read_secret_files(values: dict[str, Any]) -> None:
         if values.get(secret):
             raise ConfigError(f"both {var} and {file_var} are set", hint="set only one of them")
         try:
-            text = Path(path).expanduser().read_text(encoding="utf-8")
+            with Path(path).expanduser().open("rb") as fh:
+                data = fh.read(MAX_SECRET_FILE_BYTES + 1)  # /dev/zero must not fill memory
+            if len(data) > MAX_SECRET_FILE_BYTES:
+                raise ConfigError(
+                    f"{file_var}={path} is larger than {MAX_SECRET_FILE_BYTES} bytes",
+                    hint=f"point {file_var} at a file holding only the {secret}",
+                )
+            text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
             raise ConfigError(

@@ -218,6 +218,10 @@ def test_file_variables_refuse_what_they_cannot_use(tmp_path: Path) -> None:
     env["AGENT_SDK_JWT_SECRET"] = "other"
     with pytest.raises(ConfigError, match="both AGENT_SDK_JWT_SECRET and"):
         load_settings(env=env, cwd=tmp_path)
+    env["AGENT_SDK_JWT_SECRET_FILE"] = "/dev/zero"
+    del env["AGENT_SDK_JWT_SECRET"]
+    with pytest.raises(ConfigError, match="larger than 65536 bytes"):
+        load_settings(env=env, cwd=tmp_path)
     (tmp_path / "bin").write_bytes(b"\xff\xfe\x00")
     env = {"HOME": str(tmp_path), "AGENT_SDK_API_KEY_FILE": str(tmp_path / "bin")}
     with pytest.raises(ConfigError, match="not UTF-8"):
