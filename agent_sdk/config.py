@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_sdk import config_checks as checks
 from agent_sdk.errors import ConfigError
 
 ENV_PREFIX = "AGENT_SDK_"
@@ -133,6 +134,8 @@ class Settings:
     backend: str = "auto"
     server_url: str = "http://127.0.0.1:8765"
     api_key: str | None = field(default=None, repr=False)
+    # A file holding the API key instead (read at load; one trailing newline stripped).
+    api_key_file: str | None = None
     # The org commands act in. None: the credential's own org (over HTTP), "default" locally.
     org_id: str | None = None
     profile: str = "default"
@@ -194,10 +197,12 @@ class Settings:
     idempotency_ttl: float = 86_400.0
     # Access control
     api_key_pepper: str | None = field(default=None, repr=False)
+    api_key_pepper_file: str | None = None
     api_key_role: str = "admin"
     api_key_scopes: tuple[str, ...] = ()
     jwt_enabled: bool = False
     jwt_secret: str | None = field(default=None, repr=False)
+    jwt_secret_file: str | None = None
     jwt_issuer: str = "agent-sdk"
     jwt_audience: str = "agent-sdk"
     jwt_leeway: float = 30.0
@@ -227,6 +232,9 @@ class Settings:
     encryption_key_cache_ttl: float = 60.0
     # Output
     debug: bool = False
+    # Not a setting: what load_settings found worth telling (unknown AGENT_SDK_* variables,
+    # secrets in config files, files others can read). The process host prints them once.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -236,11 +244,19 @@ class Settings:
         """The SQLite file of ``database_url`` (``sqlite:///path``)."""
         url = self.database_url
         if not url.startswith("sqlite:///"):
+            from agent_sdk.masking import mask_url  # a Postgres URL may hold a password
+
             raise ConfigError(
-                f"AGENT_SDK_DATABASE_URL={url!r} is not a SQLite URL",
+                f"AGENT_SDK_DATABASE_URL={mask_url(url)!r} is not a SQLite URL",
                 hint="use sqlite:///path/to/agent-sdk.db",
             )
         return Path(url[len("sqlite:///") :])
+
+    @property
+    def queue_sqlite_path(self) -> Path:
+        """The SQLite queue's file: AGENT_SDK_QUEUE_DB_PATH, relative to the data directory."""
+        path = Path(self.queue_db_path or "queue.db").expanduser()
+        return path if path.is_absolute() else Path(self.data_dir) / path
 
     @property
     def admin_token_path(self) -> Path:
@@ -266,6 +282,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "backend": _choice("auto", "local", "http"),
     "server_url": _str,
     "api_key": _opt_str,
+    "api_key_file": _opt_str,
     "org_id": _opt_str,
     "profile": _str,
     "data_dir": _str,
@@ -308,10 +325,12 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "docs_enabled": _opt_bool,
     "idempotency_ttl": _float(1),
     "api_key_pepper": _opt_str,
+    "api_key_pepper_file": _opt_str,
     "api_key_role": _choice("admin", "operator", "viewer"),
     "api_key_scopes": _list,
     "jwt_enabled": _bool,
     "jwt_secret": _opt_str,
+    "jwt_secret_file": _opt_str,
     "jwt_issuer": _str,
     "jwt_audience": _str,
     "jwt_leeway": _float(0),
@@ -402,7 +421,11 @@ def load_settings(
     values.update(_from_table(user, user_path))
     values.update(_from_table(profiles.get(profile, {}), user_path))
     project_path = cwd / "agent-sdk.toml"
-    values.update(_from_table(_read_toml(project_path), project_path))
+    project = _read_toml(project_path)
+    values.update(_from_table(project, project_path))
+    warnings = checks.check_config_file(user_path, user) if user else []
+    warnings += checks.check_config_file(project_path, project) if project else []
+    warnings += checks.env_warnings(env, (env_name(n) for n in _PARSERS))
 
     for name in _PARSERS:
         key = env_name(name)
@@ -425,7 +448,10 @@ def load_settings(
     values["fs_allowlist"] = tuple(
         str((cwd / p).resolve()) for p in values.get("fs_allowlist", Settings.fs_allowlist)
     )
-    return Settings(**values)
+    checks.read_secret_files(values)
+    settings = Settings(**values)
+    warnings += checks.permission_warnings(settings)
+    return settings.replace(warnings=tuple(warnings))
 
 
 def user_config_path(env: Mapping[str, str] | None = None) -> Path:

@@ -337,8 +337,9 @@ TOKEN = "asdk_0Vd8VXEVWaN5e1Ty_ooEWfc8DWE5gC16DoRHn9mlwmumCZsFg1luQ47"
 
 def fake_up(data_dir: Path, token: str = TOKEN) -> str:
     """What `agent-sdk up` leaves in its data directory while it runs: server.json naming a live
-    process (this one) and the 0600 admin-token file."""
+    process (this one) and the 0600 admin-token file, in a 0700 directory as `up` makes it."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     url = f"http://127.0.0.1:{closed_port()}"
     (data_dir / "server.json").write_text(json.dumps({"url": url, "pid": os.getpid()}))
     (data_dir / "admin-token").write_text(token + "\n")

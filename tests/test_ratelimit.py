@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from agent_sdk.errors import BackendUnavailable, ConfigError, InvalidInput
+from agent_sdk.masking import mask_url
 from agent_sdk.security.ratelimit import (
     KEY_PREFIX,
     Decision,
     MemoryRateLimiter,
     RateLimiter,
     RedisRateLimiter,
-    mask_url,
     open_rate_limiter,
     rate_limit_headers,
 )
@@ -335,7 +335,7 @@ def test_missing_redis_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
         ("redis://user:secret@host/1", "redis://user:***@host/1"),
         ("rediss://host:6380/0", "rediss://host:6380/0"),
         ("redis://user@host/0", "redis://user@host/0"),
-        ("redis://host/0?password=secret&db=2", "redis://host/0?password=%2A%2A%2A&db=2"),
+        ("redis://host/0?password=secret&db=2", "redis://host/0?password=***&db=2"),
     ],
 )
 def test_mask_url(url: str, shown: str) -> None:

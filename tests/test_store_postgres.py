@@ -15,9 +15,10 @@ from contracts.key_store_contract import KeyStoreContract
 from contracts.store_contract import ORG, OTHER, StoreContract, make_run
 
 from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, NotFound
+from agent_sdk.masking import mask_url
 from agent_sdk.store import open_store
 from agent_sdk.store.migrations import load_migrations
-from agent_sdk.store.postgres import PostgresStore, mask_url
+from agent_sdk.store.postgres import PostgresStore
 from agent_sdk.store.workers import WorkerInfo
 
 pytest.importorskip("psycopg")

@@ -30,6 +30,7 @@ from agent_sdk.errors import (
     WrongRegion,
     error_from_code,
 )
+from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
@@ -120,7 +121,8 @@ class HttpBackend:
             except httpx.InvalidURL as exc:  # "http://[::1", a port out of range
                 raise _bad_url(settings.server_url, exc) from None
         self._client = client
-        self.base_url = str(client.base_url).rstrip("/")
+        # As messages show it: a URL given with user:password@ must not echo the password.
+        self.base_url = mask_url(str(client.base_url).rstrip("/"))
 
     # -- runs -----------------------------------------------------------------------------------
     def create_run(
@@ -591,8 +593,9 @@ def _seg(kind: str, value: str) -> str:
 
 
 def _bad_url(url: str, exc: Exception) -> ConfigError:
+    why = scrub(str(exc), url_secrets(url))  # httpx may quote the URL it refused
     return ConfigError(
-        f"AGENT_SDK_SERVER_URL={url!r} is not a usable URL ({exc})",
+        f"AGENT_SDK_SERVER_URL={mask_url(url)!r} is not a usable URL ({why})",
         hint="use http://host:port or https://host",
     )
 

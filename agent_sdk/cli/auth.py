@@ -19,7 +19,6 @@ from agent_sdk.cli.context import (
     CLIContext,
     command,
     current,
-    display_url,
     no_credential,
     read_server_state,
     server_target,
@@ -27,6 +26,7 @@ from agent_sdk.cli.context import (
 )
 from agent_sdk.cli.output import Column, render_one, say
 from agent_sdk.errors import AgentSDKError, AuthenticationError, InvalidInput
+from agent_sdk.masking import mask_url
 
 if TYPE_CHECKING:
     from agent_sdk.records import Principal
@@ -70,7 +70,7 @@ def _read_key(ctx: CLIContext, url: str) -> str:
             )
         import getpass
 
-        text = getpass.getpass(f"API key for {url}: ")
+        text = getpass.getpass(f"API key for {mask_url(url)}: ")
     else:
         text = sys.stdin.read()
     token = text.strip()
@@ -122,10 +122,10 @@ def login() -> None:
         path = creds.file_set(url, token)
         stored, where = creds.FILE, str(path)
         say(f"warning: {problem}; the key is stored in {path} (mode 0600) instead")
-    say(f"logged in to {url} as {principal.subject} (org {principal.org_id})")
+    say(f"logged in to {mask_url(url)} as {principal.subject} (org {principal.org_id})")
     if os.environ.get(creds.ENV_VAR):
         say(f"note: {creds.ENV_VAR} is set and is used instead while it is")
-    info = {"server": url, "source": stored, "where": where, **_identity(principal)}
+    info = {"server": mask_url(url), "source": stored, "where": where, **_identity(principal)}
     render_one(info, [STATUS_FIELDS[0], *STATUS_FIELDS[1:3], *STATUS_FIELDS[4:7]], ctx.output)
 
 
@@ -142,9 +142,9 @@ def logout() -> None:
     creds.file_delete(url)  # the key, or the note that it is in the keyring
     removed = [name for name, done in (("keyring", in_keyring), ("file", in_file)) if done]
     if removed:
-        say(f"removed the key of {url} from the {' and the '.join(removed)}")
+        say(f"removed the key of {mask_url(url)} from the {' and the '.join(removed)}")
     else:
-        say(f"no key stored for {url}")
+        say(f"no key stored for {mask_url(url)}")
     if os.environ.get(creds.ENV_VAR):
         say(f"note: {creds.ENV_VAR} is still set and still used")
 
@@ -161,7 +161,7 @@ def status() -> None:
     ctx = current()
     settings = ctx.settings
     url, up_url = server_target(settings)
-    shown = display_url(url) if url is not None else None
+    shown = mask_url(url) if url is not None else None
     info: dict[str, Any] = {"server": shown, "keyring": creds.keyring_available()}
     failure: AgentSDKError | None = None
     if url is None:
@@ -227,8 +227,8 @@ def token(
     found = creds.find(settings, url, up_url)
     if found is None:
         raise AuthenticationError(
-            f"no credential for the server at {display_url(url)}",
-            hint=f"run `agent-sdk auth login --server {display_url(url)}`, or set {creds.ENV_VAR}",
+            f"no credential for the server at {mask_url(url)}",
+            hint=f"run `agent-sdk auth login --server {mask_url(url)}`, or set {creds.ENV_VAR}",
         )
     typer.echo(found.token)
 

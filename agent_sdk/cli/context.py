@@ -285,6 +285,10 @@ class CLIContext:
             from agent_sdk.cli.agents_check import agents_from_cwd
 
             agents_from_cwd(self._settings)  # `--agents myapp.agents` finds ./myapp
+            # Once per call, on stderr (never mixed into -o json on stdout): the process host
+            # is where a start-up warning reaches the operator.
+            for warning in self._settings.warnings:
+                typer.echo(f"warning: {warning}", err=True)
             if self._settings.pii_redaction_enabled:  # every log line of this call, redacted
                 from agent_sdk.governance.redact_logs import install
 
@@ -423,7 +427,9 @@ def no_credential(settings: Settings, url: str) -> AgentSDKError:
         up = probe.reachable()
     finally:
         probe.close()
-    shown = display_url(url)
+    from agent_sdk.masking import mask_url
+
+    shown = mask_url(url)
     if not up:
         return BackendUnavailable(
             f"cannot reach the agent-sdk server at {shown}",
@@ -437,29 +443,14 @@ def no_credential(settings: Settings, url: str) -> AgentSDKError:
     )
 
 
-def display_url(url: str) -> str:
-    """A URL as messages show it: without the password of its userinfo (``--server
-    http://user:secret@host`` must not echo the secret to a terminal or a CI log)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        if "@" not in parts.netloc:
-            return url
-        userinfo, _, host = parts.netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "(a URL that cannot be parsed)"
-
-
 def database_label(settings: Settings) -> str:
-    """Where the data lives, for messages: the SQLite file, or the scheme only (a database URL
-    may hold a password)."""
+    """Where the data lives, for messages: the SQLite file, or the database URL with its
+    password masked."""
     if settings.database_url.startswith("sqlite:"):
         return str(settings.sqlite_path)
-    return settings.database_url.split(":", 1)[0] + " database (AGENT_SDK_DATABASE_URL)"
+    from agent_sdk.masking import mask_url
+
+    return mask_url(settings.database_url)
 
 
 def _local(settings: Settings) -> Backend:

@@ -2,7 +2,8 @@
 
 Lookup order for a server URL, first found wins:
 
-1. ``AGENT_SDK_API_KEY`` (or ``api_key`` in a config file): CI sets it, and it never touches disk;
+1. ``AGENT_SDK_API_KEY`` (or the file ``AGENT_SDK_API_KEY_FILE`` names, or ``api_key`` in a
+   config file): CI sets it, and it never touches disk;
 2. the OS keyring (service ``agent-sdk``, user name = the server URL), written by ``auth login``;
 3. ``<config dir>/credentials.json`` (mode 0600), where ``auth login`` falls back when no keyring
    backend is usable, which is the usual case on a headless server;
@@ -72,10 +73,13 @@ def mask(token: str) -> str:
 
 
 def normalize_url(url: str) -> str:
-    """The form a URL is stored under: scheme and host lower-case, no trailing slash."""
+    """The form a URL is stored under: scheme and host lower-case, no trailing slash, and any
+    password in it masked (the URL is a keyring user name and a key of credentials.json)."""
     from urllib.parse import urlsplit, urlunsplit
 
-    url = url.strip()
+    from agent_sdk.masking import mask_url
+
+    url = mask_url(url.strip())
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -259,8 +263,11 @@ def find(settings: Settings, url: str, up_url: str | None) -> Credential | None:
     """The credential for ``url``, in the order of the module docstring. ``up_url`` is the URL
     of the server `agent-sdk up` runs on this machine, if one runs."""
     if settings.api_key:
-        source = ENV if os.environ.get(ENV_VAR) else CONFIG
-        return Credential(settings.api_key, source, ENV_VAR if source == ENV else "config file")
+        if os.environ.get(ENV_VAR):
+            return Credential(settings.api_key, ENV, ENV_VAR)
+        if settings.api_key_file:
+            return Credential(settings.api_key, FILE, settings.api_key_file)
+        return Credential(settings.api_key, CONFIG, "config file")
     entry = _entry(url)
     token = keyring_get(url) if entry.get("keyring") is True else None
     if token:

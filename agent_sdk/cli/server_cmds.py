@@ -128,8 +128,10 @@ def _client_url(host: str, port: int) -> str:
 
 
 def _write_state(path: Path, url: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from agent_sdk.private_files import ensure_private_dir, ensure_private_file
+
+    ensure_private_dir(path.parent)
+    tmp = ensure_private_file(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
     tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
     os.replace(tmp, path)  # readers never see half a file
 

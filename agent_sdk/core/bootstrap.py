@@ -69,7 +69,9 @@ def pending_migrations(settings: Settings) -> list[MigrationState]:
 
 def write_secret_file(path: Path, value: str) -> None:
     """Write a secret readable by its owner only (created 0600, never briefly wider)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from agent_sdk.private_files import ensure_private_dir
+
+    ensure_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")

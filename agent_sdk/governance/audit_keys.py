@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent_sdk.errors import BackendUnavailable, ConfigError, InvalidInput
+from agent_sdk.private_files import ensure_private_dir
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -144,7 +145,7 @@ def _create_key_file(path: Path) -> bytes:
     )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(path.parent)
         _write_new(tmp, pem)
         try:
             os.link(tmp, path)

@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from agent_sdk.private_files import ensure_private_dir
+
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
 
@@ -55,7 +57,7 @@ class JsonlFileSink:
     def write(self, line: str) -> None:
         data = line.encode("utf-8")
         if not self.path.parent.is_dir():
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            ensure_private_dir(self.path.parent)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(self.path, flags, 0o600)
         try:

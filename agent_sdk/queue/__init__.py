@@ -70,8 +70,7 @@ def open_queue(url: str, **options: Any) -> Queue:
 
 def queue_db_path(settings: Settings) -> Path:
     """AGENT_SDK_QUEUE_DB_PATH, a relative path resolved against the data directory."""
-    path = Path(settings.queue_db_path or "queue.db").expanduser()
-    return path if path.is_absolute() else Path(settings.data_dir) / path
+    return settings.queue_sqlite_path
 
 
 def queue_from_settings(settings: Settings) -> Queue:

@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.queue._kafka_group import MAX_HELD, SETTLE, GroupMember
 from agent_sdk.queue._kafka_reader import SideReader
 from agent_sdk.queue._kafka_state import (
@@ -155,8 +156,8 @@ class KafkaQueue:
             )
         self.retry_topic = self.topic + ".retry"
         self.dead_topic = self.topic + ".dead"
-        self.url = f"kafka://{user + ':***@' if user else ''}{servers}/{self.topic}"
-        self._secrets = [s for s in (password, options.get("sasl.password")) if s]
+        self.url = mask_url(f"kafka://{urlsplit(url).netloc}/{self.topic}")
+        self._secrets = url_secrets(url)
         self._partitions = partitions or _positive("partitions", options.pop("partitions", None))
         self._timeout = timeout
         common: dict[str, Any] = {
@@ -228,9 +229,7 @@ class KafkaQueue:
     def _scrub(self, exc: BaseException | str) -> str:
         err: Any = exc.args[0] if isinstance(exc, BaseException) and exc.args else None
         text = err.str() if hasattr(err, "str") else str(exc)  # a KafkaError's own words
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._secrets)
 
     def _error(self, doing: str, exc: BaseException | str) -> BackendUnavailable:
         return BackendUnavailable(

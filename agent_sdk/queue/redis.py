@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.queue import _redis_scripts as scripts
 from agent_sdk.queue.base import (
     DeadJob,
@@ -39,7 +40,6 @@ from agent_sdk.queue.base import (
     new_job_id,
     new_token,
 )
-from agent_sdk.security.ratelimit import mask_url
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -97,7 +97,7 @@ class RedisQueue:
             raise ConfigError("a Redis queue needs a name", hint=f"e.g. ?queue={DEFAULT_QUEUE}")
         self.name = name
         self.url = mask_url(url)
-        self._secrets = [s for s in (urlsplit(url).password,) if s]
+        self._secrets = url_secrets(url)
         self._prefix = f"{KEY_PREFIX}{name}:"
         self._stream = self._prefix + "stream"
         try:
@@ -153,10 +153,7 @@ class RedisQueue:
 
     # -- calls and errors --------------------------------------------------------------------------
     def _scrub(self, exc: BaseException) -> str:
-        text = str(exc)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(str(exc), self._secrets)
 
     def _call(self, script: Any, *args: Any) -> Any:
         try:

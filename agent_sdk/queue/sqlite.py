@@ -38,6 +38,8 @@ from agent_sdk.errors import (
     InvalidInput,
     NotFound,
 )
+from agent_sdk.masking import mask_url
+from agent_sdk.private_files import ensure_private_dir, ensure_private_file
 from agent_sdk.queue.base import (
     POLL_MAX,
     POLL_MIN,
@@ -143,7 +145,8 @@ class SQLiteQueue:
         self._conns: list[sqlite3.Connection] = []
         self._closed = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(self.path.parent)  # 0700, and the file 0600 like the store's
+            ensure_private_file(self.path)
         except OSError as exc:
             raise BackendUnavailable(
                 f"cannot create the directory of SQLite queue {self.path}: {exc.strerror}",
@@ -158,7 +161,7 @@ class SQLiteQueue:
         path = url[len(prefix) :] if url.startswith(prefix) else ""
         if not path or path == ":memory:":  # per-thread connections would each see another db
             raise ConfigError(
-                f"not a SQLite queue URL: {url!r}", hint="use sqlite:///path/to/queue.db"
+                f"not a SQLite queue URL: {mask_url(url)!r}", hint="use sqlite:///path/to/queue.db"
             )
         return cls(path, **options)
 

@@ -75,6 +75,7 @@ from agent_sdk.errors import (
     InvalidInput,
     NotFound,
 )
+from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.queue.base import (
     POLL_MAX,
     POLL_MIN,
@@ -88,7 +89,6 @@ from agent_sdk.queue.base import (
     lease_lost,
     new_job_id,
 )
-from agent_sdk.security.ratelimit import mask_url
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -309,7 +309,8 @@ class SQSQueue:
         self.url = place.shown
         self.name = place.name
         self._queue_url = place.url
-        self._secrets = [s for s in (place.secret,) if s]
+        urls = (queue_url, dead_queue_url, endpoint)
+        self._secrets = [s for u in urls if u for s in url_secrets(u)]
         session = boto3.session.Session(
             aws_access_key_id=place.key_id, aws_secret_access_key=place.secret
         )
@@ -375,9 +376,7 @@ class SQSQueue:
 
     # -- calls and errors -------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return " ".join(text.split())  # one line
+        return " ".join(scrub(text, self._secrets).split())  # one line
 
     def _unavailable(self, action: str, detail: str) -> BackendUnavailable:
         where = f" via {mask_url(self.endpoint)}" if self.endpoint else ""

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent_sdk.errors import AuthenticationError, ConfigError
+from agent_sdk.private_files import ensure_private_dir
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -192,7 +193,7 @@ def _create_pepper_file(path: Path) -> str:
     """
     value = secrets.token_hex(32)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from agent_sdk.errors import BackendUnavailable, ConfigError, InvalidInput
+from agent_sdk.masking import mask_url, scrub, url_secrets
 
 KEY_PREFIX = "agent-sdk:rl:"
 
@@ -180,19 +180,6 @@ def _import_redis() -> Any:
     return redis
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password (in the userinfo or a ``password=`` parameter) shown as ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
-    query = parts.query
-    if "password" in query.lower():
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs])
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
 class RedisRateLimiter:
     """GCRA in Redis, shared between processes. Keys are ``agent-sdk:rl:<key>`` and expire when
     their bucket is full again, so Redis holds only buckets in use.
@@ -208,7 +195,7 @@ class RedisRateLimiter:
         from redis.retry import Retry
 
         self._shown_url = mask_url(url)
-        self._secrets = [s for s in (urlsplit(url).password,) if s]
+        self._secrets = url_secrets(url)
         try:
             self._client = self._redis.Redis.from_url(
                 url,
@@ -244,10 +231,7 @@ class RedisRateLimiter:
         )
 
     def _scrub(self, exc: BaseException) -> str:
-        text = str(exc)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(str(exc), self._secrets)
 
     def close(self) -> None:
         self._client.close()
@@ -294,7 +278,6 @@ __all__ = [
     "RateLimiter",
     "RedisRateLimiter",
     "gcra",
-    "mask_url",
     "open_rate_limiter",
     "rate_limit_headers",
 ]

@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import ConfigError
+from agent_sdk.masking import mask_url
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -33,7 +34,7 @@ def open_store(url: str, **options: Any) -> Store:
     if target is None:
         close = difflib.get_close_matches(scheme, STORE_ALIASES, n=1)
         hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(STORE_ALIASES)
-        raise ConfigError(f"unknown store scheme {scheme!r} in {url!r}", hint=hint)
+        raise ConfigError(f"unknown store scheme {scheme!r} in {mask_url(url)!r}", hint=hint)
     module, cls = target.split(":")
     store: Store = getattr(importlib.import_module(module), cls).from_url(url, **options)
     return store

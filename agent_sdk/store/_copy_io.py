@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict, InvalidInput
+from agent_sdk.private_files import ensure_private_file
 
 if TYPE_CHECKING:
     import psycopg
@@ -141,6 +142,7 @@ class SQLiteSide(Side):
         self.label = f"SQLite database {path}"
         try:
             if write:
+                ensure_private_file(path)  # a new destination is 0600, like every database file
                 self.db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
                 self.db.execute("PRAGMA foreign_keys=ON")
             else:

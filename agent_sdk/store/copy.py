@@ -41,13 +41,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from agent_sdk.errors import AgentSDKError, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.store import STORE_ALIASES, open_store
 from agent_sdk.store._copy_io import Batch, PostgresSide, Row, Side, SQLiteSide, TableSpec, q
 from agent_sdk.store.migrations import load_migrations
-from agent_sdk.store.postgres import mask_url
 
 BATCH_SIZE = 2000
 # Not user data: the destination keeps its own record of the migrations it applied, and worker
@@ -170,7 +169,7 @@ def parse_target(url: str, role: str) -> Target:
             f"unknown database scheme {scheme!r} in the {role} URL {display}",
             hint=hint + "use sqlite:///path/to/file.db or postgresql://user@host:5432/database",
         )
-    secrets = _secrets(url)
+    secrets = url_secrets(url)
     if scheme != "sqlite":
         return Target(role, url, "postgresql", display, None, secrets)
     prefix = "sqlite:///"
@@ -186,16 +185,6 @@ def parse_target(url: str, role: str) -> Target:
             hint=hint,
         )
     return Target(role, url, "sqlite", f"{prefix}{raw}", Path(raw).expanduser(), ())
-
-
-def _secrets(url: str) -> tuple[str, ...]:
-    try:
-        parts = urlsplit(url)
-        found = [parts.password or ""]
-        found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
-    except ValueError:
-        return ()
-    return tuple({s for p in found for s in (p, unquote(p)) if s})
 
 
 def check_sqlite_file(target: Target) -> None:
@@ -401,9 +390,7 @@ def _scrub(exc: AgentSDKError, secrets: tuple[str, ...], shown: str) -> AgentSDK
     """The error with any password in it masked: a driver may echo part of a URL."""
     leaks = [s for s in secrets if s not in shown]  # a password spelled like the user name
     text, hint = exc.message, exc.hint  # is shown with the name anyway
-    for secret in leaks:
-        text = text.replace(secret, "***")
-        hint = hint.replace(secret, "***") if hint else hint
+    text, hint = scrub(text, leaks), scrub(hint, leaks) if hint else hint
     if text == exc.message and hint == exc.hint:
         return exc
     return type(exc)(text, hint=hint)

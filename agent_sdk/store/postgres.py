@@ -28,9 +28,9 @@ import functools
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus
 from agent_sdk.store._ids import id_floor, parse_time, utcnow
 from agent_sdk.store._rows import (
@@ -70,24 +70,6 @@ _INSTALL_HINT = "pip install 'agent-sdk[postgres]'"
 @functools.cache
 def _migrations() -> tuple[Migration, ...]:
     return tuple(load_migrations("agent_sdk.store.migrations.postgres"))
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (in the netloc or a ``password=`` parameter) replaced by ***."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            userinfo, _, host = netloc.rpartition("@")
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:***@{host}"
-        query = "&".join(
-            "password=***" if item.lower().startswith("password=") else item
-            for item in parts.query.split("&")
-        )
-        return urlunsplit((parts.scheme, netloc, parts.path, query if parts.query else "", ""))
-    except ValueError:
-        return "<unparseable database URL>"
 
 
 class _Local(threading.local):
@@ -192,7 +174,7 @@ class PostgresStore(
             lines[0] if lines else type(exc).__name__
         )
         return BackendUnavailable(
-            f"cannot reach Postgres at {self.display_url}: {reason}",
+            f"cannot reach Postgres at {self.display_url}: {scrub(reason, url_secrets(self.url))}",
             hint="check AGENT_SDK_DATABASE_URL and that the server is running",
         )
 
@@ -577,4 +559,4 @@ def _is_driver_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.Error | PoolTimeout | OverflowError | UnicodeEncodeError)
 
 
-__all__ = ["PostgresStore", "mask_url"]
+__all__ = ["PostgresStore"]

@@ -31,6 +31,8 @@ from agent_sdk.errors import (
     InvalidInput,
     NotFound,
 )
+from agent_sdk.masking import mask_url
+from agent_sdk.private_files import ensure_private_dir, ensure_private_file
 from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus
 from agent_sdk.store._ids import id_floor, parse_time, utcnow
 from agent_sdk.store._rows import (
@@ -113,7 +115,10 @@ class SQLiteStore(
         self._conns: weakref.WeakSet[_Conn] = weakref.WeakSet()
         self._closed = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private from the start: the directory 0700, the file 0600 (SQLite gives its -wal
+            # and -shm files the database file's mode).
+            ensure_private_dir(self.path.parent)
+            ensure_private_file(self.path)
         except OSError as exc:
             raise BackendUnavailable(
                 f"cannot create the directory of SQLite database {self.path}: {exc.strerror}",
@@ -128,7 +133,7 @@ class SQLiteStore(
         path = url[len(prefix) :] if url.startswith(prefix) else ""
         hint = "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
         if not path:
-            raise ConfigError(f"not a SQLite database URL: {url!r}", hint=hint)
+            raise ConfigError(f"not a SQLite database URL: {mask_url(url)!r}", hint=hint)
         if path == ":memory:":
             # Every thread has its own connection, and so would get its own empty database.
             raise ConfigError("in-memory SQLite databases are not supported", hint=hint)
