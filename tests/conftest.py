@@ -112,3 +112,15 @@ def postgres_url() -> Iterator[str]:
     finally:
         admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(
+    request: pytest.FixtureRequest, isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Runs a test on each store: the SQLite default, or a fresh Postgres schema. It is set in
+    the environment, so the CLI and every runtime or server built from it use the same store."""
+    if request.param == "postgres":
+        monkeypatch.setenv("AGENT_SDK_STORAGE_BACKEND", "postgres")
+        monkeypatch.setenv("AGENT_SDK_DATABASE_URL", request.getfixturevalue("postgres_url"))
+    return str(request.param)

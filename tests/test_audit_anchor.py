@@ -45,13 +45,9 @@ EVERY = 5  # a checkpoint every 5 records: 12 records give checkpoints at 5 and 
 
 
 # -- the world ----------------------------------------------------------------------------------
-@pytest.fixture(params=["sqlite", "postgres"])
-def env(
-    request: pytest.FixtureRequest, isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    if request.param == "postgres":
-        monkeypatch.setenv("AGENT_SDK_STORAGE_BACKEND", "postgres")
-        monkeypatch.setenv("AGENT_SDK_DATABASE_URL", request.getfixturevalue("postgres_url"))
+@pytest.fixture
+def env(engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of one test, on the store of `engine` (also for the CLI)."""
     monkeypatch.setenv("AGENT_SDK_AUDIT_HASH_CHAIN", "true")
     monkeypatch.setenv("AGENT_SDK_AUDIT_CHECKPOINT_EVERY", str(EVERY))
     return dict(os.environ)

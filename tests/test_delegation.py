@@ -33,15 +33,9 @@ KEYS = "/v1/admin/api-keys"
 ADMIN = ["runs:read", "runs:write", "sessions:read", "admin:keys", "admin:orgs", "admin:audit"]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def env(
-    request: pytest.FixtureRequest, isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
+@pytest.fixture
+def env(engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The environment of one test, on the SQLite or the Postgres store (also for the CLI)."""
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        monkeypatch.setenv("AGENT_SDK_STORAGE_BACKEND", "postgres")
-        monkeypatch.setenv("AGENT_SDK_DATABASE_URL", url)
     monkeypatch.setenv("AGENT_SDK_JWT_ENABLED", "true")
     monkeypatch.setenv("AGENT_SDK_JWT_SECRET", JWT_SECRET)
     return dict(os.environ)

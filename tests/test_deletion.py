@@ -63,17 +63,6 @@ def canary() -> str:
 
 
 # -- both stores -----------------------------------------------------------------------------------
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The store of the test: the SQLite default, or a fresh Postgres schema (also in the
-    environment, for the CLI and for runtimes built from it)."""
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        monkeypatch.setenv("AGENT_SDK_STORAGE_BACKEND", "postgres")
-        monkeypatch.setenv("AGENT_SDK_DATABASE_URL", url)
-    return str(request.param)
-
-
 @pytest.fixture
 def conf(engine: str, settings: Settings) -> Settings:
     if engine == "postgres":

@@ -30,14 +30,9 @@ SECRET = "k" * 48
 DAY = 86_400
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def env(
-    request: pytest.FixtureRequest, isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        monkeypatch.setenv("AGENT_SDK_STORAGE_BACKEND", "postgres")
-        monkeypatch.setenv("AGENT_SDK_DATABASE_URL", url)
+@pytest.fixture
+def env(engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of one test, on the store of `engine` (also for the CLI)."""
     monkeypatch.setenv("AGENT_SDK_JWT_ENABLED", "true")
     monkeypatch.setenv("AGENT_SDK_JWT_SECRET", SECRET)
     return dict(os.environ)

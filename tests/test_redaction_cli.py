@@ -26,15 +26,12 @@ runner = CliRunner()
 SERVER = "http://testserver"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def where(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+@pytest.fixture
+def where(engine: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The global options that reach the local deployment under test: the SQLite file of the
     test's data directory, or a Postgres schema of its own (the ``server`` fixture is the same
     over HTTP)."""
     monkeypatch.setenv("AGENT_SDK_PII_REDACTION_ENABLED", "true")
-    if request.param == "postgres":
-        monkeypatch.setenv("AGENT_SDK_STORAGE_BACKEND", "postgres")
-        monkeypatch.setenv("AGENT_SDK_DATABASE_URL", request.getfixturevalue("postgres_url"))
     return ["--local"]
 
 

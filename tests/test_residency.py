@@ -49,15 +49,9 @@ HOSTILE_REGIONS: list[Any] = [
 
 
 # -- the world ----------------------------------------------------------------------------------
-@pytest.fixture(params=["sqlite", "postgres"])
-def env(
-    request: pytest.FixtureRequest, isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
+@pytest.fixture
+def env(engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The environment of one test, on the SQLite or the Postgres store (also for the CLI)."""
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        monkeypatch.setenv("AGENT_SDK_STORAGE_BACKEND", "postgres")
-        monkeypatch.setenv("AGENT_SDK_DATABASE_URL", url)
     import os
 
     return dict(os.environ)

@@ -34,13 +34,9 @@ SLOW = {"name": "slow", "model": "scripted", "latency": 0.3,
 SSE = {"Accept": "text/event-stream"}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def env(
-    request: pytest.FixtureRequest, isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    if request.param == "postgres":
-        monkeypatch.setenv("AGENT_SDK_STORAGE_BACKEND", "postgres")
-        monkeypatch.setenv("AGENT_SDK_DATABASE_URL", request.getfixturevalue("postgres_url"))
+@pytest.fixture
+def env(engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of one test, on the store of `engine` (also for the CLI)."""
     return dict(os.environ)
 
 
