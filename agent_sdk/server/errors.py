@@ -194,16 +194,22 @@ async def _agent_sdk_error(request: Request, exc: Exception) -> Response:
     extra = dict(exc.details)
     if isinstance(exc, ModelError):
         extra["retryable"] = exc.retryable
+    message, hint = exc.message, exc.hint
     if status >= 500:
         log.warning("%s %s -> %d %s (request %s)", request.method, request.url.path, status,
                     exc.message, request_id_of(request))  # fmt: skip
+    if status == 500:
+        # An error of no known kind is a bug: what it says is for the log, not the client.
+        message = "the server failed to handle this request; the error was logged"
+        hint = f"report it with the request id {request_id_of(request)}"
+        extra = {}
     return problem_response(
         request_id_of(request),
         status,
         exc.code,
         exc.title,
-        exc.message,
-        hint=exc.hint,
+        message,
+        hint=hint,
         headers=headers,
         extra=extra,
     )

@@ -26,6 +26,7 @@ from agent_sdk.errors import InvalidInput
 from agent_sdk.records import Event, RunStatus
 from agent_sdk.server.deps import RunsReader, RunsWriter, RuntimeDep
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.params import MAX_INT64, After
 
 # A store page of events becomes one chunk of the stream: one read, one encode, one send.
 SSE_PAGE = 500
@@ -35,7 +36,6 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # No pattern on ids: any id that is not a run of this org is a 404, as in the local backend
 # (a 422 for some unknown ids and a 404 for others would make the two backends differ).
 RunId = Annotated[str, Path(description="a run id (run_...)")]
-After = Annotated[int, Query(ge=0, description="return events with seq greater than this")]
 LastEventId = Annotated[
     str | None,
     Header(alias="Last-Event-ID", description="SSE resume point; wins over `after`"),
@@ -312,7 +312,7 @@ def _resume_point(last_event_id: str | None, after: int) -> int:
         seq = int(last_event_id.strip())
     except ValueError:
         seq = -1
-    if seq < 0:
+    if not 0 <= seq <= MAX_INT64:
         raise InvalidInput("Last-Event-ID must be the id (seq) of an event received before")
     return seq
 
