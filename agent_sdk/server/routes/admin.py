@@ -18,7 +18,7 @@ from agent_sdk.core.keys import MAX_BURST, MAX_GRACE_SECONDS, MAX_RATE
 from agent_sdk.records import ApiKey
 from agent_sdk.server.deps import AnyCaller, AuditAdmin, KeysAdmin, OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
-from agent_sdk.server.params import After
+from agent_sdk.server.params import After, Cursor
 
 KeyId = Annotated[str, Path(description="an API key id")]
 OrgIdPath = Annotated[str, Path(description="an org id")]
@@ -71,7 +71,7 @@ async def list_orgs(
     who: OrgsAdmin,
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     page = rt.orgs.list_as(who.principal, limit=limit, cursor=cursor)
     return JSONResponse(
@@ -103,7 +103,7 @@ async def list_keys(
     who: KeysAdmin,
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     page = rt.keys.list(who.org_id, limit=limit, cursor=cursor)
     return JSONResponse(
