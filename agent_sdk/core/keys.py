@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 
 MAX_NAME_LENGTH = 100
 MAX_GRACE_SECONDS = 30 * 24 * 3600
+# A key's rate limit: far above any real one, and small enough for every store and for the
+# shared limiter's arithmetic (a 40-digit burst used to reach the database driver).
+MAX_RATE = 1_000_000.0
+MAX_BURST = 1_000_000
 # last_used_at is a hint for people ("is this key still in use?"), not an audit record: writing
 # it at most once a minute per key keeps authentication free of writes in the common case.
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -438,17 +442,19 @@ def _check_rate(value: float | None) -> float | None:
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or not math.isfinite(value)
-        or value <= 0
+        or not 0 < value <= MAX_RATE
     ):
-        raise InvalidInput(f"rate_per_second must be a positive number, not {value!r}")
+        raise InvalidInput(
+            f"rate_per_second must be a positive number up to {MAX_RATE:g}, not {value!r}"
+        )
     return float(value)
 
 
 def _check_burst(value: int | None) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidInput(f"burst must be a positive integer, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_BURST:
+        raise InvalidInput(f"burst must be an integer from 1 to {MAX_BURST}, not {value!r}")
     return value
 
 

@@ -160,8 +160,8 @@ class RedisQueue:
             return script(keys=[self._stream], args=[self._prefix, *args])
         except self._redis.RedisError as exc:
             raise self._error(exc) from None
-        except UnicodeEncodeError as exc:  # a kind or error text with a lone surrogate
-            raise InvalidInput(f"text cannot be stored: {exc}") from None
+        except UnicodeEncodeError:  # a kind or error text with a lone surrogate
+            raise InvalidInput("a text holds characters that cannot be stored") from None
 
     def _error(self, exc: BaseException) -> BackendUnavailable:
         return BackendUnavailable(

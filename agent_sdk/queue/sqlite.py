@@ -215,7 +215,7 @@ class SQLiteQueue:
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         except UnicodeEncodeError as exc:  # a kind or error text with a lone surrogate
-            raise InvalidInput(f"text cannot be stored: {exc}") from exc
+            raise InvalidInput("a text holds characters that cannot be stored") from exc
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         rows: list[sqlite3.Row] = self._exec(sql, params).fetchall()

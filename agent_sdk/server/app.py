@@ -33,9 +33,9 @@ from agent_sdk.core.runtime import Runtime
 from agent_sdk.errors import AgentSDKError
 from agent_sdk.server.deps import record_failed_change
 from agent_sdk.server.errors import (
-    PROBLEM_JSON,
     HTTPProblem,
     RequestContext,
+    document_problems,
     install_error_handlers,
     render_http_error,
 )
@@ -192,17 +192,12 @@ async def _drain(rt: Runtime, grace: float) -> None:
 
 class _App(FastAPI):
     def openapi(self) -> dict[str, Any]:
-        """FastAPI's document, with error answers moved under application/problem+json (it
-        files every documented model under application/json)."""
+        """FastAPI's document, with every problem answer an operation can give declared under
+        application/problem+json (see agent_sdk.server.errors.document_problems)."""
         if self.openapi_schema is not None:
             return self.openapi_schema
         schema = super().openapi()  # also cached in self.openapi_schema, edited in place here
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                for status, answer in operation.get("responses", {}).items():
-                    content = answer.get("content", {})
-                    if status[:1] in "45" and "application/json" in content:
-                        content[PROBLEM_JSON] = content.pop("application/json")
+        document_problems(schema)
         return schema
 
 

@@ -28,6 +28,7 @@ from agent_sdk.records import Principal
 from agent_sdk.security.network import client_ip
 from agent_sdk.security.ratelimit import rate_limit_headers
 from agent_sdk.server.errors import HTTPProblem
+from agent_sdk.server.params import ORG_ID_PATTERN
 
 # auto_error=False: a missing or non-Bearer header must give our 401 problem (with the same
 # wording for every kind of failure), not FastAPI's own 403. The scheme also documents the
@@ -73,7 +74,13 @@ def needs(scope: str | None, *, residency: bool = True) -> Any:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         x_org_id: Annotated[
             str | None,
-            Header(alias="X-Org-Id", description="the org to act in (default: the caller's)"),
+            Header(
+                alias="X-Org-Id",
+                description="the org to act in (default: the caller's)",
+                # Documented, not validated by FastAPI: the check below runs after
+                # authentication and answers 400 (an anonymous caller learns nothing first).
+                json_schema_extra={"pattern": ORG_ID_PATTERN},
+            ),
         ] = None,
     ) -> Caller:
         rt = runtime_of(request)

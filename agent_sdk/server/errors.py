@@ -112,22 +112,59 @@ class Problem(BaseModel):
     )
 
 
+_PROBLEM_TEXT = {
+    400: "Malformed header (X-Org-Id, Content-Length)",
+    401: "Missing or invalid bearer token",
+    403: "The credential lacks the scope, the org, or the network this needs",
+    404: "No such object in this org, or no such org",
+    409: "The object is not in a state that allows this, or a concurrent change won (retry)",
+    413: "Request body larger than AGENT_SDK_MAX_BODY_BYTES",
+    422: "Invalid input (field errors listed under `errors`)",
+    429: "The key's rate limit was reached (see Retry-After and RateLimit headers)",
+    503: "The store or the queue is unreachable, or the store is not migrated",
+}
+# What any request may be answered, whatever its route: the body limit and the Content-Length
+# check run before routing.
+EVERY_OPERATION = (400, 413)
+# What any authenticated operation may also be answered: its credential, scope, org (X-Org-Id:
+# 404 for an unknown org), rate limit and parameters are checked on every call, and every call
+# reaches a store that may be down, or lose a race (409) on PostgreSQL.
+AUTHENTICATED = (401, 403, 404, 409, 422, 429, 503)
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` entries documenting problem answers (the app moves them to problem+json)."""
-    text = {
-        400: "Malformed header (for example X-Org-Id)",
-        401: "Missing or invalid bearer token",
-        403: "The credential lacks the scope, the org, or the network this needs",
-        404: "No such object in this org, or no such org",
-        409: "The object is not in a state that allows this",
-        413: "Request body larger than AGENT_SDK_MAX_BODY_BYTES",
-        422: "Invalid input (field errors listed under `errors`)",
-        429: "The key's rate limit was reached (see Retry-After and RateLimit headers)",
-        503: "The store is unreachable or not migrated",
-    }
     return {
-        s: {"model": Problem, "description": text.get(s, HTTPStatus(s).phrase)} for s in statuses
+        s: {"model": Problem, "description": _PROBLEM_TEXT.get(s, HTTPStatus(s).phrase)}
+        for s in statuses
     }
+
+
+def document_problems(schema: dict[str, Any]) -> None:
+    """Complete an OpenAPI document in place: every operation lists the problem answers it can
+    give (:data:`EVERY_OPERATION`, and :data:`AUTHENTICATED` where it needs a credential), each
+    as ``application/problem+json`` with the Problem schema. Declared once here, so a new route
+    cannot forget one; a route's own entry (a more precise description) is kept."""
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            answers = operation.setdefault("responses", {})
+            statuses = EVERY_OPERATION + (AUTHENTICATED if operation.get("security") else ())
+            for status in statuses:
+                answers.setdefault(
+                    str(status), {"description": _PROBLEM_TEXT[status], "content": problem}
+                )
+            for status, answer in answers.items():
+                # Every error is a Problem: FastAPI files the models under application/json and
+                # documents its own HTTPValidationError for 422, which this app never sends.
+                if status[:1] in "45":
+                    answer["content"] = dict(problem)
+    schemas = schema.get("components", {}).get("schemas", {})
+    if "HTTPValidationError" in schemas and "/HTTPValidationError" not in json.dumps(
+        schema.get("paths", {})
+    ):
+        schemas.pop("HTTPValidationError")
+        schemas.pop("ValidationError", None)
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -194,16 +231,22 @@ async def _agent_sdk_error(request: Request, exc: Exception) -> Response:
     extra = dict(exc.details)
     if isinstance(exc, ModelError):
         extra["retryable"] = exc.retryable
+    message, hint = exc.message, exc.hint
     if status >= 500:
         log.warning("%s %s -> %d %s (request %s)", request.method, request.url.path, status,
                     exc.message, request_id_of(request))  # fmt: skip
+    if status == 500:
+        # An error of no known kind is a bug: what it says is for the log, not the client.
+        message = "the server failed to handle this request; the error was logged"
+        hint = f"report it with the request id {request_id_of(request)}"
+        extra = {}
     return problem_response(
         request_id_of(request),
         status,
         exc.code,
         exc.title,
-        exc.message,
-        hint=exc.hint,
+        message,
+        hint=hint,
         headers=headers,
         extra=extra,
     )
@@ -244,11 +287,31 @@ async def render_http_error(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers or {})
     if status == 401:
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    elif status == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
     code = exc.code if isinstance(exc, HTTPProblem) else _HTTP_CODES.get(status, "http_error")
     hint = exc.hint if isinstance(exc, HTTPProblem) else None
     return problem_response(
         request_id_of(request), status, code, phrase, detail, hint=hint, headers=headers or None
     )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods routing would serve at this path, found by asking every route as the router
+    does. Starlette's own ``Allow`` names only the methods of the first route whose path matched,
+    so ``DELETE /admin/api-keys/{key_id}`` was missing beside its ``GET``."""
+    from starlette.routing import Match
+
+    routes = getattr(request.app, "routes", ())
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:

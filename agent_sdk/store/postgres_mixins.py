@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from agent_sdk.canonical import canonical_json, chain_hash
 from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict, InvalidInput, NotFound
 from agent_sdk.records import ApiKey, AuditEntry, Checkpoint
+from agent_sdk.store._driver_errors import noted, unexpected, unstorable
 from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import MAX_LIMIT, check_limit
 from agent_sdk.store._sql_mixins import SQLKeyQueries
@@ -35,34 +36,41 @@ _LOCK_AUDIT = 0x616175  # "aau"
 
 
 def translate(exc: Exception, db: str) -> AgentSDKError:
-    """A psycopg error (or a value the driver cannot send) as one of the agent_sdk errors."""
+    """A psycopg error (or a value the driver cannot send) as one of the agent_sdk errors, in
+    words of ours: the driver's text stays in the log (see store._driver_errors)."""
     import psycopg
     from psycopg import errors as pg
 
-    text = str(exc).strip()
     if isinstance(exc, OverflowError | UnicodeEncodeError):
-        return InvalidInput(f"value cannot be stored: {exc}")
+        return unstorable(exc)
+    noted(exc)
     if isinstance(exc, pg.UniqueViolation):
-        return Conflict(f"already exists ({text})")
+        return Conflict("already exists")
     if isinstance(exc, pg.ForeignKeyViolation):
-        return NotFound(f"a referenced record does not exist ({text})")
+        return NotFound("a referenced record does not exist")
     if isinstance(exc, pg.IntegrityError):
-        return InvalidInput(f"rejected by the database ({text})")
+        return InvalidInput("a value was rejected by the database's constraints")
     if isinstance(exc, pg.UndefinedTable | pg.UndefinedColumn):
-        return Conflict(f"{db} is not migrated ({text})", hint="run `agent-sdk db migrate`")
+        return Conflict(f"{db} is not migrated", hint="run `agent-sdk db migrate`")
     if isinstance(exc, pg.LockNotAvailable | pg.QueryCanceled):
-        return Conflict(f"{db}: timed out waiting for a lock ({text})", hint="retry")
+        return Conflict(f"{db}: timed out waiting for a lock", hint="retry")
     if isinstance(exc, pg.SerializationFailure | pg.DeadlockDetected):
-        return Conflict(f"{db}: concurrent update ({text})", hint="retry")
+        return Conflict(f"{db}: a concurrent update won", hint="retry")
+    if isinstance(exc, pg.NumericValueOutOfRange):
+        return unstorable(OverflowError(str(exc)))
+    if isinstance(exc, pg.CharacterNotInRepertoire | pg.UntranslatableCharacter):
+        return unstorable(UnicodeError(str(exc)))
     if isinstance(exc, psycopg.DataError):
-        return InvalidInput(f"value rejected by the database ({text})")
-    if isinstance(exc, psycopg.ProgrammingError) and "cannot adapt" in text:
-        return InvalidInput(f"value cannot be stored: {text}")
+        return InvalidInput("a value was rejected by the database")
+    if isinstance(exc, psycopg.ProgrammingError) and "cannot adapt" in str(exc):
+        return InvalidInput("a value of this type cannot be stored")
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        # A connection that failed or dropped: the server's words say where and why.
         return BackendUnavailable(
-            f"{db}: {text}", hint="check AGENT_SDK_DATABASE_URL and that the server is running"
+            f"{db}: {str(exc).strip()}",
+            hint="check AGENT_SDK_DATABASE_URL and that the server is running",
         )
-    return AgentSDKError(f"{db}: {text}")  # a bug here, not an outage
+    return unexpected(db, exc)  # a bug here, not an outage
 
 
 class _Helpers:

@@ -34,6 +34,7 @@ from agent_sdk.errors import (
 from agent_sdk.masking import mask_url
 from agent_sdk.private_files import ensure_private_dir, ensure_private_file
 from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus
+from agent_sdk.store._driver_errors import noted, unexpected, unstorable
 from agent_sdk.store._ids import id_floor, parse_time, utcnow
 from agent_sdk.store._rows import (
     MAX_LIMIT,
@@ -179,7 +180,7 @@ class SQLiteStore(
 
     def _error(self, exc: Exception) -> AgentSDKError:
         if not isinstance(exc, sqlite3.Error):  # a str or int the driver cannot bind
-            return InvalidInput(f"value cannot be stored: {exc}")
+            return unstorable(exc)
         return _translate(exc, f"SQLite database {self.path}", self.busy_timeout)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -483,14 +484,16 @@ class SQLiteStore(
 
 
 def _translate(exc: sqlite3.Error, db: str, busy_timeout: float) -> AgentSDKError:
+    # Messages of our own: the driver's text stays in the log (see store._driver_errors).
     text = str(exc)
     low = text.lower()
+    noted(exc)
     if isinstance(exc, sqlite3.IntegrityError):
         if "unique" in low or "primary key" in low:
-            return Conflict(f"already exists ({text})")
+            return Conflict("already exists")
         if "foreign key" in low:
-            return NotFound(f"a referenced record does not exist ({text})")
-        return InvalidInput(f"rejected by the database ({text})")
+            return NotFound("a referenced record does not exist")
+        return InvalidInput("a value was rejected by the database's constraints")
     if "locked" in low or "busy" in low:
         return BackendUnavailable(
             f"{db} is locked: another connection kept it busy for over {busy_timeout:g}s",
@@ -503,13 +506,19 @@ def _translate(exc: sqlite3.Error, db: str, busy_timeout: float) -> AgentSDKErro
         hint = "check permissions of the file, its -wal and -shm files and its directory"
         return BackendUnavailable(f"{db} is read-only", hint=hint)
     if "no such table" in low or "no such column" in low:
-        return Conflict(f"{db} is not migrated ({text})", hint="run `agent-sdk db migrate`")
+        return Conflict(f"{db} is not migrated", hint="run `agent-sdk db migrate`")
     if isinstance(exc, sqlite3.DataError):
-        return InvalidInput(f"value rejected by the database ({text})")
-    if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
-        return AgentSDKError(f"{db}: {text}")  # a bug here, not an outage
-    # Disk I/O errors, a full disk, "file is not a database", a malformed image.
-    return BackendUnavailable(f"{db}: {text}", hint="check the disk and the file")
+        return InvalidInput("a value was rejected by the database")
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and any(
+        word in low for word in _OUTAGE_WORDS
+    ):
+        # Disk I/O errors, a full disk, "file is not a database", a malformed image: the state
+        # of the file, which its operator needs to read.
+        return BackendUnavailable(f"{db}: {text}", hint="check the disk and the file")
+    return unexpected(db, exc)  # a bug here (a statement SQLite refused), not an outage
+
+
+_OUTAGE_WORDS = ("disk", "full", "not a database", "malformed", "corrupt", "i/o", "interrupt")
 
 
 __all__ = ["MAX_LIMIT", "SQLiteStore"]

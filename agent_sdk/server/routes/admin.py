@@ -14,9 +14,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from agent_sdk.core.keys import MAX_BURST, MAX_GRACE_SECONDS, MAX_RATE
 from agent_sdk.records import ApiKey
 from agent_sdk.server.deps import AnyCaller, AuditAdmin, KeysAdmin, OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.params import After, Cursor
 
 KeyId = Annotated[str, Path(description="an API key id")]
 OrgIdPath = Annotated[str, Path(description="an org id")]
@@ -34,14 +36,19 @@ class CreateKey(BaseModel):
     role: Literal["viewer", "operator", "admin"] = "viewer"
     scopes: list[str] | None = Field(default=None, description="replaces the role's scopes")
     expires_at: str | None = Field(default=None, description="ISO-8601, in the future")
-    rate_per_second: float | None = Field(default=None, gt=0)
-    burst: int | None = Field(default=None, ge=1)
+    rate_per_second: float | None = Field(default=None, gt=0, le=MAX_RATE)
+    burst: int | None = Field(default=None, ge=1, le=MAX_BURST)
     ip_allowlist: list[str] | None = Field(default=None, description="CIDRs, IPv4 or IPv6")
 
 
 class RotateKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    grace_seconds: float = Field(default=0, ge=0, description="how long the old secret stays valid")
+    grace_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=MAX_GRACE_SECONDS,
+        description="how long the old secret stays valid, in seconds",
+    )
 
 
 def _key_with_token(key: ApiKey, token: str, status: int) -> Response:
@@ -64,7 +71,7 @@ async def list_orgs(
     who: OrgsAdmin,
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     page = rt.orgs.list_as(who.principal, limit=limit, cursor=cursor)
     return JSONResponse(
@@ -97,7 +104,7 @@ async def list_keys(
     who: KeysAdmin,
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     page = rt.keys.list(who.org_id, limit=limit, cursor=cursor)
     return JSONResponse(
@@ -128,7 +135,7 @@ async def revoke_key(key_id: KeyId, who: KeysAdmin, rt: RuntimeDep) -> Response:
 async def audit_tail(
     who: AuditAdmin,
     rt: RuntimeDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: After = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     entries = rt.audit.tail(who.org_id, after=after, limit=limit)

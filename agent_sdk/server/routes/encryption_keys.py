@@ -23,13 +23,18 @@ from starlette.responses import Response
 from agent_sdk.governance.encryption_keys import MAX_BATCH
 from agent_sdk.server.deps import OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.params import CURSOR_PATTERN
 
 
 class Rewrap(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=500, ge=1, le=MAX_BATCH, description="rows to examine in this call")
     cursor: str | None = Field(
-        default=None, max_length=2048, description="the next_cursor of the previous call"
+        default=None,
+        min_length=1,
+        max_length=2048,
+        pattern=CURSOR_PATTERN,
+        description="the next_cursor of the previous call",
     )
 
 

@@ -21,10 +21,30 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from agent_sdk.governance.redact_patterns import BUILTIN_NAMES
+from agent_sdk.governance.redact_policy import NAME, PLACEHOLDER
+from agent_sdk.governance.redact_safety import MAX_PATTERN_CHARS
 from agent_sdk.server.deps import OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.params import anchored, string_or_null
 
-PatternName = Annotated[str, Path(max_length=64, description="a custom pattern's name")]
+PatternName = Annotated[
+    str,
+    Path(
+        max_length=64,
+        description="a custom pattern's name",
+        json_schema_extra={"pattern": anchored(NAME)},
+    ),
+]
+# The static rules of redact_safety, as far as a JSON Schema pattern can say them: no unbounded
+# repetition (*, + or {n,}); a bare `{` only as a bounded quantifier. The service also compiles
+# the regex, bounds the ways it can match and times it, which no schema can express.
+REGEX_SCHEMA: dict[str, Any] = {
+    "minLength": 1,
+    "maxLength": MAX_PATTERN_CHARS,
+    "pattern": r"^(?:[^\\*+{]|\\[\s\S]|\{[0-9]{1,3}(?:,[0-9]{1,3})?\})+$",
+}
+PLACEHOLDER_SCHEMA = string_or_null(pattern=anchored(PLACEHOLDER))
 
 
 class PatternBody(BaseModel):
@@ -33,23 +53,34 @@ class PatternBody(BaseModel):
         max_length=4096,  # the service refuses more than 512 with a clearer message
         description="a Python regex; every repetition bounded ({1,64}, not +)",
         examples=["EMP-\\d{6}"],
+        json_schema_extra=REGEX_SCHEMA,
     )
     placeholder: str | None = Field(
-        default=None, max_length=64, description="[UPPER_CASE]; default: [NAME]"
+        default=None,
+        max_length=64,
+        description="[UPPER_CASE]; default: [NAME]",
+        json_schema_extra=PLACEHOLDER_SCHEMA,
     )
 
 
 class CustomPatternModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(max_length=64, examples=["employee_id"])
-    regex: str = Field(max_length=4096)
-    placeholder: str | None = Field(default=None, max_length=64)
+    name: str = Field(
+        max_length=64, examples=["employee_id"], json_schema_extra={"pattern": anchored(NAME)}
+    )
+    regex: str = Field(max_length=4096, json_schema_extra=REGEX_SCHEMA)
+    placeholder: str | None = Field(
+        default=None, max_length=64, json_schema_extra=PLACEHOLDER_SCHEMA
+    )
 
 
 class PolicyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     disabled: list[str] = Field(
-        default_factory=list, max_length=32, description="built-in detectors to turn off"
+        default_factory=list,
+        max_length=32,
+        description="built-in detectors to turn off",
+        json_schema_extra={"items": {"type": "string", "enum": list(BUILTIN_NAMES)}},
     )
     patterns: list[CustomPatternModel] = Field(default_factory=list, max_length=64)
 

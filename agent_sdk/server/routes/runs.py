@@ -19,6 +19,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from agent_sdk.core.runs import RunService
@@ -26,6 +27,7 @@ from agent_sdk.errors import InvalidInput
 from agent_sdk.records import Event, RunStatus
 from agent_sdk.server.deps import RunsReader, RunsWriter, RuntimeDep
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.params import MAX_INT64, STATUS_LIST_PATTERN, After, Cursor
 
 # A store page of events becomes one chunk of the stream: one read, one encode, one send.
 SSE_PAGE = 500
@@ -35,7 +37,6 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # No pattern on ids: any id that is not a run of this org is a 404, as in the local backend
 # (a 422 for some unknown ids and a 404 for others would make the two backends differ).
 RunId = Annotated[str, Path(description="a run id (run_...)")]
-After = Annotated[int, Query(ge=0, description="return events with seq greater than this")]
 LastEventId = Annotated[
     str | None,
     Header(alias="Last-Event-ID", description="SSE resume point; wins over `after`"),
@@ -55,6 +56,28 @@ IdempotencyKey = Annotated[
 
 
 # -- request and response models -----------------------------------------------------------------
+# What Agent.from_spec accepts (it checks; this documents): `name` is required, nothing else is.
+AGENT_SPEC_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "AgentSpec",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "model": {"type": "string", "description": "provider:model, or scripted"},
+        "instructions": {"type": "string"},
+        "tools": {"type": "array", "items": {"type": "string"}},
+        "script": {"type": "array", "items": {"type": "object"}},
+        "latency": {"type": "number", "minimum": 0, "maximum": 3600},  # scripted.MAX_LATENCY
+        "max_steps": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
+        "max_tokens": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
+        "output_type": {"type": "string"},
+    },
+}
+_RETRYABLE: list[Any] = ["failed", "dead", "cancelled"]
+_AGE = "^[1-9][0-9]{0,5}[smhd]$"
+
+
 class CreateRun(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -63,7 +86,8 @@ class CreateRun(BaseModel):
 
     agent: str | dict[str, Any] = Field(
         description="an agent name, or an inline agent spec such as "
-        '{"name": "slow", "model": "scripted", "latency": 5, "script": [{"text": "done"}]}'
+        '{"name": "slow", "model": "scripted", "latency": 5, "script": [{"text": "done"}]}',
+        json_schema_extra={"anyOf": [{"type": "string", "minLength": 1}, AGENT_SPEC_SCHEMA]},
     )
     input: str = Field(description="the user input of the run")
     session_id: str | None = Field(default=None, description="group runs into a session")
@@ -80,11 +104,20 @@ class RetryRuns(BaseModel):
     )
 
     status: list[str] = Field(
-        min_length=1, description="statuses of the runs to retry: failed, dead, cancelled"
+        min_length=1,
+        description="statuses of the runs to retry: failed, dead, cancelled",
+        json_schema_extra={"items": {"type": "string", "enum": _RETRYABLE}},
     )
     since: str | None = Field(
         default=None,
         description="only runs created since: an age (30m, 1h, 2d) or an ISO-8601 time",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "pattern": _AGE},
+                {"type": "string", "format": "date-time"},
+                {"type": "null"},
+            ]
+        },
     )
     limit: int = Field(default=1000, ge=1, le=1000, description="retry at most this many")
 
@@ -137,14 +170,33 @@ class EventPage(BaseModel):
     next_after: int | None = Field(description="pass as `after` for the next page; null at end")
 
 
+# One Server-Sent Event, as OpenAPI 3.1 tools read the `schema` of text/event-stream (3.2 names it
+# `itemSchema`): the fields of a frame, its `data` the JSON of an EventModel.
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "the event's seq"},
+        "event": {"type": "string", "description": "the event's type", "examples": ["run.created"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/EventModel"},
+        },
+    },
+}
 _SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {
             "text/event-stream": {
-                "schema": {"type": "string"},
-                "example": 'id: 1\nevent: run.created\ndata: {"run_id":"run_...","seq":1,...}\n\n',
+                "schema": {
+                    **SSE_EVENT_SCHEMA,
+                    "description": "one event of the stream, such as "
+                    '`id: 1` `event: run.created` `data: {"run_id":"run_...","seq":1,...}`; '
+                    "comment lines (`: keepalive`) fill quiet intervals",
+                },
             }
-        }
+        },
     }
 }
 _FOLLOW_DOC: dict[int | str, dict[str, Any]] = {
@@ -196,11 +248,19 @@ async def list_runs(
     rt: RuntimeDep,
     status: Annotated[
         list[str] | None,
-        Query(description="comma-separated statuses, e.g. queued,running (repeatable)"),
+        Query(
+            description="comma-separated statuses, e.g. queued,running (repeatable)",
+            json_schema_extra={
+                "anyOf": [
+                    {"type": "array", "items": {"type": "string", "pattern": STATUS_LIST_PATTERN}},
+                    {"type": "null"},
+                ]
+            },
+        ),
     ] = None,
     session_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     page = rt.runs.list(
         who.org_id, status=status, session_id=session_id, limit=limit, cursor=cursor
@@ -318,15 +378,12 @@ def encode_sse(events: Iterable[Event]) -> bytes:
     return "".join(parts).encode()
 
 
-SEQ_MAX = 2**63 - 1  # the stores' integer range; a larger seq never existed
-
-
 def _resume_point(last_event_id: str | None, after: int) -> int:
     if last_event_id is None or not last_event_id.strip():
         return after
     text = last_event_id.strip()
     # Digits only: int() would also take "+5", "1_0" and non-ASCII digits.
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > SEQ_MAX:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_INT64:
         raise InvalidInput(
             "Last-Event-ID must be the id (seq) of an event received before",
             hint="send the `id:` of the last event you received, or leave the header out",
@@ -422,6 +479,23 @@ def _sse(chunks: AsyncGenerator[bytes, None]) -> StreamingResponse:
 
 
 # -- routing -------------------------------------------------------------------------------------
+class _RunIdSegment(Convertor[str]):
+    """A run id in a path, but never the bare word ``retry``: ``/runs/retry`` is the bulk retry,
+    so ``GET /runs/retry`` is a 405 naming POST rather than "run 'retry' not found", and
+    ``OPTIONS`` there does not advertise the GET of ``/runs/{run_id}``."""
+
+    regex = "(?!retry$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("run_id", _RunIdSegment())
+
+
 def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
     """The run routes, relative to their mount point (``/v1``, or ``/`` for the old paths)."""
     r = APIRouter(
@@ -452,7 +526,7 @@ def router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
         },
     )(create_run)
     r.get("/runs", response_model=RunPage, summary="List runs, newest first")(list_runs)
-    r.get("/runs/{run_id}", response_model=RunModel, summary="Show a run")(get_run)
+    r.get("/runs/{run_id:run_id}", response_model=RunModel, summary="Show a run")(get_run)
     r.post(
         "/runs/{run_id}/cancel",
         status_code=202,

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from agent_sdk.server.deps import RuntimeDep, SessionsReader
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.params import Cursor
 
 SessionId = Annotated[str, Path(description="a session id")]
 
@@ -38,7 +39,7 @@ async def list_sessions(
     who: SessionsReader,
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     page = rt.sessions.list(who.org_id, limit=limit, cursor=cursor)
     return JSONResponse(
