@@ -65,11 +65,18 @@ class Executor:
         )
         with self._lock:
             self._tasks[run_id] = fut
-        fut.add_done_callback(lambda _f: self._forget(run_id))
+        fut.add_done_callback(lambda f: self._forget(run_id, f))
 
-    def _forget(self, run_id: str) -> None:
+    def _forget(self, run_id: str, fut: concurrent.futures.Future[None]) -> None:
         with self._lock:
-            self._tasks.pop(run_id, None)
+            if self._tasks.get(run_id) is fut:  # not a later submit of the same run
+                del self._tasks[run_id]
+
+    def holds(self, run_id: str) -> bool:
+        """Whether the run was submitted here and has not finished: recovery leaves it alone,
+        whatever its heartbeat says (a busy loop may be late to touch it)."""
+        with self._lock:
+            return run_id in self._tasks
 
     def cancel(self, run_id: str) -> bool:
         with self._lock:

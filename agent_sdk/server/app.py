@@ -69,6 +69,7 @@ def create_app(
         rt = runtime if runtime is not None else Runtime(settings)
         sweeper: asyncio.Task[None] | None = None
         sealer: asyncio.Task[None] | None = None
+        recovery: asyncio.Task[None] | None = None
         try:
             rt.load_agents()
             rt.auth.check_config()
@@ -77,11 +78,12 @@ def create_app(
             app.state.runtime = rt
             if settings.run_recovery_enabled:
                 await asyncio.to_thread(_recover, rt)
+                recovery = _start_recovery_sweep(rt)  # inline only: workers sweep the queue
             sweeper = start_sweeper(rt)  # retention policies, every interval (0: none)
             sealer = start_sealer(rt)  # signs idle audit logs (chain off or 0 s: none)
             yield
         finally:
-            for task in (sweeper, sealer):
+            for task in (recovery, sweeper, sealer):
                 if task is not None:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
@@ -159,19 +161,32 @@ def _bootstrap(rt: Runtime, settings: Settings) -> None:
 
 
 def _recover(rt: Runtime) -> None:
-    """Runs a dead server or worker left behind: queued runs get their job (queue mode), runs
-    left running are taken over (see agent_sdk.core.recovery)."""
+    """Runs a dead server or worker left behind: queued runs get their job (queue mode) or
+    start here (inline), runs left running are taken over (see agent_sdk.core.recovery)."""
     from agent_sdk.core.recovery import recover
 
     try:
-        found = recover(rt, rt.queue if rt.settings.execution_mode == "queue" else None)
+        queue = rt.queue if rt.settings.execution_mode == "queue" else None
+        found = recover(rt, queue, at_start=True)
     except AgentSDKError as exc:
         # Serve anyway: /ready reports the broken queue, and workers recover when they start.
         log.warning("recovery skipped: %s", exc.message)
         return
     if found.requeued or found.orphans:
-        log.warning("recovery: %d queued run(s) enqueued, %d orphaned run(s) taken over",
+        log.warning("recovery: %d queued run(s) handed on, %d orphaned run(s) taken over",
                     found.requeued, found.orphans)  # fmt: skip
+
+
+def _start_recovery_sweep(rt: Runtime) -> asyncio.Task[None] | None:
+    """Inline, nothing else takes over the runs of a server that died: sweep once a lease and
+    a beat from now (every run of a process that died just before this one started is stale by
+    then), and every three leases after that (another server on the store that dies)."""
+    if rt.settings.execution_mode == "queue":
+        return None
+    from agent_sdk.core.recovery import sweep
+
+    lease = rt.settings.worker_lease
+    return asyncio.create_task(sweep(rt, None, first=lease * 4 / 3, every=3 * lease))
 
 
 async def _drain(rt: Runtime, grace: float) -> None:
