@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Recovered:
-    requeued: int  # queued runs given their job again (queue mode)
+    requeued: int  # queued runs given their job again (queue mode) or started here (inline)
     orphans: int  # running runs of dead processes, handed on
 
 
