@@ -1,22 +1,174 @@
 """Drills of item 2 of issue 11: the queue goes away under a working worker.
 
-* The SQLite queue on a full disk (a 2 MB tmpfs): the claim fails as BackendUnavailable.
+* Redis unreachable for ~6 s (a loopback proxy between the worker and Redis, stopped then
+  started): the worker stays up, no run is cancelled, every run finishes.
+* ``worker --count 2`` with a child killed with -9: the parent starts a new one.
+* SIGTERM to a worker whose every slot is busy: it hands its run back at once, and another
+  worker finishes it.
+* The SQLite queue on a full disk (a 2 MB tmpfs): the claim fails as BackendUnavailable, the
+  worker waits it out, and the runs finish once there is space.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
+import logging
 import os
+import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from agent_sdk.config import Settings, load_settings
+from agent_sdk.core.outage import Outage
+from agent_sdk.core.runtime import Runtime
+from agent_sdk.core.worker import Worker
 from agent_sdk.errors import BackendUnavailable
 from agent_sdk.queue.sqlite import SQLiteQueue
+from agent_sdk.records import RunStatus
+from tests.faults._broker import (
+    ORG,
+    check_invariants,
+    kill_all,
+    start,
+    wait_until,
+)
+from tests.faults._proxy import Proxy
 
 pytestmark = pytest.mark.slow
+
+# Five logged tool calls and a final answer; every model turn waits, so runs are in flight
+# when the fault lands. Hostile inputs: SQL, the template's braces, control characters.
+AGENT = {
+    "name": "drill",
+    "model": "scripted",
+    "latency": 1.5,  # a run takes ~9 s: it spans the whole outage
+    "script": [{"tool": "fs.list", "arguments": {"path": "."}}] * 5 + [{"text": "done {input}"}],
+}
+INPUTS = [
+    "'; DROP TABLE runs; --",
+    "{input} {tool_result} {{}}",
+    "nul-free \t\n\u2028 end",
+    "é" * 500,
+]
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    return load_settings(env=env, cwd=Path.cwd())
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    kill_all(started)
+
+
+def _events(api: Runtime, run_ids: list[str]) -> dict[str, list[object]]:
+    return {r: list(api.store.list_events(ORG, r, after=0, limit=10_000)) for r in run_ids}
+
+
+def _all_ended(api: Runtime, run_ids: list[str]) -> bool:
+    return all(api.store.get_run(ORG, r).status.terminal for r in run_ids)
+
+
+def _assert_all_succeeded(api: Runtime, run_ids: list[str]) -> None:
+    events = _events(api, run_ids)
+    check_invariants(events)
+    for run_id, evs in events.items():
+        types = [str(e.type) for e in evs]  # type: ignore[attr-defined]
+        assert "run.cancelled" not in types, f"{run_id} was cancelled: {types}"
+        assert api.store.get_run(ORG, run_id).status is RunStatus.SUCCEEDED, types
+        assert types.count("tool.result") == 5
+
+
+def test_redis_unreachable_for_seconds_kills_no_worker_and_cancels_no_run(
+    isolated_env: dict[str, str],
+    redis_url: str,
+    tmp_path: Path,
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    target = urlsplit(redis_url)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 6379)
+    proxy.start()
+    via_proxy = f"redis://127.0.0.1:{proxy.port}{target.path}"
+    base = {**isolated_env, "AGENT_SDK_EXECUTION_MODE": "queue", "AGENT_SDK_QUEUE_BACKEND": "redis",
+            "AGENT_SDK_WORKER_LEASE": "3"}  # fmt: skip
+    api = Runtime(_settings({**base, "AGENT_SDK_REDIS_URL": redis_url}))
+    log = tmp_path / "worker.log"
+    try:
+        run_ids = [api.runs.create(ORG, AGENT, INPUTS[i % len(INPUTS)]).id for i in range(8)]
+        worker = start({**base, "AGENT_SDK_REDIS_URL": via_proxy}, log, "worker", "--count", "1")
+        procs.append(worker)
+        wait_until(
+            "every run in flight",
+            lambda: all(api.store.get_run(ORG, r).status is RunStatus.RUNNING for r in run_ids),
+            log=log,
+        )
+        proxy.stop()  # the broker is gone: listener closed, every connection reset
+        wait_until("the worker to notice", lambda: "unreachable" in log.read_text(), log=log)
+        # The outage itself lasts ~6 s: this wait is the fault, not a synchronisation.
+        with contextlib.suppress(AssertionError):
+            wait_until("nothing (6 s of outage)", lambda: worker.poll() is not None, timeout=6)
+        assert worker.poll() is None, f"the worker died in the outage:\n{log.read_text()}"
+        assert not _all_ended(api, run_ids), "the runs must still be in flight when it is back"
+        proxy.start()
+        wait_until("every run to end", lambda: _all_ended(api, run_ids), timeout=120, log=log)
+        wait_until("the worker to see it back", lambda: "reachable again" in log.read_text())
+        wait_until("the queue to empty", lambda: api.queue.depth().leased == 0, log=log)
+        text = log.read_text()
+        assert worker.poll() is None, text
+        assert text.count("unreachable") == 1, text  # one line per state change, not per retry
+        assert "reachable again" in text, text
+        _assert_all_succeeded(api, run_ids)
+        depth = api.queue.depth()
+        assert (depth.ready, depth.delayed, depth.leased, depth.dead) == (0, 0, 0, 0)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, log.read_text()
+    finally:
+        proxy.close()
+        api.close(wait=False)
+
+
+def test_sigterm_with_every_slot_busy_hands_the_run_back_to_another_worker(
+    isolated_env: dict[str, str],
+    redis_url: str,
+    tmp_path: Path,
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    env = {**isolated_env, "AGENT_SDK_EXECUTION_MODE": "queue", "AGENT_SDK_QUEUE_BACKEND": "redis",
+           "AGENT_SDK_REDIS_URL": redis_url, "AGENT_SDK_WORKER_LEASE": "3",
+           "AGENT_SDK_MAX_CONCURRENT_RUNS": "1"}  # fmt: skip
+    api = Runtime(_settings(env))
+    first_log, second_log = tmp_path / "w1.log", tmp_path / "w2.log"
+    try:
+        slow = {**AGENT, "latency": 2.0}  # ~12 s
+        run_id = api.runs.create(ORG, slow, INPUTS[0]).id
+        first = start(env, first_log, "worker", "--count", "1")
+        procs.append(first)
+        wait_until(
+            "a tool result recorded",
+            lambda: any(str(e.type) == "tool.result" for e in api.store.list_events(ORG, run_id)),
+            log=first_log,
+        )
+        first.send_signal(signal.SIGTERM)
+        # Its one slot is busy: it must still stop now, not after the run (~12 s) ends.
+        assert first.wait(8) == 0, first_log.read_text()
+        back = api.store.get_run(ORG, run_id)
+        assert back.status is RunStatus.QUEUED, back
+        second = start(env, second_log, "worker", "--count", "1")
+        procs.append(second)
+        wait_until("the run to end", lambda: _all_ended(api, [run_id]), timeout=90, log=second_log)
+        _assert_all_succeeded(api, [run_id])
+        assert api.store.get_run(ORG, run_id).attempts == 2
+    finally:
+        api.close(wait=False)
 
 
 # -- the SQLite queue on a full disk ---------------------------------------------------------
@@ -72,3 +224,59 @@ def test_the_sqlite_queue_on_a_full_disk_raises_backend_unavailable_then_recover
         assert all(lease and lease.job.attempts == 1 for lease in leased)
     finally:
         queue.close()
+
+
+def test_a_full_disk_under_the_sqlite_queue_is_an_outage_the_worker_waits_out(
+    isolated_env: dict[str, str], small_disk: Path
+) -> None:
+    env = {**isolated_env, "AGENT_SDK_EXECUTION_MODE": "queue",
+           "AGENT_SDK_QUEUE_DB_PATH": str(small_disk / "queue.db")}  # fmt: skip
+    settings = _settings(env)
+    api = Runtime(settings)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        run_ids = [api.runs.create(ORG, AGENT | {"latency": 0}, s).id for s in INPUTS]
+        filler = _fill(small_disk)
+        runtime = Runtime(settings)
+        runtime.attach(loop)
+        worker = Worker(runtime, runtime.queue, name="disk-drill", poll=0.05)
+        stop = asyncio.Event()
+        future = asyncio.run_coroutine_threadsafe(worker.run(stop), loop)
+        try:
+            wait_until("the worker to see the outage", lambda: worker.queue_health.failures >= 2)
+            assert not future.done(), future.exception()
+            assert all(api.store.get_run(ORG, r).status is RunStatus.QUEUED for r in run_ids)
+            filler.unlink()  # space again
+            wait_until("every run to end", lambda: _all_ended(api, run_ids), timeout=90)
+            wait_until("the worker to report the queue back", lambda: worker.queue_health.healthy)
+        finally:
+            loop.call_soon_threadsafe(stop.set)
+            future.result(30)
+            runtime.close(wait=False)
+        _assert_all_succeeded(api, run_ids)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+        api.close(wait=False)
+
+
+def test_an_outage_logs_one_line_when_it_starts_and_one_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    health = Outage("queue", logging.getLogger("drill"), clock=lambda: now[0],
+                    rand=lambda lo, hi: hi)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="drill"):
+        waits = [health.failed("connection refused\r\nSET x") for _ in range(12)]
+        now[0] += 7.5
+        health.ok()
+        health.ok()
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "queue unreachable",
+        "queue reachable again after 7.5s (12 failed calls)",
+    ]
+    assert waits[0] == 0.25 and waits == sorted(waits) and max(waits) == 5.0  # capped backoff
+    assert health.healthy and health.failures == 0
