@@ -91,3 +91,10 @@ def check_invariants(events_by_run: dict[str, list[Any]]) -> None:
             elif str(event.type) == "tool.result":
                 assert call not in recorded, f"{run_id}: two results of tool call {call}"
                 recorded.add(call)
+
+
+def workers_of(parent: int, n: int, without: int | None = None) -> set[int] | None:
+    """The ``n`` workers of ``parent`` once it has exactly that many (none of them
+    ``without``), else None: a condition for :func:`wait_until`."""
+    found = children(parent)
+    return found if len(found) == n and without not in found else None

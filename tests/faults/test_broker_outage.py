@@ -2,7 +2,8 @@
 
 * Redis unreachable for ~6 s (a loopback proxy between the worker and Redis, stopped then
   started): the worker stays up, no run is cancelled, every run finishes.
-* ``worker --count 2`` with a child killed with -9: the parent starts a new one.
+* ``worker --count 2`` with a child killed with -9: the parent starts a new one, and gives up
+  (exit 1) only past ``AGENT_SDK_WORKER_RESTART_LIMIT`` restarts in the window.
 * SIGTERM to a worker whose every slot is busy: it hands its run back at once, and another
   worker finishes it.
 * The SQLite queue on a full disk (a 2 MB tmpfs): the claim fails as BackendUnavailable, the
@@ -34,10 +35,13 @@ from agent_sdk.queue.sqlite import SQLiteQueue
 from agent_sdk.records import RunStatus
 from tests.faults._broker import (
     ORG,
+    alive,
     check_invariants,
     kill_all,
+    sigkill,
     start,
     wait_until,
+    workers_of,
 )
 from tests.faults._proxy import Proxy
 
@@ -169,6 +173,69 @@ def test_sigterm_with_every_slot_busy_hands_the_run_back_to_another_worker(
         assert api.store.get_run(ORG, run_id).attempts == 2
     finally:
         api.close(wait=False)
+
+
+# -- worker --count N supervises its workers ----------------------------------------------------
+def _pool(
+    env: dict[str, str], log: Path, procs: list[subprocess.Popen[bytes]]
+) -> tuple[subprocess.Popen[bytes], set[int]]:
+    parent = start(env, log, "worker", "--count", "2")
+    procs.append(parent)
+    kids = wait_until("two workers", lambda: workers_of(parent.pid, 2), log=log)
+    return parent, kids
+
+
+def test_worker_count_starts_a_new_worker_for_one_killed_with_9(
+    isolated_env: dict[str, str], tmp_path: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    env = {**isolated_env, "AGENT_SDK_EXECUTION_MODE": "queue", "AGENT_SDK_WORKER_LEASE": "2"}
+    api = Runtime(_settings(env))
+    log = tmp_path / "pool.log"
+    try:
+        run_ids = [api.runs.create(ORG, AGENT | {"latency": 0.5}, s).id for s in INPUTS * 2]
+        parent, kids = _pool(env, log, procs)
+        wait_until(
+            "runs in flight",
+            lambda: any(api.store.get_run(ORG, r).status is RunStatus.RUNNING for r in run_ids),
+            log=log,
+        )
+        victim = min(kids)
+        sigkill(victim)
+        fresh = wait_until(
+            "a new worker",
+            lambda: workers_of(parent.pid, 2, without=victim),
+            log=log,
+        )
+        assert parent.poll() is None, log.read_text()
+        assert "was killed by SIGKILL; starting a new one" in log.read_text()
+        wait_until("every run to end", lambda: _all_ended(api, run_ids), timeout=120, log=log)
+        _assert_all_succeeded(api, run_ids)
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(30) == 0, log.read_text()
+        assert not any(alive(pid) for pid in fresh), "workers outlived their parent"
+    finally:
+        api.close(wait=False)
+
+
+def test_worker_count_gives_up_and_exits_non_zero_past_the_restart_limit(
+    isolated_env: dict[str, str], tmp_path: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    limits = {"AGENT_SDK_WORKER_RESTART_LIMIT": "1", "AGENT_SDK_WORKER_RESTART_WINDOW": "600"}
+    env = {**isolated_env, "AGENT_SDK_EXECUTION_MODE": "queue", **limits}
+    log = tmp_path / "pool.log"
+    parent, kids = _pool(env, log, procs)
+    first = min(kids)
+    sigkill(first)  # restart 1 of 1: allowed
+    now = wait_until(
+        "a new worker",
+        lambda: workers_of(parent.pid, 2, without=first),
+        log=log,
+    )
+    sigkill(min(now))  # restart 2 of 1: the parent gives up
+    assert parent.wait(60) == 1, log.read_text()
+    text = log.read_text()
+    assert "giving up" in text and "AGENT_SDK_WORKER_RESTART_LIMIT" in text, text
+    assert wait_until("the other worker to stop", lambda: not any(alive(p) for p in now), log=log)
 
 
 # -- the SQLite queue on a full disk ---------------------------------------------------------
