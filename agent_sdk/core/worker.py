@@ -155,6 +155,11 @@ class Worker:
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     # -- liveness (``agent-sdk status``, /ready) ---------------------------------------------
+    @property
+    def health(self) -> str:
+        """What ``agent-sdk status`` shows beside this worker's liveness."""
+        return "ok" if self.queue_health.healthy else "queue unreachable"
+
     def _register(self) -> None:
         from agent_sdk.store._ids import utcnow
         from agent_sdk.store.workers import WorkerInfo
@@ -186,7 +191,11 @@ class Worker:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
                 known = await asyncio.to_thread(
-                    self.runtime.store.heartbeat_worker, self.name, utcnow(), len(self._tasks)
+                    self.runtime.store.heartbeat_worker,
+                    self.name,
+                    utcnow(),
+                    len(self._tasks),
+                    self.health,
                 )
                 self.store_health.ok()
                 if not known:  # removed by someone (a cleanup): put the row back

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import logging
 import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,6 +39,7 @@ from tests.faults._broker import (
     ORG,
     alive,
     check_invariants,
+    cli,
     kill_all,
     sigkill,
     start,
@@ -52,7 +55,7 @@ pytestmark = pytest.mark.slow
 AGENT = {
     "name": "drill",
     "model": "scripted",
-    "latency": 1.5,  # a run takes ~9 s: it spans the whole outage
+    "latency": 2.0,  # a run takes ~12 s: it spans the whole outage
     "script": [{"tool": "fs.list", "arguments": {"path": "."}}] * 5 + [{"text": "done {input}"}],
 }
 INPUTS = [
@@ -99,6 +102,13 @@ def _assert_all_succeeded(api: Runtime, run_ids: list[str]) -> None:
         assert types.count("tool.result") == 5
 
 
+def _health(env: dict[str, str]) -> list[str]:
+    """The health of each live worker, as ``agent-sdk status -o json`` reports it."""
+    done = subprocess.run(cli("status", "-o", "json"), env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return [w["health"] for w in json.loads(done.stdout)["workers"]["alive"]]
+
+
 def test_redis_unreachable_for_seconds_kills_no_worker_and_cancels_no_run(
     store_env: dict[str, str],
     redis_url: str,
@@ -123,15 +133,24 @@ def test_redis_unreachable_for_seconds_kills_no_worker_and_cancels_no_run(
             log=log,
         )
         proxy.stop()  # the broker is gone: listener closed, every connection reset
+        outage = time.monotonic()
         wait_until("the worker to notice", lambda: "unreachable" in log.read_text(), log=log)
+        status_env = {**base, "AGENT_SDK_REDIS_URL": redis_url}
+        wait_until(
+            "agent-sdk status to show the worker unhealthy",
+            lambda: _health(status_env) == ["queue unreachable"],
+            log=log,
+        )
         # The outage itself lasts ~6 s: this wait is the fault, not a synchronisation.
         with contextlib.suppress(AssertionError):
-            wait_until("nothing (6 s of outage)", lambda: worker.poll() is not None, timeout=6)
+            left = max(0.0, 6 - (time.monotonic() - outage))
+            wait_until("nothing (6 s of outage)", lambda: worker.poll() is not None, timeout=left)
         assert worker.poll() is None, f"the worker died in the outage:\n{log.read_text()}"
         assert not _all_ended(api, run_ids), "the runs must still be in flight when it is back"
         proxy.start()
         wait_until("every run to end", lambda: _all_ended(api, run_ids), timeout=120, log=log)
         wait_until("the worker to see it back", lambda: "reachable again" in log.read_text())
+        wait_until("agent-sdk status to show it healthy", lambda: _health(status_env) == ["ok"])
         wait_until("the queue to empty", lambda: api.queue.depth().leased == 0, log=log)
         text = log.read_text()
         assert worker.poll() is None, text
