@@ -55,7 +55,7 @@ pytestmark = pytest.mark.slow
 AGENT = {
     "name": "drill",
     "model": "scripted",
-    "latency": 2.0,  # a run takes ~12 s: it spans the whole outage
+    "latency": 3.0,  # a run takes ~18 s: it spans the whole outage, even on a busy machine
     "script": [{"tool": "fs.list", "arguments": {"path": "."}}] * 5 + [{"text": "done {input}"}],
 }
 INPUTS = [
@@ -109,6 +109,7 @@ def _health(env: dict[str, str]) -> list[str]:
     return [w["health"] for w in json.loads(done.stdout)["workers"]["alive"]]
 
 
+@pytest.mark.services
 def test_redis_unreachable_for_seconds_kills_no_worker_and_cancels_no_run(
     store_env: dict[str, str],
     redis_url: str,
@@ -168,6 +169,7 @@ def test_redis_unreachable_for_seconds_kills_no_worker_and_cancels_no_run(
         api.close(wait=False)
 
 
+@pytest.mark.services
 def test_sigterm_with_every_slot_busy_hands_the_run_back_to_another_worker(
     store_env: dict[str, str],
     redis_url: str,
