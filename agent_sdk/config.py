@@ -147,6 +147,9 @@ class Settings:
     # Execution
     execution_mode: str = "inline"
     worker_count: int = 4
+    # worker --count N gives up (exit 1) past this many restarts of dead workers in the window
+    worker_restart_limit: int = 5
+    worker_restart_window: float = 60.0
     max_concurrent_runs: int = 64
     # Queue mode: the queue backend, and the SQLite queue's file (relative: under data_dir)
     queue_backend: str = "sqlite"
@@ -291,6 +294,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "sqlite_busy_timeout": _float(0),
     "execution_mode": _choice("inline", "queue"),
     "worker_count": _int(1, 1024),
+    "worker_restart_limit": _int(0, 10_000),
+    "worker_restart_window": _float(1),
     "max_concurrent_runs": _int(1, 100_000),
     "queue_backend": _choice("sqlite", "memory", "redis", "sqs", "kafka"),
     "queue_db_path": _str,

@@ -14,6 +14,7 @@ WORKER_COLUMNS = [
     Column("HOST", "host", 24),
     Column("PID", "pid"),
     Column("IN FLIGHT", "runs_in_flight"),
+    Column("HEALTH", "health", 20),
     Column("HEARTBEAT", lambda r: when(r.get("heartbeat_at"))),
     Column("STARTED", lambda r: when(r.get("started_at"))),
 ]
@@ -47,7 +48,8 @@ def status() -> None:
     """Show the store, queue depth and live workers.
 
     A worker is alive while its heartbeat is younger than three AGENT_SDK_WORKER_LEASE; a
-    stale one stopped beating without removing itself (it was killed).
+    stale one stopped beating without removing itself (it was killed). A live worker's HEALTH
+    is "queue unreachable" while it waits out an outage of its queue.
 
     Example: agent-sdk status -o json
     """

@@ -5,24 +5,43 @@
 threads, because Python runs one thread of Python code at a time per process: waiting is
 cheap on one loop, but what a run computes (tool code, JSON, SQLite) needs a core of its own.
 Ctrl-C or SIGTERM stops taking new runs and gives unfinished ones back to the queue.
+
+With N > 1 the parent supervises its workers: one that dies (a crash, an OOM kill, ``kill -9``)
+is started again after a short backoff, and the parent gives up, stopping the others and
+exiting non-zero, only when more than ``AGENT_SDK_WORKER_RESTART_LIMIT`` restarts happen within
+``AGENT_SDK_WORKER_RESTART_WINDOW`` seconds (something is wrong that restarting does not fix).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
+import random
 import signal
-from typing import Annotated
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agent_sdk.cli.agents_check import agents_from_cwd, check_agents
 from agent_sdk.cli.context import command, current, sub_app
 from agent_sdk.cli.output import say
-from agent_sdk.errors import InvalidInput
+from agent_sdk.errors import AgentSDKError, InvalidInput
+
+if TYPE_CHECKING:
+    from multiprocessing.context import SpawnProcess
+
+    from agent_sdk.config import Settings
 
 app = sub_app()
+
+# Backoff of a worker's restart: from RESTART_BASE seconds, doubling with each quick death of
+# that worker, up to RESTART_CAP; half of it random, so workers killed together come back apart.
+RESTART_BASE = 0.5
+RESTART_CAP = 30.0
 
 
 def _work(settings_flags: dict[str, object], parent: int | None = None) -> None:
@@ -105,24 +124,103 @@ def worker(
     if n == 1:
         _work(flags)
         return
+    _supervise(flags, n, settings)
+    say("stopped")
+
+
+def _died(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def _supervise(flags: dict[str, object], n: int, settings: Settings) -> None:
+    """Run N worker processes until a signal stops them, starting a new one for each that dies.
+    Raises (a non-zero exit) when the restarts pass the limit within the window."""
+    from multiprocessing.connection import wait
+
     # spawn, not fork: each worker starts clean (no inherited SQLite connections or threads).
     mp = multiprocessing.get_context("spawn")
-    procs = [mp.Process(target=_work, args=(flags, os.getpid()), name=f"agent-sdk-worker-{i}")
-             for i in range(n)]  # fmt: skip
-    for p in procs:
-        p.start()
+    parent = os.getpid()
+    limit, window = settings.worker_restart_limit, settings.worker_restart_window
 
-    def forward(signum: int, _frame: object) -> None:
+    def spawn(slot: int) -> SpawnProcess:
+        proc = mp.Process(target=_work, args=(flags, parent), name=f"agent-sdk-worker-{slot}")
+        proc.start()
+        return proc
+
+    procs: dict[int, SpawnProcess | None] = {i: spawn(i) for i in range(n)}
+    started = dict.fromkeys(procs, time.monotonic())
+    quick_deaths = dict.fromkeys(procs, 0)  # per slot: deaths within a window of its start
+    due: dict[int, float] = {}  # slot -> when its new worker starts
+    restarts: deque[float] = deque()  # when each restart within the window was decided
+    stopping = False
+    # The signal handler writes here so the wait below wakes at once (a plain handler would
+    # not interrupt it: Python retries the wait after running the handler).
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+
+    def stop(signum: int, _frame: object) -> None:
         # A service manager stops the parent; each worker then finishes or gives back its runs.
-        for p in procs:
-            if p.pid is not None and p.is_alive():
-                os.kill(p.pid, signum)
+        nonlocal stopping
+        stopping = True
+        for proc in procs.values():
+            if proc is not None and proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(OSError):
+            os.write(wake_w, b"x")
 
-    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
-        for p in procs:
-            p.join()
-    except KeyboardInterrupt:
-        for p in procs:
-            p.join(timeout=30)
+        while not stopping:
+            live = [proc for proc in procs.values() if proc is not None]
+            timeout = max(0.0, min(due.values()) - time.monotonic()) if due else None
+            wait([proc.sentinel for proc in live] + [wake_r], timeout)
+            with contextlib.suppress(OSError):
+                os.read(wake_r, 512)
+            if stopping:
+                break
+            now = time.monotonic()
+            for slot, proc in list(procs.items()):
+                if proc is None or proc.exitcode is None:
+                    continue
+                procs[slot] = None
+                restarts.append(now)
+                while restarts and restarts[0] < now - window:
+                    restarts.popleft()
+                if len(restarts) > limit:
+                    stop(signal.SIGTERM, None)
+                    _join(procs)
+                    raise AgentSDKError(
+                        f"worker {slot} (pid {proc.pid}) {_died(proc.exitcode)}: {len(restarts)} "
+                        f"worker deaths within {window:g}s, more than the {limit} restarts "
+                        "allowed; giving up",
+                        hint="see the workers' errors above; the limits are "
+                        "AGENT_SDK_WORKER_RESTART_LIMIT and AGENT_SDK_WORKER_RESTART_WINDOW",
+                    )
+                quick = now - started[slot] < window
+                quick_deaths[slot] = quick_deaths[slot] + 1 if quick else 1
+                ceiling = min(RESTART_CAP, RESTART_BASE * 2.0 ** (quick_deaths[slot] - 1))
+                delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+                say(f"worker {slot} (pid {proc.pid}) {_died(proc.exitcode)}; "
+                    f"starting a new one in {delay:.1f}s")  # fmt: skip
+                due[slot] = now + delay
+            for slot, when in list(due.items()):
+                if when <= now and not stopping:
+                    del due[slot]
+                    procs[slot] = spawn(slot)
+                    started[slot] = time.monotonic()
+        _join(procs)
+    finally:
+        os.close(wake_r)
+        os.close(wake_w)
     say("stopped")
+
+
+def _join(procs: dict[int, SpawnProcess | None]) -> None:
+    for proc in procs.values():
+        if proc is not None:
+            proc.join()

@@ -19,6 +19,14 @@ Per leased job:
 Delivery is at-least-once: a worker killed between recording a result and acknowledging the
 job leaves the job to be leased again, and that attempt finds the run finished (or resumes it
 from the journal), so recorded effects happen once.
+
+Outages: a queue that cannot be reached (a broker restart, a network blip, a full disk under the
+SQLite queue) never ends the worker. Leasing backs off with jitter and resumes when the queue
+answers (:mod:`agent_sdk.core.outage`, one log line when it goes and one when it is back); the
+attempts already running go on, since they write to the store, not the queue; a job whose run
+ended while the queue was down is settled once it is back. Only a user's cancel cancels a run:
+whatever way the worker stops, it stops its attempts itself with ``STOPPING`` first, so they give
+their runs back to the queue instead of reading the loop's teardown as a cancel.
 """
 
 from __future__ import annotations
@@ -31,8 +39,9 @@ import socket
 from typing import TYPE_CHECKING
 
 from agent_sdk.core.attempt import LEASE_LOST, STOPPING, Outcome
+from agent_sdk.core.outage import Outage
 from agent_sdk.core.residency import handback_delay
-from agent_sdk.errors import AgentSDKError, Conflict
+from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict
 
 if TYPE_CHECKING:
     from agent_sdk.core.runtime import Runtime
@@ -41,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUN_JOB = "run"
+# A job handed back by a stopping worker before its attempt began: ready again at once.
+_HANDED_BACK = Outcome("retry", error="the worker stopped")
 
 
 def worker_name() -> str:
@@ -58,6 +69,12 @@ class Worker:
         self.lease_seconds = runtime.settings.worker_lease
         self._tasks: set[asyncio.Task[None]] = set()
         self._attempts: set[asyncio.Task[Outcome]] = set()
+        self._stop = asyncio.Event()  # replaced by run()'s
+        self._stopping = False  # set once the worker hands back what it holds
+        self._held: dict[str, tuple[Lease, asyncio.Task[Outcome]]] = {}  # job id -> lease
+        self._renew = False  # a queue call failed: renew the held leases before leasing more
+        self.queue_health = Outage(f"queue of worker {self.name}", log)
+        self.store_health = Outage(f"store of worker {self.name}", log)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lease and execute runs until ``stop`` is set, then give back what is unfinished."""
@@ -80,30 +97,69 @@ class Worker:
             await asyncio.to_thread(self._unregister)
 
     async def _work(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         slots = asyncio.Semaphore(self.runtime.settings.max_concurrent_runs)
-        while not stop.is_set():
-            await slots.acquire()
-            lease = await asyncio.to_thread(
-                self.queue.reserve, self.name, lease=self.lease_seconds, timeout=self.poll
-            )
-            if lease is None:
-                slots.release()
-                continue
-            task = asyncio.create_task(self._handle(lease))
-            self._tasks.add(task)
+        try:
+            while await self._acquire(slots, stop):
+                try:
+                    if self._renew:
+                        await self._renew_held()
+                    lease = await asyncio.to_thread(
+                        self.queue.reserve, self.name, lease=self.lease_seconds, timeout=self.poll
+                    )
+                except BackendUnavailable as exc:  # an outage: wait, then lease again
+                    slots.release()
+                    self._renew = True
+                    await self._pause(self.queue_health.failed(exc.message))
+                    continue
+                self.queue_health.ok()
+                if lease is None:
+                    slots.release()
+                    continue
+                task = asyncio.create_task(self._handle(lease))
+                self._tasks.add(task)
 
-            def done(t: asyncio.Task[None]) -> None:
-                self._tasks.discard(t)
-                slots.release()
+                def done(t: asyncio.Task[None]) -> None:
+                    self._tasks.discard(t)
+                    slots.release()
 
-            task.add_done_callback(done)
-        # Stop the attempts, not their handlers: each attempt gives its run back and its
-        # handler then returns the job to the queue for another worker.
-        for attempt in list(self._attempts):
-            attempt.cancel(STOPPING)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+                task.add_done_callback(done)
+        finally:
+            # Whatever ends the loop (a stop, or a bug raising out of it), stop the attempts
+            # here with STOPPING, not their handlers: each attempt gives its run back and its
+            # handler returns the job to the queue. Left to asyncio.run's teardown they would
+            # get a bare CancelledError, which an attempt reads as a user's cancel.
+            self._stopping = True
+            for attempt in list(self._attempts):
+                attempt.cancel(STOPPING)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _acquire(self, slots: asyncio.Semaphore, stop: asyncio.Event) -> bool:
+        """A free slot, or False once ``stop`` is set (even while every slot is busy)."""
+        if stop.is_set():
+            return False
+        acquire = asyncio.ensure_future(slots.acquire())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if stop.is_set():
+            if acquire.done() and not acquire.cancelled():
+                slots.release()
+            acquire.cancel()
+            return False
+        return True
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the worker is told to stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
 
     # -- liveness (``agent-sdk status``, /ready) ---------------------------------------------
+    @property
+    def health(self) -> str:
+        """What ``agent-sdk status`` shows beside this worker's liveness."""
+        return "ok" if self.queue_health.healthy else "queue unreachable"
+
     def _register(self) -> None:
         from agent_sdk.store._ids import utcnow
         from agent_sdk.store.workers import WorkerInfo
@@ -135,12 +191,17 @@ class Worker:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
                 known = await asyncio.to_thread(
-                    self.runtime.store.heartbeat_worker, self.name, utcnow(), len(self._tasks)
+                    self.runtime.store.heartbeat_worker,
+                    self.name,
+                    utcnow(),
+                    len(self._tasks),
+                    self.health,
                 )
+                self.store_health.ok()
                 if not known:  # removed by someone (a cleanup): put the row back
                     await asyncio.to_thread(self._register)
-            except AgentSDKError as exc:
-                log.warning("liveness heartbeat of worker %s failed: %s", self.name, exc.message)
+            except AgentSDKError as exc:  # logged once per outage, not once per beat
+                self.store_health.failed(exc.message)
 
     async def _sweep(self) -> None:
         """The outbox sweeper: every three leases, give queued runs without a job their job and
@@ -159,6 +220,9 @@ class Worker:
                 log.warning("recovery sweep failed: %s", exc.message)
 
     async def _handle(self, lease: Lease) -> None:
+        if self._stopping:  # leased just as the worker began to stop: straight back
+            await self._settle_when_reachable(lease, _HANDED_BACK)
+            return
         payload = lease.job.payload
         org_id, run_id = str(payload["org_id"]), str(payload["run_id"])
         attempt = asyncio.create_task(
@@ -168,24 +232,80 @@ class Worker:
         beat = asyncio.create_task(self._heartbeat(lease, attempt))
         try:
             outcome = await attempt
+        except asyncio.CancelledError:
+            # Stopped before its first step: the run was never touched, only the job goes back.
+            if not (self._stopping and attempt.cancelled()):
+                raise
+            outcome = _HANDED_BACK
         finally:
             beat.cancel()
             self._attempts.discard(attempt)
-        await asyncio.to_thread(self._settle, lease, outcome)
+        await self._settle_when_reachable(lease, outcome)
+
+    async def _settle_when_reachable(self, lease: Lease, outcome: Outcome) -> None:
+        """Settle the job, waiting out a queue outage. Nobody else can lease the job while the
+        queue is down, so once it is back our lease usually still holds; if it expired and
+        another worker took the job, that attempt finds the run ended and acknowledges it. A
+        worker that stops during an outage leaves the job to its lease's expiry the same way."""
+        while True:
+            try:
+                await asyncio.to_thread(self._settle, lease, outcome)
+            except BackendUnavailable as exc:
+                wait = self.queue_health.failed(exc.message)
+                if self._stopping:
+                    log.warning("job %s left to its lease's expiry: %s", lease.job.id, exc.message)
+                    return
+                await self._pause(wait)
+                continue
+            self.queue_health.ok()
+            return
 
     async def _heartbeat(self, lease: Lease, attempt: asyncio.Task[Outcome]) -> None:
-        current = lease
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            try:
-                current = await asyncio.to_thread(self.queue.extend, current, self.lease_seconds)
-            except Conflict:
-                # Another worker has the job now: stop here so only one attempt continues.
-                log.warning("lost the lease of job %s; stopping this attempt", lease.job.id)
-                attempt.cancel(LEASE_LOST)
-                return
-            except AgentSDKError as exc:
-                log.warning("heartbeat of job %s failed: %s", lease.job.id, exc.message)
+        self._held[lease.job.id] = (lease, attempt)
+        try:
+            while True:
+                await asyncio.sleep(self.lease_seconds / 3)
+                try:
+                    if not await self._extend(lease.job.id):
+                        return
+                except BackendUnavailable as exc:
+                    # The queue is down: nobody else can lease the job either, so the attempt
+                    # goes on; the first beat after the outage extends the lease again.
+                    self.queue_health.failed(exc.message)
+                    self._renew = True
+                except AgentSDKError as exc:
+                    log.warning("heartbeat of job %s failed: %s", lease.job.id, exc.message)
+        finally:
+            self._held.pop(lease.job.id, None)
+
+    async def _extend(self, job_id: str) -> bool:
+        """Extend the lease of a running attempt; False (and the attempt stopped) when another
+        worker holds the job now. BackendUnavailable passes through."""
+        held = self._held.get(job_id)
+        if held is None:
+            return False
+        lease, attempt = held
+        try:
+            lease = await asyncio.to_thread(self.queue.extend, lease, self.lease_seconds)
+        except Conflict:
+            # Another worker has the job now: stop here so only one attempt continues.
+            log.warning("lost the lease of job %s; stopping this attempt", job_id)
+            attempt.cancel(LEASE_LOST)
+            self._held.pop(job_id, None)
+            return False
+        if job_id in self._held:
+            self._held[job_id] = (lease, attempt)
+        self.queue_health.ok()
+        return True
+
+    async def _renew_held(self) -> None:
+        """After an outage, extend every running attempt's lease before leasing anything new.
+        The leases may have expired while the queue was down, and the queue hands an expired
+        lease out again as a job: leasing first could give this worker its own running job a
+        second time, and the running attempt would then lose its lease and stop."""
+        for job_id in list(self._held):
+            await self._extend(job_id)
+        self._renew = False
 
     def _settle(self, lease: Lease, outcome: Outcome) -> None:
         try:
@@ -219,6 +339,9 @@ async def serve_worker(runtime: Runtime, queue: Queue, stop: asyncio.Event) -> N
 
     runtime.attach(asyncio.get_running_loop())
     if runtime.settings.run_recovery_enabled:
-        await asyncio.to_thread(recover, runtime, queue)
+        try:
+            await asyncio.to_thread(recover, runtime, queue)
+        except BackendUnavailable as exc:  # the periodic sweep recovers once it is back
+            log.warning("recovery at start failed, the sweep will retry: %s", exc.message)
     with contextlib.suppress(asyncio.CancelledError):
         await Worker(runtime, queue).run(stop)

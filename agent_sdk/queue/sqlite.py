@@ -204,6 +204,15 @@ class SQLiteQueue:
             )
         if "readonly" in low or "read-only" in low:
             return BackendUnavailable(f"{where} is read-only", hint="check the file's permissions")
+        if "disk is full" in low:  # SQLITE_FULL: nothing was written; it works again with space
+            return BackendUnavailable(
+                f"{where}: the disk is full", hint="free space on the disk that holds it"
+            )
+        if "disk i/o error" in low:  # SQLITE_IOERR: the device failed the read or write
+            return BackendUnavailable(
+                f"{where}: the disk failed a read or write (I/O error)",
+                hint="check the disk and the kernel log",
+            )
         if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
             return AgentSDKError(f"{where}: {text}")  # a bug here, not an outage
         return BackendUnavailable(f"{where}: {text}", hint="check the disk and the file")
@@ -218,8 +227,15 @@ class SQLiteQueue:
             raise InvalidInput("a text holds characters that cannot be stored") from exc
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        rows: list[sqlite3.Row] = self._exec(sql, params).fetchall()
+        try:  # a statement with RETURNING (or a big read) fails in the fetch, not the execute
+            rows: list[sqlite3.Row] = self._exec(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
         return rows
+
+    def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        rows = self._query(sql, params)
+        return rows[0] if rows else None
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -281,14 +297,14 @@ class SQLiteQueue:
         job_id = job_id or new_job_id()
         # ON CONFLICT DO NOTHING settles a duplicate job_id in the insert itself: RETURNING gives
         # our row when it landed, nothing when a job with that id was already there.
-        row = self._exec(
+        row = self._one(
             "INSERT INTO jobs (id, kind, payload, state, attempts, available_at, enqueued_at,"
             " updated_at) VALUES (?, ?, ?, 'ready', 0, ?, ?, ?)"
             f" ON CONFLICT (id) DO NOTHING RETURNING {_JOB_COLUMNS}",
             (job_id, kind, text, now + delay, now, now),
-        ).fetchone()
+        )
         if row is None:
-            row = self._exec(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
             if row is None:  # acked between our insert and this read: enqueue it again
                 return self.enqueue(kind, payload, delay=delay, job_id=job_id)
         return _job(row)
@@ -296,12 +312,12 @@ class SQLiteQueue:
     def _claim(self, worker: str, lease: float) -> Lease | None:
         now = self.clock()
         token = new_token()
-        row = self._exec(
+        row = self._one(
             "UPDATE jobs SET state = 'leased', attempts = attempts + 1, lease_token = :token,"
             " lease_worker = :worker, lease_expires_at = :expires, updated_at = :now"
             f" WHERE id = ({_NEXT}) RETURNING {_JOB_COLUMNS}",
             {"now": now, "token": token, "worker": worker, "expires": now + lease},
-        ).fetchone()
+        )
         if row is None:
             return None
         return Lease(job=_job(row), token=token, worker=worker, expires_at=now + lease)

@@ -24,7 +24,7 @@ from agent_sdk.store.keys import (
 from agent_sdk.store.workers import WorkerInfo
 
 _KEY_CURSOR = "api_key"
-_WORKER_COLUMNS = "name, host, pid, started_at, heartbeat_at, runs_in_flight"
+_WORKER_COLUMNS = "name, host, pid, started_at, heartbeat_at, runs_in_flight, health"
 
 
 class _Primitives:
@@ -106,10 +106,10 @@ class SQLWorkerQueries(_Primitives):
 
     def register_worker(self, worker: WorkerInfo) -> None:
         self._exec(
-            f"INSERT INTO workers ({_WORKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO workers ({_WORKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
             " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
-            " runs_in_flight = excluded.runs_in_flight",
+            " runs_in_flight = excluded.runs_in_flight, health = excluded.health",
             (
                 worker.name,
                 worker.host,
@@ -117,13 +117,16 @@ class SQLWorkerQueries(_Primitives):
                 worker.started_at,
                 worker.heartbeat_at,
                 worker.runs_in_flight,
+                worker.health,
             ),
         )
 
-    def heartbeat_worker(self, name: str, when: str, runs_in_flight: int) -> bool:
+    def heartbeat_worker(
+        self, name: str, when: str, runs_in_flight: int, health: str = "ok"
+    ) -> bool:
         changed = self._exec(
-            "UPDATE workers SET heartbeat_at = ?, runs_in_flight = ? WHERE name = ?",
-            (when, runs_in_flight, name),
+            "UPDATE workers SET heartbeat_at = ?, runs_in_flight = ?, health = ? WHERE name = ?",
+            (when, runs_in_flight, health, name),
         )
         return changed > 0
 
@@ -133,7 +136,7 @@ class SQLWorkerQueries(_Primitives):
     def list_workers(self) -> list[WorkerInfo]:
         rows = self._query(f"SELECT {_WORKER_COLUMNS} FROM workers ORDER BY name")
         return [
-            WorkerInfo(r[0], r[1], int(r[2]), r[3], r[4], int(r[5]))  # in _WORKER_COLUMNS order
+            WorkerInfo(r[0], r[1], int(r[2]), r[3], r[4], int(r[5]), r[6])  # _WORKER_COLUMNS order
             for r in rows
         ]
 

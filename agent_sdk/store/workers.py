@@ -21,6 +21,8 @@ class WorkerInfo:
     started_at: str
     heartbeat_at: str
     runs_in_flight: int = 0
+    # "ok", or what keeps a live worker from working ("queue unreachable")
+    health: str = "ok"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,6 +36,7 @@ class WorkerInfo:
             started_at=str(data["started_at"]),
             heartbeat_at=str(data["heartbeat_at"]),
             runs_in_flight=int(data.get("runs_in_flight") or 0),
+            health=str(data.get("health") or "ok"),
         )
 
 
@@ -42,7 +45,9 @@ class WorkerStore(Protocol):
         """Insert or replace the row of ``worker.name`` (a restarted worker reuses its name)."""
         ...
 
-    def heartbeat_worker(self, name: str, when: str, runs_in_flight: int) -> bool:
+    def heartbeat_worker(
+        self, name: str, when: str, runs_in_flight: int, health: str = "ok"
+    ) -> bool:
         """Record a heartbeat; False if the worker has no row (it was removed meanwhile)."""
         ...
 

@@ -1,0 +1,100 @@
+"""Helpers of the broker-outage drills: worker processes, waiting on conditions, and the
+invariants every drill checks once it ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+ORG = "default"
+TERMINAL = {"run.succeeded", "run.failed", "run.cancelled", "run.dead"}
+
+
+def cli(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "agent-sdk"), *args]
+
+
+def start(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(cli(*args), env=env, stdout=out, stderr=out)
+
+
+def wait_until(
+    what: str, check: Callable[[], Any], timeout: float = 60, log: Path | None = None
+) -> Any:
+    """Poll ``check`` until it returns something truthy; a generous deadline, no fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-8000:] if log and log.exists() else ""
+            raise AssertionError(f"timed out waiting for {what}\n{tail}")
+        time.sleep(0.05)
+
+
+def kill_all(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def children(pid: int) -> set[int]:
+    """Worker processes started by ``worker --count N`` (spawn_main in their command line)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmd:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def sigkill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+
+
+def check_invariants(events_by_run: dict[str, list[Any]]) -> None:
+    """What every drill must leave: each run has exactly one terminal event and it is the last;
+    seq runs 1..n with no gap or repeat; no tool call is made again once its result is
+    recorded."""
+    for run_id, events in events_by_run.items():
+        seqs = [e.seq for e in events]
+        assert seqs == list(range(1, len(events) + 1)), f"{run_id}: seq {seqs}"
+        types = [str(e.type) for e in events]
+        ends = [t for t in types if t in TERMINAL]
+        assert len(ends) == 1 and types[-1] in TERMINAL, f"{run_id}: {types}"
+        recorded: set[str] = set()
+        for event in events:
+            call = str(event.data.get("id", ""))
+            if str(event.type) == "tool.call":
+                assert call not in recorded, f"{run_id}: tool call {call} ran after its result"
+            elif str(event.type) == "tool.result":
+                assert call not in recorded, f"{run_id}: two results of tool call {call}"
+                recorded.add(call)
+
+
+def workers_of(parent: int, n: int, without: int | None = None) -> set[int] | None:
+    """The ``n`` workers of ``parent`` once it has exactly that many (none of them
+    ``without``), else None: a condition for :func:`wait_until`."""
+    found = children(parent)
+    return found if len(found) == n and without not in found else None
