@@ -123,3 +123,15 @@ def test_a_terminal_set_to_ascii_still_prints_the_run(bad_run: str) -> None:
         # Click writes UTF-8 to a stream it finds set to ASCII; the text is printable in it.
         shown = json.loads(proc.stdout.decode("utf-8"))["metadata"]
         assert shown == SHOWN_METADATA, shown
+
+
+def test_the_cli_prints_a_sqlite_row_holding_bytes_that_are_not_utf8() -> None:
+    # SQLite only (the default store): PostgreSQL holds only valid UTF-8 text.
+    run = json.loads(ok("runs", "create", "--agent", "demo", "--input", "x", "-o", "json").stdout)
+    settings = load_settings(env=dict(os.environ), cwd=Path.cwd())
+    sql = "UPDATE runs SET input = CAST(? AS TEXT) WHERE id = ?"
+    raw_sql(settings, sql, (b"in \xed\xbf\xbf put", run["id"]))
+    for args in (("runs", "show", run["id"]), ("runs", "list"), ("runs", "cancel", run["id"])):
+        for fmt in ("json", "table"):
+            out = ok(*args, "-o", fmt).stdout
+            assert "in \ufffd\ufffd\ufffd put" in out, (args, fmt, out)

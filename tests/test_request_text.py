@@ -262,3 +262,38 @@ def test_every_route_renders_json_with_the_one_robust_encoder() -> None:
             assert needle not in source, path
         ours = "server.responses import JSONResponse"
         assert "JSONResponse" not in source or ours in source, path
+
+
+# A lone surrogate as UTF-8 would spell it, and bytes that are no UTF-8 at all, beside a NUL.
+RAW_INPUT = b"in \xed\xbf\xbf put"
+RAW_OUTPUT = b"out\x00 \xff"
+
+
+def test_a_row_holding_bytes_that_are_not_utf8_still_lists_shows_and_cancels(
+    client: TestClient, auth: dict[str, str], settings_env: Settings, engine: str
+) -> None:
+    rid = finished_run(client, auth)
+    sql = "UPDATE runs SET input = CAST(? AS TEXT), output = CAST(? AS TEXT) WHERE id = ?"
+    if engine == "postgres":
+        # PostgreSQL holds only valid UTF-8 without NUL: no such row can exist there.
+        import psycopg
+
+        with pytest.raises(psycopg.Error):
+            raw_sql(settings_env, sql.replace("?", "convert_from(?, 'UTF8')", 2),
+                    (RAW_INPUT, RAW_OUTPUT, rid))  # fmt: skip
+    else:
+        raw_sql(settings_env, sql, (RAW_INPUT, RAW_OUTPUT, rid))
+    answers = {
+        "list": client.get("/v1/runs", headers=auth),
+        "show": client.get(f"/v1/runs/{rid}", headers=auth),
+        "cancel": client.post(f"/v1/runs/{rid}/cancel", headers=auth),
+        "events": client.get(f"/v1/runs/{rid}/events", headers=auth),
+    }
+    for what, resp in answers.items():
+        assert resp.status_code < 300, (what, resp.status_code, resp.text)
+        resp.content.decode("utf-8")
+    if engine == "sqlite":
+        shown = answers["show"].json()
+        assert (shown["input"], shown["output"]) == ("in \ufffd\ufffd\ufffd put", "out\x00 \ufffd")
+        assert answers["list"].json()["data"][0]["input"] == shown["input"]
+        assert answers["cancel"].json()["input"] == shown["input"]
