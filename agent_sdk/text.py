@@ -13,6 +13,7 @@ U+FFFD in place of each lone surrogate.
 from __future__ import annotations
 
 import re
+from collections import deque
 from typing import Any
 
 REPLACEMENT = "\ufffd"
@@ -34,6 +35,25 @@ def unstorable(text: str) -> str | None:
     return f"a lone surrogate (U+{ord(char):04X})"
 
 
+def first_unstorable(value: Any) -> tuple[list[str | int], str] | None:
+    """Where the first string of a JSON-like value that no store can hold is (keys and indexes
+    from the top, a key itself named by its printable form) and what it holds, or None."""
+    pending: deque[tuple[Any, list[str | int]]] = deque([(value, [])])
+    while pending:  # breadth first, without recursion: the shallowest is named
+        item, path = pending.popleft()
+        if isinstance(item, str):
+            if what := unstorable(item):
+                return path, what
+        elif isinstance(item, dict):
+            for key, v in item.items():
+                if isinstance(key, str) and (what := unstorable(key)):
+                    return [*path, printable(key)], what
+                pending.append((v, [*path, printable(str(key))]))
+        elif isinstance(item, list | tuple):
+            pending.extend((v, [*path, i]) for i, v in enumerate(item))
+    return None
+
+
 def printable(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD, so it encodes as UTF-8."""
     if _SURROGATE.search(text) is None:  # the usual case: no copy
@@ -53,4 +73,4 @@ def printable_value(value: Any) -> Any:
     return value
 
 
-__all__ = ["REPLACEMENT", "printable", "printable_value", "unstorable"]
+__all__ = ["REPLACEMENT", "first_unstorable", "printable", "printable_value", "unstorable"]

@@ -135,3 +135,23 @@ def test_the_cli_prints_a_sqlite_row_holding_bytes_that_are_not_utf8() -> None:
         for fmt in ("json", "table"):
             out = ok(*args, "-o", fmt).stdout
             assert "in \ufffd\ufffd\ufffd put" in out, (args, fmt, out)
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("--input", "a\udcff"), "input"),  # an argument that is not UTF-8, as Python reads it
+        (("--input", "x", "-m", "k=\udcff"), "metadata.k"),
+        (("--input", "x", "-m", "\udcff=v"), "metadata.\ufffd"),
+        (("--input", "x", "--session", "s\udcff"), "session_id"),
+    ],
+)
+def test_creating_a_run_with_text_no_store_can_hold_is_one_error_and_stores_nothing(
+    engine: str, args: tuple[str, ...], field: str
+) -> None:
+    result = runner.invoke(app, ["runs", "create", "--agent", "demo", *args, "-o", "json"])
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)  # usage
+    error = json.loads(result.stderr.splitlines()[-1])["error"]
+    assert error["code"] == "invalid_input", error
+    assert error["message"].startswith(f"{field} holds a lone surrogate"), error
+    assert json.loads(ok("runs", "list", "-o", "json").stdout) == []
