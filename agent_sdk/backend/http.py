@@ -45,6 +45,9 @@ from agent_sdk.records import (
     Session,
 )
 
+# ensure_ascii (the default): every character is escaped, a lone surrogate too.
+_ascii_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
 if TYPE_CHECKING:
     import httpx
 
@@ -498,14 +501,17 @@ class HttpBackend:
 
         # A given client keeps its own timeouts (Starlette's TestClient refuses per-request ones).
         extra: dict[str, Any] = {"timeout": timeout} if timeout and self._owns_client else {}
+        all_headers = {**self._headers, **headers} if headers else dict(self._headers)
+        content = None
+        if json is not None:
+            # ASCII JSON, as httpx's own UTF-8 cannot encode a lone surrogate (an argument that
+            # is not UTF-8): escaped, it reaches the server, which refuses it naming the field,
+            # as the local backend does.
+            content = _ascii_json(json).encode("ascii")
+            all_headers["Content-Type"] = "application/json"
         try:
             resp = self._client.request(
-                method,
-                path,
-                params=params,
-                json=json,
-                headers={**self._headers, **headers} if headers else self._headers,
-                **extra,
+                method, path, params=params, content=content, headers=all_headers, **extra
             )
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None

@@ -144,14 +144,16 @@ def report(exc: BaseException, ctx: CLIContext, argv: Sequence[str]) -> int:
 
         traceback.print_exception(exc, file=sys.stderr)
     info = _describe(exc)
-    if _json_requested(ctx, argv):
-        from agent_sdk.cli.output import dumps
+    # Through the output layer, which prints any text: an error quoting an argument that is
+    # not UTF-8 must not end in a UnicodeEncodeError of its own.
+    from agent_sdk.cli.output import dumps, say
 
-        typer.echo(dumps({"error": info}), err=True)
+    if _json_requested(ctx, argv):
+        say(dumps({"error": info}))
     elif not isinstance(exc, KeyboardInterrupt):
-        typer.echo(f"error: {info['message']}", err=True)
+        say(f"error: {info['message']}")
         if info.get("hint"):
-            typer.echo(f"hint: {info['hint']}", err=True)
+            say(f"hint: {info['hint']}")
     return code
 
 

@@ -2,6 +2,11 @@
 
 Data goes to stdout and nothing else does; messages (progress, hints, "created run X", the next
 cursor) go to stderr, so ``agent-sdk runs list -o json | jq`` always reads clean JSON.
+
+Everything printed goes through :func:`out` or :func:`say` (and data through :func:`plain`),
+which print any text: a lone surrogate (in a run stored before the server refused them, or in an
+argument that is not UTF-8) becomes U+FFFD instead of a UnicodeEncodeError after the command
+did its work.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from agent_sdk.cli.context import OutputFormat
+from agent_sdk.text import printable
 
 if TYPE_CHECKING:
     from agent_sdk.records import Event, Page
@@ -39,11 +45,17 @@ class Column:
 
 def say(message: str) -> None:
     """A message for the human: stderr, never mixed into the data."""
-    typer.echo(message, err=True)
+    _echo(message, err=True)
 
 
 def out(text: str) -> None:
-    typer.echo(text)
+    _echo(text, err=False)
+
+
+def _echo(text: str, *, err: bool) -> None:
+    # Click already writes UTF-8 to a stream set to ASCII (a C locale); what no encoding can
+    # write is a lone surrogate.
+    typer.echo(printable(text), err=err)
 
 
 def color_enabled() -> bool:
@@ -70,15 +82,19 @@ def paint_status(text: str, word: str) -> str:
 
 
 def plain(obj: Any) -> Any:
-    """JSON-native data: records become dicts, enums their values, tuples lists."""
+    """JSON-native data: records become dicts, enums their values, tuples lists, and strings
+    printable ones (YAML would escape a lone surrogate as ``\\uDFFF``, not fail, so :func:`out`
+    alone would not catch it)."""
+    if isinstance(obj, Enum):
+        obj = obj.value
+    if isinstance(obj, str):
+        return printable(obj)
     if hasattr(obj, "to_dict"):
         obj = obj.to_dict()
     if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
+        return {printable(str(k)): plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [plain(v) for v in obj]
-    if isinstance(obj, Enum):
-        return obj.value
     return obj
 
 

@@ -20,6 +20,7 @@ from agent_sdk.cli.context import (
 )
 from agent_sdk.cli.output import (
     Column,
+    out,
     render_event,
     render_list,
     render_one,
@@ -306,7 +307,7 @@ def create(
         watch(ctx, run.id, show=fmt)
         final = backend.get_run(run.id)
         if fmt is OutputFormat.table and final.output:
-            typer.echo(final.output)
+            out(final.output)
         _check_outcome(final)
         return
     if wait or local:

@@ -32,6 +32,7 @@ from agent_sdk.errors import AgentSDKError, Conflict, InvalidInput, NotFound
 from agent_sdk.records import Deletion, Event, EventType, Page, Run, RunStatus
 from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.idempotency import DONE, IdempotencyRecord
+from agent_sdk.text import first_unstorable
 from agent_sdk.times import resolve_since
 
 if TYPE_CHECKING:
@@ -143,6 +144,9 @@ class RunService:
         """
         if not isinstance(input, str):
             raise InvalidInput("input must be a string")
+        _check_storable(
+            input=input, agent=agent, session_id=session_id, metadata=metadata, script=script
+        )
         if len(input) > MAX_INPUT_CHARS:
             raise InvalidInput(f"input is longer than {MAX_INPUT_CHARS} characters")
         if session_id is not None and not _valid_client_id(session_id):
@@ -534,6 +538,20 @@ class RunService:
                     await asyncio.sleep(max(0.0, (at - previous).total_seconds() / speed))
                 previous = at
             yield event
+
+
+def _check_storable(**fields: Any) -> None:
+    """Every string of a creation request is text a store can hold. The HTTP edge refuses such
+    requests first (server/request_text.py); this holds for the CLI's local backend and the
+    Python API, where a lone surrogate comes from an argument that is not UTF-8."""
+    for name, value in fields.items():
+        found = first_unstorable(value)
+        if found is not None:
+            where = ".".join(str(p) for p in [name, *found[0]])
+            raise InvalidInput(
+                f"{where} holds {found[1]}, which cannot be stored",
+                hint="send valid Unicode text, without NUL characters",
+            )
 
 
 def check_idempotency_key(key: str) -> str:

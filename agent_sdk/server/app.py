@@ -40,6 +40,7 @@ from agent_sdk.server.errors import (
     render_http_error,
 )
 from agent_sdk.server.http_limits import HeaderLimit
+from agent_sdk.server.request_text import RequestText
 from agent_sdk.server.routes import admin, health, runs, schema, sessions
 from agent_sdk.server.routes import deletion as deletion_routes
 from agent_sdk.server.routes import encryption_keys as encryption_routes
@@ -110,7 +111,9 @@ def create_app(
     app.state.on_error = record_failed_change
     install_error_handlers(app)
     # Starlette wraps the last added middleware outermost: RequestContext must see everything,
-    # including the 413 answers of the body limit and the 431 of the header limit.
+    # including the 413 answers of the body limit and the 431 of the header limit. The text
+    # check reads bodies, so it sits inside the body limit.
+    app.add_middleware(RequestText)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # The real cap on heads is in the protocol (server/http_protocol.py); this one holds when
     # the app runs under a server other than ours.

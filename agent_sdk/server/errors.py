@@ -39,6 +39,7 @@ from agent_sdk.errors import (
     QuotaExceeded,
     ToolError,
 )
+from agent_sdk.server.responses import json_bytes
 
 log = logging.getLogger("agent_sdk.server")
 
@@ -123,9 +124,9 @@ _PROBLEM_TEXT = {
     429: "The key's rate limit was reached (see Retry-After and RateLimit headers)",
     503: "The store or the queue is unreachable, or the store is not migrated",
 }
-# What any request may be answered, whatever its route: the body limit and the Content-Length
-# check run before routing.
-EVERY_OPERATION = (400, 413)
+# What any request may be answered, whatever its route: the body limit, the Content-Length
+# check and the check of text no store can hold (422, server/request_text.py) run before routing.
+EVERY_OPERATION = (400, 413, 422)
 # What any authenticated operation may also be answered: its credential, scope, org (X-Org-Id:
 # 404 for an unknown org), rate limit and parameters are checked on every call, and every call
 # reaches a store that may be down, or lose a race (409) on PostgreSQL.
@@ -168,7 +169,6 @@ def document_problems(schema: dict[str, Any]) -> None:
 
 
 # -- rendering -----------------------------------------------------------------------------------
-_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def request_id_of(request: Request) -> str:
@@ -200,7 +200,9 @@ def problem_response(
     for key, value in (extra or {}).items():
         if key not in _PROBLEM_KEYS:  # extension members never shadow the standard ones
             body[key] = value
-    return Response(_dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    # NaN allowed: a problem must render whatever a detail holds, never fail in turn.
+    content = json_bytes(body, default=str, allow_nan=True)
+    return Response(content, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 class HTTPProblem(HTTPException):

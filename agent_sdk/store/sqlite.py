@@ -165,6 +165,7 @@ class SQLiteStore(
             raise self._error(exc) from exc
         try:
             db.row_factory = sqlite3.Row
+            db.text_factory = _text
             db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode never corrupts; a power loss can lose only the last commits.
             db.execute("PRAGMA synchronous=NORMAL")
@@ -481,6 +482,18 @@ class SQLiteStore(
                 "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?) - ?",
                 (run_id, run_id, keep),
             )
+
+
+def _text(raw: bytes) -> str:
+    """A TEXT value as a str, whatever its bytes. SQLite does not check that text is UTF-8, so a
+    row written around this store (raw SQL, another program, an old bug) can hold bytes that are
+    not, a lone surrogate's for one; the driver's own decoding then failed the whole query, and a
+    listing of the org with it. Such bytes read as U+FFFD. A Python function costs ~0.1 us per
+    value over the driver's own decoding: ~2 ms on a page of 1,000 runs."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
 
 
 def _translate(exc: sqlite3.Error, db: str, busy_timeout: float) -> AgentSDKError:

@@ -376,6 +376,26 @@ class BackendContract:
             call(backend)
         assert str(info.value)
 
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"input": "a\udcff"}, "input"),  # an argument that is not UTF-8, as Python reads it
+            ({"input": "a\x00b"}, "input"),
+            ({"metadata": {"k": ["ok", "\ud800"]}}, "metadata.k.1"),
+            ({"metadata": {"\x00": "v"}}, "metadata.\x00"),
+        ],
+    )
+    def test_text_no_store_can_hold_is_invalid_input_naming_the_field(
+        self, backend: Backend, kwargs: dict[str, Any], field: str
+    ) -> None:
+        # Both backends refuse it before anything is stored; the HTTP one gets the server's
+        # answer, as the text still travels (escaped) in the JSON body.
+        call = {"input": "x", **kwargs}
+        with pytest.raises(InvalidInput, match="cannot be stored") as info:
+            backend.create_run("demo", call.pop("input"), **call)
+        assert field in str(info.value), info.value
+        assert backend.list_runs().items == []
+
     def test_bad_event_paging_is_invalid_input(self, backend: Backend) -> None:
         run = backend.create_run("demo", "x")
         with pytest.raises(InvalidInput):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -19,6 +19,7 @@ from agent_sdk.records import ApiKey
 from agent_sdk.server.deps import AnyCaller, AuditAdmin, KeysAdmin, OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.params import After, Cursor
+from agent_sdk.server.responses import JSONResponse
 
 KeyId = Annotated[str, Path(description="an API key id")]
 OrgIdPath = Annotated[str, Path(description="an org id")]

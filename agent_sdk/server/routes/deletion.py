@@ -17,13 +17,13 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from agent_sdk.server.deps import OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.responses import JSONResponse
 
 RunId = Annotated[str, Path(description="a run id (run_...)")]
 SessionId = Annotated[str, Path(description="a session id")]

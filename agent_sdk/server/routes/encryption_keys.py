@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -24,6 +23,7 @@ from agent_sdk.governance.encryption_keys import MAX_BATCH
 from agent_sdk.server.deps import OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.params import CURSOR_PATTERN
+from agent_sdk.server.responses import JSONResponse
 
 
 class Rewrap(BaseModel):

@@ -8,13 +8,13 @@ A queue that cannot be opened is, since an accepted run would then wait for reco
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from agent_sdk.errors import AgentSDKError, BackendUnavailable
 from agent_sdk.server.deps import RuntimeDep
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.responses import JSONResponse
 
 
 class Health(BaseModel):

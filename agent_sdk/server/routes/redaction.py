@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -27,6 +26,7 @@ from agent_sdk.governance.redact_safety import MAX_PATTERN_CHARS
 from agent_sdk.server.deps import OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.params import anchored, string_or_null
+from agent_sdk.server.responses import JSONResponse
 
 PatternName = Annotated[
     str,

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from agent_sdk.server.deps import Caller, RuntimeDep, needs
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.responses import JSONResponse
 
 ResidencyAdmin = Annotated[Caller, needs("admin:orgs", residency=False)]
 

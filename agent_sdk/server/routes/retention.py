@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.responses import Response
@@ -19,6 +18,7 @@ from starlette.responses import Response
 from agent_sdk.core.retention import MAX_DAYS, MAX_KEEP_LAST
 from agent_sdk.server.deps import Caller, RuntimeDep, needs
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.responses import JSONResponse
 
 RetentionAdmin = Annotated[Caller, needs("admin:orgs")]
 

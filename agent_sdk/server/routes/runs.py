@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
@@ -28,6 +28,7 @@ from agent_sdk.records import Event, RunStatus
 from agent_sdk.server.deps import RunsReader, RunsWriter, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.params import MAX_INT64, STATUS_LIST_PATTERN, After, Cursor
+from agent_sdk.server.responses import JSONResponse, ascii_json
 
 # A store page of events becomes one chunk of the stream: one read, one encode, one send.
 SSE_PAGE = 500
@@ -357,7 +358,7 @@ def _event_dict(e: Event) -> dict[str, Any]:
 def encode_sse(events: Iterable[Event]) -> bytes:
     """Events as SSE frames: ``id: <seq>``, ``event: <type>``, ``data: <compact JSON>``. The
     JSON is ASCII-only (the encoder escapes the rest), so no frame holds a byte that a client
-    could take for a line break."""
+    could take for a line break; a lone surrogate in stored data is sent as U+FFFD."""
     run_ids: dict[str, str] = {}
     types: dict[str, tuple[str, str]] = {}  # type -> (SSE event name, JSON string)
     parts = []
@@ -373,7 +374,7 @@ def encode_sse(events: Iterable[Event]) -> bytes:
         parts.append(
             f"id: {e.seq}\nevent: {kind[0]}\ndata: "
             f'{{"run_id":{run_id},"seq":{e.seq},"type":{kind[1]},"time":{_encode(e.time)},'
-            f'"data":{_encode(e.data)}}}\n\n'
+            f'"data":{ascii_json(e.data)}}}\n\n'
         )
     return "".join(parts).encode()
 

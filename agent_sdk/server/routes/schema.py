@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from agent_sdk.server.deps import Caller, needs
+from agent_sdk.server.responses import JSONResponse
 
 
 async def openapi(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.responses import Response
@@ -14,6 +13,7 @@ from starlette.responses import Response
 from agent_sdk.server.deps import RuntimeDep, SessionsReader
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.params import Cursor
+from agent_sdk.server.responses import JSONResponse
 
 SessionId = Annotated[str, Path(description="a session id")]
 

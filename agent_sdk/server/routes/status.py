@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.responses import Response
@@ -13,6 +12,7 @@ from starlette.responses import Response
 from agent_sdk.core.status import status
 from agent_sdk.server.deps import RunsReader, RuntimeDep
 from agent_sdk.server.errors import problem_responses
+from agent_sdk.server.responses import JSONResponse
 
 
 class StatusModel(BaseModel):
