@@ -28,6 +28,7 @@ OUTAGE_PREFIX = "outage-at-finish"
 # appends one line per execution to POISON_TOOL_LOG, so a drill can tell how often it ran.
 AGENTS_MODULE = '''
 import os
+import signal
 
 from agent_sdk import Agent, tool
 from agent_sdk.engine.models.base import ModelRequest, ModelResponse
@@ -85,6 +86,20 @@ tool_agent = Agent(
     ],
 )
 plain_agent = Agent("plain", script=[{"text": "fine {input}"}])
+
+
+@tool
+def die(label: str = "") -> str:
+    """Kill the process that runs this tool, as a native crash or the OOM killer would."""
+    with open(os.environ["POISON_TOOL_LOG"], "a", encoding="utf-8") as log:
+        log.write(label + "\\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"
+
+
+crash_agent = Agent("poison-crash", tools=[die], script=[
+    {"tool": "die", "arguments": {"label": "{input}"}}, {"text": "survived"},
+])
 '''
 
 

@@ -2,8 +2,9 @@
 
 A model whose text holds a NUL and a lone surrogate, a tool whose result holds them, a run
 whose end the database refuses (a trigger: the store itself says no) and, on PostgreSQL, one
-whose end meets an outage every time. Real ``agent-sdk worker`` processes execute them (and,
-inline, a real ``agent-sdk serve``). Every run must end once, its job must be settled (nothing
+whose end meets an outage every time, and a run whose tool kills its worker with SIGKILL on
+every attempt. Real ``agent-sdk worker`` processes execute them (and, inline, a real
+``agent-sdk serve``). Every run must end once, its job must be settled (nothing
 left in the queue, ``run.started`` never past the retry cap), and the invariants must hold.
 Before the fix these runs stayed ``running`` forever, with a new ``run.started`` on each lease.
 """
@@ -214,5 +215,55 @@ def test_an_inline_server_settles_every_poisoned_run(
     try:
         runs = {kind: [api.store.get_run(ORG, i) for i in ids] for kind, ids in made.items()}
         _check_outcomes(api, runs, tmp_path / "tool.log")
+    finally:
+        api.close(wait=False)
+
+
+def test_a_run_that_kills_every_worker_ends_dead_at_the_retry_cap(
+    store_env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its tool SIGKILLs the worker each time; the test restarts workers as a supervisor
+    would. The run must end dead once its allowed attempts all died, not be started forever,
+    and the run beside it must succeed."""
+    env = {**store_env, "AGENT_SDK_EXECUTION_MODE": "queue"}
+    settings = _prepare(env, tmp_path, monkeypatch)
+    api = Runtime(settings)
+    try:
+        crash = api.runs.create(ORG, "poison-crash", "crash")
+        plain = api.runs.create(ORG, "plain", "beside")
+        restarts = [0]
+
+        def supervise() -> bool:
+            for i, proc in enumerate(procs):
+                if proc.poll() is not None:  # killed by the poison: start another
+                    restarts[0] += 1
+                    procs[i] = start(["worker", "--count", "1"], env, tmp_path / "w.log")
+            return all(api.store.get_run(ORG, r.id).status.terminal for r in (crash, plain))
+
+        procs.append(start(["worker", "--count", "1"], env, tmp_path / "w.log"))
+        wait_until("both runs to end", supervise, 180, [tmp_path / "w.log"])
+
+        def settled() -> bool:
+            supervise()
+            depth = api.queue.depth()
+            return depth.ready + depth.delayed + depth.leased == 0
+
+        wait_until("the queue to be settled", settled, 60, [tmp_path / "w.log"])
+        cap = RETRY_MAX + 1
+        run = api.store.get_run(ORG, crash.id)
+        events = list(api.store.iter_events(ORG, crash.id))
+        check_invariants(run, events, tool_runs(tmp_path / "tool.log"), max_starts=cap)
+        assert run.status is RunStatus.DEAD and run.error is not None
+        assert run.error["code"] == "retries_exhausted"
+        assert "gave up after 3 attempts" in run.error["message"]
+        assert [e.type for e in events].count("run.started") == cap
+        assert tool_runs(tmp_path / "tool.log")["crash"] == cap  # each attempt died in it
+        assert restarts[0] == cap
+        assert api.queue.depth().dead == 1
+        done = api.store.get_run(ORG, plain.id)
+        assert done.status is RunStatus.SUCCEEDED and done.output == "fine beside"
     finally:
         api.close(wait=False)
