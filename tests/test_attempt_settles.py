@@ -15,7 +15,7 @@ from agent_sdk.core.runtime import Runtime
 from agent_sdk.engine.agent import Agent, AgentRegistry
 from agent_sdk.engine.models.base import ModelRequest, ModelResponse
 from agent_sdk.engine.models.scripted import ScriptedModel
-from agent_sdk.errors import AgentSDKError, BackendUnavailable, InvalidInput
+from agent_sdk.errors import AgentSDKError, BackendUnavailable, InvalidInput, ModelError
 from agent_sdk.records import Run, RunStatus
 from agent_sdk.store.sqlite import SQLiteStore
 
@@ -111,5 +111,35 @@ def test_a_refused_end_fails_the_run_at_once_saying_why(
         types = [e.type for e in rt.store.iter_events(ORG, run.id)]
         assert types.count("run.started") == 1 and types[-1] == "run.failed"
         assert types.count("run.failed") == 1
+    finally:
+        rt.close(timeout=10)
+
+
+class Failing(ScriptedModel):
+    """A provider whose error message holds text no store can hold."""
+
+    def __init__(self, retryable: bool) -> None:
+        super().__init__([{"text": "never"}])
+        self.retryable = retryable
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        raise ModelError("upstream said \x00\udfff", retryable=self.retryable)
+
+
+@pytest.mark.parametrize("retryable", [True, False])
+def test_a_model_error_with_unstorable_text_still_ends_the_run(
+    tmp_path: Path, retryable: bool
+) -> None:
+    full = {"HOME": str(tmp_path / "home"), "AGENT_SDK_RETRY_BASE_DELAY": "0.01",
+            "AGENT_SDK_RETRY_MAX": "1"}  # fmt: skip
+    agent = Agent("failing", model=Failing(retryable))
+    settings = load_settings(env=full, cwd=Path.cwd())
+    rt = Runtime(settings, registry=AgentRegistry(agents=[agent]))
+    try:
+        run = _done(rt, rt.runs.create(ORG, "failing", "x").id)
+        assert run.status is (RunStatus.DEAD if retryable else RunStatus.FAILED)
+        assert run.error is not None and run.error["message"] == "upstream said \ufffd\ufffd"
+        for event in rt.store.iter_events(ORG, run.id):
+            assert "\udfff" not in str(event.data) and "\x00" not in str(event.data)
     finally:
         rt.close(timeout=10)

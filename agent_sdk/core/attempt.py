@@ -161,12 +161,14 @@ class Attempts:
                 org_id, run_id, attempt, RunStatus.CANCELLED, reason="cancelled by request"
             )
         except AgentSDKError as exc:
+            # A provider's error message is model output too: made storable like the rest.
+            error = _storable_error(exc)
             if is_retryable(exc):
                 if self.policy.allows(attempt):
                     delay = self.policy.delay(attempt)
-                    return self._retry(org_id, run_id, attempt, delay, exc.message)
-                return self._end(org_id, run_id, attempt, RunStatus.DEAD, error=exc.to_dict())
-            return self._end(org_id, run_id, attempt, RunStatus.FAILED, error=exc.to_dict())
+                    return self._retry(org_id, run_id, attempt, delay, error["message"])
+                return self._end(org_id, run_id, attempt, RunStatus.DEAD, error=error)
+            return self._end(org_id, run_id, attempt, RunStatus.FAILED, error=error)
         except Exception:  # a bug must fail the run, not leave it running forever
             log.exception("run %s crashed", run_id)
             error = {"code": "internal_error", "message": "internal error (see logs)"}
@@ -571,6 +573,12 @@ class Attempts:
                 self.store.prune_events(org_id, run_id, keep=keep)
         self.bus.publish(event)
         return True
+
+
+def _storable_error(exc: AgentSDKError) -> dict[str, Any]:
+    from agent_sdk.engine.storable import make_storable
+
+    return dict(make_storable(exc.to_dict())[0])
 
 
 def _describe(exc: BaseException) -> str:
