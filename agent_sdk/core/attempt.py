@@ -17,6 +17,14 @@ unique job ids, SQS and Kafka, may deliver a run's job twice):
 * the attempt counter is a fencing token: an attempt's heartbeat, retry and finish apply only
   while the run's ``attempts`` is still its own, so an attempt that was taken over (it stalled
   for a whole lease, then woke up) notices at its next heartbeat and stops without finishing.
+
+Every attempt that started settles its job, whatever fails: the engine, an event write, the
+journal, or recording the end itself (the store refused the output, or was down). A failure to
+record the end is retried within ``AGENT_SDK_RETRY_MAX`` when the store was unavailable, and
+otherwise ends the run ``failed`` with an error saying the result could not be stored. A run
+whose allowed attempts all started without any of them recording an end (its workers died, or
+the store refused every write) is not started again: it ends ``dead``, so a poison run cannot
+take down worker after worker, nor be leased forever.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.residency import refuse_attempt
 from agent_sdk.core.retry import RetryPolicy, is_retryable
-from agent_sdk.errors import AgentSDKError, NotFound, QuotaExceeded
+from agent_sdk.errors import AgentSDKError, Conflict, NotFound, QuotaExceeded
 from agent_sdk.records import EventType, Run, RunStatus, Usage
 from agent_sdk.store._ids import utcnow
 
@@ -106,8 +114,10 @@ class Attempts:
             outcome = await self._attempt(org_id, run_id, takeover)
         except NotFound:
             if not self._gone(org_id, run_id):
-                raise
+                return self._unsettled(run_id, NotFound(f"run {run_id!r} not found"))
             return SKIPPED
+        except Exception as exc:  # it could not start, or could not record how it ended
+            return self._unsettled(run_id, exc)
         if outcome.kind == "lost" and self._gone(org_id, run_id):
             return SKIPPED
         return outcome
@@ -134,9 +144,10 @@ class Attempts:
         started = self._start(org_id, run_id, takeover=takeover)
         if isinstance(started, Outcome):
             return started
-        run, journal = started
+        run, resumed = started
         attempt = run.attempts
         try:
+            journal = self._journal(run) if resumed else None  # unreadable: the run fails
             drive = asyncio.ensure_future(self._drive(run, journal))
             with self._heartbeat(run, drive), self._watch_cancel(org_id, run_id, drive):
                 result = await drive
@@ -145,58 +156,31 @@ class Attempts:
             if why in (LEASE_LOST, DELETED):
                 return Outcome("lost")
             if why == STOPPING:
-                return self._requeue(org_id, run_id, attempt, 0.0, "the worker stopped")
-            return self._ended(
-                self.finish(
-                    org_id,
-                    run_id,
-                    RunStatus.CANCELLED,
-                    reason="cancelled by request",
-                    attempt=attempt,
-                ),
-                org_id,
-                run_id,
-                attempt,
+                return self._retry(org_id, run_id, attempt, 0.0, "the worker stopped", True)
+            return self._end(
+                org_id, run_id, attempt, RunStatus.CANCELLED, reason="cancelled by request"
             )
         except AgentSDKError as exc:
+            # A provider's error message is model output too: made storable like the rest.
+            error = _storable_error(exc)
             if is_retryable(exc):
                 if self.policy.allows(attempt):
-                    return self._requeue(
-                        org_id, run_id, attempt, self.policy.delay(attempt), exc.message
-                    )
-                if not self.finish(
-                    org_id, run_id, RunStatus.DEAD, error=exc.to_dict(), attempt=attempt
-                ):
-                    return self._ended(False, org_id, run_id, attempt)
-                return Outcome("dead", error=exc.message)
-            return self._ended(
-                self.finish(org_id, run_id, RunStatus.FAILED, error=exc.to_dict(), attempt=attempt),
-                org_id,
-                run_id,
-                attempt,
-            )
+                    delay = self.policy.delay(attempt)
+                    return self._retry(org_id, run_id, attempt, delay, error["message"])
+                return self._end(org_id, run_id, attempt, RunStatus.DEAD, error=error)
+            return self._end(org_id, run_id, attempt, RunStatus.FAILED, error=error)
         except Exception:  # a bug must fail the run, not leave it running forever
             log.exception("run %s crashed", run_id)
             error = {"code": "internal_error", "message": "internal error (see logs)"}
-            return self._ended(
-                self.finish(org_id, run_id, RunStatus.FAILED, error=error, attempt=attempt),
-                org_id,
-                run_id,
-                attempt,
-            )
-        return self._ended(
-            self.finish(
-                org_id,
-                run_id,
-                RunStatus.SUCCEEDED,
-                output=result.text,
-                usage=result.usage,
-                steps=result.steps,
-                attempt=attempt,
-            ),
+            return self._end(org_id, run_id, attempt, RunStatus.FAILED, error=error)
+        return self._end(
             org_id,
             run_id,
             attempt,
+            RunStatus.SUCCEEDED,
+            output=result.text,
+            usage=result.usage,
+            steps=result.steps,
         )
 
     def _ended(self, recorded: bool, org_id: str, run_id: str, attempt: int) -> Outcome:
@@ -212,9 +196,8 @@ class Attempts:
         return DONE if current.attempts == attempt else Outcome("lost")
 
     # -- start -------------------------------------------------------------------------------
-    def _start(self, org_id: str, run_id: str, *, takeover: bool) -> tuple[Run, Any] | Outcome:
-        from agent_sdk.engine.journal import Journal
-
+    def _start(self, org_id: str, run_id: str, *, takeover: bool) -> tuple[Run, bool] | Outcome:
+        """The started run and whether it resumes earlier attempts, or why it did not start."""
         expect = [RunStatus.QUEUED, RunStatus.RUNNING] if takeover else [RunStatus.QUEUED]
         refusal = refuse_attempt(self.settings, self.store, org_id)  # AGENT_SDK_DATA_REGION
         if refusal is not None:
@@ -228,26 +211,68 @@ class Attempts:
                 if alive_for > 0:
                     return Outcome("busy", delay=alive_for, error="the run is running elsewhere")
             resumed = run.attempts > 0
-            started = self.store.update_run(
-                org_id,
-                run_id,
-                expect_status=[run.status],
-                expect_attempts=run.attempts,
-                status=RunStatus.RUNNING,
-                started_at=run.started_at or utcnow(),
-                attempts=run.attempts + 1,
-            )
-            if started is None:
-                return SKIPPED
-            event = self.store.append_event(
-                org_id,
-                run_id,
-                EventType.RUN_STARTED,
-                {"attempt": started.attempts, "resumed": resumed},
-            )
+            spent = resumed and self._spent(run)
+            if not spent:
+                started = self.store.update_run(
+                    org_id,
+                    run_id,
+                    expect_status=[run.status],
+                    expect_attempts=run.attempts,
+                    status=RunStatus.RUNNING,
+                    started_at=run.started_at or utcnow(),
+                    attempts=run.attempts + 1,
+                )
+                if started is None:
+                    return SKIPPED
+                event = self.store.append_event(
+                    org_id,
+                    run_id,
+                    EventType.RUN_STARTED,
+                    {"attempt": started.attempts, "resumed": resumed},
+                )
+        if spent or started is None:
+            return self._give_up(run)
         self.bus.publish(event)
-        journal = Journal.from_events(self.store.iter_events(org_id, run_id)) if resumed else None
-        return started, journal
+        return started, resumed
+
+    def _journal(self, run: Run) -> Any:
+        from agent_sdk.engine.journal import Journal
+
+        return Journal.from_events(self.store.iter_events(run.org_id, run.id))
+
+    def _spent(self, run: Run) -> bool:
+        """Whether every attempt the retry policy allows has started without recording how it
+        ended. Attempts handed back by a stopping worker do not count (they did not fail), nor
+        do those before an operator's retry (after the run's last terminal event). The events
+        are read only once the counter alone says the attempts may be spent."""
+        allowed = self.policy.max_retries + 1
+        if run.attempts < allowed:
+            return False
+        failed = 0
+        for event in self.store.iter_events(run.org_id, run.id):
+            if event.type == EventType.RUN_STARTED:
+                failed += 1
+            elif event.type == EventType.RUN_RETRYING and event.data.get("handback"):
+                failed -= 1
+            elif event.type in _TERMINAL_EVENT.values():
+                failed = 0
+        return failed >= allowed
+
+    def _give_up(self, run: Run) -> Outcome:
+        """End a run whose attempts are spent ``dead``, instead of starting it once more."""
+        message = (
+            f"gave up after {run.attempts} attempts (AGENT_SDK_RETRY_MAX="
+            f"{self.policy.max_retries}): no attempt recorded how the run ended, because its "
+            "worker died or could not write to the store (see the workers' logs)"
+        )
+        log.error("run %s: %s", run.id, message)
+        error = {"code": "retries_exhausted", "message": message}
+        recorded = self.finish(
+            run.org_id, run.id, RunStatus.DEAD, error=error, attempt=run.attempts
+        )
+        if recorded:
+            return Outcome("dead", error=message)
+        return self._ended(False, run.org_id, run.id, run.attempts)
 
     def _alive_for(self, run: Run) -> float:
         """Seconds until a running run's heartbeat goes stale (0: stale, take it over)."""
@@ -382,9 +407,89 @@ class Attempts:
             task.cancel()
 
     # -- end ---------------------------------------------------------------------------------
-    def _requeue(self, org_id: str, run_id: str, attempt: int, delay: float, why: str) -> Outcome:
+    def _end(
+        self, org_id: str, run_id: str, attempt: int, status: RunStatus, **how: Any
+    ) -> Outcome:
+        """Record how this attempt ended; if the store refuses that, settle the run anyway."""
+        try:
+            recorded = self.finish(org_id, run_id, status, attempt=attempt, **how)
+        except Exception as exc:  # the store was down, refused the output, or a bug
+            return self._unrecorded_end(org_id, run_id, attempt, status, exc)
+        if recorded and status is RunStatus.DEAD:
+            return Outcome("dead", error=str(how.get("error", {}).get("message", "dead")))
+        return self._ended(recorded, org_id, run_id, attempt)
+
+    def _unrecorded_end(
+        self, org_id: str, run_id: str, attempt: int, status: RunStatus, exc: Exception
+    ) -> Outcome:
+        """The end ``status`` could not be recorded. An unavailable store may take it later:
+        the attempt is retried within the policy, and the next one replays the journal to the
+        same end. Anything else would fail the same way again: the run ends ``failed`` (or
+        ``dead``) with an error saying so, without what could not be stored."""
+        why = _describe(exc)
+        log.error("run %s: could not record its end (%s): %s", run_id, status.value, why)
+        if is_retryable(exc):
+            why = f"could not record the run's end: {why}"
+            if self.policy.allows(attempt):
+                return self._retry(org_id, run_id, attempt, self.policy.delay(attempt), why)
+            end, code = RunStatus.DEAD, "retries_exhausted"
+            message = f"gave up after {attempt} attempts (AGENT_SDK_RETRY_MAX): {why}"
+        else:
+            end = RunStatus.DEAD if status is RunStatus.DEAD else RunStatus.FAILED
+            code = "unstorable_result"
+            message = f"the run ended {status.value} but that could not be stored: {why}"
+        try:
+            recorded = self.finish(
+                org_id, run_id, end, error={"code": code, "message": message}, attempt=attempt
+            )
+        except Exception as again:
+            log.error("run %s: could not record its failure either: %s", run_id, _describe(again))
+            if is_retryable(again):
+                # The store is down: the job comes back, and the attempt after it finds the
+                # run's attempts spent and ends it dead (see _spent), once the store is back.
+                return Outcome("retry", delay=self.policy.delay(attempt), error=message)
+            return Outcome("dead", error=message)
+        if recorded and end is RunStatus.DEAD:
+            return Outcome("dead", error=message)
+        return self._ended(recorded, org_id, run_id, attempt)
+
+    def _retry(
+        self,
+        org_id: str,
+        run_id: str,
+        attempt: int,
+        delay: float,
+        why: str,
+        handback: bool = False,
+    ) -> Outcome:
+        """Queue the run for another attempt. When the store cannot take that, the job still
+        comes back after ``delay``: the run stays running until its heartbeat goes stale, then
+        the next attempt takes it over."""
+        try:
+            return self._requeue(org_id, run_id, attempt, delay, why, handback)
+        except Exception as exc:
+            log.error("run %s: could not queue it again: %s", run_id, _describe(exc))
+            return Outcome("retry", delay=delay, error=why)
+
+    def _unsettled(self, run_id: str, exc: Exception) -> Outcome:
+        """An attempt that failed before it started (or outside every other handler): the job
+        is retried when the store was unavailable, and dead-lettered with the error otherwise;
+        either way it is settled, never left to be leased again and again."""
+        why = _describe(exc)
+        if is_retryable(exc) or isinstance(exc, Conflict):  # an outage, or a lock to wait for
+            log.warning("run %s: the attempt could not start: %s", run_id, why)
+            return Outcome("retry", delay=self.policy.delay(1), error=why)
+        log.error("run %s: the attempt failed: %s", run_id, why, exc_info=exc)
+        return Outcome("dead", error=why)
+
+    def _requeue(
+        self, org_id: str, run_id: str, attempt: int, delay: float, why: str, handback: bool
+    ) -> Outcome:
         if (clean := self._redactor(org_id)) is not None:
             why = clean.redact(why)  # an error message may quote the input
+        data: dict[str, Any] = {"attempt": attempt, "error": why, "delay": round(delay, 3)}
+        if handback:
+            data["handback"] = True  # a stopping worker's: not a failure (see _spent)
         try:
             with self.store.transaction():
                 back = self.store.update_run(
@@ -396,12 +501,7 @@ class Attempts:
                 )
                 if back is None:  # cancelled or finished meanwhile, or taken over
                     return self._ended(False, org_id, run_id, attempt)
-                event = self.store.append_event(
-                    org_id,
-                    run_id,
-                    EventType.RUN_RETRYING,
-                    {"attempt": attempt, "error": why, "delay": round(delay, 3)},
-                )
+                event = self.store.append_event(org_id, run_id, EventType.RUN_RETRYING, data)
         except NotFound:  # deleted meanwhile
             return self._ended(False, org_id, run_id, attempt)
         self.bus.publish(event)
@@ -473,3 +573,18 @@ class Attempts:
                 self.store.prune_events(org_id, run_id, keep=keep)
         self.bus.publish(event)
         return True
+
+
+def _storable_error(exc: AgentSDKError) -> dict[str, Any]:
+    from agent_sdk.engine.storable import make_storable
+
+    return dict(make_storable(exc.to_dict())[0])
+
+
+def _describe(exc: BaseException) -> str:
+    """An error in words fit for an event: ours, or the type of a foreign one (whose text may
+    quote the very characters the store refused)."""
+    from agent_sdk.engine.storable import make_storable
+
+    text = exc.message if isinstance(exc, AgentSDKError) else type(exc).__name__
+    return str(make_storable(text)[0])

@@ -29,6 +29,7 @@ from agent_sdk.engine.models.base import (
     ModelResponse,
     ToolCall,
 )
+from agent_sdk.engine.storable import Replaced, make_storable
 from agent_sdk.engine.tools import Tool, ToolContext
 from agent_sdk.errors import AgentSDKError, InvalidInput, ModelError, QuotaExceeded, ToolError
 from agent_sdk.records import Event, EventType, Usage
@@ -83,20 +84,40 @@ def _limit(deployment: int, agent: int | None) -> int:
     return min(deployment, agent) if agent else deployment
 
 
-async def _ask(provider: ModelProvider, request: ModelRequest, env: RunEnv) -> ModelResponse:
+def _storable(response: ModelResponse) -> tuple[ModelResponse, Replaced]:
+    """The response with its text and tool calls made storable (see engine/storable.py)."""
+    replaced = Replaced()
+    calls = [
+        ToolCall(replaced.value(c.id), replaced.value(c.name), replaced.value(c.arguments))
+        for c in response.tool_calls
+    ]
+    text = None if response.text is None else replaced.value(response.text)
+    if not replaced:
+        return response, replaced
+    return ModelResponse(text=text, tool_calls=calls, usage=response.usage), replaced
+
+
+async def _ask(
+    provider: ModelProvider, request: ModelRequest, env: RunEnv
+) -> tuple[ModelResponse, Replaced]:
+    """The model's response, made storable before the loop (or a store) sees any of it."""
     if not env.stream_deltas:
-        return await provider.complete(request)
+        return _storable(await provider.complete(request))
     response: ModelResponse | None = None
     async for item in provider.stream(request):
         if isinstance(item, ModelDelta):
             if item.text:
-                env.emit(EventType.MODEL_DELTA.value, {"text": item.text})
+                text, replaced = make_storable(item.text)
+                data: dict[str, Any] = {"text": text}
+                if replaced:
+                    data["replaced"] = replaced.note()
+                env.emit(EventType.MODEL_DELTA.value, data)
             _check_cancelled(env)
         else:
             response = item
     if response is None:
         raise ModelError(f"model provider {provider.name!r} ended its stream without a response")
-    return response
+    return _storable(response)
 
 
 async def _call_tool(tools: dict[str, Tool], call: ToolCall, ctx: ToolContext) -> dict[str, Any]:
@@ -114,17 +135,27 @@ async def _call_tool(tools: dict[str, Tool], call: ToolCall, ctx: ToolContext) -
             except (TypeError, ValueError) as exc:
                 raise ToolError(f"tool returned a value that is not JSON: {exc}") from None
     except AgentSDKError as exc:
-        return {**base, "ok": False, "error": exc.message}
+        return _storable_result({**base, "ok": False, "error": exc.message})
     except Exception as exc:  # a bug in a user's tool: report it to the model, keep the run
-        return {**base, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    return {**base, "ok": True, "result": result}
+        return _storable_result({**base, "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+    return _storable_result({**base, "ok": True, "result": result})
+
+
+def _storable_result(data: dict[str, Any]) -> dict[str, Any]:
+    """A tool's result (or error) made storable, noting what was replaced (engine/storable)."""
+    clean, replaced = make_storable(data)
+    if replaced:
+        clean["replaced"] = replaced.note()
+    return dict(clean)
 
 
 async def _replay_or_call(
     tools: dict[str, Tool], call: ToolCall, ctx: ToolContext, journal: Journal
 ) -> dict[str, Any]:
     recorded = journal.results.get(call.id)
-    return recorded if recorded is not None else await _call_tool(tools, call, ctx)
+    if recorded is not None:  # recorded before text was made storable, it may need it now
+        return dict(make_storable(recorded)[0])
+    return await _call_tool(tools, call, ctx)
 
 
 def _tool_message(data: dict[str, Any]) -> Message:
@@ -196,21 +227,21 @@ async def execute(agent: Agent, input: str, env: RunEnv) -> RunResult:
             )
         recorded = journal.responses.get(steps)
         if recorded is not None:
-            response = recorded
+            response = _storable(recorded)[0]
         else:
             request = ModelRequest(
                 model=model_name, messages=list(messages), tools=specs, run_id=env.run_id
             )
-            response = await _ask(provider, request, env)
-            env.emit(
-                EventType.MODEL_RESPONSE.value,
-                {
-                    "step": steps,
-                    "text": response.text,
-                    "tool_calls": [c.to_dict() for c in response.tool_calls],
-                    "usage": response.usage.to_dict(),
-                },
-            )
+            response, replaced = await _ask(provider, request, env)
+            data: dict[str, Any] = {
+                "step": steps,
+                "text": response.text,
+                "tool_calls": [c.to_dict() for c in response.tool_calls],
+                "usage": response.usage.to_dict(),
+            }
+            if replaced:
+                data["replaced"] = replaced.note()
+            env.emit(EventType.MODEL_RESPONSE.value, data)
         usage = usage + response.usage
         if usage.total_tokens > max_tokens:
             raise QuotaExceeded(

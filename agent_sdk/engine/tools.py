@@ -246,9 +246,24 @@ class FunctionTool:
             # Sync tools run in a thread so one slow tool does not stall every other run.
             result = await asyncio.to_thread(self.func, *args, **kwargs)
         try:
-            return to_jsonable_python(result)
+            return _jsonable(result, to_jsonable_python)
         except Exception as exc:
             raise ToolError(f"tool {self.name!r} returned a value that is not JSON: {exc}") from exc
+
+
+def _jsonable(value: Any, convert: Callable[[Any], Any]) -> Any:
+    """``value`` as JSON data. Plain text, numbers, lists and dicts pass as they are (pydantic's
+    encoder refuses a lone surrogate, which the runner makes storable and notes instead); other
+    objects (models, dataclasses, dates) go through pydantic."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {
+            k if isinstance(k, str) else convert(k): _jsonable(v, convert) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_jsonable(v, convert) for v in value]
+    return convert(value)
 
 
 def _model_name(tool_name: str) -> str:

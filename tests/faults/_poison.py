@@ -1,0 +1,232 @@
+"""Helpers of the poison-output drills (test_poison_output.py): an agents module whose model
+and tool produce text no store can hold, faults injected into recording a run's end (database
+triggers: the store itself refuses, nothing in the product is patched), and the invariants every
+drill checks once it ends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from agent_sdk.config import Settings
+from agent_sdk.records import Event, EventType, Run
+
+ORG = "default"
+NUL_AND_SURROGATE = "a\x00b\udfffc"
+TERMINAL = {EventType.RUN_SUCCEEDED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}
+# Inputs that make the triggers below refuse to record a successful end.
+REFUSE_PREFIX = "refuse-finish"
+OUTAGE_PREFIX = "outage-at-finish"
+
+# The user's agents module, written to a directory on the workers' PYTHONPATH. Its tool
+# appends one line per execution to POISON_TOOL_LOG, so a drill can tell how often it ran.
+AGENTS_MODULE = '''
+import os
+import signal
+
+from agent_sdk import Agent, tool
+from agent_sdk.engine.models.base import ModelRequest, ModelResponse
+from agent_sdk.records import Usage
+
+BAD = "a\\x00b\\udfffc"
+
+
+@tool
+def poison(label: str = "") -> dict:
+    """Return text no store can hold.
+
+    Args:
+        label: Echoed back.
+    """
+    with open(os.environ["POISON_TOOL_LOG"], "a", encoding="utf-8") as log:
+        log.write(label + "\\n")
+    return {"text": BAD, BAD: [BAD, label], "label": label}
+
+
+@tool
+def poison_text(label: str = "") -> str:
+    """Return a plain string no store can hold."""
+    with open(os.environ["POISON_TOOL_LOG"], "a", encoding="utf-8") as log:
+        log.write(label + "\\n")
+    return "tool " + BAD
+
+
+class PoisonModel:
+    """A model provider (not the scripted one) whose answers hold the text."""
+
+    name = "poison-model"
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        user = next(m.content for m in request.messages if m.role == "user")
+        return ModelResponse(text=f"model {BAD} {user}", usage=Usage(1, 1))
+
+    async def stream(self, request: ModelRequest):
+        yield await self.complete(request)
+
+
+text_agent = Agent("poison-text", script=[{"text": "model " + BAD + " {input}"}])
+model_agent = Agent("poison-model", model=PoisonModel())
+tool_agent = Agent(
+    "poison-tool",
+    tools=[poison, poison_text],
+    script=[
+        {"tool_calls": [
+            {"name": "poison", "arguments": {"label": "{input}/1"}},
+            {"name": "poison_text", "arguments": {"label": "{input}/2"}},
+        ]},
+        # NUL only: a lone surrogate in the script would be echoed in the run's agent spec.
+        {"tool": "poison", "arguments": {"label": "{input}/3\\x00"}},
+        {"text": "done {tool_result}"},
+    ],
+)
+plain_agent = Agent("plain", script=[{"text": "fine {input}"}])
+
+
+@tool
+def die(label: str = "") -> str:
+    """Kill the process that runs this tool, as a native crash or the OOM killer would."""
+    with open(os.environ["POISON_TOOL_LOG"], "a", encoding="utf-8") as log:
+        log.write(label + "\\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"
+
+
+crash_agent = Agent("poison-crash", tools=[die], script=[
+    {"tool": "die", "arguments": {"label": "{input}"}}, {"text": "survived"},
+])
+'''
+
+
+def write_agents_module(root: Path) -> Path:
+    """The agents module in ``root/agents_dir``; returns that directory."""
+    where = root / "agents_dir"
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "poison_agents.py").write_text(AGENTS_MODULE, encoding="utf-8")
+    return where
+
+
+def process_env(
+    base: dict[str, str], agents_dir: Path, tool_log: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of a worker or server process that knows the poison agents."""
+    path = [str(agents_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {
+        **base,
+        "PYTHONPATH": os.pathsep.join(path),
+        "AGENT_SDK_AGENTS": "poison_agents",
+        "POISON_TOOL_LOG": str(tool_log),
+        **{f"AGENT_SDK_{k.upper()}": v for k, v in extra.items()},
+    }
+
+
+def cli(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "agent-sdk"), *args]
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(cli(*args), env=env, stdout=out, stderr=out)
+
+
+def wait_until(
+    what: str, check: Callable[[], bool], timeout: float, logs: Iterable[Path] = ()
+) -> None:
+    """Poll ``check`` until it holds; a generous deadline, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            text = "\n".join(
+                f"----- {p} -----\n{p.read_text(errors='replace')[-8000:]}"
+                for p in logs
+                if p.exists()
+            )
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}\n{text}")
+        time.sleep(0.1)
+
+
+# -- faults in recording a run's end -------------------------------------------------------------
+SQLITE_REFUSE = f"""
+CREATE TRIGGER refuse_finish BEFORE UPDATE OF status ON runs
+WHEN NEW.status = 'succeeded' AND NEW.input LIKE '{REFUSE_PREFIX}%'
+BEGIN SELECT RAISE(ABORT, 'this end is refused by the drill'); END;
+"""
+
+# 57P01 (admin_shutdown) is what PostgreSQL answers when it is being stopped: an outage.
+PG_FAULTS = f"""
+CREATE FUNCTION refuse_finish() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.status = 'succeeded' AND NEW.input LIKE '{REFUSE_PREFIX}%' THEN
+    RAISE EXCEPTION 'this end is refused by the drill';
+  END IF;
+  IF NEW.status = 'succeeded' AND NEW.input LIKE '{OUTAGE_PREFIX}%' THEN
+    RAISE EXCEPTION 'the drill stops the database' USING ERRCODE = '57P01';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_finish BEFORE UPDATE OF status ON runs
+FOR EACH ROW EXECUTE FUNCTION refuse_finish();
+"""
+
+
+def install_finish_faults(settings: Settings) -> None:
+    if settings.storage_backend == "sqlite":
+        import sqlite3
+
+        db = sqlite3.connect(settings.sqlite_path)
+        try:
+            db.executescript(SQLITE_REFUSE)
+        finally:
+            db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(settings.database_url, autocommit=True) as db:
+        db.execute(PG_FAULTS)
+
+
+# -- invariants -------------------------------------------------------------------------------
+def check_invariants(
+    run: Run, events: list[Event], tool_lines: Counter[str], *, max_starts: int
+) -> None:
+    """What every drill checks for each accepted run once it is over."""
+    assert run.status.terminal, f"run {run.id} is {run.status.value}"
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(1, len(events) + 1)), f"run {run.id}: seq gaps or repeats {seqs}"
+    ends = [i for i, e in enumerate(events) if e.type in TERMINAL]
+    assert len(ends) == 1, f"run {run.id}: {len(ends)} terminal events"
+    assert ends[0] == len(events) - 1, f"run {run.id}: events after the terminal one"
+    starts = sum(e.type == EventType.RUN_STARTED for e in events)
+    assert 1 <= starts <= max_starts, f"run {run.id}: {starts} run.started, cap {max_starts}"
+    calls = [e for e in events if e.type == EventType.TOOL_CALL]
+    ids = Counter(str(e.data["id"]) for e in calls)
+    assert all(n == 1 for n in ids.values()), f"run {run.id}: a tool.call twice {ids}"
+    recorded = {str(e.data["id"]) for e in events if e.type == EventType.TOOL_RESULT}
+    for call in calls:  # the tool logs its label per execution: a recorded one ran once
+        label = str(call.data["arguments"].get("label", ""))
+        if str(call.data["id"]) in recorded and label:
+            assert tool_lines[label] == 1, f"run {run.id}: {label!r} ran {tool_lines[label]}x"
+    for event in events:  # nothing unstorable was kept: no NUL, no lone surrogate anywhere
+        assert not _unstorable(event.data), f"run {run.id}: {event.type} holds unstorable text"
+    assert run.output is None or not _unstorable(run.output)
+
+
+def _unstorable(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, dict):
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(v) for v in value)
+    return False
+
+
+def tool_runs(log: Path) -> Counter[str]:
+    if not log.exists():
+        return Counter()
+    return Counter(log.read_text(encoding="utf-8", errors="replace").splitlines())
