@@ -18,7 +18,7 @@ unique job ids, SQS and Kafka, may deliver a run's job twice):
   they form, its heartbeat, retry and finish) applies only while the run's ``attempts`` is still
   its own, checked by the store in the statement or transaction that writes. An attempt that
   was taken over (it stalled for a whole lease, then woke up) gets Superseded from its next
-  write, which always comes before its next model or tool call, and stops writing nothing.
+  write, which comes before its next model or tool call, and stops without writing more.
 """
 
 from __future__ import annotations
