@@ -7,6 +7,7 @@ Every error the library raises on purpose derives from :class:`AgentSDKError`::
     │   └── ConfigError         a bad setting (names the variable or file key)
     ├── NotFound                no such object in this org (never reveals other orgs' objects)
     ├── Conflict                the object is not in a state that allows the action
+    │   └── Superseded          a run's attempt was taken over (or the run ended): it may not write
     ├── AuthenticationError     no credential, or a credential that is not valid
     ├── PermissionDenied        a valid credential that may not do this
     │   └── WrongRegion         the org's data is served in another region (data residency)
@@ -65,6 +66,15 @@ class NotFound(AgentSDKError):
 class Conflict(AgentSDKError):
     code = "conflict"
     title = "Conflict"
+
+
+class Superseded(Conflict):
+    """A write of one attempt of a run was refused: another attempt has taken the run over
+    (the attempt counter, its fencing token, moved on) or the run has ended. The attempt
+    stops where it is, writing nothing more; the attempt that superseded it carries on."""
+
+    code = "superseded"
+    title = "Attempt superseded"
 
 
 class AuthenticationError(AgentSDKError):

@@ -817,6 +817,8 @@ def test_concurrent_sealed_appends_keep_seqs_gap_free(runtime: Runtime) -> None:
     run = runtime.runs.create("default", "demo", "x")
     runtime.executor.wait_idle(10)
     store = runtime.store
+    # Re-opened, as an operator's retry does: nothing may follow a finished run's last event.
+    store.update_run("default", run.id, status=RunStatus.QUEUED)
     before = len(store.list_events("default", run.id))
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []

@@ -14,9 +14,11 @@ unique job ids, SQS and Kafka, may deliver a run's job twice):
 
 * a run whose heartbeat is fresher than one ``AGENT_SDK_WORKER_LEASE`` is not taken over: the
   attempt ends ``busy`` and its job comes back once the heartbeat would have gone stale;
-* the attempt counter is a fencing token: an attempt's heartbeat, retry and finish apply only
-  while the run's ``attempts`` is still its own, so an attempt that was taken over (it stalled
-  for a whole lease, then woke up) notices at its next heartbeat and stops without finishing.
+* the attempt counter is a fencing token: every write of an attempt (its events, the journal
+  they form, its heartbeat, retry and finish) applies only while the run's ``attempts`` is still
+  its own, checked by the store in the statement or transaction that writes. An attempt that
+  was taken over (it stalled for a whole lease, then woke up) gets Superseded from its next
+  write, which comes before its next model or tool call, and stops without writing more.
 
 Every attempt that started settles its job, whatever fails: the engine, an event write, the
 journal, or recording the end itself (the store refused the output, or was down). A failure to
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.residency import refuse_attempt
 from agent_sdk.core.retry import RetryPolicy, is_retryable
-from agent_sdk.errors import AgentSDKError, Conflict, NotFound, QuotaExceeded
+from agent_sdk.errors import AgentSDKError, Conflict, NotFound, QuotaExceeded, Superseded
 from agent_sdk.records import EventType, Run, RunStatus, Usage
 from agent_sdk.store._ids import utcnow
 
@@ -160,6 +162,11 @@ class Attempts:
             return self._end(
                 org_id, run_id, attempt, RunStatus.CANCELLED, reason="cancelled by request"
             )
+        except Superseded as exc:
+            # Another attempt took the run over (or it ended) while this one was paused: its
+            # write was refused, so it stops here; the holder of the run settles the job.
+            log.warning("run %s: attempt %d stopped: %s", run_id, attempt, exc.message)
+            return Outcome("lost")
         except AgentSDKError as exc:
             # A provider's error message is model output too: made storable like the rest.
             error = _storable_error(exc)
@@ -229,6 +236,7 @@ class Attempts:
                     run_id,
                     EventType.RUN_STARTED,
                     {"attempt": started.attempts, "resumed": resumed},
+                    attempt=started.attempts,
                 )
         if spent or started is None:
             return self._give_up(run)
@@ -287,7 +295,7 @@ class Attempts:
         from agent_sdk.engine.runner import RunEnv, execute
         from agent_sdk.engine.tools import ToolContext
 
-        org_id, run_id = run.org_id, run.id
+        org_id, run_id, attempt = run.org_id, run.id, run.attempts
         count = [0]
         cap = self.settings.stream_max_events
         clean = self._redactor(org_id)
@@ -295,7 +303,8 @@ class Attempts:
         def emit(type: str, data: dict[str, Any]) -> None:
             if clean is not None:  # model text, tool calls and results are stored redacted
                 data = clean.redact_value(data)
-            ev = self.store.append_event(org_id, run_id, type, data)
+            # Fenced: Superseded once another attempt holds the run, before any further call.
+            ev = self.store.append_event(org_id, run_id, type, data, attempt=attempt)
             count[0] = ev.seq
             self.bus.publish(ev)
             # Leave room for the terminal event, which is always written.
@@ -501,7 +510,9 @@ class Attempts:
                 )
                 if back is None:  # cancelled or finished meanwhile, or taken over
                     return self._ended(False, org_id, run_id, attempt)
-                event = self.store.append_event(org_id, run_id, EventType.RUN_RETRYING, data)
+                event = self.store.append_event(
+                    org_id, run_id, EventType.RUN_RETRYING, data, attempt=attempt
+                )
         except NotFound:  # deleted meanwhile
             return self._ended(False, org_id, run_id, attempt)
         self.bus.publish(event)

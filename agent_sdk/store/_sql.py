@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from agent_sdk.errors import Conflict, InvalidInput, NotFound
-from agent_sdk.records import Deletion, Event, Org, Page, Run, Session
+from agent_sdk.errors import Conflict, InvalidInput, NotFound, Superseded
+from agent_sdk.records import Deletion, Event, EventType, Org, Page, Run, RunStatus, Session
 from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import (
     MAX_LIMIT,
@@ -45,6 +45,35 @@ SESSION_SELECT = (
     " (SELECT COUNT(*) FROM runs r WHERE r.org_id = s.org_id AND r.session_id = s.id) AS run_count"
     " FROM sessions s WHERE s.org_id = ?"
 )
+
+
+# -- the fence of event appends ------------------------------------------------------------------
+# Two rules every append obeys, checked in the statement that inserts (or, where a store cannot
+# put them there, in the transaction that holds the run's write lock):
+#   * nothing follows a run's terminal event: once the run is terminal and its last event is the
+#     terminal one, the run's history is closed (an operator's retry re-opens it by setting the
+#     status back to queued in the transaction that appends its run.retrying);
+#   * an attempt's write applies only while the run's attempt counter is still its own and the
+#     run has not ended: a worker paused past its lease cannot write after a takeover.
+# The values are the enums' own (never caller text), inlined so every engine plans the same SQL.
+_TERMINAL_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus if s.terminal)
+_TERMINAL_EVENT_TYPES = frozenset(t.value for t in EventType if t.terminal)
+_TERMINAL_EVENTS = ", ".join(f"'{t}'" for t in sorted(_TERMINAL_EVENT_TYPES))
+LAST_EVENT_TYPE_SQL = (
+    "(SELECT e.type FROM events e WHERE e.run_id = r.id ORDER BY e.seq DESC LIMIT 1)"
+)
+OPEN_RUN_SQL = (
+    f" AND NOT (r.status IN ({_TERMINAL_STATUSES})"
+    f" AND COALESCE({LAST_EVENT_TYPE_SQL}, '') IN ({_TERMINAL_EVENTS}))"
+)
+ATTEMPT_FENCE_SQL = f" AND r.attempts = ? AND r.status NOT IN ({_TERMINAL_STATUSES})"
+
+
+def append_guard(attempt: int | None) -> tuple[str, list[Any]]:
+    """The conditions on ``runs r`` under which an append applies, and their parameters."""
+    if attempt is None:
+        return OPEN_RUN_SQL, []
+    return OPEN_RUN_SQL + ATTEMPT_FENCE_SQL, [attempt]
 
 
 def _session_select(org_id: str, expiry: RunExpiry | None) -> tuple[str, list[Any]]:
@@ -83,6 +112,37 @@ class SQLStore(SQLEncryptionKeysMixin, SealingMixin):
     def _require_run(self, org_id: str, run_id: str) -> None:
         """NotFound unless the run exists in the org (a store may lock it on the way)."""
         raise NotImplementedError
+
+    def _refuse_append(self, org_id: str, run_id: str, attempt: int | None) -> None:
+        """Raise why an append to the run would not apply (NotFound, Superseded, Conflict), or
+        return when it would. Decisive only while the caller holds the run's write lock (a
+        transaction on SQLite, the row lock on Postgres) or when a later insert would collide
+        with any event committed since (see the appends)."""
+        row = self._one(
+            f"SELECT r.attempts, r.status, {LAST_EVENT_TYPE_SQL} FROM runs r"
+            " WHERE r.id = ? AND r.org_id = ?",
+            (run_id, org_id),
+        )
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        attempts, status, last = int(row[0]), RunStatus(row[1]), row[2]
+        ended = status.terminal and last in _TERMINAL_EVENT_TYPES
+        if attempt is not None and attempts != attempt:
+            raise Superseded(
+                f"attempt {attempt} of run {run_id!r} was superseded by attempt {attempts}:"
+                " it may not write any more",
+                hint="nothing to do: the newer attempt carries the run on",
+            )
+        if attempt is not None and status.terminal:
+            raise Superseded(
+                f"run {run_id!r} is {status.value}: attempt {attempt} may not write any more",
+                hint="nothing to do: the run has ended",
+            )
+        if ended:
+            raise Conflict(
+                f"run {run_id!r} has ended ({last}): no event may follow its terminal event",
+                hint="retry the run (runs retry) to give it another attempt",
+            )
 
     def get_meta(self, key: str) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))

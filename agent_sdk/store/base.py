@@ -161,9 +161,23 @@ class Store(
 
     # -- events ----------------------------------------------------------------------------
     def append_event(
-        self, org_id: str, run_id: str, type: str, data: dict[str, Any], *, time: str | None = None
+        self,
+        org_id: str,
+        run_id: str,
+        type: str,
+        data: dict[str, Any],
+        *,
+        time: str | None = None,
+        attempt: int | None = None,
     ) -> Event:
-        """Append one event with the next ``seq`` of the run (1, 2, 3, ... never reused)."""
+        """Append one event with the next ``seq`` of the run (1, 2, 3, ... never reused).
+
+        No event follows a run's terminal event: once the run is terminal and its last event
+        is the terminal one, an append raises Conflict (an operator's retry re-opens the run by
+        setting it back to ``queued`` in the transaction that appends its ``run.retrying``).
+        With ``attempt`` the append is fenced by the run's attempt counter in the same
+        statement or transaction: it applies only while ``attempts`` is still ``attempt`` and
+        the run has not ended, and raises Superseded otherwise."""
         ...
 
     def list_events(

@@ -41,7 +41,7 @@ from agent_sdk.store._rows import (
     make_page,
     parse_statuses,
 )
-from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
+from agent_sdk.store._sql import RUN_COLUMNS, SQLStore, append_guard
 from agent_sdk.store._sql_audit import SQLAuditQueries
 from agent_sdk.store._sql_mixins import SQLWorkerQueries
 from agent_sdk.store.migrations import Migration, load_migrations
@@ -470,10 +470,17 @@ class PostgresStore(
 
     # -- events --------------------------------------------------------------------------------
     def append_event(
-        self, org_id: str, run_id: str, type: str, data: dict[str, Any], *, time: str | None = None
+        self,
+        org_id: str,
+        run_id: str,
+        type: str,
+        data: dict[str, Any],
+        *,
+        time: str | None = None,
+        attempt: int | None = None,
     ) -> Event:
         if self.codec is not None:  # encryption at rest: the seq is bound into the ciphertext
-            return self._append_sealed(org_id, run_id, type, data, time)
+            return self._append_sealed(org_id, run_id, type, data, time, attempt)
         when = time or utcnow()
         payload = dumps(data)
         notify = [payload_run_id(run_id)] if self.notify else []
@@ -482,11 +489,16 @@ class PostgresStore(
             # a race. A concurrent append of the same seq makes this one wait for it, then do
             # nothing, so no seq can commit while a smaller one is still uncommitted (readers
             # that follow a run by seq skip nothing). It holds no lock another append waits on.
-            sql = _APPEND_ALONE_NOTIFY if self.notify else _APPEND_ALONE
-            row = self._one(sql, [type, when, payload, run_id, org_id, *notify])
+            # The fence (see _sql.append_guard) is read from the same snapshot: a takeover or a
+            # terminal event committed after it holds the seq this insert computed, so the
+            # insert collides and the locked path below decides again. Hence every event of an
+            # attempt has a smaller seq than the run.started of the attempt that superseded it.
+            guard, guard_params = append_guard(attempt)
+            sql = _append_alone(guard, notify=self.notify)
+            row = self._one(sql, [type, when, payload, run_id, org_id, *guard_params, *notify])
             if row is not None:
                 return Event(run_id, row[0], type, when, data)
-            # Lost a race, or no such run in this org: the locked path below tells which.
+            # Lost a race, refused, or no such run in this org: the locked path below tells.
         with self.transaction():
             # The row lock serialises appends that run inside transactions (and checks the
             # org); the next statement starts a new READ COMMITTED snapshot, so MAX(seq) sees
@@ -497,6 +509,8 @@ class PostgresStore(
             if (org_id, run_id) not in self._local.locked:
                 self._require_run(org_id, run_id, lock=True)
                 self._local.locked.add((org_id, run_id))
+            # With the row lock held, nothing can end the run or take it over meanwhile.
+            self._refuse_append(org_id, run_id, attempt)
             params = [run_id, org_id, type, when, payload, run_id, *notify]
             for _ in range(_APPEND_TRIES):
                 row = self._one(_APPEND_NOTIFY if self.notify else _APPEND, params)
@@ -531,23 +545,30 @@ _APPEND = (
     " SELECT %s, COALESCE(MAX(seq), 0) + 1, %s, %s, %s, %s"
     " FROM events WHERE run_id = %s ON CONFLICT (run_id, seq) DO NOTHING RETURNING seq"
 )
-# The lone append: the run's org is checked in the same statement (no row: wrong org or none).
-_APPEND_ALONE = (
-    "INSERT INTO events (run_id, seq, org_id, type, time, data)"
-    " SELECT r.id, COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.run_id = r.id), 0) + 1,"
-    " r.org_id, %s, %s, %s FROM runs r WHERE r.id = %s AND r.org_id = %s"
-    " ON CONFLICT (run_id, seq) DO NOTHING RETURNING seq"
-)
+
+
+@functools.lru_cache(maxsize=4)
+def _append_alone(guard: str, *, notify: bool) -> str:
+    """The lone append: the run's org and the fence (``guard``, see _sql.append_guard) are
+    checked in the same statement (no row: wrong org, none, or refused)."""
+    sql = _placeholders(
+        "INSERT INTO events (run_id, seq, org_id, type, time, data)"
+        " SELECT r.id, COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.run_id = r.id), 0) + 1,"
+        f" r.org_id, %s, %s, %s FROM runs r WHERE r.id = %s AND r.org_id = %s{guard}"
+        " ON CONFLICT (run_id, seq) DO NOTHING RETURNING seq"
+    )
+    if not notify:
+        return sql
+    notified = f"SELECT seq, pg_notify({CHANNEL_SQL}, seq || ' ' || %s) FROM appended"
+    return f"WITH appended AS ({sql}) {notified}"
+
+
 # Appends that lose a seq to lone appends, in a row, before giving up (each loss means another
 # append of the same run committed, so this bound is never reached in practice).
 _APPEND_TRIES = 100
 # pg_notify queues the notification in the appending transaction: it is sent on commit, only then.
 _APPEND_NOTIFY = (
     f"WITH appended AS ({_APPEND})"
-    f" SELECT seq, pg_notify({CHANNEL_SQL}, seq || ' ' || %s) FROM appended"
-)
-_APPEND_ALONE_NOTIFY = (
-    f"WITH appended AS ({_APPEND_ALONE})"
     f" SELECT seq, pg_notify({CHANNEL_SQL}, seq || ' ' || %s) FROM appended"
 )
 

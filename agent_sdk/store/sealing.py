@@ -104,6 +104,7 @@ class SealingMixin:
 
         def _one(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
         def _in_transaction(self) -> bool: ...
+        def _refuse_append(self, org_id: str, run_id: str, attempt: int | None) -> None: ...
 
     # -- single values ---------------------------------------------------------------------------
     def _seal(self, org_id: str, table: str, row_id: str, column: str, text: Any) -> Any:
@@ -187,7 +188,13 @@ class SealingMixin:
         a transaction); SQLite's writer lock already serialises them."""
 
     def _append_sealed(
-        self, org_id: str, run_id: str, type: str, data: dict[str, Any], time: str | None
+        self,
+        org_id: str,
+        run_id: str,
+        type: str,
+        data: dict[str, Any],
+        time: str | None,
+        attempt: int | None = None,
     ) -> Event:
         """Append an event whose payload is sealed with its seq bound in, so the seq must be
         known before the insert. It is read (checking the run's org) and inserted explicitly;
@@ -199,7 +206,11 @@ class SealingMixin:
         The usual writer of a run's events is the one attempt executing it, so a lone append
         first tries the seq after the last one this store committed for the run: one statement
         instead of two (a round trip less on Postgres). A wrong guess only conflicts, and the
-        read decides. Only committed seqs are remembered, so a guess is never past the end."""
+        read decides. Only committed seqs are remembered, so a guess is never past the end.
+
+        The fence (see _sql.append_guard) is read before each try: an event committed after
+        that read (a takeover's run.started, a terminal event) holds the seq this try inserts,
+        so the insert collides and the next try reads the fence again."""
         when = time or utcnow()
         text = dumps(data)
         insert = (
@@ -223,6 +234,11 @@ class SealingMixin:
             seqs = self._sealed_seqs = {}
         guess = seqs.get((org_id, run_id)) if alone else None
         for _ in range(_APPEND_TRIES):
+            try:
+                self._refuse_append(org_id, run_id, attempt)
+            except NotFound:
+                seqs.pop((org_id, run_id), None)
+                raise
             if guess is not None:
                 seq, guess = guess + 1, None
             else:

@@ -45,7 +45,7 @@ from agent_sdk.store._rows import (
     make_page,
     parse_statuses,
 )
-from agent_sdk.store._sql import RUN_COLUMNS, SQLStore
+from agent_sdk.store._sql import RUN_COLUMNS, SQLStore, append_guard
 from agent_sdk.store._sql_audit import SQLAuditQueries
 from agent_sdk.store._sql_mixins import SQLWorkerQueries
 from agent_sdk.store.migrations import Migration, load_migrations
@@ -451,22 +451,32 @@ class SQLiteStore(
 
     # -- events --------------------------------------------------------------------------------
     def append_event(
-        self, org_id: str, run_id: str, type: str, data: dict[str, Any], *, time: str | None = None
+        self,
+        org_id: str,
+        run_id: str,
+        type: str,
+        data: dict[str, Any],
+        *,
+        time: str | None = None,
+        attempt: int | None = None,
     ) -> Event:
         if self.codec is not None:  # encryption at rest: the seq is bound into the ciphertext
-            return self._append_sealed(org_id, run_id, type, data, time)
+            return self._append_sealed(org_id, run_id, type, data, time, attempt)
         when = time or utcnow()
         payload = dumps(data)
+        guard, guard_params = append_guard(attempt)
         with self.transaction():
-            # One statement: the SELECT checks the run's org and finds the last seq with one seek
-            # at the end of the run's PK range; BEGIN IMMEDIATE's write lock makes it race-free.
+            # One statement: the SELECT checks the run's org, the fence (see _sql.append_guard)
+            # and finds the last seq with one seek at the end of the run's PK range; BEGIN
+            # IMMEDIATE's write lock makes it race-free.
             row = self._one(
                 "INSERT INTO events (run_id, seq, org_id, type, time, data)"
                 " SELECT ?, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?) + 1,"
-                " ?, ?, ?, ? FROM runs WHERE id = ? AND org_id = ? RETURNING seq",
-                (run_id, run_id, org_id, type, when, payload, run_id, org_id),
+                f" ?, ?, ?, ? FROM runs r WHERE r.id = ? AND r.org_id = ?{guard} RETURNING seq",
+                (run_id, run_id, org_id, type, when, payload, run_id, org_id, *guard_params),
             )
             if row is None:
+                self._refuse_append(org_id, run_id, attempt)  # raises: the lock is still held
                 raise NotFound(f"run {run_id!r} not found")
             seq: int = row[0]
         return Event(run_id, seq, type, when, data)

@@ -12,13 +12,14 @@ Tests here use only the Store protocol, never a backend's internals.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from agent_sdk.errors import Conflict, InvalidInput, NotFound
-from agent_sdk.records import Deletion, Event, Run, RunStatus
+from agent_sdk.errors import Conflict, InvalidInput, NotFound, Superseded
+from agent_sdk.records import Deletion, Event, EventType, Run, RunStatus
 from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.base import Store
 
@@ -477,6 +478,131 @@ class StoreContract:
         # Each writer's own events keep their order.
         for k in range(threads_n):
             assert [e.data["i"] for e in events if e.data["t"] == k] == list(range(per_thread))
+
+    # -- the fence: nothing after the end, nothing from a superseded attempt ---------------------
+    @pytest.mark.parametrize("end", [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED])
+    def test_no_event_follows_a_terminal_event(self, store: Store, end: RunStatus) -> None:
+        run = make_run(store, status=RunStatus.RUNNING)
+        store.append_event(ORG, run.id, EventType.RUN_STARTED, {})
+        terminal = {
+            RunStatus.SUCCEEDED: EventType.RUN_SUCCEEDED,
+            RunStatus.FAILED: EventType.RUN_FAILED,
+            RunStatus.CANCELLED: EventType.RUN_CANCELLED,
+        }[end]
+        with store.transaction():  # as an attempt finishes: the status, then its event
+            assert store.update_run(ORG, run.id, status=end) is not None
+            last = store.append_event(ORG, run.id, terminal, {})
+        for type in [EventType.MODEL_RESPONSE, EventType.TOOL_CALL, terminal, *HOSTILE]:
+            with pytest.raises(Conflict, match="no event may follow its terminal event"):
+                store.append_event(ORG, run.id, type, {"late": True})
+            with pytest.raises(Superseded):  # an attempt's write says why it must stop
+                store.append_event(ORG, run.id, type, {"late": True}, attempt=0)
+        with pytest.raises(Conflict), store.transaction():
+            store.append_event(ORG, run.id, EventType.TOOL_RESULT, {})
+        assert store.list_events(ORG, run.id)[-1] == last
+        # An operator's retry re-opens the run (queued again, in the same transaction).
+        with store.transaction():
+            store.update_run(ORG, run.id, expect_status=[end], status=RunStatus.QUEUED)
+            again = store.append_event(ORG, run.id, EventType.RUN_RETRYING, {})
+        assert again.seq == last.seq + 1
+
+    def test_a_run_without_a_terminal_event_takes_its_end(self, store: Store) -> None:
+        """Cancelling a queued run writes the status, then the event: that must apply."""
+        run = make_run(store)
+        with store.transaction():
+            store.update_run(ORG, run.id, status=RunStatus.CANCELLED)
+            ended = store.append_event(ORG, run.id, EventType.RUN_CANCELLED, {})
+        assert ended.seq == 1
+        with pytest.raises(Conflict):
+            store.append_event(ORG, run.id, EventType.RUN_CANCELLED, {})
+
+    def test_appends_are_fenced_by_the_attempt(self, store: Store) -> None:
+        run = make_run(store, status=RunStatus.RUNNING, attempts=1)
+        assert store.append_event(ORG, run.id, "model.request", {}, attempt=1).seq == 1
+        taken = store.update_run(ORG, run.id, expect_attempts=1, attempts=2)
+        assert taken is not None
+        for stale in [1, 0, -1, 3, 2**40]:
+            with pytest.raises(Superseded, match="superseded"):
+                store.append_event(ORG, run.id, "tool.call", {"stale": stale}, attempt=stale)
+            with pytest.raises(Superseded), store.transaction():
+                store.append_event(ORG, run.id, "tool.call", {"stale": stale}, attempt=stale)
+        assert store.append_event(ORG, run.id, "run.started", {}, attempt=2).seq == 2
+        # Queued again by its own attempt (a retry): still its own until the next start.
+        with store.transaction():
+            store.update_run(ORG, run.id, expect_attempts=2, status=RunStatus.QUEUED)
+            store.append_event(ORG, run.id, "run.retrying", {}, attempt=2)
+        store.update_run(ORG, run.id, status=RunStatus.FAILED)  # ended: fenced for everyone
+        with pytest.raises(Superseded, match="failed"):
+            store.append_event(ORG, run.id, "model.response", {}, attempt=2)
+        assert [e.seq for e in store.list_events(ORG, run.id)] == [1, 2, 3]
+        with pytest.raises(NotFound):
+            store.append_event(ORG, "run_nope", "x", {}, attempt=1)
+        with pytest.raises(NotFound):
+            store.append_event(OTHER, run.id, "x", {}, attempt=2)
+
+    def test_a_takeover_racing_a_stale_attempt_leaves_nothing_after_it(self, store: Store) -> None:
+        """Every event of the superseded attempt sorts before the takeover's run.started,
+        however the appends and the takeover interleave."""
+        for _ in range(5):
+            run = make_run(store, status=RunStatus.RUNNING, attempts=1)
+            go = threading.Barrier(2)
+            refused: list[BaseException] = []
+
+            def stale(
+                run_id: str = run.id,
+                go: threading.Barrier = go,
+                refused: list[BaseException] = refused,
+            ) -> None:
+                go.wait()
+                try:
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline:  # until refused
+                        store.append_event(ORG, run_id, "tick", {}, attempt=1)
+                except Superseded as exc:
+                    refused.append(exc)
+
+            writer = threading.Thread(target=stale)
+            writer.start()
+            go.wait()
+            with store.transaction():
+                assert store.update_run(ORG, run.id, expect_attempts=1, attempts=2) is not None
+                started = store.append_event(ORG, run.id, "run.started", {}, attempt=2)
+            writer.join(timeout=120)
+            assert not writer.is_alive() and len(refused) == 1
+            events = list(store.iter_events(ORG, run.id))
+            assert [e.seq for e in events] == list(range(1, len(events) + 1))
+            assert events[-1].seq == started.seq and events[-1].type == "run.started"
+
+    def test_an_end_racing_appends_leaves_nothing_after_it(self, store: Store) -> None:
+        for _ in range(5):
+            run = make_run(store, status=RunStatus.RUNNING)
+            go = threading.Barrier(2)
+            refused: list[BaseException] = []
+
+            def late(
+                run_id: str = run.id,
+                go: threading.Barrier = go,
+                refused: list[BaseException] = refused,
+            ) -> None:
+                go.wait()
+                try:
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline:  # until refused
+                        store.append_event(ORG, run_id, "tick", {})
+                except Conflict as exc:
+                    refused.append(exc)
+
+            writer = threading.Thread(target=late)
+            writer.start()
+            go.wait()
+            with store.transaction():
+                store.update_run(ORG, run.id, status=RunStatus.SUCCEEDED)
+                ended = store.append_event(ORG, run.id, EventType.RUN_SUCCEEDED, {})
+            writer.join(timeout=120)
+            assert not writer.is_alive() and len(refused) == 1
+            events = list(store.iter_events(ORG, run.id))
+            assert [e.seq for e in events] == list(range(1, len(events) + 1))
+            assert events[-1] == ended
 
     # -- transactions ---------------------------------------------------------------------------
     def test_rollback_on_exception_leaves_nothing(self, store: Store) -> None:

@@ -1,0 +1,161 @@
+"""Helpers of the stalled-worker drill (tests/faults/test_stalled_worker.py): real `agent-sdk
+worker` processes, a pause that does not land inside a database write, and the invariants
+every drill checks once it is over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from agent_sdk.config import Settings
+from agent_sdk.records import EventType, Run
+from agent_sdk.store.base import Store
+
+TERMINAL = {EventType.RUN_SUCCEEDED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}
+DEADLINE = 120.0  # seconds: generous, for a loaded 2-core machine; conditions end waits early
+
+
+def cli(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "agent-sdk"), *args]
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Workers:
+    """`agent-sdk worker` processes sharing one environment; each logs to its own file."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def run(self, *args: str) -> None:
+        done = subprocess.run(cli(*args), env=self.env, capture_output=True, timeout=DEADLINE)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        with (self.root / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(
+                cli("worker", "--count", "1"), env=self.env, stdout=out, stderr=out
+            )
+        self.procs[name] = proc
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"----- {name} -----\n{(self.root / f'{name}.log').read_text(errors='replace')[-8000:]}"
+            for name in self.procs
+        )
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(20)
+
+
+def _holds_a_write_lock(settings: Settings) -> bool:
+    """Whether a write of the store or the queue is held open (by the paused process): a
+    worker paused inside a write would stall every other process, which is another drill."""
+    if settings.storage_backend == "postgres":
+        import psycopg
+        from psycopg import errors
+
+        with psycopg.connect(settings.database_url, autocommit=False) as conn:
+            try:
+                conn.execute("SELECT id FROM runs FOR UPDATE NOWAIT")
+            except errors.LockNotAvailable:
+                return True
+            finally:
+                conn.rollback()
+        return False
+    paths = [settings.sqlite_path]
+    if settings.queue_backend == "sqlite":
+        paths.append(settings.queue_sqlite_path)
+    for path in paths:
+        db = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            db.close()
+    return False
+
+
+def pause_outside_writes(pid: int, settings: Settings) -> None:
+    """SIGSTOP ``pid`` at a moment it holds no database write open (resume and try again
+    when it does)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        wait_until("the process to stop", lambda: _state(pid) == "T", 30)
+        if not _holds_a_write_lock(settings):
+            return
+        os.kill(pid, signal.SIGCONT)
+        assert time.monotonic() < deadline, "the process always held a write open"
+        time.sleep(0.05)  # let it finish the write it was in
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "?"
+
+
+def check_invariants(store: Store, org_id: str, runs: list[Run], tool_log: Path) -> None:
+    """What every drill checks after it ends:
+
+    * every accepted run reached a terminal state, with exactly one terminal event;
+    * no event follows the terminal event;
+    * seq has no gaps or repeats;
+    * a tool whose result was recorded never ran again. The tool appends one line per
+      execution; a call ran once, plus once for each attempt that started it and was stopped
+      before its result was recorded (a run.started between the call and its result): that
+      one is the documented at-least-once of a call in flight, not a re-execution."""
+    text = tool_log.read_text(encoding="utf-8") if tool_log.exists() else ""
+    ran = Counter(text.split("\n")[:-1])  # not splitlines(): an input may hold U+2028
+    for run in runs:
+        now = store.get_run(org_id, run.id)
+        events = list(store.iter_events(org_id, run.id))
+        where = f"run {run.id} ({now.status.value}): {[(e.seq, e.type) for e in events]}"
+        assert now.status.terminal, where
+        assert [e.seq for e in events] == list(range(1, len(events) + 1)), where
+        terminal = [e for e in events if e.type in TERMINAL]
+        assert len(terminal) == 1, where
+        assert events[-1] is terminal[0], "an event follows the terminal one: " + where
+        starts = [e.seq for e in events if e.type == EventType.RUN_STARTED]
+        calls = {str(e.data["id"]): e for e in events if e.type == EventType.TOOL_CALL}
+        results = Counter(str(e.data["id"]) for e in events if e.type == EventType.TOOL_RESULT)
+        for event in events:
+            if event.type != EventType.TOOL_RESULT:
+                continue
+            call_id = str(event.data["id"])
+            assert results[call_id] == 1, where
+            assert "error" not in event.data, event.data  # the tool did its job
+            call = calls[call_id]
+            in_flight = sum(1 for s in starts if call.seq < s < event.seq)
+            line = call.data["arguments"]["content"].rstrip("\n")
+            times = ran.get(line, 0)
+            assert 1 <= times <= 1 + in_flight, f"{call.data} ran {times} times: {where}"
