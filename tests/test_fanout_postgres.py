@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import require_module
 
 from agent_sdk.config import load_settings
 from agent_sdk.core import runs as runs_module
@@ -28,7 +29,7 @@ from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.pg_notify import CHANNEL_SQL, parse_payload, payload_run_id
 from agent_sdk.store.postgres import PostgresStore
 
-psycopg = pytest.importorskip("psycopg")
+psycopg = require_module("psycopg", "Postgres")
 
 pytestmark = pytest.mark.services
 

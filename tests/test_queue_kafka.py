@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from conftest import require_module
 from contracts.queue_contract import MakeQueue, QueueContract
 
 from agent_sdk.config import Settings
@@ -25,7 +26,7 @@ from agent_sdk.queue import open_queue, queue_from_settings
 from agent_sdk.queue._kafka_state import METADATA_LIMIT, CommitMarks, PartitionState
 from agent_sdk.queue.base import Queue, QueueDepth
 
-ck = pytest.importorskip("confluent_kafka")
+ck = require_module("confluent_kafka", "Kafka (librdkafka's mock cluster)")
 from agent_sdk.queue import _kafka_group  # noqa: E402
 from agent_sdk.queue.kafka import DEFAULT_TOPIC, KafkaQueue  # noqa: E402
 
