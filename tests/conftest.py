@@ -77,7 +77,7 @@ def require_module(name: str, service: str) -> ModuleType:
 
 def _worker_redis_url(url: str, worker: str | None) -> str:
     """Under pytest-xdist each worker flushes a database of its own: the one the URL names
-    (15 by default) minus the worker's index, so gw0 has 15, gw1 14, and so on."""
+    (15 by default) minus the worker's index, so gw0 has 15, gw1 14, and so on, down to 1."""
     named = re.fullmatch(r"gw([0-9]+)", worker or "")  # ASCII digits only: "gw\u0661" is not one
     index = int(named.group(1)) if named else 0
     if index == 0:
@@ -86,10 +86,11 @@ def _worker_redis_url(url: str, worker: str | None) -> str:
     if match is None:
         raise pytest.UsageError(f"AGENT_SDK_TEST_REDIS_URL is not a redis:// URL: {url!r}")
     base = int(match.group(2) or 0)
-    if base - index < 0:
+    if base - index < 1:  # database 0 is where a developer's own data usually lives
         raise pytest.UsageError(
             f"AGENT_SDK_TEST_REDIS_URL names database {base}, too low for xdist worker {worker}:"
-            f" each worker takes the database {base} minus its index; name a higher one"
+            f" each worker takes the database {base} minus its index and never 0;"
+            " run fewer workers (-n) or name a higher database"
         )
     return f"{match.group(1)}/{base - index}{match.group(3) or ''}"
 

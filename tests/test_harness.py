@@ -75,8 +75,8 @@ def test_a_hung_test_is_stopped_by_the_configured_timeout(tmp_path: Path) -> Non
 
 def test_each_xdist_worker_gets_its_own_redis_database() -> None:
     url = "redis://127.0.0.1:6379/15"
-    got = [_worker_redis_url(url, w) for w in (None, "master", "gw0", "gw1", "gw2", "gw15")]
-    assert got == [url, url, url, url[:-2] + "14", url[:-2] + "13", url[:-2] + "0"]
+    got = [_worker_redis_url(url, w) for w in (None, "master", "gw0", "gw1", "gw2", "gw14")]
+    assert got == [url, url, url, url[:-2] + "14", url[:-2] + "13", url[:-2] + "1"]
     assert len(set(got[2:])) == 4  # four workers, four databases
     # The rest of the URL is kept; a URL without a database counts as 0.
     assert _worker_redis_url("rediss://:p%40ss@h:1/9?ssl_cert_reqs=none", "gw2") == (
@@ -84,6 +84,7 @@ def test_each_xdist_worker_gets_its_own_redis_database() -> None:
     )
     assert _worker_redis_url("redis://h:1", "gw0") == "redis://h:1"
     for bad, worker in [
+        ("redis://127.0.0.1:6379/15", "gw15"),  # would flush database 0, a developer's own
         ("redis://h:1", "gw1"),  # database 0 has no room below it
         ("redis://h:1/1", "gw2"),
         ("http://h:1/15", "gw1"),  # not Redis at all
@@ -96,3 +97,20 @@ def test_each_xdist_worker_gets_its_own_redis_database() -> None:
     # Names that are not xdist's are not worker indices.
     for odd in ("gw", "gwx", "gw-1", "gw\u0661", ""):
         assert _worker_redis_url(url, odd) == url
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("**Test it**", 1)[1].split("```sh\n", 1)[1].split("\n```", 1)[0]
+    command = block.rsplit(" && ", 1)[1]
+    assert command.startswith("python -m pytest ")
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if "pytest" in line]
+    assert ci[-1] == command, (ci, command)
+    # And the README says where the tests' data goes, and how to move it.
+    for needed in (
+        "database 15",
+        "AGENT_SDK_TEST_REDIS_URL",
+        "`test`",
+        "AGENT_SDK_TEST_POSTGRES_URL",
+    ):
+        assert needed in readme, needed
