@@ -264,6 +264,7 @@ def test_the_listener_reconnects_after_its_backend_is_killed_and_loses_nothing(
     asyncio.run(main())
 
 
+@pytest.mark.slow  # waits out a backoff
 def test_readers_poll_the_store_while_the_listener_is_down(
     reader: Runtime, writer: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

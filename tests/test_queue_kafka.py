@@ -160,6 +160,7 @@ def test_the_next_owner_skips_settled_jobs_and_counts_attempts(
     assert other.depth().total == 0
 
 
+@pytest.mark.slow  # waits on a rebalance
 def test_a_partition_that_moves_takes_its_leases_along(url: str, opened: list[KafkaQueue]) -> None:
     """A second consumer joins while the first holds a lease on every job: the partitions the
     group moves to it take their jobs along (attempt 2 there, Conflict for the first holder);

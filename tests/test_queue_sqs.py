@@ -28,6 +28,9 @@ require_module("moto.server", "SQS (moto's server)")
 from agent_sdk.queue import sqs as sqs_module  # noqa: E402
 from agent_sdk.queue.sqs import SQSQueue, delay_seconds, lease_seconds  # noqa: E402
 
+# Every test here talks to moto's server, a process of its own: out of the quick tier.
+pytestmark = pytest.mark.slow
+
 # moto's server in a process of its own (its CPU is not this process's, as a real SQS's is not),
 # bound to loopback on a free port, which it prints; it ends when its stdin closes.
 #

@@ -449,6 +449,7 @@ def queue_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, 
     return {**env, **extra}
 
 
+@pytest.mark.slow  # waits on two workers
 def test_workers_of_two_regions_on_one_queue_each_run_only_their_own(
     queue_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
