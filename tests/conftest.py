@@ -3,9 +3,12 @@ test does reaches the user's real files, and no test depends on another's leftov
 
 from __future__ import annotations
 
+import importlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -48,22 +51,61 @@ def runtime(settings: Settings) -> Iterator[object]:
         rt.close(wait=True, timeout=10)
 
 
-def _service_missing(what: str, reason: str) -> None:
+def _service_missing(what: str, reason: str, *, module_level: bool = False) -> None:
     """A test that needs a service fails in CI (AGENT_SDK_TEST_REQUIRE_SERVICES=1) and skips
     with the reason on a laptop without it."""
     message = f"{what} is not reachable: {reason}"
     if REQUIRE_SERVICES:
         pytest.fail(message + " (AGENT_SDK_TEST_REQUIRE_SERVICES=1)")
-    pytest.skip(message)
+    pytest.skip(message, allow_module_level=module_level)
 
 
-REDIS_URL = os.environ.get("AGENT_SDK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+def require_module(name: str, service: str) -> ModuleType:
+    """Import the driver a test file needs, at the top of that file. Unlike
+    ``pytest.importorskip`` it obeys AGENT_SDK_TEST_REQUIRE_SERVICES: in CI a missing driver
+    fails the run (a broken install must not pass as "skipped"); elsewhere the file skips."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        _service_missing(
+            service,
+            f"{name} cannot be imported ({exc}); install the test extras: pip install -e '.[test]'",
+            module_level=True,
+        )
+        raise
+
+
+def _worker_redis_url(url: str, worker: str | None) -> str:
+    """Under pytest-xdist each worker flushes a database of its own: the one the URL names
+    (15 by default) minus the worker's index, so gw0 has 15, gw1 14, and so on, down to 1."""
+    named = re.fullmatch(r"gw([0-9]+)", worker or "")  # ASCII digits only: "gw\u0661" is not one
+    index = int(named.group(1)) if named else 0
+    if index == 0:
+        return url
+    match = re.fullmatch(r"(rediss?://[^/?#]*)(?:/(\d*))?([?#].*)?", url)
+    if match is None:
+        raise pytest.UsageError(f"AGENT_SDK_TEST_REDIS_URL is not a redis:// URL: {url!r}")
+    base = int(match.group(2) or 0)
+    if base - index < 1:  # database 0 is where a developer's own data usually lives
+        raise pytest.UsageError(
+            f"AGENT_SDK_TEST_REDIS_URL names database {base}, too low for xdist worker {worker}:"
+            f" each worker takes the database {base} minus its index and never 0;"
+            " run fewer workers (-n) or name a higher database"
+        )
+    return f"{match.group(1)}/{base - index}{match.group(3) or ''}"
+
+
+REDIS_URL = _worker_redis_url(
+    os.environ.get("AGENT_SDK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+    os.environ.get("PYTEST_XDIST_WORKER"),
+)
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """A Redis database for one test, flushed before and after (database 15 by default, so a
-    developer's own data in database 0 is never touched)."""
+    developer's own data in database 0 is never touched; under xdist, 15 minus the worker's
+    index, so two workers never flush each other's)."""
     try:
         import redis
     except ImportError:

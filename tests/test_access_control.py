@@ -7,6 +7,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,9 @@ def problem(resp: Any, status: int) -> dict[str, Any]:
 
 
 def wait_done(client: TestClient, run_id: str, headers: dict[str, str]) -> None:
-    for _ in range(500):
-        if client.get(f"/v1/runs/{run_id}", headers=headers).json()["status"] != "running":
-            return
+    deadline = time.monotonic() + 60  # generous: a loaded machine is slow, not wrong
+    while client.get(f"/v1/runs/{run_id}", headers=headers).json()["status"] == "running":
+        assert time.monotonic() < deadline, f"run {run_id} still running after 60 s"
         time.sleep(0.01)
 
 
@@ -167,8 +168,10 @@ def test_bad_key_requests_are_invalid_input(client: TestClient, root: dict[str, 
 
 # -- key lifecycle -------------------------------------------------------------------------------
 def test_key_lifecycle_rotation_grace_and_revocation(
-    client: TestClient, root: dict[str, str]
+    app: FastAPI, client: TestClient, root: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    now = [datetime.now(UTC)]  # stepped by hand: a real half-second grace raced a busy machine
+    monkeypatch.setattr(app.state.runtime.keys, "_clock", lambda: now[0])
     made = client.post("/v1/admin/api-keys", json={"name": "ci", "role": "viewer"}, headers=root)
     key, token = made.json()["key"], made.json()["token"]
     assert token.startswith("asdk_") and token.endswith(key["last4"])
@@ -182,7 +185,7 @@ def test_key_lifecycle_rotation_grace_and_revocation(
     assert rotated["key"]["id"] == key["id"] and new != token
     assert client.get("/v1/runs", headers=bearer(token)).status_code == 200  # within grace
     assert client.get("/v1/runs", headers=bearer(new)).status_code == 200
-    time.sleep(0.6)
+    now[0] += timedelta(seconds=0.5)
     assert problem(client.get("/v1/runs", headers=bearer(token)), 401)  # grace over
     client.post(f"/v1/admin/api-keys/{key['id']}/rotate", headers=root)  # no grace: at once
     assert problem(client.get("/v1/runs", headers=bearer(new)), 401)
@@ -212,12 +215,32 @@ def test_a_bad_checksum_is_refused_without_a_database_read(
     assert len(calls) == 1
 
 
-def test_expired_keys_are_refused(client: TestClient, make_key: MakeKey) -> None:
-    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1.5))
-    token = make_key(expires_at=soon)
-    assert client.get("/v1/runs", headers=bearer(token)).status_code == 200
-    time.sleep(2)
-    assert problem(client.get("/v1/runs", headers=bearer(token)), 401)
+def test_expired_keys_are_refused(
+    app: FastAPI,
+    client: TestClient,
+    root: dict[str, str],
+    make_key: MakeKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The key service's clock is stepped by hand: a wall-clock expiry a second away failed on a
+    # loaded machine whenever the create request itself took longer than that.
+    now = [datetime.now(UTC)]
+    monkeypatch.setattr(app.state.runtime.keys, "_clock", lambda: now[0])
+    expires = now[0] + timedelta(hours=1)
+    token = make_key(expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    expires = expires.replace(microsecond=0)  # the whole second the request named
+    h = bearer(token)
+    now[0] = expires - timedelta(microseconds=1)
+    assert client.get("/v1/runs", headers=h).status_code == 200
+    now[0] = expires  # the instant it names is already past
+    assert problem(client.get("/v1/runs", headers=h), 401)
+    now[0] = expires + timedelta(days=3650)
+    assert problem(client.get("/v1/runs", headers=h), 401)
+    # Hostile: an expiry already past by the service's clock, or not a time, is refused.
+    for bad in [(now[0] - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), "tomorrow", ""]:
+        resp = client.post("/v1/admin/api-keys", json={"name": "x", "expires_at": bad},
+                           headers=root)  # fmt: skip
+        assert problem(resp, 422)
 
 
 # -- rate limits and networks --------------------------------------------------------------------

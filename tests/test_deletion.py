@@ -408,6 +408,7 @@ def test_a_follower_of_a_deleted_run_sees_its_stream_end(rt: Runtime) -> None:
         rt.runs.get(ORG, run.id)
 
 
+@pytest.mark.slow  # hundreds of runs
 # -- big sessions ----------------------------------------------------------------------------------
 def test_a_session_with_many_runs_goes_in_one_erasure(rt: Runtime) -> None:
     from agent_sdk.records import Run

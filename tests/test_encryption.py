@@ -446,6 +446,7 @@ def test_rotation_and_rewrap_through_the_cli(env: dict[str, str], raw: Raw) -> N
     assert "encryption_keys.rotate" in log and "encryption_keys.rewrap" in log
 
 
+@pytest.mark.slow  # writer threads for seconds
 def test_rewrap_runs_alongside_writers_and_reads_keep_working(runtime: Runtime, raw: Raw) -> None:
     for i in range(6):
         runtime.runs.create("default", "demo", f"before {i}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agent_sdk.config import Settings
+from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.keys import MAX_GRACE_SECONDS
 from agent_sdk.core.orgs import ORG_ID
 from agent_sdk.server.app import create_app
@@ -22,18 +22,29 @@ with warnings.catch_warnings():
 NOOP = {"name": "noop", "model": "scripted", "script": [{"text": "ok"}]}
 
 
-@pytest.fixture
+# One server and one document for the whole module: building the app and its document took
+# 2-7 s a test on a busy machine, and these tests only read, or write what no other test here
+# looks at (a key, a run, an org that exists already).
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    home = tmp_path_factory.mktemp("openapi-doc") / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "NO_COLOR": "1"}
+    return load_settings(env=env, cwd=home)
+
+
+@pytest.fixture(scope="module")
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:
         yield c
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def auth(settings: Settings, client: TestClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.admin_token_path.read_text().strip()}"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def doc(client: TestClient, auth: dict[str, str]) -> dict[str, Any]:
     # With the docs off (the default) the document is served to credentials only.
     resp = client.get("/openapi.json", headers=auth)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from conftest import require_module
 from contracts.queue_contract import MakeQueue, QueueContract
 
 from agent_sdk.config import Settings
@@ -25,7 +26,7 @@ from agent_sdk.queue import open_queue, queue_from_settings
 from agent_sdk.queue._kafka_state import METADATA_LIMIT, CommitMarks, PartitionState
 from agent_sdk.queue.base import Queue, QueueDepth
 
-ck = pytest.importorskip("confluent_kafka")
+ck = require_module("confluent_kafka", "Kafka (librdkafka's mock cluster)")
 from agent_sdk.queue import _kafka_group  # noqa: E402
 from agent_sdk.queue.kafka import DEFAULT_TOPIC, KafkaQueue  # noqa: E402
 
@@ -159,6 +160,7 @@ def test_the_next_owner_skips_settled_jobs_and_counts_attempts(
     assert other.depth().total == 0
 
 
+@pytest.mark.slow  # waits on a rebalance
 def test_a_partition_that_moves_takes_its_leases_along(url: str, opened: list[KafkaQueue]) -> None:
     """A second consumer joins while the first holds a lease on every job: the partitions the
     group moves to it take their jobs along (attempt 2 there, Conflict for the first holder);

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import require_module
 from contracts.queue_contract import MakeQueue, QueueContract
 
 from agent_sdk.config import Settings
@@ -15,7 +16,7 @@ from agent_sdk.errors import BackendUnavailable, ConfigError
 from agent_sdk.queue import open_queue, queue_from_settings
 from agent_sdk.queue.base import Queue
 
-redis = pytest.importorskip("redis")
+redis = require_module("redis", "Redis")
 from agent_sdk.queue.redis import DEFAULT_QUEUE, RedisQueue  # noqa: E402
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_module
 from contracts.queue_contract import MakeQueue, QueueContract
 
 from agent_sdk.config import Settings, load_settings
@@ -22,10 +23,13 @@ from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidI
 from agent_sdk.queue import open_queue, queue_from_settings
 from agent_sdk.queue.base import Queue, QueueDepth
 
-boto3 = pytest.importorskip("boto3")
-pytest.importorskip("moto.server")
+boto3 = require_module("boto3", "SQS (moto's server)")
+require_module("moto.server", "SQS (moto's server)")
 from agent_sdk.queue import sqs as sqs_module  # noqa: E402
 from agent_sdk.queue.sqs import SQSQueue, delay_seconds, lease_seconds  # noqa: E402
+
+# Every test here talks to moto's server, a process of its own: out of the quick tier.
+pytestmark = pytest.mark.slow
 
 # moto's server in a process of its own (its CPU is not this process's, as a real SQS's is not),
 # bound to loopback on a free port, which it prints; it ends when its stdin closes.

@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Callable, Iterator
 
 import pytest
+from conftest import require_module
 
 from agent_sdk.errors import BackendUnavailable, ConfigError, InvalidInput
 from agent_sdk.masking import mask_url
@@ -303,7 +304,7 @@ def _closed_port() -> int:
 
 
 def test_redis_down_is_backend_unavailable_without_the_password() -> None:
-    pytest.importorskip("redis")
+    require_module("redis", "Redis")
     url = f"redis://:secret@127.0.0.1:{_closed_port()}/0"
     with RedisRateLimiter(url, timeout=1) as rl:
         with pytest.raises(BackendUnavailable) as info:
@@ -315,7 +316,7 @@ def test_redis_down_is_backend_unavailable_without_the_password() -> None:
 
 
 def test_redis_bad_url_is_a_config_error() -> None:
-    pytest.importorskip("redis")
+    require_module("redis", "Redis")
     with pytest.raises(ConfigError) as info:
         RedisRateLimiter("http://user:secret@example.com/")
     assert "secret" not in str(info.value)

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -154,6 +155,28 @@ def test_the_timing_probe_refuses_what_the_static_checks_let_through(
     with pytest.raises(InvalidInput, match="took .* ms to scan"):
         rt.redaction.set_pattern(ORG, "heavy", heavy, actor=ALICE)
     rt.redaction.set_pattern(ORG, "light", r"EMP-\d{6}", actor=ALICE)  # the control passes
+
+
+def test_the_probe_times_the_pattern_not_a_busy_machine(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wall clock as a loaded machine shows it to a preempted thread: 50 ms pass between any
+    # two readings. The probe failed a cheap pattern this way (4 ms against a 1 ms bound) in CI.
+    ticks = iter(range(10**9))
+    busy = SimpleNamespace(
+        perf_counter=lambda: next(ticks) * 0.05,
+        monotonic=lambda: next(ticks) * 0.05,
+        time=lambda: next(ticks) * 0.05,
+        thread_time=time.thread_time,
+    )
+    monkeypatch.setattr(redact_safety, "time", busy)
+    monkeypatch.setattr(redact_safety, "PROBE_SECONDS", 0.01)
+    rt.redaction.set_pattern(ORG, "light", r"EMP-\d{6}", actor=ALICE)
+    assert "light" in json.dumps(rt.redaction.show(ORG).to_dict())
+    # And a wall clock that stands still hides nothing: the costly pattern is still refused.
+    busy.perf_counter = busy.monotonic = busy.time = lambda: 0.0
+    with pytest.raises(InvalidInput, match="took .* ms to scan"):
+        rt.redaction.set_pattern(ORG, "heavy", r"\w{1,30}\w{1,30}x", actor=ALICE)
 
 
 def test_removing_an_unknown_pattern_is_not_found(rt: Runtime) -> None:

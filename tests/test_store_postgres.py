@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from conftest import require_module
 from contracts.audit_store_contract import AuditStoreContract
 from contracts.idempotency_store_contract import IdempotencyStoreContract
 from contracts.key_store_contract import KeyStoreContract
@@ -21,7 +22,7 @@ from agent_sdk.store.migrations import load_migrations
 from agent_sdk.store.postgres import PostgresStore
 from agent_sdk.store.workers import WorkerInfo
 
-pytest.importorskip("psycopg")
+require_module("psycopg", "Postgres")
 
 
 @pytest.fixture

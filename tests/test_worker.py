@@ -321,6 +321,7 @@ def test_cancel_a_run_running_on_another_process(
         api.close(wait=False)
 
 
+@pytest.mark.slow  # waits on a sweep
 def test_a_running_worker_sweeps_up_runs_that_lost_their_job(
     isolated_env: dict[str, str],
 ) -> None:

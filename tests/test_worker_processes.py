@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads children from /proc")
+pytestmark = [
+    pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads children from /proc"),
+    pytest.mark.slow,  # real worker processes
+]
 
 
 def _children(pid: int) -> set[int]:
