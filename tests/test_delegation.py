@@ -200,7 +200,8 @@ def test_another_org_is_out_of_reach(world: World) -> None:
         # Hostile org headers are refused before anything else.
         for org in ("default ", "../default", "default\x00", "*"):
             resp = world.client.post(KEYS, json={"name": "x"}, headers={**giver, "X-Org-Id": org})
-            assert resp.status_code == 400, (org, resp.text)
+            # A NUL is refused with the rest of the text no store can hold (422), first of all.
+            assert resp.status_code == (422 if "\x00" in org else 400), (org, resp.text)
     assert world.key_ids() == before
     assert world.whoami(world.root)["key_id"] == root_key_id  # the root key still works
 

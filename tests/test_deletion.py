@@ -211,7 +211,9 @@ def test_odd_ids_are_not_found(client: TestClient, root: dict[str, str], odd: st
     run_id = create(client, root, session_id="s")
     for kind in ("runs", "sessions"):
         resp = client.delete(f"/v1/admin/{kind}/{odd}", headers=root)
-        assert resp.status_code == 404, (kind, odd, resp.status_code, resp.text[:200])
+        # A NUL is text no store can hold: refused as invalid input before any look-up.
+        expected = 422 if odd == "%00" else 404
+        assert resp.status_code == expected, (kind, odd, resp.status_code, resp.text[:200])
     assert client.get(f"/v1/runs/{run_id}", headers=root).status_code == 200
     assert client.get("/v1/sessions/s", headers=root).json()["run_count"] == 1
 

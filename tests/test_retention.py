@@ -303,7 +303,7 @@ def test_who_may_read_and_change_a_policy(
     assert rt.store.get_org_setting(ORG, "retention") is None
     for hostile in ("../default", "default/../x", "a" * 65, "nobody\x00"):
         resp = client.get("/v1/admin/retention", headers={**root, "X-Org-Id": hostile})
-        assert resp.status_code == 400, hostile
+        assert resp.status_code == (422 if "\x00" in hostile else 400), hostile
     assert (
         client.get("/v1/admin/retention", headers={**root, "X-Org-Id": "nobody"}).status_code == 404
     )
