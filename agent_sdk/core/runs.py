@@ -484,8 +484,11 @@ class RunService:
                     continue
                 while True:
                     wait = PUSHED_POLL_INTERVAL if bus.pushed else POLL_INTERVAL
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that
+                    # lands as the queue hands over an item, and the follower then never stops.
                     try:
-                        item = await asyncio.wait_for(sub.queue.get(), wait)
+                        async with asyncio.timeout(wait):
+                            item = await sub.queue.get()
                     except TimeoutError:
                         break
                     if item is None or sub.lagged or item.seq > after + 1:

@@ -151,8 +151,10 @@ class Worker:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the worker is told to stop."""
+        # asyncio.timeout, not wait_for, which on Python 3.11 can lose a concurrent cancel.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
 
     # -- liveness (``agent-sdk status``, /ready) ---------------------------------------------
     @property
