@@ -5,14 +5,14 @@ of `agent-sdk serve`) is in tests/faults/test_inline_crash.py."""
 
 from __future__ import annotations
 
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.recovery import recover
@@ -38,13 +38,6 @@ def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
     import os
 
     return load_settings(env=dict(os.environ), cwd=Path.cwd())
-
-
-def _wait(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def _left_running(rt: Runtime, run: Run, heartbeat: str | None = None) -> Run:
@@ -123,7 +116,9 @@ def test_a_restarted_inline_server_finishes_every_run_the_dead_one_left(
 
             everyone = runs["queued"] + runs["fresh"] + runs["old"]
             # Within the first sweep (a lease and a beat after start) and a generous margin.
-            _wait("every run to finish", lambda: all(status(r) == "succeeded" for r in everyone))
+            wait_until(
+                "every run to finish", lambda: all(status(r) == "succeeded" for r in everyone)
+            )
             assert status(runs["done"][0]) == "succeeded"
         for run in runs["queued"]:
             got = rt.store.get_run(ORG, run.id)
@@ -159,7 +154,7 @@ def test_the_sweep_leaves_a_live_run_alone_until_its_heartbeat_is_a_lease_old(
     try:
         # Executing here, on a loop that could be too busy to beat: never handed on twice.
         ours = rt.runs.create(ORG, slow, "ours")
-        _wait("our run to start", lambda: rt.store.get_run(ORG, ours.id).status == "running")
+        wait_until("our run to start", lambda: rt.store.get_run(ORG, ours.id).status == "running")
         beat = datetime.fromisoformat(rt.store.get_run(ORG, other.id).updated_at)
         for after in (0.0, 0.5 * LEASE, 0.99 * LEASE):
             found = recover(rt, None, now=beat + timedelta(seconds=after))
@@ -167,14 +162,16 @@ def test_the_sweep_leaves_a_live_run_alone_until_its_heartbeat_is_a_lease_old(
         assert rt.store.get_run(ORG, other.id).attempts == 1
         found = recover(rt, None, now=beat + timedelta(seconds=1.5 * LEASE))
         assert found.orphans == 1 and found.requeued == 0  # other only; ours is held here
-        _wait("the takeover", lambda: rt.store.get_run(ORG, other.id).status == "succeeded")
+        wait_until("the takeover", lambda: rt.store.get_run(ORG, other.id).status == "succeeded")
         assert rt.store.get_run(ORG, other.id).attempts == 2
         assert rt.store.get_run(ORG, ours.id).attempts == 1
         far = datetime.now(UTC) + timedelta(seconds=3.5 * LEASE)
         assert recover(rt, None, now=far).requeued == 1
-        _wait("the waiting run", lambda: rt.store.get_run(ORG, waiting.id).status == "succeeded")
+        wait_until(
+            "the waiting run", lambda: rt.store.get_run(ORG, waiting.id).status == "succeeded"
+        )
         rt.runs.cancel(ORG, ours.id)
-        _wait("our run to end", lambda: rt.store.get_run(ORG, ours.id).status == "cancelled")
+        wait_until("our run to end", lambda: rt.store.get_run(ORG, ours.id).status == "cancelled")
         for run_id in (other.id, ours.id, waiting.id):
             check_invariants(rt, rt.store.get_run(ORG, run_id))
     finally:

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from waiting import wait_until
 
 from agent_sdk.records import EventType
 from agent_sdk.store import open_store
@@ -167,14 +168,6 @@ def cluster(
         c.stop()
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def _all_runs(client: httpx.Client, url: str, **params: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     cursor: str | None = None
@@ -225,7 +218,7 @@ def _exercise(
         body: dict[str, Any] = answer.json()
         return body
 
-    _wait("four live workers", lambda: status()["workers"]["count"] == 4, 30)
+    wait_until("four live workers", lambda: status()["workers"]["count"] == 4, 30)
     # The same key works on both servers: they share the pepper, not a data directory.
     assert api.get(f"{urls[1]}/v1/runs", params={"limit": 1}).status_code == 200
 
@@ -302,7 +295,7 @@ def _exercise(
     def unfinished() -> int:
         return sum(len(_all_runs(api, urls[0], status=s)) for s in ("queued", "running"))
 
-    _wait("every run to finish", lambda: unfinished() == 0, 120)
+    wait_until("every run to finish", lambda: unfinished() == 0, 120)
     runs = _all_runs(api, urls[1])
     assert len(runs) == RUNS  # the refused requests created nothing, the keyed ones one each
     assert {r["id"] for r in runs} == set(created)
@@ -334,9 +327,9 @@ def _exercise(
             queue[k] == 0 for k in ("ready", "delayed", "leased", "dead")
         )
 
-    _wait("an empty queue", drained, 30)
+    wait_until("an empty queue", drained, 30)
     # The killed worker never removed its row: status shows it stale once three leases passed.
-    _wait("the killed worker to show as stale", lambda: status()["workers"]["stale"] == 1,
+    wait_until("the killed worker to show as stale", lambda: status()["workers"]["stale"] == 1,
           4 * LEASE + 5)  # fmt: skip
     assert status()["workers"]["count"] == 3
     assert {w["pid"] for w in status()["workers"]["alive"]} == {

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+import waiting
+from waiting import log_tails
 
 ORG = "default"
 TERMINAL = {"run.succeeded", "run.failed", "run.cancelled", "run.dead"}
@@ -28,16 +30,8 @@ def start(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]
 def wait_until(
     what: str, check: Callable[[], Any], timeout: float = 60, log: Path | None = None
 ) -> Any:
-    """Poll ``check`` until it returns something truthy; a generous deadline, no fixed sleep."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-8000:] if log and log.exists() else ""
-            raise AssertionError(f"timed out waiting for {what}\n{tail}")
-        time.sleep(0.05)
+    """:func:`waiting.wait_until`, showing the tail of the worker's log on a timeout."""
+    return waiting.wait_until(what, check, timeout, log_tails([log] if log else []))
 
 
 def kill_all(procs: Iterable[subprocess.Popen[bytes]]) -> None:

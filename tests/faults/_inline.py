@@ -3,8 +3,6 @@ the invariants every drill checks after it ends, and waiting on conditions (neve
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +42,6 @@ def agent(i: int, calls: Path) -> dict[str, Any]:
 
 def text_input(i: int) -> str:
     return f"#{i} {ODD[i % len(ODD)]}"
-
-
-def wait(what: str, check: Callable[[], bool], timeout: float, log: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{log()}")
-        time.sleep(0.1)
 
 
 def all_runs(client: httpx.Client, url: str, **params: Any) -> list[dict[str, Any]]:

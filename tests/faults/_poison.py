@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+import waiting
+from waiting import log_tails
 
 from agent_sdk.config import Settings
 from agent_sdk.records import Event, EventType, Run
@@ -137,17 +139,8 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 def wait_until(
     what: str, check: Callable[[], bool], timeout: float, logs: Iterable[Path] = ()
 ) -> None:
-    """Poll ``check`` until it holds; a generous deadline, never a fixed sleep."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            text = "\n".join(
-                f"----- {p} -----\n{p.read_text(errors='replace')[-8000:]}"
-                for p in logs
-                if p.exists()
-            )
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}\n{text}")
-        time.sleep(0.1)
+    """:func:`waiting.wait_until`, showing the tails of the processes' logs on a timeout."""
+    waiting.wait_until(what, check, timeout, log_tails(logs))
 
 
 # -- faults in recording a run's end -------------------------------------------------------------

@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import waiting
+
 from agent_sdk.config import Settings
 from agent_sdk.records import EventType, Run
 from agent_sdk.store.base import Store
@@ -27,11 +29,7 @@ def cli(*args: str) -> list[str]:
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
+    waiting.wait_until(what, check, timeout)
 
 
 class Workers:

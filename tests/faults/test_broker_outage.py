@@ -35,7 +35,7 @@ from agent_sdk.core.worker import Worker
 from agent_sdk.errors import BackendUnavailable
 from agent_sdk.queue.sqlite import SQLiteQueue
 from agent_sdk.records import RunStatus
-from tests.faults._broker import (
+from faults._broker import (
     ORG,
     alive,
     check_invariants,
@@ -46,7 +46,7 @@ from tests.faults._broker import (
     wait_until,
     workers_of,
 )
-from tests.faults._proxy import Proxy
+from faults._proxy import Proxy
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 from server_process import ServeProcess, agent_sdk, child_env, migrate
+from waiting import wait_until
 
-from faults._inline import agent, all_runs, check_invariants, text_input, wait
+from faults._inline import agent, all_runs, check_invariants, text_input
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +93,7 @@ def test_kill_9_of_an_inline_server_then_one_restart_finishes_every_run(
         token = first.token
         created = _create_all(first.url, token, calls)
         # Kill while 8 run and most are still queued, once some tools have recorded results.
-        wait(
+        wait_until(
             "runs in flight with tool results recorded",
             lambda: (
                 calls.read_text().count("\n") >= 4
@@ -109,7 +110,7 @@ def test_kill_9_of_an_inline_server_then_one_restart_finishes_every_run(
     assert before.get("running") == CONCURRENCY and before.get("queued", 0) >= 10, before
 
     with ServeProcess(env, log) as second:
-        wait(
+        wait_until(
             "every run to finish after one restart",
             lambda: _counts(second.url, token) == {"succeeded": RUNS},
             FINISH_WITHIN,
@@ -151,7 +152,7 @@ def test_kill_9_of_server_and_worker_in_queue_mode_then_one_restart_finishes_eve
     try:
         token = first.token
         created = _create_all(first.url, token, calls)
-        wait(
+        wait_until(
             "runs in flight with tool results recorded",
             lambda: (
                 calls.read_text().count("\n") >= 4
@@ -166,7 +167,7 @@ def test_kill_9_of_server_and_worker_in_queue_mode_then_one_restart_finishes_eve
 
         with ServeProcess(env, log) as second:
             procs.append(_worker(env, log))
-            wait(
+            wait_until(
                 "every run to finish after one restart",
                 lambda: _counts(second.url, token) == {"succeeded": RUNS},
                 FINISH_WITHIN,
