@@ -142,6 +142,11 @@ async def sweep(runtime: Runtime, queue: Queue | None, *, first: float, every: f
         except AgentSDKError as exc:
             log.warning("recovery sweep failed: %s", exc.message)
             continue
-        if found.requeued or found.orphans:
-            log.warning("recovery sweep: %d queued run(s) handed on, %d orphaned run(s) taken over",
-                        found.requeued, found.orphans)  # fmt: skip
+        report(found, "recovery sweep")
+
+
+def report(found: Recovered, what: str) -> None:
+    """One log line for what a recovery found, if it found anything."""
+    if found.requeued or found.orphans:
+        log.warning("%s: %d queued run(s) handed on, %d orphaned run(s) taken over",
+                    what, found.requeued, found.orphans)  # fmt: skip

@@ -210,16 +210,12 @@ class Worker:
         take over runs whose process died. Recovery at start covers a restart; this covers a
         server that died and is not coming back while workers go on. Enqueueing is idempotent
         (the job id is the run id), so several workers sweeping at once do no harm."""
-        from agent_sdk.core.recovery import recover
+        from agent_sdk.core.recovery import sweep
 
         if not self.runtime.settings.run_recovery_enabled:
             return
-        while True:
-            await asyncio.sleep(3 * self.lease_seconds)
-            try:
-                await asyncio.to_thread(recover, self.runtime, self.queue)
-            except AgentSDKError as exc:
-                log.warning("recovery sweep failed: %s", exc.message)
+        every = 3 * self.lease_seconds
+        await sweep(self.runtime, self.queue, first=every, every=every)
 
     async def _handle(self, lease: Lease) -> None:
         if self._stopping:  # leased just as the worker began to stop: straight back

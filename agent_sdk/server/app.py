@@ -166,7 +166,7 @@ def _bootstrap(rt: Runtime, settings: Settings) -> None:
 def _recover(rt: Runtime) -> None:
     """Runs a dead server or worker left behind: queued runs get their job (queue mode) or
     start here (inline), runs left running are taken over (see agent_sdk.core.recovery)."""
-    from agent_sdk.core.recovery import recover
+    from agent_sdk.core.recovery import recover, report
 
     try:
         queue = rt.queue if rt.settings.execution_mode == "queue" else None
@@ -175,9 +175,7 @@ def _recover(rt: Runtime) -> None:
         # Serve anyway: /ready reports the broken queue, and workers recover when they start.
         log.warning("recovery skipped: %s", exc.message)
         return
-    if found.requeued or found.orphans:
-        log.warning("recovery: %d queued run(s) handed on, %d orphaned run(s) taken over",
-                    found.requeued, found.orphans)  # fmt: skip
+    report(found, "recovery")
 
 
 def _start_recovery_sweep(rt: Runtime) -> asyncio.Task[None] | None:
