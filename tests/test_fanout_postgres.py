@@ -128,6 +128,15 @@ async def pushed(rt: Runtime) -> None:
     await until(lambda: rt.bus.pushed)
 
 
+async def quiet(rt: Runtime, sub: Subscription) -> None:
+    """Wait until the listener that ``sub`` started is up *and* its "re-read the store" wake-up
+    has reached ``sub``, so the next thing ``sub`` hears is news. (``pushed`` turns True in the
+    listener's thread before that wake-up crosses to the loop: draining at once raced it.)"""
+    await pushed(rt)
+    assert await woken(sub, FAST), "the listener came up without waking its subscriber"
+    assert sub.queue.empty()
+
+
 def channel_of(postgres_url: str) -> str:
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         row = conn.execute(f"SELECT {CHANNEL_SQL}").fetchone()
@@ -389,8 +398,7 @@ def test_another_orgs_run_cannot_be_followed_and_its_events_wake_no_one_else(
                 pass
         sub = reader.bus.subscribe(ours)
         try:
-            await pushed(reader)
-            sub.drain()
+            await quiet(reader, sub)
             writer.append_event(OTHER, theirs, "tool.result", {"secret": "hunter2"})
             await asyncio.sleep(0.3)
             assert sub.queue.empty()
@@ -428,8 +436,7 @@ def test_schemas_in_one_database_do_not_hear_each_other(
         async def main() -> None:
             sub = reader.bus.subscribe(run_id)
             try:
-                await pushed(reader)
-                sub.drain()
+                await quiet(reader, sub)
                 elsewhere.append_event(ORG, run_id, "tool.result", {})
                 assert not await woken(sub, 0.5)
                 writer.append_event(ORG, run_id, "tool.result", {})
@@ -455,8 +462,7 @@ def test_nothing_is_announced_before_commit_nor_after_a_rollback(
     async def main() -> None:
         sub = reader.bus.subscribe(run_id)
         try:
-            await pushed(reader)
-            sub.drain()
+            await quiet(reader, sub)
             with pytest.raises(Boom), writer.transaction():
                 writer.append_event(ORG, run_id, "tool.result", {})
                 raise Boom
