@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import log_tails, wait_until
 
 pytestmark = [
     pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads children from /proc"),
@@ -48,15 +49,34 @@ def _start(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen[bytes]
             stdout=out,
             stderr=out,
         )
-    deadline = time.monotonic() + 30
-    workers: set[int] = set()
-    while time.monotonic() < deadline and len(workers) < 2:
+    details = log_tails([log])
+
+    def two_workers() -> set[int] | None:
         # Children running _work (the spawn context also starts a resource tracker).
-        workers = {c for c in _children(proc.pid) if b"spawn_main" in _cmdline(c)}
-        time.sleep(0.1)
-    assert len(workers) == 2, log.read_text()
-    time.sleep(1.5)  # let them start their loops and install their signal handlers
+        found = {c for c in _children(proc.pid) if b"spawn_main" in _cmdline(c)}
+        return found if len(found) == 2 else None
+
+    workers: set[int] = wait_until("two worker processes", two_workers, 30, details)
+    # A worker catches SIGTERM once its loop runs (and it watches its parent from then on).
+    wait_until(
+        "the workers to handle SIGTERM",
+        lambda: all(_catches(pid, signal.SIGTERM) for pid in workers),
+        30,
+        details,
+    )
     return proc, workers
+
+
+def _catches(pid: int, sig: signal.Signals) -> bool:
+    """Whether ``pid`` has a handler installed for ``sig`` (SigCgt in /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(
+        (line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0"
+    )
+    return bool(int(caught, 16) >> (sig - 1) & 1)
 
 
 def _cmdline(pid: int) -> bytes:
