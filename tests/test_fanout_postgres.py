@@ -303,9 +303,11 @@ def test_an_idle_follower_burns_no_cpu(reader: Runtime, writer: PostgresStore) -
     async def main() -> float:
         followers = [Follower(reader, run_id) for _ in range(3)]
         await pushed(reader)
+        # Settling, not synchronisation: a start-up re-read the window catches costs a
+        # millisecond or so of CPU, well inside the budget.
         await asyncio.sleep(0.2)  # past the start-up re-reads
         cpu = time.process_time()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the window measured: nothing may spin in it
         used = time.process_time() - cpu
         for f in followers:
             await f.stop()
@@ -364,7 +366,7 @@ def test_forged_notifications_are_ignored_and_do_not_stop_the_listener(
         pid = listener_pid(reader)
         for payload in forged:
             await asyncio.to_thread(notify, postgres_url, payload)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # a short window in which no forged note may reach it
         assert follower.got == [] and not follower.task.done()
         assert reader.bus.pushed and listener_pid(reader) == pid
         started = time.monotonic()
@@ -400,7 +402,9 @@ def test_another_orgs_run_cannot_be_followed_and_its_events_wake_no_one_else(
         try:
             await quiet(reader, sub)
             writer.append_event(OTHER, theirs, "tool.result", {"secret": "hunter2"})
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(
+                0.3
+            )  # a short window in which the other org's write must not wake it
             assert sub.queue.empty()
         finally:
             reader.bus.unsubscribe(sub)
@@ -540,7 +544,7 @@ def test_a_store_without_notify_keeps_polling(
 
         async def main() -> None:
             follower = Follower(rt, run_id)
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # a short window in which no listener may start
             assert rt.bus.listener is None and not rt.bus.pushed
             with psycopg.connect(postgres_url, autocommit=True) as conn:
                 conn.execute(f'LISTEN "{channel_of(postgres_url)}"')

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from test_worker import ORG, Flaky, Running, queue_settings, wait_for
 from typer.testing import CliRunner, Result
+from waiting import wait_until
 
 from agent_sdk.cli.main import app as cli_app
 from agent_sdk.config import Settings
@@ -160,8 +161,10 @@ def test_cli_status_lists_a_live_worker_then_drops_it(isolated_env: dict[str, st
         assert shown["workers"]["count"] == 1
         assert shown["workers"]["alive"][0]["name"] == "test"
         first = shown["workers"]["alive"][0]["heartbeat_at"]
-        time.sleep(0.4)  # heartbeats every lease/3 = 0.1 s
-        assert rt.store.list_workers()[0].heartbeat_at > first
+        # Heartbeats every lease/3 = 0.1 s: the next one moves the time on.
+        wait_until(
+            "the worker's next heartbeat", lambda: rt.store.list_workers()[0].heartbeat_at > first
+        )
         # The CLI sees the same (through the local backend, in another runtime).
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("AGENT_SDK_EXECUTION_MODE", "queue")

@@ -76,7 +76,7 @@ def test_queue_mode_enqueues_and_a_worker_executes(isolated_env: dict[str, str])
     api = Runtime(settings)  # the server's side: creates and enqueues, executes nothing
     try:
         runs = [api.runs.create(ORG, NOOP, str(i)) for i in range(20)]
-        time.sleep(0.2)
+        time.sleep(0.2)  # a short window in which nothing may run them: no worker is up yet
         assert {api.runs.get(ORG, r.id).status for r in runs} == {RunStatus.QUEUED}
         assert api.queue.depth().ready == 20
         with Running(settings) as worker_rt:
