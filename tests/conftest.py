@@ -9,10 +9,16 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
 from agent_sdk.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from starlette.testclient import TestClient
+
+    from agent_sdk.core.runtime import Runtime
 
 REQUIRE_SERVICES = os.environ.get("AGENT_SDK_TEST_REQUIRE_SERVICES") == "1"
 
@@ -166,3 +172,40 @@ def engine(
         monkeypatch.setenv("AGENT_SDK_STORAGE_BACKEND", "postgres")
         monkeypatch.setenv("AGENT_SDK_DATABASE_URL", request.getfixturevalue("postgres_url"))
     return str(request.param)
+
+
+# -- the HTTP API on each store (``engine``), for tests of what reaches the edge -------------------
+@pytest.fixture
+def edge_settings(engine: str) -> Settings:
+    return load_settings(env=dict(os.environ), cwd=Path.cwd())
+
+
+@pytest.fixture
+def edge_runtime(edge_settings: Settings) -> Iterator[Runtime]:
+    from agent_sdk.core.runtime import Runtime
+
+    rt = Runtime(edge_settings)
+    try:
+        yield rt
+    finally:
+        rt.close(wait=True, timeout=10)
+
+
+@pytest.fixture
+def edge_client(edge_settings: Settings, edge_runtime: Runtime) -> Iterator[TestClient]:
+    import warnings
+
+    from agent_sdk.server.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from starlette.testclient import TestClient
+
+    with TestClient(create_app(edge_settings, runtime=edge_runtime)) as client:
+        yield client
+
+
+@pytest.fixture
+def edge_auth(edge_settings: Settings, edge_client: TestClient) -> dict[str, str]:
+    """The admin's bearer header (the token exists once the app has started)."""
+    return {"Authorization": f"Bearer {edge_settings.admin_token_path.read_text().strip()}"}

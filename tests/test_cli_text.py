@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
+from raw_sql import raw_sql
 from typer.testing import CliRunner, Result
 
 from agent_sdk.cli.main import app
-from agent_sdk.config import Settings, load_settings
+from agent_sdk.config import load_settings
 
 runner = CliRunner()
 FORMATS = ["json", "jsonl", "table", "yaml", "csv"]
@@ -33,24 +34,6 @@ def ok(*args: str) -> Result:
     assert result.exit_code == 0, (args, result.exit_code, result.stdout, result.stderr)
     assert result.exception is None, (args, result.exception)
     return result
-
-
-def raw_sql(settings: Settings, sql: str, params: tuple[Any, ...]) -> None:
-    """A write around every check of ours, as an old version or an operator could have made."""
-    if settings.storage_backend == "postgres":
-        import psycopg
-
-        with psycopg.connect(settings.database_url, autocommit=True) as db:
-            db.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
-        return
-    import sqlite3
-
-    db = sqlite3.connect(settings.sqlite_path)
-    try:
-        db.execute(sql, params)
-        db.commit()
-    finally:
-        db.close()
 
 
 @pytest.fixture

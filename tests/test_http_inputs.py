@@ -9,15 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.server.app import create_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
@@ -34,44 +30,13 @@ HOSTILE_INTS = [
 LEAKS = ("sqlite", "psycopg", "overflow", "python int", "codec", "traceback", "syntax")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def settings_env(
-    request: pytest.FixtureRequest, isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Settings:
-    env = dict(isolated_env)
-    if request.param == "postgres":
-        env["AGENT_SDK_STORAGE_BACKEND"] = "postgres"
-        env["AGENT_SDK_DATABASE_URL"] = request.getfixturevalue("postgres_url")
-    return load_settings(env=env, cwd=Path.cwd())
-
-
 @pytest.fixture
-def runtime(settings_env: Settings) -> Iterator[Runtime]:
-    rt = Runtime(settings_env)
-    try:
-        yield rt
-    finally:
-        rt.close(wait=True, timeout=10)
-
-
-@pytest.fixture
-def client(settings_env: Settings, runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(settings_env, runtime=runtime)) as c:
-        yield c
-
-
-@pytest.fixture
-def auth(settings_env: Settings, client: TestClient) -> dict[str, str]:
-    return {"Authorization": f"Bearer {settings_env.admin_token_path.read_text().strip()}"}
-
-
-@pytest.fixture
-def run_id(client: TestClient, auth: dict[str, str]) -> str:
-    resp = client.post("/v1/runs", json={"agent": NOOP, "input": "hi"}, headers=auth)
+def run_id(edge_client: TestClient, edge_auth: dict[str, str]) -> str:
+    resp = edge_client.post("/v1/runs", json={"agent": NOOP, "input": "hi"}, headers=edge_auth)
     assert resp.status_code == 201, resp.text
     rid: str = resp.json()["id"]
     for _ in range(2000):  # a finished run: its SSE streams end
-        if client.get(f"/v1/runs/{rid}", headers=auth).json()["status"] == "succeeded":
+        if edge_client.get(f"/v1/runs/{rid}", headers=edge_auth).json()["status"] == "succeeded":
             return rid
     raise AssertionError("the run did not finish")
 
@@ -102,27 +67,27 @@ QUERY_INTS = [
 
 @pytest.mark.parametrize(("path", "param"), QUERY_INTS)
 def test_an_integer_query_parameter_out_of_bounds_is_a_clean_422(
-    client: TestClient, auth: dict[str, str], run_id: str, path: str, param: str
+    edge_client: TestClient, edge_auth: dict[str, str], run_id: str, path: str, param: str
 ) -> None:
     base = path.format(run=run_id)
     sep = "" if base.endswith("&") else "?"
     for value in HOSTILE_INTS:
-        resp = client.get(f"{base}{sep}{param}={value}", headers=auth)
+        resp = edge_client.get(f"{base}{sep}{param}={value}", headers=edge_auth)
         body = assert_clean_problem(resp, 422)
         assert body["code"] == "invalid_input"
         assert [e["loc"] for e in body["errors"]] == [["query", param]], (value, body)
 
 
 def test_the_largest_seq_a_store_holds_is_accepted(
-    client: TestClient, auth: dict[str, str], run_id: str
+    edge_client: TestClient, edge_auth: dict[str, str], run_id: str
 ) -> None:
-    resp = client.get(f"/v1/runs/{run_id}/events?after={MAX_INT64}", headers=auth)
+    resp = edge_client.get(f"/v1/runs/{run_id}/events?after={MAX_INT64}", headers=edge_auth)
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"data": [], "next_after": None}
-    resp = client.get(f"/v1/admin/audit-logs?after={MAX_INT64}", headers=auth)
+    resp = edge_client.get(f"/v1/admin/audit-logs?after={MAX_INT64}", headers=edge_auth)
     assert resp.status_code == 200 and resp.json()["data"] == [], resp.text
     # The bound is documented where the validation is.
-    doc = client.get("/openapi.json", headers=auth).json()
+    doc = edge_client.get("/openapi.json", headers=edge_auth).json()
     params = doc["paths"]["/v1/runs/{run_id}/events"]["get"]["parameters"]
     after = next(p for p in params if p["name"] == "after")["schema"]
     assert (after["minimum"], after["maximum"]) == (0, MAX_INT64)
@@ -130,11 +95,11 @@ def test_the_largest_seq_a_store_holds_is_accepted(
 
 @pytest.mark.parametrize("value", ["9" * 40, str(2**63), "-1", "1.5", "abc"])
 def test_a_hostile_last_event_id_is_a_clean_422(
-    client: TestClient, auth: dict[str, str], run_id: str, value: str
+    edge_client: TestClient, edge_auth: dict[str, str], run_id: str, value: str
 ) -> None:
-    headers = {**auth, "Accept": "text/event-stream", "Last-Event-ID": value}
+    headers = {**edge_auth, "Accept": "text/event-stream", "Last-Event-ID": value}
     for path in (f"/v1/runs/{run_id}/events", f"/v1/runs/{run_id}/events/replay"):
-        assert_clean_problem(client.get(path, headers=headers), 422)
+        assert_clean_problem(edge_client.get(path, headers=headers), 422)
 
 
 BODY_INTS: list[tuple[str, str, dict[str, Any], str]] = [
@@ -152,50 +117,50 @@ OPTIONAL = {"burst", "rate_per_second", "runs_days"}  # null there means "no lim
 
 @pytest.mark.parametrize(("method", "path", "body", "field"), BODY_INTS)
 def test_an_integer_body_field_out_of_bounds_is_a_clean_422(
-    client: TestClient,
-    auth: dict[str, str],
+    edge_client: TestClient,
+    edge_auth: dict[str, str],
     method: str,
     path: str,
     body: dict[str, Any],
     field: str,
 ) -> None:
-    key = client.post("/v1/admin/api-keys", json={"name": "victim"}, headers=auth).json()
+    key = edge_client.post("/v1/admin/api-keys", json={"name": "victim"}, headers=edge_auth).json()
     url = path.format(key=key["key"]["id"])
     for value in HOSTILE_JSON:
         if value is None and field in OPTIONAL:
             continue
-        resp = client.request(method, url, json={**body, field: value}, headers=auth)
+        resp = edge_client.request(method, url, json={**body, field: value}, headers=edge_auth)
         problem = assert_clean_problem(resp, 422)
         assert problem["code"] == "invalid_input", (field, value, problem)
     # Infinity and NaN are not JSON, but Python's parser reads them: refused all the same.
     for raw in ("Infinity", "-Infinity", "NaN"):
         text = json.dumps({**body, field: "__VALUE__"}).replace('"__VALUE__"', raw)
-        resp = client.request(
-            method, url, content=text, headers={**auth, "Content-Type": "application/json"}
+        resp = edge_client.request(
+            method, url, content=text, headers={**edge_auth, "Content-Type": "application/json"}
         )
         assert_clean_problem(resp, 422)
 
 
 def test_a_text_no_store_can_hold_is_refused_in_words_of_ours(
-    client: TestClient, auth: dict[str, str]
+    edge_client: TestClient, edge_auth: dict[str, str]
 ) -> None:
     # A lone surrogate is valid JSON ("\ud800") but no UTF-8 store can hold it.
     body = '{"agent": {"name": "noop", "model": "scripted"}, "input": "x\\ud800y"}'
-    resp = client.post(
-        "/v1/runs", content=body, headers={**auth, "Content-Type": "application/json"}
+    resp = edge_client.post(
+        "/v1/runs", content=body, headers={**edge_auth, "Content-Type": "application/json"}
     )
     problem = assert_clean_problem(resp, 422)
     assert "cannot be stored" in problem["detail"], problem
 
 
 def test_an_unexpected_driver_error_is_answered_generically_and_logged(
-    client: TestClient,
-    auth: dict[str, str],
-    runtime: Runtime,
+    edge_client: TestClient,
+    edge_auth: dict[str, str],
+    edge_runtime: Runtime,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store: Any = runtime.store
+    store: Any = edge_runtime.store
 
     def broken(org_id: str, run_id: str, **_: Any) -> Any:
         # A statement the database refuses: a bug in a query, as the driver reports it.
@@ -203,7 +168,7 @@ def test_an_unexpected_driver_error_is_answered_generically_and_logged(
 
     monkeypatch.setattr(store, "get_run", broken)
     with caplog.at_level(logging.ERROR, logger="agent_sdk.store"):
-        resp = client.get("/v1/runs/run_anything", headers=auth)
+        resp = edge_client.get("/v1/runs/run_anything", headers=edge_auth)
     problem = assert_clean_problem(resp, 500)
     assert problem["detail"] == "the server failed to handle this request; the error was logged"
     assert problem["request_id"] in problem["hint"]

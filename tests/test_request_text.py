@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from raw_sql import raw_sql
 
-from agent_sdk.config import Settings, load_settings
+from agent_sdk.config import Settings
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.server.app import create_app
 from agent_sdk.server.request_text import MAX_JSON_DEPTH
 
 with warnings.catch_warnings():
@@ -64,38 +63,13 @@ HOSTILE: list[tuple[str, bytes, list[Any] | None]] = [
 ]
 
 
-@pytest.fixture
-def settings_env(engine: str, isolated_env: dict[str, str]) -> Settings:
-    import os
-
-    return load_settings(env=dict(os.environ), cwd=Path.cwd())
-
-
-@pytest.fixture
-def runtime(settings_env: Settings) -> Iterator[Runtime]:
-    rt = Runtime(settings_env)
-    try:
-        yield rt
-    finally:
-        rt.close(wait=True, timeout=10)
-
-
-@pytest.fixture
-def client(settings_env: Settings, runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(settings_env, runtime=runtime)) as c:
-        yield c
-
-
-@pytest.fixture
-def auth(settings_env: Settings, client: TestClient) -> dict[str, str]:
-    return {"Authorization": f"Bearer {settings_env.admin_token_path.read_text().strip()}"}
-
-
-def post_run(client: TestClient, auth: dict[str, str], raw: bytes, key: str | None = None) -> Any:
-    headers = {**auth, "Content-Type": "application/json"}
+def post_run(
+    edge_client: TestClient, edge_auth: dict[str, str], raw: bytes, key: str | None = None
+) -> Any:
+    headers = {**edge_auth, "Content-Type": "application/json"}
     if key is not None:
         headers["Idempotency-Key"] = key
-    return client.post("/v1/runs", content=raw, headers=headers)
+    return edge_client.post("/v1/runs", content=raw, headers=headers)
 
 
 def assert_refused(resp: Any, where: list[Any] | None) -> dict[str, Any]:
@@ -112,8 +86,8 @@ def assert_refused(resp: Any, where: list[Any] | None) -> dict[str, Any]:
     return problem
 
 
-def stored_runs(client: TestClient, auth: dict[str, str]) -> list[dict[str, Any]]:
-    resp = client.get("/v1/runs", headers=auth)
+def stored_runs(edge_client: TestClient, edge_auth: dict[str, str]) -> list[dict[str, Any]]:
+    resp = edge_client.get("/v1/runs", headers=edge_auth)
     assert resp.status_code == 200, resp.text
     data: list[dict[str, Any]] = resp.json()["data"]
     return data
@@ -121,17 +95,22 @@ def stored_runs(client: TestClient, auth: dict[str, str]) -> list[dict[str, Any]
 
 @pytest.mark.parametrize(("name", "raw", "where"), HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_text_no_store_can_hold_is_refused_naming_the_field_and_nothing_is_stored(
-    client: TestClient, auth: dict[str, str], runtime: Runtime, name: str, raw: bytes, where: Any
+    edge_client: TestClient,
+    edge_auth: dict[str, str],
+    edge_runtime: Runtime,
+    name: str,
+    raw: bytes,
+    where: Any,
 ) -> None:
     for key in (None, f"key-{len(raw)}"):
-        for _ in range(2):  # a retrying client gets the same answer, and makes nothing
-            assert_refused(post_run(client, auth, raw, key), where)
-    assert stored_runs(client, auth) == []
-    assert runtime.store.list_runs("default", limit=10).items == []
+        for _ in range(2):  # a retrying edge_client gets the same answer, and makes nothing
+            assert_refused(post_run(edge_client, edge_auth, raw, key), where)
+    assert stored_runs(edge_client, edge_auth) == []
+    assert edge_runtime.store.list_runs("default", limit=10).items == []
 
 
 def test_text_a_store_can_hold_is_accepted_up_to_the_documented_depth(
-    client: TestClient, auth: dict[str, str]
+    edge_client: TestClient, edge_auth: dict[str, str]
 ) -> None:
     # A surrogate pair is one character (an emoji), escaped or raw; the depth limit is inclusive.
     deep = '{"k": ' + nested(MAX_JSON_DEPTH - 1) + "}"
@@ -140,9 +119,9 @@ def test_text_a_store_can_hold_is_accepted_up_to_the_documented_depth(
         body(input='"\U0001f600"'),
         body(metadata=deep),
     ):
-        resp = post_run(client, auth, raw)
+        resp = post_run(edge_client, edge_auth, raw)
         assert resp.status_code == 201, (raw[:80], resp.text)
-    runs = stored_runs(client, auth)
+    runs = stored_runs(edge_client, edge_auth)
     assert len(runs) == 3
     assert {r["input"] for r in runs} >= {"\U0001f600 é", "\U0001f600"}
 
@@ -158,37 +137,24 @@ def test_text_a_store_can_hold_is_accepted_up_to_the_documented_depth(
     ],
 )
 def test_a_nul_in_a_path_query_or_header_is_refused_naming_it(
-    client: TestClient, auth: dict[str, str], method: str, path: str, headers: Any, where: Any
+    edge_client: TestClient,
+    edge_auth: dict[str, str],
+    method: str,
+    path: str,
+    headers: Any,
+    where: Any,
 ) -> None:
-    resp = client.request(method, path, headers={**auth, **headers})
+    resp = edge_client.request(method, path, headers={**edge_auth, **headers})
     assert_refused(resp, where)
 
 
 # -- rows that hold such text already ------------------------------------------------------------
-def raw_sql(settings: Settings, sql: str, params: tuple[Any, ...]) -> None:
-    """A write around every check of ours, as an old version or an operator could have made."""
-    if settings.storage_backend == "postgres":
-        import psycopg
-
-        with psycopg.connect(settings.database_url, autocommit=True) as db:
-            db.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
-        return
-    import sqlite3
-
-    db = sqlite3.connect(settings.sqlite_path)
-    try:
-        db.execute(sql, params)
-        db.commit()
-    finally:
-        db.close()
-
-
-def finished_run(client: TestClient, auth: dict[str, str], **extra: str) -> str:
-    resp = post_run(client, auth, body(**extra))
+def finished_run(edge_client: TestClient, edge_auth: dict[str, str], **extra: str) -> str:
+    resp = post_run(edge_client, edge_auth, body(**extra))
     assert resp.status_code == 201, resp.text
     rid: str = resp.json()["id"]
     for _ in range(5000):
-        if client.get(f"/v1/runs/{rid}", headers=auth).json()["status"] == "succeeded":
+        if edge_client.get(f"/v1/runs/{rid}", headers=edge_auth).json()["status"] == "succeeded":
             return rid
     raise AssertionError("the run did not finish")
 
@@ -199,22 +165,22 @@ SHOWN_METADATA = {"k": "a\ufffdb", "\ufffd": [1, "\ufffd"]}
 
 
 def test_a_stored_row_with_lone_surrogates_still_lists_shows_cancels_and_streams(
-    client: TestClient, auth: dict[str, str], settings_env: Settings
+    edge_client: TestClient, edge_auth: dict[str, str], edge_settings: Settings
 ) -> None:
-    rid = finished_run(client, auth)
-    raw_sql(settings_env, "UPDATE runs SET metadata = ? WHERE id = ?", (BAD_METADATA, rid))
+    rid = finished_run(edge_client, edge_auth)
+    raw_sql(edge_settings, "UPDATE runs SET metadata = ? WHERE id = ?", (BAD_METADATA, rid))
     raw_sql(
-        settings_env,
+        edge_settings,
         "UPDATE events SET data = ? WHERE run_id = ? AND seq = 1",
         ('{"agent": "\\udfff"}', rid),
     )
     answers = {
-        "list": client.get("/v1/runs", headers=auth),
-        "show": client.get(f"/v1/runs/{rid}", headers=auth),
-        "cancel": client.post(f"/v1/runs/{rid}/cancel", headers=auth),
-        "events": client.get(f"/v1/runs/{rid}/events", headers=auth),
-        "stream": client.get(f"/v1/runs/{rid}/events?stream=true", headers=auth),
-        "replay": client.get(f"/v1/runs/{rid}/events/replay", headers=auth),
+        "list": edge_client.get("/v1/runs", headers=edge_auth),
+        "show": edge_client.get(f"/v1/runs/{rid}", headers=edge_auth),
+        "cancel": edge_client.post(f"/v1/runs/{rid}/cancel", headers=edge_auth),
+        "events": edge_client.get(f"/v1/runs/{rid}/events", headers=edge_auth),
+        "stream": edge_client.get(f"/v1/runs/{rid}/events?stream=true", headers=edge_auth),
+        "replay": edge_client.get(f"/v1/runs/{rid}/events/replay", headers=edge_auth),
     }
     for what, resp in answers.items():
         assert resp.status_code < 300, (what, resp.status_code, resp.text)
@@ -231,21 +197,21 @@ def test_a_stored_row_with_lone_surrogates_still_lists_shows_cancels_and_streams
 
 
 def test_an_idempotent_replay_of_a_stored_answer_with_a_lone_surrogate_is_no_5xx(
-    client: TestClient, auth: dict[str, str], settings_env: Settings
+    edge_client: TestClient, edge_auth: dict[str, str], edge_settings: Settings
 ) -> None:
     raw = body(metadata='{"k": "v"}')
-    first = post_run(client, auth, raw, key="replay-me")
+    first = post_run(edge_client, edge_auth, raw, key="replay-me")
     assert first.status_code == 201, first.text
     stored = first.json()
     stored["metadata"] = {"k": "\udfff"}
     response = json.dumps(stored)  # ASCII: the escape of the surrogate
     sql = "UPDATE idempotency_keys SET response = ? WHERE key = ?"
-    raw_sql(settings_env, sql, (response, "replay-me"))
-    again = post_run(client, auth, raw, key="replay-me")
+    raw_sql(edge_settings, sql, (response, "replay-me"))
+    again = post_run(edge_client, edge_auth, raw, key="replay-me")
     assert again.status_code == 201, again.text
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["metadata"] == {"k": "\ufffd"}
-    assert len(stored_runs(client, auth)) == 1
+    assert len(stored_runs(edge_client, edge_auth)) == 1
 
 
 def test_every_route_renders_json_with_the_one_robust_encoder() -> None:
@@ -270,24 +236,24 @@ RAW_OUTPUT = b"out\x00 \xff"
 
 
 def test_a_row_holding_bytes_that_are_not_utf8_still_lists_shows_and_cancels(
-    client: TestClient, auth: dict[str, str], settings_env: Settings, engine: str
+    edge_client: TestClient, edge_auth: dict[str, str], edge_settings: Settings, engine: str
 ) -> None:
-    rid = finished_run(client, auth)
+    rid = finished_run(edge_client, edge_auth)
     sql = "UPDATE runs SET input = CAST(? AS TEXT), output = CAST(? AS TEXT) WHERE id = ?"
     if engine == "postgres":
         # PostgreSQL holds only valid UTF-8 without NUL: no such row can exist there.
         import psycopg
 
         with pytest.raises(psycopg.Error):
-            raw_sql(settings_env, sql.replace("?", "convert_from(?, 'UTF8')", 2),
+            raw_sql(edge_settings, sql.replace("?", "convert_from(?, 'UTF8')", 2),
                     (RAW_INPUT, RAW_OUTPUT, rid))  # fmt: skip
     else:
-        raw_sql(settings_env, sql, (RAW_INPUT, RAW_OUTPUT, rid))
+        raw_sql(edge_settings, sql, (RAW_INPUT, RAW_OUTPUT, rid))
     answers = {
-        "list": client.get("/v1/runs", headers=auth),
-        "show": client.get(f"/v1/runs/{rid}", headers=auth),
-        "cancel": client.post(f"/v1/runs/{rid}/cancel", headers=auth),
-        "events": client.get(f"/v1/runs/{rid}/events", headers=auth),
+        "list": edge_client.get("/v1/runs", headers=edge_auth),
+        "show": edge_client.get(f"/v1/runs/{rid}", headers=edge_auth),
+        "cancel": edge_client.post(f"/v1/runs/{rid}/cancel", headers=edge_auth),
+        "events": edge_client.get(f"/v1/runs/{rid}/events", headers=edge_auth),
     }
     for what, resp in answers.items():
         assert resp.status_code < 300, (what, resp.status_code, resp.text)
