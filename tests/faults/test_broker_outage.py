@@ -38,7 +38,6 @@ from agent_sdk.records import RunStatus
 from faults._broker import (
     ORG,
     alive,
-    check_invariants,
     cli,
     kill_all,
     sigkill,
@@ -46,6 +45,7 @@ from faults._broker import (
     wait_until,
     workers_of,
 )
+from faults._invariants import check_invariants
 from faults._proxy import Proxy
 
 pytestmark = pytest.mark.slow
@@ -84,22 +84,15 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
     kill_all(started)
 
 
-def _events(api: Runtime, run_ids: list[str]) -> dict[str, list[object]]:
-    return {r: list(api.store.list_events(ORG, r, after=0, limit=10_000)) for r in run_ids}
-
-
 def _all_ended(api: Runtime, run_ids: list[str]) -> bool:
     return all(api.store.get_run(ORG, r).status.terminal for r in run_ids)
 
 
 def _assert_all_succeeded(api: Runtime, run_ids: list[str]) -> None:
-    events = _events(api, run_ids)
-    check_invariants(events)
-    for run_id, evs in events.items():
-        types = [str(e.type) for e in evs]  # type: ignore[attr-defined]
-        assert "run.cancelled" not in types, f"{run_id} was cancelled: {types}"
-        assert api.store.get_run(ORG, run_id).status is RunStatus.SUCCEEDED, types
-        assert types.count("tool.result") == 5
+    for run_id, got in check_invariants(api.store, ORG, run_ids).items():
+        assert "run.cancelled" not in got.types, f"{run_id} was cancelled: {got.types}"
+        assert got.run.status is RunStatus.SUCCEEDED, got.types
+        assert got.types.count("tool.result") == 5
 
 
 def _health(env: dict[str, str]) -> list[str]:
