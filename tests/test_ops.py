@@ -181,7 +181,6 @@ def test_cli_status_lists_a_live_worker_then_drops_it(isolated_env: dict[str, st
         after.close(wait=False)
 
 
-
 def test_cli_status_shows_a_worker_whose_heartbeat_is_late(isolated_env: dict[str, str]) -> None:
     """A worker that cannot write its heartbeat (its store unreachable, a full disk) cannot say
     so itself: status marks it once its heartbeat is over a lease old, while it is still alive."""
@@ -205,6 +204,7 @@ def test_cli_status_shows_a_worker_whose_heartbeat_is_late(isolated_env: dict[st
     alive = {w["name"]: w["health"] for w in seen["workers"]["alive"]}
     assert alive == {"fresh:1": "ok", "late:2": "heartbeat late"}
     assert seen["workers"]["stale"] == 1
+
 
 # -- HTTP -----------------------------------------------------------------------------------------
 def test_http_retry_status_and_scopes(settings: Settings) -> None:
