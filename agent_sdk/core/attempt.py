@@ -497,7 +497,10 @@ class Attempts:
         either way it is settled, never left to be leased again and again."""
         why = _describe(exc)
         if is_retryable(exc) or isinstance(exc, Conflict):  # an outage, or a lock to wait for
-            log.warning("run %s: the attempt could not start: %s", run_id, why)
+            # A store outage is reported once by the process (a worker's store health), not
+            # once per queued run per retry, which would flood the log of a long outage.
+            level = logging.DEBUG if isinstance(exc, BackendUnavailable) else logging.WARNING
+            log.log(level, "run %s: the attempt could not start: %s", run_id, why)
             return Outcome("retry", delay=self.policy.delay(1), error=why)
         log.error("run %s: the attempt failed: %s", run_id, why, exc_info=exc)
         return Outcome("dead", error=why)

@@ -179,7 +179,10 @@ def test_a_full_disk_under_the_sqlite_store_loses_nothing_and_every_run_finishes
             assert got.run.status is RunStatus.SUCCEEDED, (got.run.error, got.types)
             assert got.types.count("tool.result") == 4, got.types
         text = log.read_text()
+        # One line per state change of the store; per run, at most the one that says it could
+        # not be queued again, never one per retry.
         assert text.count("unreachable: ") == 1 and text.count("reachable again") == 1, text
+        assert "could not start" not in text, text
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0, log.read_text()
     finally:
