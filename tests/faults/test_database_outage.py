@@ -212,5 +212,6 @@ def _drill(
     assert worker.poll() is None, text
     # One line per state change of the store, not one per failed call.
     assert text.count("unreachable: ") == 1 and text.count("reachable again") == 1, text
+    assert "error connecting" not in text and "heartbeat of run" not in text, text
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0, log.read_text()
