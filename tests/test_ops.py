@@ -184,6 +184,31 @@ def test_cli_status_lists_a_live_worker_then_drops_it(isolated_env: dict[str, st
         after.close(wait=False)
 
 
+def test_cli_status_shows_a_worker_whose_heartbeat_is_late(isolated_env: dict[str, str]) -> None:
+    """A worker that cannot write its heartbeat (its store unreachable, a full disk) cannot say
+    so itself: status marks it once its heartbeat is over a lease old, while it is still alive."""
+    from datetime import UTC, datetime, timedelta
+
+    def ago(seconds: float) -> str:
+        at = datetime.now(UTC) - timedelta(seconds=seconds)
+        return at.isoformat(timespec="microseconds")[:-6] + "Z"
+
+    settings = queue_settings(isolated_env)  # a lease of 30 s: alive until 90 s, late past 30
+    rt = Runtime(settings)
+    try:
+        rt.store.register_worker(WorkerInfo("fresh:1", "fresh", 1, ago(60), ago(1)))
+        rt.store.register_worker(WorkerInfo("late:2", "late", 2, ago(60), ago(45), health="ok"))
+        rt.store.register_worker(WorkerInfo("dead:3", "dead", 3, ago(200), ago(100)))
+    finally:
+        rt.close(wait=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AGENT_SDK_EXECUTION_MODE", "queue")
+        seen = data("status")
+    alive = {w["name"]: w["health"] for w in seen["workers"]["alive"]}
+    assert alive == {"fresh:1": "ok", "late:2": "heartbeat late"}
+    assert seen["workers"]["stale"] == 1
+
+
 # -- HTTP -----------------------------------------------------------------------------------------
 def test_http_retry_status_and_scopes(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:

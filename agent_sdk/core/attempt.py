@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.residency import refuse_attempt
 from agent_sdk.core.retry import RetryPolicy, is_retryable
-from agent_sdk.errors import AgentSDKError, Conflict, NotFound, QuotaExceeded, Superseded
+from agent_sdk.errors import (
+    AgentSDKError,
+    BackendUnavailable,
+    Conflict,
+    NotFound,
+    QuotaExceeded,
+    Superseded,
+)
 from agent_sdk.records import EventType, Run, RunStatus, Usage
 from agent_sdk.store._ids import utcnow
 
@@ -406,6 +413,10 @@ class Attempts:
                     log.info("run %s was deleted; stopping this attempt", run.id)
                     drive.cancel(DELETED)
                     return
+                except BackendUnavailable as exc:
+                    # An outage: the process that runs the attempt reports it once (a worker's
+                    # store health), not every run on every beat.
+                    log.debug("heartbeat of run %s failed: %s", run.id, exc.message)
                 except AgentSDKError as exc:
                     log.warning("heartbeat of run %s failed: %s", run.id, exc.message)
 
@@ -486,7 +497,10 @@ class Attempts:
         either way it is settled, never left to be leased again and again."""
         why = _describe(exc)
         if is_retryable(exc) or isinstance(exc, Conflict):  # an outage, or a lock to wait for
-            log.warning("run %s: the attempt could not start: %s", run_id, why)
+            # A store outage is reported once by the process (a worker's store health), not
+            # once per queued run per retry, which would flood the log of a long outage.
+            level = logging.DEBUG if isinstance(exc, BackendUnavailable) else logging.WARNING
+            log.log(level, "run %s: the attempt could not start: %s", run_id, why)
             return Outcome("retry", delay=self.policy.delay(1), error=why)
         log.error("run %s: the attempt failed: %s", run_id, why, exc_info=exc)
         return Outcome("dead", error=why)

@@ -5,10 +5,16 @@
 ``AGENT_SDK_WORKER_LEASE``) is younger than three leases, the same bound recovery uses for the
 heartbeat of a run; an older row is a worker that died without removing itself (kill -9), and
 is counted as stale.
+
+A worker writes its own health with each heartbeat, but it cannot write at all when the store is
+unreachable from it (a network cut, a full disk) or when it is stalled. So a live worker whose
+last heartbeat is over a lease old (three beats missed) shows ``heartbeat late`` instead of what
+it wrote last: it is alive as far as anyone can tell, and not working.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,21 +25,32 @@ if TYPE_CHECKING:
     from agent_sdk.core.runtime import Runtime
 
 
-def stale_before(lease_seconds: float) -> str:
-    """The heartbeat time before which a worker counts as dead."""
-    at = datetime.now(UTC) - timedelta(seconds=3 * lease_seconds)
+LATE = "heartbeat late"
+
+
+def _ago(seconds: float) -> str:
+    at = datetime.now(UTC) - timedelta(seconds=seconds)
     return at.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+def stale_before(lease_seconds: float) -> str:
+    """The heartbeat time before which a worker counts as dead."""
+    return _ago(3 * lease_seconds)
+
+
 def live_workers(runtime: Runtime) -> tuple[list[WorkerInfo], int]:
-    """The workers alive now, and how many registered ones are stale."""
-    cutoff = stale_before(runtime.settings.worker_lease)
+    """The workers alive now (one whose heartbeat is late marked so), and how many registered
+    ones are stale."""
+    lease = runtime.settings.worker_lease
+    cutoff, late = stale_before(lease), _ago(lease)
     alive, stale = [], 0
     for worker in runtime.store.list_workers():
-        if is_alive(worker, cutoff):
-            alive.append(worker)
-        else:
+        if not is_alive(worker, cutoff):
             stale += 1
+        elif worker.heartbeat_at < late:
+            alive.append(dataclasses.replace(worker, health=LATE))
+        else:
+            alive.append(worker)
     return alive, stale
 
 
@@ -78,4 +95,4 @@ def status(runtime: Runtime) -> dict[str, Any]:
     return out
 
 
-__all__ = ["live_workers", "queue_check", "stale_before", "status"]
+__all__ = ["LATE", "live_workers", "queue_check", "stale_before", "status"]

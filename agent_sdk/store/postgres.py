@@ -18,6 +18,13 @@ How it stays correct under concurrency, where the SQLite store relies on its sin
 * Appending an event also NOTIFYs (on commit) the processes whose readers follow runs, so they
   need not poll: see :mod:`agent_sdk.store.pg_notify` and :meth:`PostgresStore.listen_events`.
 
+* Outages: once a call found the database unreachable, the next ones wait at most
+  ``UNREACHABLE_WAIT`` seconds for a pooled connection instead of the whole connect timeout,
+  until one gets a connection again. A server then answers 503 at once and a worker's loop is
+  not held up for seconds by each call; the pool keeps reconnecting in the background. The
+  pool's own warnings (one per reconnect try) are left out of the log: the store's callers
+  report the outage once when it starts and once when it ends.
+
 psycopg is imported inside this module only when a Postgres store is opened.
 """
 
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -57,6 +65,9 @@ from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sq
 if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
+
+# Seconds a call waits for a pooled connection while the database is known to be unreachable.
+UNREACHABLE_WAIT = 0.5
 
 _UPDATABLE = frozenset(
     "status output error usage steps attempts started_at finished_at cancel_requested".split()
@@ -125,7 +136,9 @@ class PostgresStore(
         # Whether appended events are announced with NOTIFY (and listen_events() is offered).
         self.notify = notify
         self._conninfo, self._connect_timeout = conninfo, connect_timeout
+        self._unreachable = False  # the last call could not reach the database
         self._probe(conninfo, connect_timeout)
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
         self._pool: ConnectionPool[Any] = ConnectionPool(
             conninfo,
             min_size=min_size,
@@ -181,9 +194,18 @@ class PostgresStore(
     def _error(self, exc: Exception) -> Exception:
         from psycopg_pool import PoolTimeout
 
-        if isinstance(exc, PoolTimeout):
-            return self._unavailable(exc)
-        return translate(exc, f"Postgres at {self.display_url}")
+        error = (
+            self._unavailable(exc)
+            if isinstance(exc, PoolTimeout)
+            else translate(exc, f"Postgres at {self.display_url}")
+        )
+        if isinstance(error, BackendUnavailable):
+            self._unreachable = True
+        return error
+
+    def _wait(self) -> float:
+        """How long a call waits for a pooled connection (see the module's docstring)."""
+        return UNREACHABLE_WAIT if self._unreachable else self._connect_timeout
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -194,7 +216,8 @@ class PostgresStore(
         if self._pool.closed:
             raise BackendUnavailable(f"the store of {self.display_url} is closed")
         try:
-            with self._pool.connection() as pooled:
+            with self._pool.connection(timeout=self._wait()) as pooled:
+                self._unreachable = False
                 yield pooled
         except Exception as exc:
             if _is_driver_error(exc):
@@ -244,9 +267,10 @@ class PostgresStore(
         if self._pool.closed:
             raise BackendUnavailable(f"the store of {self.display_url} is closed")
         try:
-            conn = self._pool.getconn()
+            conn = self._pool.getconn(timeout=self._wait())
         except Exception as exc:
             raise self._error(exc) from exc
+        self._unreachable = False
         try:
             try:
                 conn.execute("BEGIN")

@@ -1,5 +1,5 @@
-"""Helpers of the broker-outage drills: worker processes, waiting on conditions, and the
-invariants every drill checks once it ends."""
+"""Helpers of the broker-outage drills: worker processes and waiting on conditions (the
+invariants every drill checks are in _invariants.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import waiting
 from waiting import log_tails
 
 ORG = "default"
-TERMINAL = {"run.succeeded", "run.failed", "run.cancelled", "run.dead"}
 
 
 def cli(*args: str) -> list[str]:
@@ -65,26 +64,6 @@ def children(pid: int) -> set[int]:
 
 def sigkill(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
-
-
-def check_invariants(events_by_run: dict[str, list[Any]]) -> None:
-    """What every drill must leave: each run has exactly one terminal event and it is the last;
-    seq runs 1..n with no gap or repeat; no tool call is made again once its result is
-    recorded."""
-    for run_id, events in events_by_run.items():
-        seqs = [e.seq for e in events]
-        assert seqs == list(range(1, len(events) + 1)), f"{run_id}: seq {seqs}"
-        types = [str(e.type) for e in events]
-        ends = [t for t in types if t in TERMINAL]
-        assert len(ends) == 1 and types[-1] in TERMINAL, f"{run_id}: {types}"
-        recorded: set[str] = set()
-        for event in events:
-            call = str(event.data.get("id", ""))
-            if str(event.type) == "tool.call":
-                assert call not in recorded, f"{run_id}: tool call {call} ran after its result"
-            elif str(event.type) == "tool.result":
-                assert call not in recorded, f"{run_id}: two results of tool call {call}"
-                recorded.add(call)
 
 
 def workers_of(parent: int, n: int, without: int | None = None) -> set[int] | None:

@@ -1,5 +1,5 @@
 """Helpers of the inline-crash drill (test_inline_crash.py): runs made to be caught in flight,
-the invariants every drill checks after it ends, and waiting on conditions (never fixed sleeps)."""
+and what the drill expects of them once it ends."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 
-from agent_sdk.records import EventType
+from agent_sdk.records import Event, EventType
 from agent_sdk.store import open_store
+from faults._invariants import check_invariants, tool_log
 
 ORG = "default"
 # Inputs that break naive stores and templates: quotes, SQL, the template's own braces,
@@ -58,49 +59,34 @@ def all_runs(client: httpx.Client, url: str, **params: Any) -> list[dict[str, An
             return out
 
 
-def check_invariants(database_url: str, created: dict[str, int], calls: Path) -> int:
-    """After a drill: every accepted run ended once (succeeded, its own output); no event after
-    its terminal event; seq 1..n with no gap or repeat; a tool whose result was recorded ran
-    once. Returns how many runs were taken over (attempts > 1)."""
-    ran: dict[str, int] = {}
-    for line in calls.read_text().splitlines():
-        ran[line] = ran.get(line, 0) + 1
+def _written_line(call: Event) -> str | None:
+    """The line an fs.write call appends to the calls log (fs.list logs nothing)."""
+    if call.data.get("name") != "fs.write":
+        return None
+    return str(call.data["arguments"]["content"]).rstrip("\n")
+
+
+def check_outcomes(database_url: str, created: dict[str, int], calls: Path) -> int:
+    """After a drill: the invariants every drill checks (_invariants.py), then what this one
+    expects of each run: it succeeded with its own output, with one run.started per attempt,
+    four calls each answered once, successfully. Returns how many runs were taken over
+    (attempts > 1)."""
     store = open_store(database_url)
-    taken_over = 0
     try:
-        for run_id, i in created.items():
-            run = store.get_run(ORG, run_id)
-            assert run.status == "succeeded", (run_id, run.status, run.error)
-            assert run.output == "done " + text_input(i)
-            events = store.list_events(ORG, run_id, limit=10_000)
-            types = [e.type for e in events]
-            assert [e.seq for e in events] == list(range(1, len(events) + 1)), types
-            assert sum(EventType(t).terminal for t in types) == 1, types
-            assert types[0] == EventType.RUN_CREATED and types[-1] == EventType.RUN_SUCCEEDED
-            starts = [e for e in events if e.type == EventType.RUN_STARTED]
-            assert len(starts) == run.attempts, types
-            taken_over += run.attempts > 1
-            results = [e for e in events if e.type == EventType.TOOL_RESULT]
-            calls_made = [e for e in events if e.type == EventType.TOOL_CALL]
-            # Each call is recorded once and answered once, however many attempts it took.
-            assert len({e.data["id"] for e in calls_made}) == len(calls_made) == 4, types
-            assert len(results) == 4 and all(e.data["ok"] for e in results), results
-            for step in (1, 2):
-                times = ran.get(f"run-{i}-call-{step}", 0)
-                assert 1 <= times <= 2, (run_id, step, times)
-                # Ran again only if the crash came between running it and recording its result.
-                recorded_before_crash = _result_before_takeover(events, step)
-                if recorded_before_crash:
-                    assert times == 1, (run_id, step, times, types)
+        checked = check_invariants(
+            store, ORG, created, executions=tool_log(calls), line_of=_written_line
+        )
     finally:
         store.close()
+    taken_over = 0
+    for run_id, i in created.items():
+        run, events, types = checked[run_id].run, checked[run_id].events, checked[run_id].types
+        assert run.status == "succeeded", (run_id, run.status, run.error)
+        assert run.output == "done " + text_input(i)
+        assert types[0] == EventType.RUN_CREATED, types
+        assert types.count(EventType.RUN_STARTED) == run.attempts, types
+        taken_over += run.attempts > 1
+        results = [e for e in events if e.type == EventType.TOOL_RESULT]
+        assert types.count(EventType.TOOL_CALL) == 4, types
+        assert len(results) == 4 and all(e.data["ok"] for e in results), results
     return taken_over
-
-
-def _result_before_takeover(events: list[Any], step: int) -> bool:
-    """Whether the result of write ``step`` (the 1st or 3rd tool call) was recorded before the
-    last run.started, i.e. by an attempt that was then taken over."""
-    starts = [e.seq for e in events if e.type == EventType.RUN_STARTED]
-    results = [e for e in events if e.type == EventType.TOOL_RESULT]
-    index = 0 if step == 1 else 2
-    return len(starts) > 1 and results[index].seq < starts[-1]

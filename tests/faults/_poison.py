@@ -1,14 +1,13 @@
 """Helpers of the poison-output drills (test_poison_output.py): an agents module whose model
 and tool produce text no store can hold, faults injected into recording a run's end (database
-triggers: the store itself refuses, nothing in the product is patched), and the invariants every
-drill checks once it ends."""
+triggers: the store itself refuses, nothing in the product is patched), and what these drills
+check beyond the invariants of every drill."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from agent_sdk.records import Event, EventType, Run
 
 ORG = "default"
 NUL_AND_SURROGATE = "a\x00b\udfffc"
-TERMINAL = {EventType.RUN_SUCCEEDED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}
 # Inputs that make the triggers below refuse to record a successful end.
 REFUSE_PREFIX = "refuse-finish"
 OUTAGE_PREFIX = "outage-at-finish"
@@ -183,28 +181,18 @@ def install_finish_faults(settings: Settings) -> None:
         db.execute(PG_FAULTS)
 
 
-# -- invariants -------------------------------------------------------------------------------
-def check_invariants(
-    run: Run, events: list[Event], tool_lines: Counter[str], *, max_starts: int
-) -> None:
-    """What every drill checks for each accepted run once it is over."""
-    assert run.status.terminal, f"run {run.id} is {run.status.value}"
-    seqs = [e.seq for e in events]
-    assert seqs == list(range(1, len(events) + 1)), f"run {run.id}: seq gaps or repeats {seqs}"
-    ends = [i for i, e in enumerate(events) if e.type in TERMINAL]
-    assert len(ends) == 1, f"run {run.id}: {len(ends)} terminal events"
-    assert ends[0] == len(events) - 1, f"run {run.id}: events after the terminal one"
+# -- what these drills check beyond the invariants of every drill (_invariants.py) ----------
+def label_of(call: Event) -> str | None:
+    """The line the poison tools append per execution: the call's label (None: no label)."""
+    return str(call.data["arguments"].get("label", "")) or None
+
+
+def check_poisoned(run: Run, events: list[Event], *, max_starts: int) -> None:
+    """No more starts than the retry cap allows, and nothing unstorable kept: no NUL, no lone
+    surrogate in any event or the output."""
     starts = sum(e.type == EventType.RUN_STARTED for e in events)
     assert 1 <= starts <= max_starts, f"run {run.id}: {starts} run.started, cap {max_starts}"
-    calls = [e for e in events if e.type == EventType.TOOL_CALL]
-    ids = Counter(str(e.data["id"]) for e in calls)
-    assert all(n == 1 for n in ids.values()), f"run {run.id}: a tool.call twice {ids}"
-    recorded = {str(e.data["id"]) for e in events if e.type == EventType.TOOL_RESULT}
-    for call in calls:  # the tool logs its label per execution: a recorded one ran once
-        label = str(call.data["arguments"].get("label", ""))
-        if str(call.data["id"]) in recorded and label:
-            assert tool_lines[label] == 1, f"run {run.id}: {label!r} ran {tool_lines[label]}x"
-    for event in events:  # nothing unstorable was kept: no NUL, no lone surrogate anywhere
+    for event in events:
         assert not _unstorable(event.data), f"run {run.id}: {event.type} holds unstorable text"
     assert run.output is None or not _unstorable(run.output)
 
@@ -217,9 +205,3 @@ def _unstorable(value: Any) -> bool:
     if isinstance(value, list):
         return any(_unstorable(v) for v in value)
     return False
-
-
-def tool_runs(log: Path) -> Counter[str]:
-    if not log.exists():
-        return Counter()
-    return Counter(log.read_text(encoding="utf-8", errors="replace").splitlines())

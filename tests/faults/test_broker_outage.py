@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -38,7 +37,6 @@ from agent_sdk.records import RunStatus
 from faults._broker import (
     ORG,
     alive,
-    check_invariants,
     cli,
     kill_all,
     sigkill,
@@ -46,6 +44,9 @@ from faults._broker import (
     wait_until,
     workers_of,
 )
+from faults._disk import fill
+from faults._disk import small_disk as mounted
+from faults._invariants import check_invariants
 from faults._proxy import Proxy
 
 pytestmark = pytest.mark.slow
@@ -84,22 +85,15 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
     kill_all(started)
 
 
-def _events(api: Runtime, run_ids: list[str]) -> dict[str, list[object]]:
-    return {r: list(api.store.list_events(ORG, r, after=0, limit=10_000)) for r in run_ids}
-
-
 def _all_ended(api: Runtime, run_ids: list[str]) -> bool:
     return all(api.store.get_run(ORG, r).status.terminal for r in run_ids)
 
 
 def _assert_all_succeeded(api: Runtime, run_ids: list[str]) -> None:
-    events = _events(api, run_ids)
-    check_invariants(events)
-    for run_id, evs in events.items():
-        types = [str(e.type) for e in evs]  # type: ignore[attr-defined]
-        assert "run.cancelled" not in types, f"{run_id} was cancelled: {types}"
-        assert api.store.get_run(ORG, run_id).status is RunStatus.SUCCEEDED, types
-        assert types.count("tool.result") == 5
+    for run_id, got in check_invariants(api.store, ORG, run_ids).items():
+        assert "run.cancelled" not in got.types, f"{run_id} was cancelled: {got.types}"
+        assert got.run.status is RunStatus.SUCCEEDED, got.types
+        assert got.types.count("tool.result") == 5
 
 
 def _health(env: dict[str, str]) -> list[str]:
@@ -271,33 +265,8 @@ def test_worker_count_gives_up_and_exits_non_zero_past_the_restart_limit(
 # -- the SQLite queue on a full disk ---------------------------------------------------------
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    where = tmp_path / "small"
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
-    try:
+    with mounted(tmp_path / "small", "2m") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def _fill(disk: Path) -> Path:
-    """Fill the disk to the last byte; the file is the space to give back."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC, exc
-    finally:
-        os.close(fd)
-    return filler
 
 
 def test_the_sqlite_queue_on_a_full_disk_raises_backend_unavailable_then_recovers(
@@ -307,7 +276,7 @@ def test_the_sqlite_queue_on_a_full_disk_raises_backend_unavailable_then_recover
     try:
         hostile = "'; DROP TABLE jobs; --\u2028"
         jobs = [queue.enqueue("run", {"n": i, "text": hostile}) for i in range(3)]
-        filler = _fill(small_disk)
+        filler = fill(small_disk)
         for _ in range(3):  # every try fails the same way, and leaves the jobs as they were
             with pytest.raises(BackendUnavailable, match="the disk is full") as caught:
                 queue.reserve("w", lease=5, timeout=0)
@@ -335,7 +304,7 @@ def test_a_full_disk_under_the_sqlite_queue_is_an_outage_the_worker_waits_out(
     thread.start()
     try:
         run_ids = [api.runs.create(ORG, AGENT | {"latency": 0}, s).id for s in INPUTS]
-        filler = _fill(small_disk)
+        filler = fill(small_disk)
         runtime = Runtime(settings)
         runtime.attach(loop)
         worker = Worker(runtime, runtime.queue, name="disk-drill", poll=0.05)

@@ -22,16 +22,17 @@ import pytest
 from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.records import EventType, Run, RunStatus
+from faults._invariants import check_invariants, tool_log
 from faults._poison import (
     NUL_AND_SURROGATE,
     ORG,
     OUTAGE_PREFIX,
     REFUSE_PREFIX,
-    check_invariants,
+    check_poisoned,
     install_finish_faults,
+    label_of,
     process_env,
     start,
-    tool_runs,
     wait_until,
     write_agents_module,
 )
@@ -92,14 +93,15 @@ def _prepare(env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     return settings
 
 
-def _check_outcomes(api: Runtime, runs: dict[str, list[Run]], tool_log: Path) -> None:
-    lines = tool_runs(tool_log)
+def _check_outcomes(api: Runtime, runs: dict[str, list[Run]], log: Path) -> None:
+    lines = tool_log(log)
     cap = RETRY_MAX + 1
+    ids = [r.id for group in runs.values() for r in group]
+    checked = check_invariants(api.store, ORG, ids, executions=lines, line_of=label_of)
     for kind, group in runs.items():
         for created in group:
-            run = api.store.get_run(ORG, created.id)
-            events = list(api.store.iter_events(ORG, run.id))
-            check_invariants(run, events, lines, max_starts=cap)
+            run, events = checked[created.id].run, checked[created.id].events
+            check_poisoned(run, events, max_starts=cap)
             types = [e.type for e in events]
             if kind == "text":
                 assert run.status is RunStatus.SUCCEEDED, run.error
@@ -253,14 +255,15 @@ def test_a_run_that_kills_every_worker_ends_dead_at_the_retry_cap(
 
         wait_until("the queue to be settled", settled, 60, [tmp_path / "w.log"])
         cap = RETRY_MAX + 1
-        run = api.store.get_run(ORG, crash.id)
-        events = list(api.store.iter_events(ORG, crash.id))
-        check_invariants(run, events, tool_runs(tmp_path / "tool.log"), max_starts=cap)
+        lines = tool_log(tmp_path / "tool.log")
+        got = check_invariants(api.store, ORG, [crash.id], executions=lines, line_of=label_of)
+        run, events = got[crash.id].run, got[crash.id].events
+        check_poisoned(run, events, max_starts=cap)
         assert run.status is RunStatus.DEAD and run.error is not None
         assert run.error["code"] == "retries_exhausted"
         assert "gave up after 3 attempts" in run.error["message"]
         assert [e.type for e in events].count("run.started") == cap
-        assert tool_runs(tmp_path / "tool.log")["crash"] == cap  # each attempt died in it
+        assert lines["crash"] == cap  # each attempt died in it
         assert restarts[0] == cap
         assert api.queue.depth().dead == 1
         done = api.store.get_run(ORG, plain.id)

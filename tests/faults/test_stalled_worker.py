@@ -22,10 +22,10 @@ import pytest
 
 from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.records import EventType, Run, RunStatus
+from agent_sdk.records import Event, EventType, Run, RunStatus
 from agent_sdk.store._ids import parse_time
-
-from ._stalled import DEADLINE, Workers, check_invariants, pause_outside_writes, wait_until
+from faults._invariants import check_invariants, tool_log
+from faults._stalled import DEADLINE, Workers, pause_outside_writes, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -43,9 +43,9 @@ ODD = ["'; DROP TABLE runs; --", 'q " b \\ t \t', "{input} {tool_result} {{}} %s
        "\U0001f680 \u05e9\u05dc\u05d5\u05dd e\u0301 \u2028"]  # fmt: skip
 
 
-def _agent(tool_log: Path, turn: float) -> dict[str, object]:
+def _agent(log: Path, turn: float) -> dict[str, object]:
     def write(k: int) -> dict[str, object]:
-        args = {"path": str(tool_log), "content": f"{{input}}|{k}\n", "append": True}
+        args = {"path": str(log), "content": f"{{input}}|{k}\n", "append": True}
         return {"tool": "fs.write", "arguments": args, "latency": turn}
 
     return {
@@ -54,6 +54,11 @@ def _agent(tool_log: Path, turn: float) -> dict[str, object]:
         "tools": ["fs.write"],
         "script": [*(write(k) for k in range(1, 5)), {"text": "done {input}", "latency": turn}],
     }
+
+
+def _written_line(call: Event) -> str:
+    """The line fs.write appends for this call: its content, rendered from the input."""
+    return str(call.data["arguments"]["content"]).rstrip("\n")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -99,11 +104,11 @@ def test_a_worker_paused_past_its_lease_writes_nothing_after_the_takeover(
         api.close(wait=False)
 
 
-def _drill(workers: Workers, api: Runtime, settings: Settings, tool_log: Path) -> None:
+def _drill(workers: Workers, api: Runtime, settings: Settings, calls: Path) -> None:
     store = api.store
     paused = workers.start("worker-a")
     runs = [
-        api.runs.create(ORG, _agent(tool_log, TURNS[i]), f"s{i} {ODD[i % len(ODD)]}")
+        api.runs.create(ORG, _agent(calls, TURNS[i]), f"s{i} {ODD[i % len(ODD)]}")
         for i in range(RUNS)
     ]
 
@@ -131,10 +136,14 @@ def _drill(workers: Workers, api: Runtime, settings: Settings, tool_log: Path) -
     wait_until("worker A to notice it was superseded", a_has_stopped_its_attempts, DEADLINE)
     assert paused.poll() is None, "the resumed worker died"
 
-    check_invariants(store, ORG, runs, tool_log)
+    checked = check_invariants(
+        store, ORG, [r.id for r in runs], executions=tool_log(calls), line_of=_written_line
+    )
     for run in runs:
-        done = store.get_run(ORG, run.id)
-        assert done.status is RunStatus.SUCCEEDED, done
-        assert done.output == f"done {run.input}"
+        done = checked[run.id]
+        assert done.run.status is RunStatus.SUCCEEDED, done.run
+        assert done.run.output == f"done {run.input}"
+        results = [e.data for e in done.events if e.type == EventType.TOOL_RESULT]
+        assert len(results) == 4 and not any("error" in r for r in results), results
     # The queue holds nothing more: the superseded attempts did not hand their jobs back.
     wait_until("an empty queue", lambda: api.queue.depth().total == 0)
