@@ -223,6 +223,7 @@ class BaseQueue(ABC):
     waits: ClassVar[bool] = False
 
     url: str = ""  # where the queue is, its secrets masked
+    _closed: bool = False  # set by close() where a backend tracks it: reserve stops waiting
     _secrets: tuple[str, ...] = ()  # what _scrub takes out of every message
 
     # -- what a backend writes ---------------------------------------------------------------
@@ -292,7 +293,7 @@ class BaseQueue(ABC):
             if taken is not None:
                 return taken
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or self._closed:
                 return None
             if not self._waited(wait):
                 time.sleep(min(pause, left))
