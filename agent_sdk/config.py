@@ -126,6 +126,36 @@ def _opt_region(v: Any) -> str | None:
 
 
 @dataclass(frozen=True)
+class AwsEnvironment:
+    """The AWS variables the SQS queue reads besides boto3's own chain, under their AWS names
+    (no ``AGENT_SDK_`` prefix, no config-file keys): where its requests go, and the region."""
+
+    endpoint_url_sqs: str | None = None  # AWS_ENDPOINT_URL_SQS
+    endpoint_url: str | None = None  # AWS_ENDPOINT_URL
+    region: str | None = None  # AWS_REGION
+    default_region: str | None = None  # AWS_DEFAULT_REGION
+
+    @property
+    def sqs_endpoint(self) -> str | None:
+        return self.endpoint_url_sqs or self.endpoint_url or None
+
+    @property
+    def any_region(self) -> str | None:
+        return self.region or self.default_region or None
+
+
+def aws_environment(env: Mapping[str, str] | None = None) -> AwsEnvironment:
+    """The AWS variables of ``env`` (default: this process's environment); empty ones unset."""
+    env = os.environ if env is None else env
+    return AwsEnvironment(
+        endpoint_url_sqs=env.get("AWS_ENDPOINT_URL_SQS") or None,
+        endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        region=env.get("AWS_REGION") or None,
+        default_region=env.get("AWS_DEFAULT_REGION") or None,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of agent-sdk. Built by :func:`load_settings`; never mutated."""
 
@@ -238,6 +268,8 @@ class Settings:
     # Not a setting: what load_settings found worth telling (unknown AGENT_SDK_* variables,
     # secrets in config files, files others can read). The process host prints them once.
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    # AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL, AWS_REGION, AWS_DEFAULT_REGION (for the SQS queue)
+    aws: AwsEnvironment = field(default_factory=AwsEnvironment, repr=False)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -454,6 +486,7 @@ def load_settings(
         str((cwd / p).resolve()) for p in values.get("fs_allowlist", Settings.fs_allowlist)
     )
     checks.read_secret_files(values)
+    values["aws"] = aws_environment(env)
     settings = Settings(**values)
     warnings += checks.permission_warnings(settings)
     return settings.replace(warnings=tuple(warnings))

@@ -109,6 +109,6 @@ def _settle(runtime: Runtime, active: list[str]) -> None:
     if active and "executor" in runtime.__dict__:
         for run_id in active:
             runtime.executor.cancel(run_id)
-    purge = getattr(runtime.store, "purge_deleted", None)
-    if purge is not None and not purge():
+    store = runtime.store
+    if store.purges_deleted and not store.purge_deleted():
         log.info("the erased rows stay in the SQLite WAL until its next full checkpoint")

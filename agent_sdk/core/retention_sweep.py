@@ -139,9 +139,8 @@ class Sweeper:
         report.finished_at = iso(self.service.now())
         if not dry_run and any(o.deleted for o in report.orgs):
             # Where the store can, scrub the deleted rows out of its files too (SQLite's WAL).
-            purge = getattr(self.store, "purge_deleted", None)
-            if purge is not None:
-                purge()
+            if self.store.purges_deleted:
+                self.store.purge_deleted()
         return report
 
     def _receipt(self, result: OrgSweep) -> None:

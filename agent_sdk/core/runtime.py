@@ -131,9 +131,9 @@ class Runtime:
     def bus(self) -> EventBus:
         from agent_sdk.core.events import EventBus
 
-        # An optional store capability: a store that can tell this process about events written
-        # by others (Postgres LISTEN/NOTIFY) has listen_events; the bus starts it on first use.
-        listen = getattr(self.store, "listen_events", None)
+        # A store that can tell this process about events written by others (Postgres
+        # LISTEN/NOTIFY) pushes them; the bus starts its listener on first use.
+        listen = self.store.listen_events if self.store.pushes_events else None
         return EventBus(self.settings.stream_queue_size, listen=listen)
 
     @cached_property

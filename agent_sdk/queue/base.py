@@ -33,17 +33,28 @@ Capabilities are class attributes, read without isinstance checks:
 * ``lease_expiry``: a lease that is neither extended nor settled expires on time and another
   worker takes the job. Without it (Kafka) a job moves to another worker only when its consumer
   leaves the group (it closed, or stopped polling for longer than the group allows).
+
+:class:`BaseQueue` does what every backend shares, as kombu's virtual transport does for its
+channels: it checks every argument, builds jobs, runs ``reserve``'s wait (polling with back-off
+for a backend that cannot wait for news itself), turns a lost lease and a refused requeue into
+the errors above, and keeps a backend's URL masked in what it says. A backend writes only the
+primitives: ``_put``, ``_claim``, ``_extend``, ``_ack``, ``_retry``, ``_dead``, ``_list_dead``,
+``_requeue``, ``depth`` and ``close``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from agent_sdk.errors import Conflict, InvalidInput
+from agent_sdk.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from agent_sdk.masking import scrub, url_secrets
 
 Clock = Callable[[], float]
 
@@ -195,7 +206,155 @@ def check_limit(limit: int) -> int:
     return limit
 
 
+# -- the shared base -------------------------------------------------------------------------
+
+
+class BaseQueue(ABC):
+    """The Queue protocol on top of a handful of primitives (see the module's docstring)."""
+
+    supports_delay: ClassVar[bool] = True
+    durable: ClassVar[bool]
+    ordered: ClassVar[bool]
+    unique_ids: ClassVar[bool]
+    lease_expiry: ClassVar[bool]
+    scheme: ClassVar[str]
+    # Whether _claim waits up to its ``wait`` for a job itself (a notification, a blocking read,
+    # a long poll). A backend that cannot returns at once, and reserve polls it with back-off.
+    waits: ClassVar[bool] = False
+
+    url: str = ""  # where the queue is, its secrets masked
+    _closed: bool = False  # set by close() where a backend tracks it: reserve stops waiting
+    _secrets: tuple[str, ...] = ()  # what _scrub takes out of every message
+
+    # -- what a backend writes ---------------------------------------------------------------
+    @abstractmethod
+    def _put(self, job_id: str, kind: str, text: str, delay: float) -> Job:
+        """Add a job (its payload checked, as JSON ``text``), or return the queued one of that
+        id where the backend keeps ids unique."""
+
+    @abstractmethod
+    def _claim(self, worker: str, lease: float, wait: float) -> Lease | None:
+        """Lease the next due job (attempts + 1), or None. A backend that ``waits`` waits up to
+        ``wait`` seconds for one before it gives up."""
+
+    @abstractmethod
+    def _extend(self, lease: Lease, seconds: float) -> float | None:
+        """The lease's new end, ``seconds`` from now; None if the lease was lost."""
+
+    @abstractmethod
+    def _ack(self, lease: Lease) -> bool:
+        """Remove the job; False if the lease was lost."""
+
+    @abstractmethod
+    def _retry(self, lease: Lease, delay: float, error: str) -> bool:
+        """Ready again after ``delay``, keeping ``error``; False if the lease was lost."""
+
+    @abstractmethod
+    def _dead(self, lease: Lease, error: str) -> bool:
+        """Dead-letter the job, keeping ``error``; False if the lease was lost."""
+
+    @abstractmethod
+    def _list_dead(self, limit: int) -> list[DeadJob]:
+        """Up to ``limit`` dead jobs, the most recently dead first."""
+
+    @abstractmethod
+    def _requeue(self, job_id: str) -> Job | str | None:
+        """Make a dead job ready again with attempts 0: the job; or the state it is in when it
+        is not dead; or None when there is no such job."""
+
+    @abstractmethod
+    def depth(self) -> QueueDepth: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _check_open(self) -> None:
+        """Raise if the queue was closed (a backend that notices it before any request)."""
+        return
+
+    # -- the protocol --------------------------------------------------------------------------
+    def enqueue(
+        self, kind: str, payload: dict[str, Any], *, delay: float = 0.0, job_id: str | None = None
+    ) -> Job:
+        self._check_open()
+        text = check_job(kind, payload, delay)
+        return self._put(job_id or new_job_id(), kind, text, delay)
+
+    def reserve(self, worker: str, *, lease: float, timeout: float) -> Lease | None:
+        check_seconds("lease", lease)
+        check_seconds("timeout", timeout)
+        if not worker:
+            raise InvalidInput("a worker needs a name")
+        deadline = time.monotonic() + timeout
+        pause = POLL_MIN
+        while True:
+            wait = max(deadline - time.monotonic(), 0.0)
+            taken = self._claim(worker, lease, wait)
+            if taken is not None:
+                return taken
+            left = deadline - time.monotonic()
+            if left <= 0 or self._closed:
+                return None
+            if not self._waited(wait):
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, POLL_MAX)
+
+    def _waited(self, wait: float) -> bool:
+        """Whether ``_claim(..., wait)`` waited for news itself (no back-off needed)."""
+        return self.waits
+
+    def extend(self, lease: Lease, seconds: float) -> Lease:
+        check_seconds("seconds", seconds)
+        expires_at = self._extend(lease, seconds)
+        if expires_at is None:
+            raise lease_lost(lease)
+        return dataclasses.replace(lease, expires_at=expires_at)
+
+    def ack(self, lease: Lease) -> None:
+        if not self._ack(lease):
+            raise lease_lost(lease)
+
+    def retry(self, lease: Lease, delay: float, error: str) -> None:
+        check_seconds("delay", delay)
+        if not self._retry(lease, delay, error):
+            raise lease_lost(lease)
+
+    def dead(self, lease: Lease, error: str) -> None:
+        if not self._dead(lease, error):
+            raise lease_lost(lease)
+
+    def list_dead(self, limit: int = 50) -> list[DeadJob]:
+        return self._list_dead(check_limit(limit))
+
+    def requeue_dead(self, job_id: str) -> Job:
+        found = self._requeue(job_id)
+        if found is None:
+            raise NotFound(f"no job {job_id} in the queue")
+        if isinstance(found, str):
+            raise Conflict(f"job {job_id} is {found}, not dead")
+        return found
+
+    # -- helpers for the backends --------------------------------------------------------------
+    def _hide(self, *urls: str | None) -> None:
+        """Keep the secrets of these URLs (passwords, keys) out of every message."""
+        self._secrets = tuple(s for u in urls if u for s in url_secrets(u))
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self._secrets)
+
+    def _outage(self, message: str, hint: str) -> BackendUnavailable:
+        """The service failed: ``message`` with its secrets taken out."""
+        return BackendUnavailable(self._scrub(message), hint=hint)
+
+
+def new_job(job_id: str, kind: str, text: str, enqueued_at: float, available_at: float) -> Job:
+    """A new job (attempts 0) whose payload is ``text`` decoded again: a deep copy the caller
+    cannot mutate later, with the values a durable queue gives back (tuples become lists)."""
+    return Job(job_id, kind, json.loads(text), 0, enqueued_at, available_at)
+
+
 __all__ = [
+    "BaseQueue",
     "Clock",
     "DeadJob",
     "Job",
@@ -203,6 +362,7 @@ __all__ = [
     "Queue",
     "QueueDepth",
     "check_job",
+    "new_job",
     "new_job_id",
     "new_token",
 ]

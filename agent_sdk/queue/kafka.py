@@ -62,7 +62,6 @@ to librdkafka as they are (``security.protocol``, ``ssl.ca.location``, ``group.i
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import threading
@@ -70,8 +69,8 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
-from agent_sdk.masking import mask_url, scrub, url_secrets
+from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput
+from agent_sdk.masking import mask_url
 from agent_sdk.queue._kafka_group import MAX_HELD, SETTLE, GroupMember
 from agent_sdk.queue._kafka_reader import SideReader
 from agent_sdk.queue._kafka_state import (
@@ -81,17 +80,7 @@ from agent_sdk.queue._kafka_state import (
     encode_key,
     payload_text,
 )
-from agent_sdk.queue.base import (
-    DeadJob,
-    Job,
-    Lease,
-    QueueDepth,
-    check_job,
-    check_limit,
-    check_seconds,
-    lease_lost,
-    new_job_id,
-)
+from agent_sdk.queue.base import BaseQueue, DeadJob, Job, Lease, QueueDepth, lease_lost, new_job
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -128,13 +117,13 @@ def _import_kafka() -> Any:
     return confluent_kafka
 
 
-class KafkaQueue:
-    supports_delay: ClassVar[bool] = True
+class KafkaQueue(BaseQueue):
     durable: ClassVar[bool] = True  # acks=all, idempotent producer: as durable as the topics
     ordered: ClassVar[bool] = False  # within a partition only
     unique_ids: ClassVar[bool] = False
     lease_expiry: ClassVar[bool] = False
     scheme: ClassVar[str] = "kafka"
+    waits: ClassVar[bool] = True  # the group member polls for records
 
     def __init__(
         self,
@@ -157,7 +146,7 @@ class KafkaQueue:
         self.retry_topic = self.topic + ".retry"
         self.dead_topic = self.topic + ".dead"
         self.url = mask_url(f"kafka://{urlsplit(url).netloc}/{self.topic}")
-        self._secrets = url_secrets(url)
+        self._hide(url)
         self._partitions = partitions or _positive("partitions", options.pop("partitions", None))
         self._timeout = timeout
         common: dict[str, Any] = {
@@ -186,7 +175,7 @@ class KafkaQueue:
                 }
             )
         except (kafka.KafkaException, ValueError, TypeError) as exc:
-            text = self._scrub(exc)
+            text = self._scrub(_words(exc))
             raise ConfigError(f"invalid Kafka settings for {self.url}: {text}") from None
         self._side = SideReader(
             kafka,
@@ -226,14 +215,9 @@ class KafkaQueue:
         return f"KafkaQueue({self.url!r}, group={self.group!r})"
 
     # -- errors ------------------------------------------------------------------------------------
-    def _scrub(self, exc: BaseException | str) -> str:
-        err: Any = exc.args[0] if isinstance(exc, BaseException) and exc.args else None
-        text = err.str() if hasattr(err, "str") else str(exc)  # a KafkaError's own words
-        return scrub(text, self._secrets)
-
     def _error(self, doing: str, exc: BaseException | str) -> BackendUnavailable:
-        return BackendUnavailable(
-            f"Kafka queue {self.topic!r} at {self.url} failed {doing}: {self._scrub(exc)}",
+        return self._outage(
+            f"Kafka queue {self.topic!r} at {self.url} failed {doing}: {_words(exc)}",
             hint="check AGENT_SDK_KAFKA_BOOTSTRAP_SERVERS and that the brokers are running",
         )
 
@@ -346,7 +330,7 @@ class KafkaQueue:
                     timeout=self._timeout,
                 )
             except (kafka.KafkaException, ValueError, TypeError) as exc:
-                text = self._scrub(exc)
+                text = self._scrub(_words(exc))
                 raise ConfigError(
                     f"invalid Kafka consumer settings for {self.url}: {text}"
                 ) from None
@@ -359,45 +343,38 @@ class KafkaQueue:
         return self._member
 
     # -- the protocol ------------------------------------------------------------------------------
-    def enqueue(
-        self, kind: str, payload: dict[str, Any], *, delay: float = 0.0, job_id: str | None = None
-    ) -> Job:
-        self._check_open()
-        text = check_job(kind, payload, delay)
+    def _put(self, job_id: str, kind: str, text: str, delay: float) -> Job:
         now = time.time()
-        job = Job(job_id or new_job_id(), kind, json.loads(text), 0, now, now + delay)
+        job = new_job(job_id, kind, text, now, now + delay)
         topic = self.retry_topic if delay > 0 else self.topic
         self._produce(topic, encode_key(job.id), encode_job(job, text))
         return job
 
-    def reserve(self, worker: str, *, lease: float, timeout: float) -> Lease | None:
-        check_seconds("lease", lease)
-        check_seconds("timeout", timeout)
-        if not worker:
-            raise InvalidInput("a worker needs a name")
-        return self._join().reserve(worker, lease, timeout)
+    def _claim(self, worker: str, lease: float, wait: float) -> Lease | None:
+        return self._join().reserve(worker, lease, wait)
 
-    def extend(self, lease: Lease, seconds: float) -> Lease:
-        check_seconds("seconds", seconds)
+    def _extend(self, lease: Lease, seconds: float) -> float:
         self._holder(lease).keep(lease)
-        return dataclasses.replace(lease, expires_at=time.time() + seconds)
+        return time.time() + seconds
 
-    def ack(self, lease: Lease) -> None:
+    def _ack(self, lease: Lease) -> bool:
         self._holder(lease).settle(lease)
+        return True
 
-    def retry(self, lease: Lease, delay: float, error: str) -> None:
-        check_seconds("delay", delay)
+    def _retry(self, lease: Lease, delay: float, error: str) -> bool:
         member = self._holder(lease)
         job = member.holding(lease)
         again = dataclasses.replace(job, available_at=time.time() + delay, last_error=error)
         topic = self.retry_topic if delay > 0 else self.topic
         self._produce(topic, encode_key(job.id), encode_job(again, payload_text(job.payload)))
         member.settle(lease)
+        return True
 
-    def dead(self, lease: Lease, error: str) -> None:
+    def _dead(self, lease: Lease, error: str) -> bool:
         member = self._holder(lease)
         self._bury(dataclasses.replace(member.holding(lease), last_error=error), error)
         member.settle(lease)
+        return True
 
     def depth(self) -> QueueDepth:
         self._check_open()
@@ -425,19 +402,16 @@ class KafkaQueue:
         dead = len(self._side.dead_letters(self.dead_topic))
         return QueueDepth(ready=ready, delayed=delayed, leased=leased, dead=dead)
 
-    def list_dead(self, limit: int = 50) -> list[DeadJob]:
-        check_limit(limit)
+    def _list_dead(self, limit: int) -> list[DeadJob]:
         self._check_open()
         dead = self._side.dead_letters(self.dead_topic).values()
         return sorted(dead, key=lambda d: d.died_at, reverse=True)[:limit]
 
-    def requeue_dead(self, job_id: str) -> Job:
+    def _requeue(self, job_id: str) -> Job | str | None:
         self._check_open()
         found = self._side.dead_letters(self.dead_topic).get(job_id)
         if found is None:
-            if self._is_pending(job_id):
-                raise Conflict(f"job {job_id} is queued or leased, not dead")
-            raise NotFound(f"no job {job_id} in the queue")
+            return "queued or leased" if self._is_pending(job_id) else None
         if found.error.startswith(UNREADABLE):
             raise Conflict(
                 f"dead letter {job_id} is a record that is not a job of this queue",
@@ -475,6 +449,12 @@ class KafkaQueue:
             member.close()
         self._side.close()
         self._producer.flush(self._timeout)
+
+
+def _words(exc: BaseException | str) -> str:
+    """What went wrong: a KafkaError's own words where the exception carries one."""
+    err: Any = exc.args[0] if isinstance(exc, BaseException) and exc.args else None
+    return str(err.str() if hasattr(err, "str") else exc)
 
 
 def _positive(name: str, raw: str | None) -> int:

@@ -8,24 +8,19 @@ back, so a waiter never polls. Picking the next job scans all jobs (O(n)): fine 
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from agent_sdk.errors import Conflict, NotFound
 from agent_sdk.queue.base import (
+    BaseQueue,
     Clock,
     DeadJob,
     Job,
     Lease,
     QueueDepth,
-    check_job,
-    check_limit,
-    check_seconds,
-    lease_lost,
-    new_job_id,
+    new_job,
     new_token,
 )
 
@@ -47,14 +42,18 @@ class _Entry:
             return self.expires_at
         return float("inf")
 
+    def settle(self, state: str, now: float, **changes: Any) -> None:
+        self.job = dataclasses.replace(self.job, **changes)
+        self.state, self.token, self.updated_at = state, None, now
 
-class MemoryQueue:
-    supports_delay: ClassVar[bool] = True
+
+class MemoryQueue(BaseQueue):
     durable: ClassVar[bool] = False
     ordered: ClassVar[bool] = True
     unique_ids: ClassVar[bool] = True
     lease_expiry: ClassVar[bool] = True
     scheme: ClassVar[str] = "memory"
+    waits: ClassVar[bool] = True
 
     def __init__(self, *, clock: Clock = time.time) -> None:
         self.clock = clock
@@ -70,29 +69,20 @@ class MemoryQueue:
     def __repr__(self) -> str:
         return f"MemoryQueue({len(self._jobs)} jobs)"
 
-    def enqueue(
-        self, kind: str, payload: dict[str, Any], *, delay: float = 0.0, job_id: str | None = None
-    ) -> Job:
-        text = check_job(kind, payload, delay)
+    def _put(self, job_id: str, kind: str, text: str, delay: float) -> Job:
         now = self.clock()
-        job_id = job_id or new_job_id()
         with self._changed:
             if job_id in self._jobs:
                 return self._jobs[job_id].job
-            # Stored as its JSON decoded again: a deep copy the caller cannot mutate later, and
-            # the same values a durable queue would give back (tuples become lists, ...).
-            job = Job(job_id, kind, json.loads(text), 0, now, now + delay)
             self._seq += 1
-            self._jobs[job_id] = _Entry(job, self._seq, updated_at=now)
+            self._jobs[job_id] = _Entry(new_job(job_id, kind, text, now, now + delay), self._seq)
+            self._jobs[job_id].updated_at = now
             self._changed.notify()
-            return job
+            return self._jobs[job_id].job
 
-    def reserve(self, worker: str, *, lease: float, timeout: float) -> Lease | None:
-        check_seconds("lease", lease)
-        check_seconds("timeout", timeout)
-        deadline = time.monotonic() + timeout
+    def _claim(self, worker: str, lease: float, wait: float) -> Lease | None:
         with self._changed:
-            while True:
+            for waited in (False, True):
                 now = self.clock()
                 entry = min(self._jobs.values(), key=lambda e: (e.due(), e.seq), default=None)
                 if entry is not None and entry.due() <= now:
@@ -100,47 +90,50 @@ class MemoryQueue:
                     entry.state, entry.token = "leased", new_token()
                     entry.expires_at, entry.updated_at = now + lease, now
                     return Lease(entry.job, entry.token, worker, entry.expires_at)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
+                if waited or wait <= 0:
+                    break
                 # Sleep until notified, the deadline, or the next delayed job / lease expiry.
                 if entry is not None and entry.due() != float("inf"):
-                    left = min(left, max(entry.due() - now, 0.001))
-                self._changed.wait(left)
+                    wait = min(wait, max(entry.due() - now, 0.001))
+                self._changed.wait(wait)
+        return None
 
-    def _held(self, lease: Lease) -> _Entry:
+    def _held(self, lease: Lease) -> _Entry | None:
         entry = self._jobs.get(lease.job.id)
-        if entry is None or entry.state != "leased" or entry.token != lease.token:
-            raise lease_lost(lease)
-        return entry
+        held = entry is not None and entry.state == "leased" and entry.token == lease.token
+        return entry if held else None
 
-    def extend(self, lease: Lease, seconds: float) -> Lease:
-        check_seconds("seconds", seconds)
+    def _extend(self, lease: Lease, seconds: float) -> float | None:
         with self._changed:
-            entry = self._held(lease)
+            if (entry := self._held(lease)) is None:
+                return None
+            entry.updated_at = self.clock()
+            entry.expires_at = entry.updated_at + seconds
+            return entry.expires_at
+
+    def _settle(self, lease: Lease, state: str, delay: float | None = None, **changes: Any) -> bool:
+        """Take the job out of the lease: gone (state ""), ready again, or dead."""
+        with self._changed:
+            if (entry := self._held(lease)) is None:
+                return False
             now = self.clock()
-            entry.expires_at, entry.updated_at = now + seconds, now
-            return dataclasses.replace(lease, expires_at=entry.expires_at)
-
-    def ack(self, lease: Lease) -> None:
-        with self._changed:
-            self._held(lease)
-            del self._jobs[lease.job.id]
-
-    def retry(self, lease: Lease, delay: float, error: str) -> None:
-        check_seconds("delay", delay)
-        with self._changed:
-            entry = self._held(lease)
-            now = self.clock()
-            entry.job = dataclasses.replace(entry.job, available_at=now + delay, last_error=error)
-            entry.state, entry.token, entry.updated_at = "ready", None, now
+            if delay is not None:
+                changes["available_at"] = now + delay
+            if state:
+                entry.settle(state, now, **changes)
+            else:
+                del self._jobs[lease.job.id]
             self._changed.notify()
+            return True
 
-    def dead(self, lease: Lease, error: str) -> None:
-        with self._changed:
-            entry = self._held(lease)
-            entry.job = dataclasses.replace(entry.job, last_error=error)
-            entry.state, entry.token, entry.updated_at = "dead", None, self.clock()
+    def _ack(self, lease: Lease) -> bool:
+        return self._settle(lease, "")
+
+    def _retry(self, lease: Lease, delay: float, error: str) -> bool:
+        return self._settle(lease, "ready", delay, last_error=error)
+
+    def _dead(self, lease: Lease, error: str) -> bool:
+        return self._settle(lease, "dead", last_error=error)
 
     def depth(self) -> QueueDepth:
         counts = {"ready": 0, "delayed": 0, "leased": 0, "dead": 0}
@@ -155,23 +148,19 @@ class MemoryQueue:
                     counts["delayed" if e.state == "ready" else "leased"] += 1
         return QueueDepth(**counts)
 
-    def list_dead(self, limit: int = 50) -> list[DeadJob]:
-        check_limit(limit)
+    def _list_dead(self, limit: int) -> list[DeadJob]:
         with self._changed:
             dead = [e for e in self._jobs.values() if e.state == "dead"]
         dead.sort(key=lambda e: (e.updated_at, e.seq), reverse=True)
         return [DeadJob(e.job, e.job.last_error or "", e.updated_at) for e in dead[:limit]]
 
-    def requeue_dead(self, job_id: str) -> Job:
+    def _requeue(self, job_id: str) -> Job | str | None:
         with self._changed:
             entry = self._jobs.get(job_id)
-            if entry is None:
-                raise NotFound(f"no job {job_id} in the queue")
-            if entry.state != "dead":
-                raise Conflict(f"job {job_id} is {entry.state}, not dead")
+            if entry is None or entry.state != "dead":
+                return None if entry is None else entry.state
             now = self.clock()
-            entry.job = dataclasses.replace(entry.job, attempts=0, available_at=now)
-            entry.state, entry.updated_at = "ready", now
+            entry.settle("ready", now, attempts=0, available_at=now)
             self._changed.notify()
             return entry.job
 

@@ -18,28 +18,15 @@ How it works (the keys are described in :mod:`agent_sdk.queue._redis_scripts`):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
-import time
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
-from agent_sdk.masking import mask_url, scrub, url_secrets
+from agent_sdk.errors import BackendUnavailable, ConfigError, InvalidInput
+from agent_sdk.masking import mask_url
 from agent_sdk.queue import _redis_scripts as scripts
-from agent_sdk.queue.base import (
-    DeadJob,
-    Job,
-    Lease,
-    QueueDepth,
-    check_job,
-    check_limit,
-    check_seconds,
-    lease_lost,
-    new_job_id,
-    new_token,
-)
+from agent_sdk.queue.base import BaseQueue, DeadJob, Job, Lease, QueueDepth, new_token
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -83,13 +70,13 @@ def _fields(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-class RedisQueue:
-    supports_delay: ClassVar[bool] = True
+class RedisQueue(BaseQueue):
     durable: ClassVar[bool] = True  # as durable as the server's persistence (AOF or RDB)
     ordered: ClassVar[bool] = True
     unique_ids: ClassVar[bool] = True
     lease_expiry: ClassVar[bool] = True
     scheme: ClassVar[str] = "redis"
+    waits: ClassVar[bool] = True  # a blocking XREADGROUP
 
     def __init__(self, url: str, *, name: str = DEFAULT_QUEUE, timeout: float = 2.0) -> None:
         self._redis = _import_redis()
@@ -97,7 +84,7 @@ class RedisQueue:
             raise ConfigError("a Redis queue needs a name", hint=f"e.g. ?queue={DEFAULT_QUEUE}")
         self.name = name
         self.url = mask_url(url)
-        self._secrets = url_secrets(url)
+        self._hide(url)
         self._prefix = f"{KEY_PREFIX}{name}:"
         self._stream = self._prefix + "stream"
         try:
@@ -108,17 +95,17 @@ class RedisQueue:
                 socket_timeout=_SOCKET_TIMEOUT,
             )
         except ValueError as exc:
-            raise ConfigError(f"invalid Redis URL {self.url}: {self._scrub(exc)}") from None
+            raise ConfigError(f"invalid Redis URL {self.url}: {self._scrub(str(exc))}") from None
         register = self._client.register_script
         self._enqueue = register(scripts.ENQUEUE)
         self._reserve = register(scripts.RESERVE)
-        self._extend = register(scripts.EXTEND)
-        self._ack = register(scripts.ACK)
-        self._retry = register(scripts.RETRY)
-        self._dead = register(scripts.DEAD)
-        self._requeue = register(scripts.REQUEUE_DEAD)
+        self._extend_script = register(scripts.EXTEND)
+        self._ack_script = register(scripts.ACK)
+        self._retry_script = register(scripts.RETRY)
+        self._dead_script = register(scripts.DEAD)
+        self._requeue_script = register(scripts.REQUEUE_DEAD)
         self._depth = register(scripts.DEPTH)
-        self._list_dead = register(scripts.LIST_DEAD)
+        self._list_dead_script = register(scripts.LIST_DEAD)
         try:
             self._call(self._depth)  # connects, and creates the stream and its group
         except BaseException:
@@ -152,9 +139,6 @@ class RedisQueue:
         return f"RedisQueue({self.url!r}, name={self.name!r})"
 
     # -- calls and errors --------------------------------------------------------------------------
-    def _scrub(self, exc: BaseException) -> str:
-        return scrub(str(exc), self._secrets)
-
     def _call(self, script: Any, *args: Any) -> Any:
         try:
             return script(keys=[self._stream], args=[self._prefix, *args])
@@ -164,8 +148,8 @@ class RedisQueue:
             raise InvalidInput("a text holds characters that cannot be stored") from None
 
     def _error(self, exc: BaseException) -> BackendUnavailable:
-        return BackendUnavailable(
-            f"Redis queue {self.name!r} at {self.url} failed: {self._scrub(exc)}",
+        return self._outage(
+            f"Redis queue {self.name!r} at {self.url} failed: {exc}",
             hint="check AGENT_SDK_REDIS_URL and that Redis is running",
         )
 
@@ -174,19 +158,12 @@ class RedisQueue:
         self._client.connection_pool.disconnect()
 
     # -- the protocol ----------------------------------------------------------------------------
-    def enqueue(
-        self, kind: str, payload: dict[str, Any], *, delay: float = 0.0, job_id: str | None = None
-    ) -> Job:
-        text = check_job(kind, payload, delay)
-        flat = self._call(self._enqueue, job_id or new_job_id(), kind, text, repr(float(delay)))
-        return _job(_fields(flat))
+    def _put(self, job_id: str, kind: str, text: str, delay: float) -> Job:
+        return _job(_fields(self._call(self._enqueue, job_id, kind, text, repr(float(delay)))))
 
-    def reserve(self, worker: str, *, lease: float, timeout: float) -> Lease | None:
-        check_seconds("lease", lease)
-        check_seconds("timeout", timeout)
-        if not worker:
-            raise InvalidInput("a worker needs a name")
-        deadline = time.monotonic() + timeout
+    def _claim(self, worker: str, lease: float, wait: float) -> Lease | None:
+        """The script; with nothing to take, a blocking read and the script again for what it
+        delivered (reserve calls again after a read that delivered nothing)."""
         delivered: tuple[str, str] | None = None
         while True:
             token = new_token()
@@ -195,16 +172,17 @@ class RedisQueue:
             if reply[0] == "ok":
                 expires = float(reply[1])
                 return Lease(_job(_fields(reply[2])), token, worker, expires)
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if delivered is not None or wait <= 0:
                 return None
-            wait = min(left, _MAX_BLOCK)
+            wait = min(wait, _MAX_BLOCK)
             if reply[1]:  # a delayed job or a lease falls due sooner
                 # Every waiting worker computes the same instant; a little jitter makes the
                 # one that just gave a job back no likelier than the others to take it again
                 # (a worker of another region hands jobs back: see agent_sdk.core.residency).
                 wait = min(wait, float(reply[1]) + random.uniform(0, _DUE_JITTER))
             delivered = self._wait(worker, wait)
+            if delivered is None:
+                return None
 
     def _wait(self, worker: str, seconds: float) -> tuple[str, str] | None:
         """Block until a new entry arrives (it is then pending on ``worker``), or ``seconds``."""
@@ -224,33 +202,29 @@ class RedisQueue:
         return entry_id, fields.get("id", "")
 
     def _holding(self, script: Any, lease: Lease, *args: Any) -> Any:
-        reply = self._call(script, lease.job.id, lease.token, *args)
-        if reply is None:
-            raise lease_lost(lease)
-        return reply
+        """The script's reply; None when the lease was lost."""
+        return self._call(script, lease.job.id, lease.token, *args)
 
-    def extend(self, lease: Lease, seconds: float) -> Lease:
-        check_seconds("seconds", seconds)
-        expires = self._holding(self._extend, lease, repr(float(seconds)))
-        return dataclasses.replace(lease, expires_at=float(expires))
+    def _extend(self, lease: Lease, seconds: float) -> float | None:
+        expires = self._holding(self._extend_script, lease, repr(float(seconds)))
+        return None if expires is None else float(expires)
 
-    def ack(self, lease: Lease) -> None:
-        self._holding(self._ack, lease)
+    def _ack(self, lease: Lease) -> bool:
+        return self._holding(self._ack_script, lease) is not None
 
-    def retry(self, lease: Lease, delay: float, error: str) -> None:
-        check_seconds("delay", delay)
-        self._holding(self._retry, lease, repr(float(delay)), error)
+    def _retry(self, lease: Lease, delay: float, error: str) -> bool:
+        return self._holding(self._retry_script, lease, repr(float(delay)), error) is not None
 
-    def dead(self, lease: Lease, error: str) -> None:
-        self._holding(self._dead, lease, error)
+    def _dead(self, lease: Lease, error: str) -> bool:
+        return self._holding(self._dead_script, lease, error) is not None
 
     def depth(self) -> QueueDepth:
         ready, delayed, leased, dead = (int(n) for n in self._call(self._depth))
         return QueueDepth(ready=ready, delayed=delayed, leased=leased, dead=dead)
 
-    def list_dead(self, limit: int = 50) -> list[DeadJob]:
+    def _list_dead(self, limit: int) -> list[DeadJob]:
         out = []
-        for flat in self._call(self._list_dead, check_limit(limit)):
+        for flat in self._call(self._list_dead_script, limit):
             fields = _fields(flat)
             if not fields:  # deleted between the two reads of the script: cannot happen
                 continue
@@ -260,13 +234,11 @@ class RedisQueue:
             )
         return out
 
-    def requeue_dead(self, job_id: str) -> Job:
-        reply = self._call(self._requeue, job_id)
+    def _requeue(self, job_id: str) -> Job | str | None:
+        reply = self._call(self._requeue_script, job_id)
         if reply[0] == "missing":
-            raise NotFound(f"no job {job_id} in the queue")
-        if reply[0] != "ok":
-            raise Conflict(f"job {job_id} is {reply[0]}, not dead")
-        return _job(_fields(reply[1]))
+            return None
+        return _job(_fields(reply[1])) if reply[0] == "ok" else str(reply[0])
 
 
 __all__ = ["DEFAULT_QUEUE", "RedisQueue"]

@@ -20,7 +20,6 @@ job (<= 100 ms) and the cost of an idle worker (~10 tiny queries a second), and 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import sqlite3
@@ -30,31 +29,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agent_sdk.errors import (
-    AgentSDKError,
-    BackendUnavailable,
-    ConfigError,
-    Conflict,
-    InvalidInput,
-    NotFound,
-)
+from agent_sdk.errors import AgentSDKError, BackendUnavailable, ConfigError, InvalidInput
 from agent_sdk.masking import mask_url
 from agent_sdk.private_files import ensure_private_dir, ensure_private_file
-from agent_sdk.queue.base import (
-    POLL_MAX,
-    POLL_MIN,
-    Clock,
-    DeadJob,
-    Job,
-    Lease,
-    QueueDepth,
-    check_job,
-    check_limit,
-    check_seconds,
-    lease_lost,
-    new_job_id,
-    new_token,
-)
+from agent_sdk.queue.base import BaseQueue, Clock, DeadJob, Job, Lease, QueueDepth, new_token
 
 SCHEMA_VERSION = 1  # recorded in PRAGMA user_version
 
@@ -122,8 +100,7 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
-class SQLiteQueue:
-    supports_delay: ClassVar[bool] = True
+class SQLiteQueue(BaseQueue):
     durable: ClassVar[bool] = True
     ordered: ClassVar[bool] = True
     unique_ids: ClassVar[bool] = True
@@ -289,12 +266,8 @@ class SQLiteQueue:
     # busy timeout), exactly what BEGIN IMMEDIATE does for a multi-statement transaction: the
     # read-then-update of reserve cannot interleave with another writer. It saves the BEGIN and
     # COMMIT round trips, a third of the cost of a job's life.
-    def enqueue(
-        self, kind: str, payload: dict[str, Any], *, delay: float = 0.0, job_id: str | None = None
-    ) -> Job:
-        text = check_job(kind, payload, delay)
+    def _put(self, job_id: str, kind: str, text: str, delay: float) -> Job:
         now = self.clock()
-        job_id = job_id or new_job_id()
         # ON CONFLICT DO NOTHING settles a duplicate job_id in the insert itself: RETURNING gives
         # our row when it landed, nothing when a job with that id was already there.
         row = self._one(
@@ -306,10 +279,11 @@ class SQLiteQueue:
         if row is None:
             row = self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
             if row is None:  # acked between our insert and this read: enqueue it again
-                return self.enqueue(kind, payload, delay=delay, job_id=job_id)
+                return self._put(job_id, kind, text, delay)
         return _job(row)
 
-    def _claim(self, worker: str, lease: float) -> Lease | None:
+    def _claim(self, worker: str, lease: float, wait: float) -> Lease | None:
+        """One try: nothing crosses processes to wait on, so reserve polls this."""
         now = self.clock()
         token = new_token()
         row = self._one(
@@ -322,53 +296,34 @@ class SQLiteQueue:
             return None
         return Lease(job=_job(row), token=token, worker=worker, expires_at=now + lease)
 
-    def reserve(self, worker: str, *, lease: float, timeout: float) -> Lease | None:
-        check_seconds("lease", lease)
-        check_seconds("timeout", timeout)
-        deadline = time.monotonic() + timeout
-        pause = POLL_MIN
-        while True:
-            claimed = self._claim(worker, lease)
-            if claimed is not None:
-                return claimed
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, POLL_MAX)
-
-    def _holding(self, lease: Lease, sql: str, params: tuple[Any, ...] = ()) -> None:
-        """A statement guarded by ``WHERE id = ? AND lease_token = ?``; Conflict if it hit no
-        row: the token changed (another worker took the job) or the job left the queue."""
+    def _holding(self, lease: Lease, sql: str, params: tuple[Any, ...] = ()) -> bool:
+        """A statement guarded by ``WHERE id = ? AND lease_token = ?``; False if it hit no row:
+        the token changed (another worker took the job) or the job left the queue."""
         guard = " WHERE id = ? AND lease_token = ? AND state = 'leased'"
-        if self._exec(sql + guard, (*params, lease.job.id, lease.token)).rowcount != 1:
-            raise lease_lost(lease)
+        return self._exec(sql + guard, (*params, lease.job.id, lease.token)).rowcount == 1
 
-    def extend(self, lease: Lease, seconds: float) -> Lease:
-        check_seconds("seconds", seconds)
+    def _extend(self, lease: Lease, seconds: float) -> float | None:
         now = self.clock()
         sql = "UPDATE jobs SET lease_expires_at = ?, updated_at = ?"
-        self._holding(lease, sql, (now + seconds, now))
-        return dataclasses.replace(lease, expires_at=now + seconds)
+        return now + seconds if self._holding(lease, sql, (now + seconds, now)) else None
 
-    def ack(self, lease: Lease) -> None:
-        self._holding(lease, "DELETE FROM jobs")
+    def _ack(self, lease: Lease) -> bool:
+        return self._holding(lease, "DELETE FROM jobs")
 
-    def retry(self, lease: Lease, delay: float, error: str) -> None:
-        check_seconds("delay", delay)
+    def _retry(self, lease: Lease, delay: float, error: str) -> bool:
         now = self.clock()
         sql = (
             "UPDATE jobs SET state = 'ready', available_at = ?, last_error = ?, lease_token = NULL,"
             " lease_worker = NULL, lease_expires_at = NULL, updated_at = ?"
         )
-        self._holding(lease, sql, (now + delay, error, now))
+        return self._holding(lease, sql, (now + delay, error, now))
 
-    def dead(self, lease: Lease, error: str) -> None:
+    def _dead(self, lease: Lease, error: str) -> bool:
         sql = (
             "UPDATE jobs SET state = 'dead', last_error = ?, lease_token = NULL,"
             " lease_worker = NULL, lease_expires_at = NULL, updated_at = ?"
         )
-        self._holding(lease, sql, (error, self.clock()))
+        return self._holding(lease, sql, (error, self.clock()))
 
     def depth(self) -> QueueDepth:
         row = self._query(
@@ -383,17 +338,17 @@ class SQLiteQueue:
         )[0]
         return QueueDepth(ready=row[0], delayed=row[1], leased=row[2], dead=row[3])
 
-    def list_dead(self, limit: int = 50) -> list[DeadJob]:
+    def _list_dead(self, limit: int) -> list[DeadJob]:
         rows = self._query(
             f"SELECT {_JOB_COLUMNS}, updated_at FROM jobs WHERE state = 'dead'"
             " ORDER BY updated_at DESC, rowid DESC LIMIT ?",
-            (check_limit(limit),),
+            (limit,),
         )
         return [
             DeadJob(job=_job(r), error=r["last_error"] or "", died_at=r["updated_at"]) for r in rows
         ]
 
-    def requeue_dead(self, job_id: str) -> Job:
+    def _requeue(self, job_id: str) -> Job | str | None:
         now = self.clock()
         with self._write() as db:
             row = db.execute(
@@ -403,9 +358,7 @@ class SQLiteQueue:
             ).fetchone()
             if row is None:
                 found = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                if found is None:
-                    raise NotFound(f"no job {job_id} in the queue")
-                raise Conflict(f"job {job_id} is {found[0]}, not dead")
+                return None if found is None else str(found[0])
         return _job(row)
 
 

@@ -58,37 +58,19 @@ is dropped by SQS; a lease can be extended to at most 12 hours after its job was
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from agent_sdk.errors import (
-    BackendUnavailable,
-    ConfigError,
-    Conflict,
-    InvalidInput,
-    NotFound,
-)
-from agent_sdk.masking import mask_url, scrub, url_secrets
-from agent_sdk.queue.base import (
-    POLL_MAX,
-    POLL_MIN,
-    DeadJob,
-    Job,
-    Lease,
-    QueueDepth,
-    check_job,
-    check_limit,
-    check_seconds,
-    lease_lost,
-    new_job_id,
-)
+from agent_sdk.config import AwsEnvironment, aws_environment
+from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.masking import mask_url
+from agent_sdk.queue import _sqs_records as records
+from agent_sdk.queue._sqs_place import place
+from agent_sdk.queue.base import BaseQueue, DeadJob, Job, Lease, QueueDepth, lease_lost, new_job
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -103,11 +85,7 @@ _SETTLE_HOLD = 10
 # list_dead/requeue_dead: how long a scan hides the dead queue, and how much of it it reads.
 _SCAN_HOLD = 30
 _SCAN_LIMIT = 10_000
-_RECORD_TAG = "agent-sdk-job/1"  # marks a message body as one of our records
 _CUT = "… [cut to fit an SQS message]"
-
-_AWS_HOST = re.compile(r"(?:^|\.)amazonaws\.com(?:\.cn)?$")
-_REGION_IN_HOST = re.compile(r"^(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com")
 # Error codes of a receipt handle that names a deleted message, or one that is not ours.
 _HANDLE_GONE = {"ReceiptHandleIsInvalid", "AWS.SimpleQueueService.ReceiptHandleIsInvalid"}
 _NOT_IN_FLIGHT = {"MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight"}
@@ -143,146 +121,11 @@ def delay_seconds(seconds: float) -> int:
     return math.ceil(seconds - 1e-9) if _finite(seconds) > 0 else 0
 
 
-# -- records: a job as a message body -----------------------------------------------------------
-
-
-def _dumps(record: dict[str, Any]) -> str:
-    # ASCII escapes: SQS refuses NUL, lone surrogates and a few other characters in a body.
-    return json.dumps(record, separators=(",", ":"), allow_nan=False)
-
-
-def _record(job: Job) -> dict[str, Any]:
-    return {
-        "tag": _RECORD_TAG,
-        "id": job.id,
-        "kind": job.kind,
-        "payload": job.payload,
-        "attempts": job.attempts,
-        "enqueued_at": job.enqueued_at,
-        "available_at": job.available_at,
-        "last_error": job.last_error,
-    }
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _parse(body: str) -> dict[str, Any] | None:
-    """The record in a message body, or None for a message that is not one of ours."""
-    try:
-        record = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or record.get("tag") != _RECORD_TAG:
-        return None
-    ok = (
-        isinstance(record.get("id"), str)
-        and isinstance(record.get("kind"), str)
-        and isinstance(record.get("payload"), dict)
-        and isinstance(record.get("attempts"), int)
-        and _is_number(record.get("enqueued_at"))
-        and _is_number(record.get("available_at"))
-        and isinstance(record.get("last_error"), str | None)
-        and _is_number(record.get("hold_until", 0))
-        and _is_number(record.get("died_at", 0))
-    )
-    return record if ok else None
-
-
-def _job(record: dict[str, Any], *, attempts: int | None = None) -> Job:
-    return Job(
-        id=record["id"],
-        kind=record["kind"],
-        payload=record["payload"],
-        attempts=record["attempts"] if attempts is None else attempts,
-        enqueued_at=float(record["enqueued_at"]),
-        available_at=float(record["available_at"]),
-        last_error=record["last_error"],
-    )
-
-
-def _foreign(message: dict[str, Any]) -> DeadJob:
-    """A message of the dead queue that is not one of our records, shown as a dead job."""
-    sent = int(message.get("Attributes", {}).get("SentTimestamp", "0")) / 1000
-    job = Job(
-        id="sqs:" + message["MessageId"],
-        kind="sqs.message",
-        payload={"body": message["Body"]},
-        attempts=0,
-        enqueued_at=sent,
-        available_at=sent,
-        last_error="not an agent-sdk job",
-    )
-    return DeadJob(job=job, error="not an agent-sdk job", died_at=sent)
-
-
 class _Missing(BackendUnavailable):
     """A queue that does not exist (deleted while in use; a ConfigError when opening)."""
 
 
-# -- where the queue is --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class _Place:
-    """A queue URL taken apart: the URL to send, where to send it, who signs it."""
-
-    url: str  # the queue URL as SQS names it (no credentials, no query)
-    shown: str  # the URL as error messages show it (secret masked)
-    name: str
-    endpoint: str | None
-    region: str
-    key_id: str | None
-    secret: str | None
-
-
-def _place(url: str, *, endpoint: str | None, region: str | None) -> _Place:
-    raw = url.removeprefix("sqs+")
-    parts = urlsplit(raw)
-    shown = mask_url(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"not an SQS queue URL: {shown}",
-            hint="e.g. https://sqs.us-east-1.amazonaws.com/123456789012/agent-sdk-jobs",
-        )
-    path = parts.path.rstrip("/")
-    name = path.rsplit("/", 1)[-1]
-    if not name or "/" not in path:
-        raise ConfigError(f"the SQS queue URL {shown} names no queue", hint="…/<account>/<name>")
-    if name.endswith(".fifo"):
-        raise ConfigError(
-            f"{shown} is a FIFO queue, which has no per-message delay",
-            hint="use a standard SQS queue",
-        )
-    host = parts.hostname
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    clean = urlunsplit((parts.scheme, netloc, path, "", ""))
-    env = os.environ
-    endpoint = endpoint or env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None
-    if endpoint is None and not _AWS_HOST.search(host):
-        endpoint = f"{parts.scheme}://{netloc}"
-    found = _REGION_IN_HOST.match(host)
-    region = (
-        region
-        or (found and (found.group(1) or found.group(2)))
-        or env.get("AWS_REGION")
-        or env.get("AWS_DEFAULT_REGION")
-        or None
-    )
-    return _Place(
-        url=clean,
-        shown=shown,
-        name=name,
-        endpoint=endpoint,
-        region=region or "",
-        key_id=unquote(parts.username) if parts.username else None,
-        secret=unquote(parts.password) if parts.password else None,
-    )
-
-
-class SQSQueue:
-    supports_delay: ClassVar[bool] = True
+class SQSQueue(BaseQueue):
     durable: ClassVar[bool] = True  # SQS keeps messages for the queue's retention period
     ordered: ClassVar[bool] = False  # a standard queue delivers roughly in order
     unique_ids: ClassVar[bool] = False  # and keeps two messages of one job id
@@ -298,28 +141,30 @@ class SQSQueue:
         region: str | None = None,
         timeout: float = 2.0,
         request_attempts: int = 3,
+        aws: AwsEnvironment | None = None,
     ) -> None:
+        """``aws``: the AWS variables (Settings.aws); by default this process's own."""
         boto3, config, self._errors = _import_boto()
-        place = _place(queue_url, endpoint=endpoint, region=region)
-        if not dead_queue_url and len(place.name + DEAD_SUFFIX) > 80:
+        self._aws = aws or aws_environment()
+        where = place(queue_url, endpoint=endpoint, region=region, aws=self._aws)
+        if not dead_queue_url and len(where.name + DEAD_SUFFIX) > 80:
             raise ConfigError(
-                f"the dead queue name {place.name + DEAD_SUFFIX!r} is longer than SQS allows (80)",
+                f"the dead queue name {where.name + DEAD_SUFFIX!r} is longer than SQS allows (80)",
                 hint="name a dead queue with AGENT_SDK_SQS_DEAD_QUEUE_URL",
             )
-        self.url = place.shown
-        self.name = place.name
-        self._queue_url = place.url
-        urls = (queue_url, dead_queue_url, endpoint)
-        self._secrets = [s for u in urls if u for s in url_secrets(u)]
+        self.url = where.shown
+        self.name = where.name
+        self._queue_url = where.url
+        self._hide(queue_url, dead_queue_url, endpoint)
         session = boto3.session.Session(
-            aws_access_key_id=place.key_id, aws_secret_access_key=place.secret
+            aws_access_key_id=where.key_id, aws_secret_access_key=where.secret
         )
-        self.region = place.region or session.region_name or "us-east-1"
-        self.endpoint = place.endpoint
+        self.region = where.region or session.region_name or "us-east-1"
+        self.endpoint = where.endpoint
         self._client = session.client(
             "sqs",
             region_name=self.region,
-            endpoint_url=place.endpoint,
+            endpoint_url=where.endpoint,
             config=config.Config(
                 connect_timeout=timeout,
                 read_timeout=MAX_WAIT + 10,  # a long poll is an answer that takes 20 s
@@ -367,21 +212,22 @@ class SQSQueue:
                 "AGENT_SDK_QUEUE_BACKEND=sqs needs AGENT_SDK_SQS_QUEUE_URL",
                 hint="e.g. https://sqs.us-east-1.amazonaws.com/123456789012/agent-sdk-jobs",
             )
+        dead, aws = settings.sqs_dead_queue_url, settings.aws
         if url.startswith("sqs+"):
-            return cls.from_url(url, dead_queue_url=settings.sqs_dead_queue_url)
-        return cls(url, dead_queue_url=settings.sqs_dead_queue_url)
+            return cls.from_url(url, dead_queue_url=dead, aws=aws)
+        return cls(url, dead_queue_url=dead, aws=aws)
 
     def __repr__(self) -> str:
         return f"SQSQueue({self.url!r})"
 
     # -- calls and errors -------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        return " ".join(scrub(text, self._secrets).split())  # one line
+        return " ".join(super()._scrub(text).split())  # one line
 
     def _unavailable(self, action: str, detail: str) -> BackendUnavailable:
         where = f" via {mask_url(self.endpoint)}" if self.endpoint else ""
-        return BackendUnavailable(
-            self._scrub(f"SQS queue {self.url}{where} failed ({action}): {detail}"),
+        return self._outage(
+            f"SQS queue {self.url}{where} failed ({action}): {detail}",
             hint="check AGENT_SDK_SQS_QUEUE_URL, the AWS credentials and that SQS is reachable",
         )
 
@@ -420,9 +266,9 @@ class SQSQueue:
         """The dead queue's URL: the one given, or ``<name>-dead`` beside ours, created if absent
         (with the same message size and the longest retention)."""
         if given:
-            place = _place(given, endpoint=self.endpoint, region=self.region)
-            self._attributes(place.url, "QueueArn")
-            return place.url
+            dead = place(given, endpoint=self.endpoint, region=self.region, aws=self._aws)
+            self._attributes(dead.url, "QueueArn")
+            return dead.url
         name = self.name + DEAD_SUFFIX
         with self._calling("CreateQueue"):
             try:
@@ -445,20 +291,23 @@ class SQSQueue:
     def _body(self, record: dict[str, Any]) -> str:
         """The record as a message body, its error cut short if that makes it fit; InvalidInput
         if the job itself is bigger than the queue takes."""
-        body = _dumps(record)
+        body = records.dumps(record)
         error = record.get("last_error")
         if len(body) > self._max_size and error:
             # The longest start of the error that fits (escapes make bytes differ from length).
             low, high = 0, len(error)
             while low < high:
                 mid = (low + high + 1) // 2
-                if len(_dumps({**record, "last_error": error[:mid] + _CUT})) <= self._max_size:
+                if (
+                    len(records.dumps({**record, "last_error": error[:mid] + _CUT}))
+                    <= self._max_size
+                ):
                     low = mid
                 else:
                     high = mid - 1
-            body = _dumps({**record, "last_error": error[:low] + _CUT})
+            body = records.dumps({**record, "last_error": error[:low] + _CUT})
             if len(body) > self._max_size:  # not even the note fits: drop the error
-                body = _dumps({**record, "last_error": ""})
+                body = records.dumps({**record, "last_error": ""})
         if len(body) > self._max_size:
             raise InvalidInput(
                 f"job {record['id']} is {len(body)} bytes as an SQS message; the queue takes "
@@ -524,49 +373,34 @@ class SQSQueue:
                 raise
 
     # -- the protocol -----------------------------------------------------------------------------
-    def enqueue(
-        self, kind: str, payload: dict[str, Any], *, delay: float = 0.0, job_id: str | None = None
-    ) -> Job:
-        text = check_job(kind, payload, delay)
+    def _put(self, job_id: str, kind: str, text: str, delay: float) -> Job:
         now = time.time()
-        job = Job(
-            id=job_id or new_job_id(),
-            kind=kind,
-            payload=json.loads(text),
-            attempts=0,
-            enqueued_at=now,
-            available_at=now + delay_seconds(delay),
-        )
-        self._send(self._queue_url, _record(job), delay)
+        job = new_job(job_id, kind, text, now, now + delay_seconds(delay))
+        self._send(self._queue_url, records.record(job), delay)
         return job
 
-    def reserve(self, worker: str, *, lease: float, timeout: float) -> Lease | None:
-        check_seconds("lease", lease)
-        check_seconds("timeout", timeout)
-        if not worker:
-            raise InvalidInput("a worker needs a name")
+    def _claim(self, worker: str, lease: float, wait: float) -> Lease | None:
+        """Long polls while ``wait`` lasts a whole second; shorter, one short poll (reserve
+        backs off between them)."""
         hide = lease_seconds(lease)
-        deadline = time.monotonic() + _finite(timeout)
-        pause = POLL_MIN
+        deadline = time.monotonic() + _finite(wait)
         while True:
             left = deadline - time.monotonic()
-            wait = min(MAX_WAIT, int(left)) if left >= 1 else 0
+            seconds = min(MAX_WAIT, int(left)) if left >= 1 else 0
             started = time.time()
-            messages = self._receive(self._queue_url, hide=hide, wait=wait, count=1)
+            messages = self._receive(self._queue_url, hide=hide, wait=seconds, count=1)
             for message in messages:
                 # A long poll's message was hidden when it arrived, not when the poll began.
-                received = time.time() if wait else started
+                received = time.time() if seconds else started
                 taken = self._take(message, worker, hide, received)
                 if taken is not None:
                     return taken
-            if messages:
-                continue  # it was passed on (a hop or a takeover): look again at once
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if not messages:
                 return None
-            if wait == 0:
-                time.sleep(min(pause, left))
-                pause = min(pause * 2, POLL_MAX)
+            # It was passed on (a hop or a takeover): look again at once.
+
+    def _waited(self, wait: float) -> bool:
+        return wait >= 1
 
     def _take(
         self, message: dict[str, Any], worker: str, hide: int, received: float
@@ -574,7 +408,7 @@ class SQSQueue:
         """Lease a received message, or pass it on: to the dead queue (not ours), further on
         (a long delay's hop), or as a copy (a later delivery after an expired lease)."""
         handle: str = message["ReceiptHandle"]
-        record = _parse(message["Body"])
+        record = records.parse(message["Body"])
         if record is None:
             with self._calling("SendMessage", self._dead_url):
                 self._client.send_message(QueueUrl=self._dead_url, MessageBody=message["Body"])
@@ -593,34 +427,35 @@ class SQSQueue:
             self._send(self._queue_url, copy, 0)
             self._delete(self._queue_url, handle)
             return None
-        job = _job(record, attempts=record["attempts"] + 1)
+        job = records.job(record, attempts=record["attempts"] + 1)
         return Lease(job=job, token=handle, worker=worker, expires_at=received + hide)
 
-    def extend(self, lease: Lease, seconds: float) -> Lease:
-        check_seconds("seconds", seconds)
+    def _extend(self, lease: Lease, seconds: float) -> float:
         hide = lease_seconds(seconds)
         started = time.time()
         self._hold(lease, hide, settling=False)
-        return dataclasses.replace(lease, expires_at=started + hide)
+        return started + hide
 
-    def ack(self, lease: Lease) -> None:
+    def _ack(self, lease: Lease) -> bool:
         self._hold(lease, _SETTLE_HOLD, settling=True)
         self._delete(self._queue_url, lease.token)
+        return True
 
-    def retry(self, lease: Lease, delay: float, error: str) -> None:
-        check_seconds("delay", delay)
+    def _retry(self, lease: Lease, delay: float, error: str) -> bool:
         seconds = delay_seconds(delay)
         self._hold(lease, _SETTLE_HOLD, settling=True)
         job = dataclasses.replace(lease.job, available_at=time.time() + seconds, last_error=error)
-        self._send(self._queue_url, _record(job), seconds)
+        self._send(self._queue_url, records.record(job), seconds)
         self._delete(self._queue_url, lease.token)
+        return True
 
-    def dead(self, lease: Lease, error: str) -> None:
+    def _dead(self, lease: Lease, error: str) -> bool:
         self._hold(lease, _SETTLE_HOLD, settling=True)
-        record = _record(dataclasses.replace(lease.job, last_error=error))
+        record = records.record(dataclasses.replace(lease.job, last_error=error))
         record["died_at"] = time.time()
         self._send(self._dead_url, record, 0)
         self._delete(self._queue_url, lease.token)
+        return True
 
     def depth(self) -> QueueDepth:
         names = (
@@ -677,28 +512,29 @@ class SQSQueue:
             except (self._errors.ClientError, self._errors.BotoCoreError):
                 pass  # they come back by themselves when _SCAN_HOLD ends
 
-    def list_dead(self, limit: int = 50) -> list[DeadJob]:
-        check_limit(limit)
+    def _list_dead(self, limit: int) -> list[DeadJob]:
         out = []
         with self._scan() as messages:
             for message in messages:
-                record = _parse(message["Body"])
+                record = records.parse(message["Body"])
                 if record is None:
-                    out.append(_foreign(message))
+                    out.append(records.foreign(message))
                     continue
                 died_at = float(record.get("died_at", 0))
                 out.append(
-                    DeadJob(job=_job(record), error=record["last_error"] or "", died_at=died_at)
+                    DeadJob(
+                        job=records.job(record), error=record["last_error"] or "", died_at=died_at
+                    )
                 )
         out.sort(key=lambda d: d.died_at, reverse=True)
         return out[:limit]
 
-    def requeue_dead(self, job_id: str) -> Job:
+    def _requeue(self, job_id: str) -> Job:
         with self._scan() as messages:
             found = [
                 (record, message)
                 for message in messages
-                if (record := _parse(message["Body"])) is not None and record["id"] == job_id
+                if (record := records.parse(message["Body"])) is not None and record["id"] == job_id
             ]
             if not found:
                 raise NotFound(
@@ -707,8 +543,8 @@ class SQSQueue:
                 )
             found.sort(key=lambda pair: float(pair[0].get("died_at", 0)), reverse=True)
             record = found[0][0]
-            job = dataclasses.replace(_job(record), attempts=0, available_at=time.time())
-            self._send(self._queue_url, _record(job), 0)
+            job = dataclasses.replace(records.job(record), attempts=0, available_at=time.time())
+            self._send(self._queue_url, records.record(job), 0)
             for _, message in found:  # copies of one job (a duplicate died twice) go together
                 self._delete(self._dead_url, message["ReceiptHandle"])
                 message["deleted"] = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agent_sdk.records import (
     Deletion,
@@ -28,6 +28,9 @@ from agent_sdk.store.keys import KeyStore
 from agent_sdk.store.retention import RetentionStore, RunExpiry
 from agent_sdk.store.workers import WorkerStore
 
+if TYPE_CHECKING:
+    from agent_sdk.store.pg_notify import EventSink, NotifyListener
+
 
 class Store(
     KeyStore,
@@ -39,6 +42,23 @@ class Store(
     Protocol,
 ):
     scheme: ClassVar[str]
+    # Capabilities, declared by each store (read them; never probe for a method):
+    # pushes_events: listen_events can tell this process of the events other processes append
+    # (Postgres LISTEN/NOTIFY). A store without it answers None, and readers poll.
+    pushes_events: ClassVar[bool]
+    # purges_deleted: deleted rows may linger in the store's own files (SQLite's WAL) until
+    # purge_deleted scrubs them. A store without it has nothing to purge (purge_deleted: True).
+    purges_deleted: ClassVar[bool]
+
+    def listen_events(self, sink: EventSink) -> NotifyListener | None:
+        """Push every appended event's run and seq to ``sink``, from any process on this store
+        (started, to be closed by the caller); None where the store cannot."""
+        ...
+
+    def purge_deleted(self, *, timeout: float = 0.5) -> bool:
+        """Scrub what was just deleted out of the store's files; False if it could not finish
+        within ``timeout`` seconds (the store's own housekeeping does it later)."""
+        ...
 
     # -- lifecycle -------------------------------------------------------------------------
     def migrate(self) -> list[MigrationState]:

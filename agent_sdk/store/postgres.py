@@ -110,6 +110,8 @@ class PostgresStore(
     SQLStore,
 ):
     scheme: ClassVar[str] = "postgresql"
+    pushes_events: ClassVar[bool] = True  # LISTEN/NOTIFY, unless opened with notify=False
+    purges_deleted: ClassVar[bool] = False  # a deleted row's space is vacuumed by the server
     _LOCK_FOR_DELETE = " FOR UPDATE"  # erasure locks the rows first (see SQLStore.delete_run)
 
     def __init__(
@@ -543,14 +545,18 @@ class PostgresStore(
         raise Conflict(f"run {run_id!r}: too many concurrent event appends", hint="retry")
 
     def listen_events(self, sink: EventSink) -> NotifyListener | None:
-        """The optional capability the runtime looks for: push every appended event's run and
-        seq to ``sink``, from any process on this schema (see :mod:`agent_sdk.store.pg_notify`).
-        None if this store was opened with ``notify=False``."""
+        """Push every appended event's run and seq to ``sink``, from any process on this schema
+        (see :mod:`agent_sdk.store.pg_notify`). None if this store was opened with
+        ``notify=False``."""
         if not self.notify:
             return None
         return NotifyListener(
             self._conninfo, self.display_url, sink, connect_timeout=self._connect_timeout
         ).start()
+
+    def purge_deleted(self, *, timeout: float = 0.5) -> bool:
+        """Nothing to do: no file of ours keeps a deleted row (the server vacuums its pages)."""
+        return True
 
     def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
         if keep < 0:

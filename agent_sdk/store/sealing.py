@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agent_sdk.errors import ConfigError, Conflict, NotFound
 from agent_sdk.records import Event, Run, Session
@@ -105,6 +105,9 @@ class SealingMixin:
         def _one(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
         def _in_transaction(self) -> bool: ...
         def _refuse_append(self, org_id: str, run_id: str, attempt: int | None) -> None: ...
+
+        pushes_events: ClassVar[bool]
+        notify: bool  # a store that pushes events: whether this one was opened to
 
     # -- single values ---------------------------------------------------------------------------
     def _seal(self, org_id: str, table: str, row_id: str, column: str, text: Any) -> Any:
@@ -218,7 +221,7 @@ class SealingMixin:
             " ON CONFLICT (run_id, seq) DO NOTHING RETURNING seq"
         )
         tail: list[Any] = []
-        if getattr(self, "scheme", "") == "postgresql" and getattr(self, "notify", False):
+        if self.pushes_events and self.notify:
             from agent_sdk.store.pg_notify import CHANNEL_SQL, payload_run_id
 
             # Announced to other processes in the same statement (sent on commit, only then).

@@ -21,7 +21,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from agent_sdk.errors import (
     AgentSDKError,
@@ -53,6 +53,9 @@ from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sq
 from agent_sdk.store.sqlite_audit import SQLiteAuditMixin
 from agent_sdk.store.sqlite_idempotency import SQLiteIdempotencyMixin
 from agent_sdk.store.sqlite_keys import SQLiteKeysMixin
+
+if TYPE_CHECKING:
+    from agent_sdk.store.pg_notify import EventSink
 
 T = TypeVar("T")
 
@@ -107,6 +110,8 @@ class SQLiteStore(
     SQLStore,
 ):
     scheme: ClassVar[str] = "sqlite"
+    pushes_events: ClassVar[bool] = False  # other processes' events are found by polling
+    purges_deleted: ClassVar[bool] = True  # the WAL keeps deleted rows until a checkpoint
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path).expanduser()
@@ -303,6 +308,10 @@ class SQLiteStore(
             with contextlib.suppress(sqlite3.Error):
                 conn.db.close()
         self._local = threading.local()
+
+    def listen_events(self, sink: EventSink) -> None:
+        """No notification crosses SQLite processes: readers poll."""
+        return None
 
     def purge_deleted(self, *, timeout: float = PURGE_TIMEOUT) -> bool:
         """Copy the WAL into the database file and truncate it, so what was just deleted (zeroed
