@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from agent_sdk import __version__
+from agent_sdk._version import __version__
 from agent_sdk.backend._sse import parse_sse
 from agent_sdk.errors import (
     AgentSDKError,
