@@ -146,7 +146,7 @@ class HttpBackend:
         if idempotency_key is not None:
             # Checked here as the server would: a key httpx cannot put in a header (non-ASCII)
             # must be the same InvalidInput as over the local backend, not an encoding error.
-            from agent_sdk.core.runs import check_idempotency_key
+            from agent_sdk.core.run_requests import check_idempotency_key
 
             headers = {"Idempotency-Key": check_idempotency_key(idempotency_key)}
         return Run.from_dict(self._call("POST", "/v1/runs", json=body, headers=headers))
