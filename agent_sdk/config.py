@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_sdk import config_checks as checks
+import agent_sdk.config_checks as checks
 from agent_sdk.errors import ConfigError
 
 ENV_PREFIX = "AGENT_SDK_"

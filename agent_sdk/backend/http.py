@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from agent_sdk import __version__
+from agent_sdk._version import __version__
 from agent_sdk.backend._sse import parse_sse
 from agent_sdk.errors import (
     AgentSDKError,
@@ -146,7 +146,7 @@ class HttpBackend:
         if idempotency_key is not None:
             # Checked here as the server would: a key httpx cannot put in a header (non-ASCII)
             # must be the same InvalidInput as over the local backend, not an encoding error.
-            from agent_sdk.core.runs import check_idempotency_key
+            from agent_sdk.core.run_requests import check_idempotency_key
 
             headers = {"Idempotency-Key": check_idempotency_key(idempotency_key)}
         return Run.from_dict(self._call("POST", "/v1/runs", json=body, headers=headers))

@@ -249,7 +249,7 @@ app = sub_app(
 
 def _print_version(value: bool) -> None:
     if value:
-        from agent_sdk import __version__
+        from agent_sdk._version import __version__
 
         typer.echo(f"{PROG_NAME} {__version__}")
         raise typer.Exit()
@@ -293,7 +293,7 @@ plain_commands = sub_app()
 @command(plain_commands, "version")
 def version() -> None:
     """Print the version of agent-sdk."""
-    from agent_sdk import __version__
+    from agent_sdk._version import __version__
 
     if current().output is OutputFormat.table:
         typer.echo(f"{PROG_NAME} {__version__}")

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent_sdk.core.outcome import DELETED, DONE, LEASE_LOST, SKIPPED, STOPPING, Outcome
 from agent_sdk.core.residency import refuse_attempt
 from agent_sdk.core.retry import RetryPolicy, is_retryable
 from agent_sdk.errors import (
@@ -76,30 +77,6 @@ _TERMINAL_EVENT = {
 
 class EventCapExceeded(QuotaExceeded):
     pass
-
-
-# Why an attempt's task was cancelled, when it was not a user's cancel (asyncio passes the
-# message of Task.cancel(msg) on to the CancelledError).
-STOPPING = "worker stopping"  # the process shuts down: give the run back to the queue
-LEASE_LOST = "lease lost"  # another worker holds the job now: stop without writing anything
-DELETED = "run deleted"  # the run was erased (core/deletion.py): stop, there is nothing to write
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How an attempt ended, for whoever drives attempts (the inline executor or a worker)."""
-
-    # "done" (a terminal state was recorded), "dead" (retries ran out), "retry", "skipped"
-    # (nothing to do: finished or cancelled already), "lost" (another worker has the job or
-    # took the run over), "busy" (another attempt is alive: try again after ``delay``) or
-    # "elsewhere" (the run's org is kept in another region: give the job back untouched)
-    kind: str
-    delay: float = 0.0
-    error: str | None = None
-
-
-DONE = Outcome("done")
-SKIPPED = Outcome("skipped")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agent_sdk.core.actors import Actor, audit_action
@@ -18,17 +19,28 @@ from agent_sdk.governance import encryption_keys as keys
 from agent_sdk.governance.encryption_keys import EncryptionKey, RewrapReport
 
 if TYPE_CHECKING:
-    from agent_sdk.core.runtime import Runtime
+    from agent_sdk.config import Settings
+    from agent_sdk.core.audit import AuditService
+    from agent_sdk.core.orgs import OrgService
     from agent_sdk.governance.encryption import EnvelopeCodec
+    from agent_sdk.store.base import Store
 
 log = logging.getLogger(__name__)
 
 
 class EncryptionService:
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self.settings = runtime.settings
-        self.store = runtime.store
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        orgs: OrgService,
+        audit: Callable[[], AuditService],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._orgs = orgs
+        self._audit_service = audit
 
     @property
     def enabled(self) -> bool:
@@ -54,12 +66,12 @@ class EncryptionService:
         target: str | None,
         details: dict[str, object],
     ) -> None:
-        audit_action(self._runtime.audit, org_id, actor, action, target, details=details)
+        audit_action(self._audit_service(), org_id, actor, action, target, details=details)
 
     # -- queries ---------------------------------------------------------------------------------
     def list(self, org_id: str) -> list[EncryptionKey]:
         """The org's key generations, oldest first (metadata only)."""
-        self._runtime.orgs.get(org_id)
+        self._orgs.get(org_id)
         return keys.list_keys(self.store, org_id)
 
     # -- changes ---------------------------------------------------------------------------------
@@ -67,7 +79,7 @@ class EncryptionService:
         """A new active key (KEK and DEK) for the org; the old one is retired and still
         decrypts. New writes in this process use the new key at once."""
         codec = self._codec()
-        self._runtime.orgs.get(org_id)
+        self._orgs.get(org_id)
         with self.store.transaction():
             key, retired = keys.rotate(self.store, codec.master, org_id)
             self._audit(org_id, actor, "encryption_keys.rotate", key.id, {"retired": retired})
@@ -79,7 +91,7 @@ class EncryptionService:
         value sealed under them is unreadable for good. Other orgs are untouched. Works with
         encryption off too (keys made while it was on can always be destroyed). Returns the
         org's keys as they are now."""
-        self._runtime.orgs.get(org_id)
+        self._orgs.get(org_id)
         with self.store.transaction():
             ids = keys.destroy(self.store, org_id)
             self._audit(org_id, actor, "encryption_keys.destroy", None, {"destroyed": ids})
@@ -107,7 +119,7 @@ class EncryptionService:
         :func:`agent_sdk.governance.encryption_keys.rewrap`); call again with the report's
         ``next_cursor`` until it is done."""
         codec = self._codec()
-        self._runtime.orgs.get(org_id)
+        self._orgs.get(org_id)
         report = keys.rewrap(self.store, codec, org_id, limit=limit, cursor=cursor)
         if report.rewrapped:
             details: dict[str, object] = {"key": report.key_id, "rewrapped": report.rewrapped}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agent_sdk.core.actors import Actor, audit_action
@@ -11,7 +12,8 @@ from agent_sdk.records import Org, Page, Principal
 from agent_sdk.security.scopes import ADMIN_PLATFORM
 
 if TYPE_CHECKING:
-    from agent_sdk.core.runtime import Runtime
+    from agent_sdk.core.audit import AuditService
+    from agent_sdk.store.base import Store
 
 ORG_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -25,9 +27,9 @@ def check_org_id(org_id: str) -> str:
 
 
 class OrgService:
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self.store = runtime.store
+    def __init__(self, store: Store, *, audit: Callable[[], AuditService]) -> None:
+        self.store = store
+        self._audit = audit
         # Orgs are never deleted in this version, so an org once seen exists for the life of
         # the process: every request checks its org, and this spares that read. (Org deletion,
         # when it comes, must evict here and in every other process.)
@@ -40,7 +42,7 @@ class OrgService:
             raise InvalidInput("an org name is 1-200 printable characters")
         with self.store.transaction():
             org = self.store.create_org(org_id, name)
-            audit_action(self._runtime.audit, org_id, actor, "orgs.create", org_id)
+            audit_action(self._audit(), org_id, actor, "orgs.create", org_id)
         return org
 
     def get(self, org_id: str) -> Org:
@@ -65,7 +67,7 @@ class OrgService:
             )
             # Recorded in the caller's own org: the org it named does not exist.
             audit_action(
-                self._runtime.audit,
+                self._audit(),
                 principal.org_id,
                 actor,
                 "orgs.create",

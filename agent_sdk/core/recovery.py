@@ -88,7 +88,7 @@ def recover(
     """Hand on what dead processes left: to ``queue`` (queue mode) or, without one, to this
     process's executor (inline). ``at_start``: this process has just started, so every queued
     run is waiting for a process that is gone (inline)."""
-    from agent_sdk.core.worker import enqueue_run
+    from agent_sdk.core.jobs import enqueue_run
 
     lease = runtime.settings.worker_lease
     now = now or datetime.now(UTC)

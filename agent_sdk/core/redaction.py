@@ -31,8 +31,11 @@ from agent_sdk.governance.redact_policy import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from agent_sdk.config import Settings
-    from agent_sdk.core.runtime import Runtime
+    from agent_sdk.core.audit import AuditService
+    from agent_sdk.core.orgs import OrgService
     from agent_sdk.governance.redact import Redactor
     from agent_sdk.store.base import Store
 
@@ -48,13 +51,21 @@ def org_redactor(settings: Settings, store: Store, org_id: str) -> Redactor | No
 
 
 class RedactionService:
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self.store = runtime.store
-        self.settings = runtime.settings
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        orgs: OrgService,
+        audit: Callable[[], AuditService],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._orgs = orgs
+        self._audit = audit
 
     def show(self, org_id: str) -> RedactionView:
-        self._runtime.orgs.get(org_id)
+        self._orgs.get(org_id)
         return self._view(org_id, self._policy(org_id))
 
     def replace(self, org_id: str, body: Any, *, actor: Actor | None = None) -> RedactionView:
@@ -77,14 +88,14 @@ class RedactionService:
     ) -> RedactionView:
         """Add a custom pattern, or replace the one named ``name``."""
         pattern = parse_pattern({"name": name, "regex": regex, "placeholder": placeholder})
-        self._runtime.orgs.get(org_id)
+        self._orgs.get(org_id)
         policy = self._policy(org_id).with_pattern(pattern)
         return self._save(org_id, policy, "redaction.pattern.set", actor, pattern=pattern)
 
     def delete_pattern(
         self, org_id: str, name: str, *, actor: Actor | None = None
     ) -> RedactionView:
-        self._runtime.orgs.get(org_id)
+        self._orgs.get(org_id)
         policy = self._policy(org_id)
         kept = tuple(p for p in policy.patterns if p.name != name)
         if len(kept) == len(policy.patterns):
@@ -99,7 +110,7 @@ class RedactionService:
             raise InvalidInput("text must be a string")
         if len(text) > MAX_PREVIEW_CHARS:
             raise InvalidInput(f"text is longer than {MAX_PREVIEW_CHARS} characters")
-        self._runtime.orgs.get(org_id)
+        self._orgs.get(org_id)
         found: list[Finding] = []
         redacted = redactor_for(self.store, org_id).redact(text, found)
         return Preview(redacted, placeholders(found))
@@ -134,6 +145,6 @@ class RedactionService:
             self.store.set_org_setting(
                 org_id, SETTING, None if policy.is_default else policy.to_dict()
             )
-            audit_action(self._runtime.audit, org_id, actor, action, "redaction", details=details)
+            audit_action(self._audit(), org_id, actor, action, "redaction", details=details)
         invalidate(self.store, org_id)
         return self._view(org_id, policy)

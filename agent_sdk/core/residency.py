@@ -42,8 +42,11 @@ from agent_sdk.errors import InvalidInput, PermissionDenied, WrongRegion
 from agent_sdk.security.scopes import ADMIN_PLATFORM
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from agent_sdk.config import Settings
-    from agent_sdk.core.runtime import Runtime
+    from agent_sdk.core.audit import AuditService
+    from agent_sdk.core.orgs import OrgService
     from agent_sdk.records import Principal
     from agent_sdk.store.base import Store
 
@@ -129,10 +132,20 @@ class Residency:
 
 
 class ResidencyService:
-    def __init__(self, runtime: Runtime, *, ttl: float = CACHE_SECONDS) -> None:
-        self._runtime = runtime
-        self.store = runtime.store
-        self.here = runtime.settings.data_region
+    def __init__(
+        self,
+        store: Store,
+        *,
+        here: str | None,
+        orgs: OrgService,
+        audit: Callable[[], AuditService],
+        ttl: float = CACHE_SECONDS,
+    ) -> None:
+        """``here``: the region this process serves (None: every region)."""
+        self.store = store
+        self.here = here
+        self._orgs = orgs
+        self._audit = audit
         self.ttl = ttl
         self._cache: dict[str, tuple[str | None, float]] = {}
 
@@ -171,20 +184,20 @@ class ResidencyService:
 
     # -- the setting ---------------------------------------------------------------------------
     def show(self, org_id: str) -> Residency:
-        self._runtime.orgs.get(org_id)  # NotFound for an unknown org
+        self._orgs.get(org_id)  # NotFound for an unknown org
         return Residency(org_id, _stored_region(self.store, org_id), self.here)
 
     def set(self, org_id: str, region: str | None, *, actor: Actor | None = None) -> Residency:
         """Pin ``org_id`` to ``region`` (None: unpin), with an audit record of the move."""
         if region is not None:
             check_region(region)
-        self._runtime.orgs.get(org_id)
+        self._orgs.get(org_id)
         with self.store.transaction():
             before = _stored_region(self.store, org_id)
             self.store.set_org_setting(org_id, SETTING, region)
             action = "residency.set" if region is not None else "residency.clear"
             details = {"region": region, "previous": before}
-            audit_action(self._runtime.audit, org_id, actor, action, org_id, details=details)
+            audit_action(self._audit(), org_id, actor, action, org_id, details=details)
         self.invalidate(org_id)
         return Residency(org_id, region, self.here)
 
@@ -196,7 +209,7 @@ class ResidencyService:
         if not principal.can(ADMIN_PLATFORM):
             action = "residency.set" if region is not None else "residency.clear"
             audit_action(
-                self._runtime.audit,
+                self._audit(),
                 org_id,
                 actor,
                 action,

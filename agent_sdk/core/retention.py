@@ -30,111 +30,41 @@ process that changes one: another process applies a new policy within that time.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.actors import Actor, audit_action
+from agent_sdk.core.retention_policy import (
+    LIMITS,
+    MAX_DAYS,
+    MAX_KEEP_LAST,
+    SETTING,
+    Cutoffs,
+    RetentionPolicy,
+    iso,
+)
 from agent_sdk.errors import InvalidInput, NotFound
 from agent_sdk.records import Run
 from agent_sdk.store.retention import ACTIVE, RunExpiry
 
 if TYPE_CHECKING:
+    from agent_sdk.core.audit import AuditService
+    from agent_sdk.core.orgs import OrgService
+    from agent_sdk.core.residency import ResidencyService
     from agent_sdk.core.retention_sweep import Progress, SweepReport
-    from agent_sdk.core.runtime import Runtime
     from agent_sdk.records import Principal
+    from agent_sdk.store.base import Store
 
-SETTING = "retention"  # the name of the per-org setting
 CACHE_SECONDS = 5.0
-# Upper bounds. Days: a hundred years is "forever" without overflowing a date. Keep-last: each
-# listed run of a session checks at most this many newer runs, so it bounds a listing's cost.
-MAX_DAYS = 36_500
-MAX_KEEP_LAST = 10_000
-LIMITS: dict[str, int] = {
-    "runs_days": MAX_DAYS,
-    "events_days": MAX_DAYS,
-    "audit_days": MAX_DAYS,
-    "keep_last_runs_per_session": MAX_KEEP_LAST,
-}
 
 
 def _now() -> datetime:
     """The clock of every cutoff (tests move it forward to make data old)."""
     return datetime.now(UTC)
-
-
-def iso(when: datetime) -> str:
-    """``when`` in the stores' fixed-width UTC text, which compares like the times."""
-    return when.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-@dataclass(frozen=True, slots=True)
-class Cutoffs:
-    """A policy applied at one moment: what was written before each time has expired."""
-
-    runs_before: str | None = None
-    events_before: str | None = None
-    audit_before: str | None = None
-    keep_last: int | None = None
-
-    @property
-    def runs(self) -> RunExpiry | None:
-        expiry = RunExpiry(self.runs_before, self.keep_last)
-        return expiry if expiry else None
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionPolicy:
-    """An org's retention limits; None means "keep forever"."""
-
-    runs_days: int | None = None
-    events_days: int | None = None
-    audit_days: int | None = None
-    keep_last_runs_per_session: int | None = None
-
-    @classmethod
-    def parse(cls, data: Any) -> RetentionPolicy:
-        """A policy from JSON-like ``data``: known names only, each a whole number from 1 to its
-        bound, or null. InvalidInput names the first bad field."""
-        if not isinstance(data, Mapping):
-            raise InvalidInput("a retention policy is an object of limits")
-        unknown = sorted(str(k) for k in data if k not in LIMITS)
-        if unknown:
-            raise InvalidInput(
-                f"unknown retention field {unknown[0]!r}", hint="known: " + ", ".join(LIMITS)
-            )
-        values: dict[str, int | None] = {}
-        for name, bound in LIMITS.items():
-            value = data.get(name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound
-            ):
-                raise InvalidInput(
-                    f"retention {name} must be a whole number from 1 to {bound}, not {value!r}"
-                )
-            values[name] = value
-        return cls(**values)
-
-    def __bool__(self) -> bool:
-        return any(v is not None for v in dataclasses.astuple(self))
-
-    def to_dict(self) -> dict[str, int | None]:
-        return dataclasses.asdict(self)
-
-    def cutoffs(self, now: datetime) -> Cutoffs:
-        def before(days: int | None) -> str | None:
-            return None if days is None else iso(now - timedelta(days=days))
-
-        return Cutoffs(
-            before(self.runs_days),
-            before(self.events_days),
-            before(self.audit_days),
-            self.keep_last_runs_per_session,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +83,24 @@ class RetentionView:
 
 
 class RetentionService:
-    def __init__(self, runtime: Runtime, *, ttl: float = CACHE_SECONDS) -> None:
-        self._runtime = runtime
-        self.store = runtime.store
+    """``batch_size`` bounds the rows one transaction of a sweep deletes; ``residency`` lets a
+    sweep of every org skip the orgs another region serves."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        orgs: OrgService,
+        audit: Callable[[], AuditService],
+        residency: Callable[[], ResidencyService],
+        batch_size: int,
+        ttl: float = CACHE_SECONDS,
+    ) -> None:
+        self.store = store
+        self._orgs = orgs
+        self._audit = audit
+        self._residency = residency
+        self.batch_size = batch_size
         self.ttl = ttl
         self._cache: dict[str, tuple[RetentionPolicy, float]] = {}
         self._lock = threading.Lock()
@@ -181,7 +126,7 @@ class RetentionService:
         return policy
 
     def show(self, org_id: str) -> RetentionView:
-        self._runtime.orgs.get(org_id)  # NotFound for an unknown org
+        self._orgs.get(org_id)  # NotFound for an unknown org
         self._cache.pop(org_id, None)  # an admin reading the policy sees the stored one
         return RetentionView(org_id, self.policy(org_id))
 
@@ -191,13 +136,11 @@ class RetentionService:
         """Replace the org's policy (an empty one clears it); audited as ``retention.set``."""
         if not isinstance(policy, RetentionPolicy):
             policy = RetentionPolicy.parse(policy)
-        self._runtime.orgs.get(org_id)
+        self._orgs.get(org_id)
         with self.store.transaction():
             self.store.set_org_setting(org_id, SETTING, policy.to_dict() if policy else None)
             action = "retention.set" if policy else "retention.clear"
-            audit_action(
-                self._runtime.audit, org_id, actor, action, org_id, details=policy.to_dict()
-            )
+            audit_action(self._audit(), org_id, actor, action, org_id, details=policy.to_dict())
         self._cache.pop(org_id, None)
         return RetentionView(org_id, policy)
 
@@ -261,7 +204,16 @@ class RetentionService:
         with a policy (see :mod:`agent_sdk.core.retention_sweep`)."""
         from agent_sdk.core.retention_sweep import Sweeper
 
-        sweeper = Sweeper(self._runtime, self, actor=actor, progress=progress)
+        sweeper = Sweeper(
+            self.store,
+            orgs=self._orgs,
+            audit=self._audit(),
+            residency=self._residency() if org_id is None else None,
+            now=self.now,
+            batch=self.batch_size,
+            actor=actor,
+            progress=progress,
+        )
         return sweeper.run(org_id, dry_run=dry_run)
 
     def sweep_as(
@@ -282,7 +234,7 @@ class RetentionService:
                 "this credential lacks the scope 'admin:platform', which sweeping every org needs"
             )
             details = {"reason": exc.message, "all_orgs": True}
-            audit = self._runtime.audit
+            audit = self._audit()
             action = "retention.sweep"
             audit_action(audit, org_id, actor, action, None, outcome="denied", details=details)
             raise exc
@@ -292,9 +244,12 @@ class RetentionService:
 __all__ = [
     "CACHE_SECONDS",
     "LIMITS",
+    "MAX_DAYS",
+    "MAX_KEEP_LAST",
     "SETTING",
     "Cutoffs",
     "RetentionPolicy",
     "RetentionService",
     "RetentionView",
+    "iso",
 ]

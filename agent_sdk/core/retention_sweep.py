@@ -27,16 +27,20 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_sdk.core.actors import SYSTEM, Actor, audit_action
-from agent_sdk.core.retention import SETTING, Cutoffs, RetentionPolicy, iso
+from agent_sdk.core.retention_policy import SETTING, Cutoffs, RetentionPolicy, iso
 from agent_sdk.errors import AgentSDKError
 from agent_sdk.store.retention import RunExpiry
 
 if TYPE_CHECKING:
-    from agent_sdk.core.retention import RetentionService
-    from agent_sdk.core.runtime import Runtime
+    from agent_sdk.config import Settings
+    from agent_sdk.core.audit import AuditService
+    from agent_sdk.core.orgs import OrgService
+    from agent_sdk.core.residency import ResidencyService
+    from agent_sdk.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -103,23 +107,32 @@ class SweepReport:
 
 
 class Sweeper:
+    """One sweep. ``residency`` (None: sweep every org) skips the orgs another region serves;
+    ``now`` is the clock of the cutoffs; ``batch`` bounds the rows of one transaction."""
+
     def __init__(
         self,
-        runtime: Runtime,
-        service: RetentionService,
+        store: Store,
         *,
+        orgs: OrgService,
+        audit: AuditService,
+        residency: ResidencyService | None,
+        now: Callable[[], datetime],
+        batch: int,
         actor: Actor | None = None,
         progress: Progress | None = None,
     ) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
-        self.service = service
-        self.batch = runtime.settings.retention_batch_size
+        self.store = store
+        self.orgs = orgs
+        self.audit = audit
+        self.residency = residency
+        self.now = now
+        self.batch = batch
         self.actor = actor
         self.progress = progress
 
     def run(self, org_id: str | None, *, dry_run: bool) -> SweepReport:
-        now = self.service.now()
+        now = self.now()
         report = SweepReport(dry_run, iso(now))
         for org, stored in self._targets(org_id):
             result = OrgSweep(org)
@@ -136,7 +149,7 @@ class Sweeper:
             if result.deleted and not dry_run:
                 self._receipt(result)
             report.orgs.append(result)
-        report.finished_at = iso(self.service.now())
+        report.finished_at = iso(self.now())
         if not dry_run and any(o.deleted for o in report.orgs):
             # Where the store can, scrub the deleted rows out of its files too (SQLite's WAL).
             if self.store.purges_deleted:
@@ -148,7 +161,7 @@ class Sweeper:
         committed): counts and cutoffs, never content."""
         try:
             audit_action(
-                self.runtime.audit,
+                self.audit,
                 result.org_id,
                 self.actor,
                 "retention.sweep",
@@ -163,12 +176,12 @@ class Sweeper:
 
     def _targets(self, org_id: str | None) -> Iterator[tuple[str, Any]]:
         if org_id is not None:
-            self.runtime.orgs.get(org_id)  # NotFound for an unknown org
+            self.orgs.get(org_id)  # NotFound for an unknown org
             stored = self.store.get_org_setting(org_id, SETTING)
             if stored is not None:
                 yield org_id, stored
             return
-        residency = getattr(self.runtime, "residency", None)
+        residency = self.residency
         for org, stored in self.store.list_org_settings(SETTING):
             # Each region sweeps its own orgs, as it recovers only its own runs.
             if residency is not None and not residency.serves(org):
@@ -276,7 +289,7 @@ class Sweeper:
     def _prune_audit(self, result: OrgSweep, before: str, *, dry_run: bool) -> None:
         """Cut the head of the org's audit log, one batch per transaction, each cut anchored
         by a signed :class:`~agent_sdk.records.AuditAnchor`."""
-        org, store, audit = result.org_id, self.store, self.runtime.audit
+        org, store, audit = result.org_id, self.store, self.audit
         if dry_run:
             head = store.last_audit(org)
             last = head.seq if head is not None else 0
@@ -317,7 +330,24 @@ def _cutoff_dict(cut: Cutoffs) -> dict[str, Any]:
     }
 
 
-async def sweep_periodically(runtime: Runtime, interval: float) -> None:
+class Sweeps(Protocol):
+    """What the periodic sweep needs of the retention service."""
+
+    def sweep(self, *, actor: Actor | None = None) -> SweepReport: ...
+
+
+class SweepHost(Protocol):
+    """What the periodic sweep needs of the runtime of a server or worker (named here rather
+    than imported: the runtime builds the retention service, which builds sweepers)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def retention(self) -> Sweeps: ...
+
+
+async def sweep_periodically(runtime: SweepHost, interval: float) -> None:
     """Sweep every org with a policy every ``interval`` seconds, until cancelled (the server's
     lifespan and each worker run this). A failed sweep is logged; the next one tries again."""
     await asyncio.sleep(min(interval, FIRST_SWEEP_DELAY))
@@ -335,7 +365,7 @@ async def sweep_periodically(runtime: Runtime, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def start_sweeper(runtime: Runtime) -> asyncio.Task[None] | None:
+def start_sweeper(runtime: SweepHost) -> asyncio.Task[None] | None:
     """The background sweep of a server or worker, or None when the interval is 0."""
     interval = runtime.settings.retention_sweep_interval
     if interval <= 0:

@@ -20,31 +20,42 @@ which a single-transaction store never shows (see :mod:`agent_sdk.store.idempote
 from __future__ import annotations
 
 import builtins
-import hashlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agent_sdk.canonical import canonical_json
 from agent_sdk.core.actors import Actor, audit_action
+from agent_sdk.core.jobs import enqueue_run
+from agent_sdk.core.run_requests import (
+    MAX_INPUT_CHARS,
+    check_idempotency_key,
+    check_storable,
+    later,
+    parse_statuses,
+    replay,
+    request_hash,
+    valid_client_id,
+)
 from agent_sdk.errors import AgentSDKError, Conflict, InvalidInput, NotFound
 from agent_sdk.records import Deletion, Event, EventType, Page, Run, RunStatus
 from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.idempotency import DONE, IdempotencyRecord
-from agent_sdk.text import first_unstorable
 from agent_sdk.times import resolve_since
 
 if TYPE_CHECKING:
+    from agent_sdk.config import Settings
+    from agent_sdk.core.audit import AuditService
+    from agent_sdk.core.deletion import Erasure
     from agent_sdk.core.events import EventBus
     from agent_sdk.core.executor import Executor
-    from agent_sdk.core.runtime import Runtime
+    from agent_sdk.core.retention import RetentionService
     from agent_sdk.engine.agent import AgentRegistry
     from agent_sdk.governance.redact import Redactor
+    from agent_sdk.queue.base import Queue
+    from agent_sdk.store.base import Store
 
 log = logging.getLogger(__name__)
 
-MAX_INPUT_CHARS = 1_000_000
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 # What an operator's retry takes back to queued.
 RETRYABLE = (RunStatus.FAILED, RunStatus.DEAD, RunStatus.CANCELLED)
@@ -54,48 +65,50 @@ POLL_INTERVAL = 0.25
 # The same while the store pushes other processes' events (Postgres LISTEN/NOTIFY): only a
 # safety net, since a lost listener connection wakes every reader as soon as it is noticed.
 PUSHED_POLL_INTERVAL = 10.0
-# The draft's limit on an Idempotency-Key is its syntax (a string of printable ASCII); the length
-# bound keeps the primary key small and is what Stripe and others accept.
-MAX_IDEMPOTENCY_KEY_CHARS = 255
 # Expired claims removed by each run creation that claims a key: more than it adds, so the table
 # drains to the live keys, yet bounded, so one creation never pays for a long backlog.
 PURGE_BATCH = 16
 
 
-def parse_statuses(values: Sequence[str] | None) -> list[RunStatus] | None:
-    if not values:
-        return None
-    out = []
-    for v in values:
-        for part in v.split(","):
-            try:
-                out.append(RunStatus(part.strip().lower()))
-            except ValueError:
-                known = ", ".join(s.value for s in RunStatus)
-                raise InvalidInput(
-                    f"unknown run status {part!r}", hint=f"use one of: {known}"
-                ) from None
-    return out
-
-
 class RunService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.settings = runtime.settings
-        self.store = runtime.store
-        self._runtime = runtime
+    """Every dependency but the settings and the store comes as a zero-argument callable: the
+    runtime builds the engine side (bus, registry, executor) and the queue on first use, so a
+    read-only call pays for neither, and the sibling services are built on first use too."""
 
-    # The engine side is reached through the runtime, which builds it on first use.
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        audit: Callable[[], AuditService],
+        retention: Callable[[], RetentionService],
+        erasure: Callable[[], Erasure],
+        bus: Callable[[], EventBus],
+        registry: Callable[[], AgentRegistry],
+        executor: Callable[[], Executor],
+        queue: Callable[[], Queue],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._audit_service = audit
+        self._retention = retention
+        self._erasure = erasure
+        self._bus = bus
+        self._registry = registry
+        self._executor = executor
+        self._queue = queue
+
     @property
     def bus(self) -> EventBus:
-        return self._runtime.bus
+        return self._bus()
 
     @property
     def registry(self) -> AgentRegistry:
-        return self._runtime.registry
+        return self._registry()
 
     @property
     def executor(self) -> Executor:
-        return self._runtime.executor
+        return self._executor()
 
     # -- commands ---------------------------------------------------------------------------
     def create(
@@ -144,12 +157,12 @@ class RunService:
         """
         if not isinstance(input, str):
             raise InvalidInput("input must be a string")
-        _check_storable(
+        check_storable(
             input=input, agent=agent, session_id=session_id, metadata=metadata, script=script
         )
         if len(input) > MAX_INPUT_CHARS:
             raise InvalidInput(f"input is longer than {MAX_INPUT_CHARS} characters")
-        if session_id is not None and not _valid_client_id(session_id):
+        if session_id is not None and not valid_client_id(session_id):
             raise InvalidInput(
                 "session_id must be 1-128 characters of letters, digits, '-', '_' or '.'"
             )
@@ -161,7 +174,7 @@ class RunService:
             # lock. A miss is settled again by the claim below, under the lock.
             held = self.store.get_idempotency_key(org_id, idempotency_key, now=utcnow())
             if held is not None:
-                return _replay(held, digest), True
+                return replay(held, digest), True
         try:  # validates names and inline specs up front
             resolved = self.registry.resolve(agent)
         except NotFound as exc:  # an unknown agent is a bad request, not a missing resource
@@ -210,13 +223,13 @@ class RunService:
                         request_hash=digest,
                         state=DONE,
                         created_at=now,
-                        expires_at=_later(now, self.settings.idempotency_ttl),
+                        expires_at=later(now, self.settings.idempotency_ttl),
                         run_id=run.id,
                         response=run.to_dict(),
                     )
                 )
                 if held is not None:  # another request won the race while we prepared
-                    return _replay(held, digest), True
+                    return replay(held, digest), True
                 self.store.purge_idempotency_keys(now, limit=PURGE_BATCH)
                 details["idempotency_key"] = idempotency_key
             run = self.store.insert_run(run)
@@ -235,10 +248,8 @@ class RunService:
         if self.settings.execution_mode != "queue":
             self.executor.submit(org_id, run_id)
             return
-        from agent_sdk.core.worker import enqueue_run
-
         try:
-            enqueue_run(self._runtime.queue, org_id, run_id)
+            enqueue_run(self._queue(), org_id, run_id)
         except AgentSDKError as exc:
             log.warning(
                 "run %s accepted but not enqueued (%s); a recovery sweep will enqueue it",
@@ -249,7 +260,7 @@ class RunService:
     def _audit(
         self, org_id: str, actor: Actor | None, action: str, run_id: str, details: dict[str, Any]
     ) -> None:
-        audit_action(self._runtime.audit, org_id, actor, action, run_id, details=details)
+        audit_action(self._audit_service(), org_id, actor, action, run_id, details=details)
 
     def _clean(self, org_id: str, text: str) -> str:
         clean = self._redactor(org_id)
@@ -266,7 +277,7 @@ class RunService:
     def _visible(self, org_id: str, run_id: str) -> Run:
         """The run, or NotFound when it does not exist or its org's retention policy has
         expired it (see :mod:`agent_sdk.core.retention`)."""
-        return self._runtime.retention.visible_run(self.store.get_run(org_id, run_id))
+        return self._retention().visible_run(self.store.get_run(org_id, run_id))
 
     def cancel(self, org_id: str, run_id: str, *, actor: Actor | None = None) -> Run:
         run = self._visible(org_id, run_id)
@@ -345,7 +356,7 @@ class RunService:
             # A dead run's job sits dead-lettered under the run's id, where an enqueue would
             # find it and leave it: bring that job back instead.
             try:
-                self._runtime.queue.requeue_dead(run_id)
+                self._queue().requeue_dead(run_id)
             except (NotFound, Conflict):
                 pass  # no job (acknowledged) or a live one: the enqueue below settles it
             except AgentSDKError as exc:
@@ -386,7 +397,7 @@ class RunService:
             page = self.store.list_runs(
                 org_id,
                 status=statuses,
-                expiry=self._runtime.retention.run_expiry(org_id),
+                expiry=self._retention().run_expiry(org_id),
                 created_after=after,
                 limit=min(500, limit - len(ids)),
                 cursor=cursor,
@@ -407,9 +418,7 @@ class RunService:
         """Erase the run with its events and everything keyed by it, in any status (a running
         attempt stops at its next write); audited as ``runs.delete``. See
         :mod:`agent_sdk.core.deletion`."""
-        from agent_sdk.core.deletion import delete_run
-
-        return delete_run(self._runtime, org_id, run_id, actor=actor)
+        return self._erasure().delete_run(org_id, run_id, get=self.get, actor=actor)
 
     # -- queries ----------------------------------------------------------------------------
     def get(self, org_id: str, run_id: str) -> Run:
@@ -430,7 +439,7 @@ class RunService:
             session_id=session_id,
             limit=limit,
             cursor=cursor,
-            expiry=self._runtime.retention.run_expiry(org_id),
+            expiry=self._retention().run_expiry(org_id),
         )
 
     def events(
@@ -438,7 +447,7 @@ class RunService:
     ) -> builtins.list[Event]:
         if after < 0:
             raise InvalidInput("after must be >= 0")
-        retention = self._runtime.retention
+        retention = self._retention()
         if retention.cutoffs(org_id) is not None:  # no extra read for orgs without a policy
             after = retention.events_after(self._visible(org_id, run_id), after)
         return self.store.list_events(org_id, run_id, after=after, limit=limit)
@@ -456,7 +465,7 @@ class RunService:
         """
         import asyncio
 
-        after = self._runtime.retention.events_after(self._visible(org_id, run_id), after)
+        after = self._retention().events_after(self._visible(org_id, run_id), after)
         bus = self.bus
         sub = bus.subscribe(run_id)
         waiting = True  # nothing yielded yet: the resume point may lie at or past the end
@@ -532,7 +541,7 @@ class RunService:
         import asyncio
         from datetime import datetime
 
-        after = self._runtime.retention.events_after(self._visible(org_id, run_id), after)
+        after = self._retention().events_after(self._visible(org_id, run_id), after)
         previous: datetime | None = None
         for event in self.store.iter_events(org_id, run_id, after=after):
             if speed > 0:
@@ -541,82 +550,3 @@ class RunService:
                     await asyncio.sleep(max(0.0, (at - previous).total_seconds() / speed))
                 previous = at
             yield event
-
-
-def _check_storable(**fields: Any) -> None:
-    """Every string of a creation request is text a store can hold. The HTTP edge refuses such
-    requests first (server/request_text.py); this holds for the CLI's local backend and the
-    Python API, where a lone surrogate comes from an argument that is not UTF-8."""
-    for name, value in fields.items():
-        found = first_unstorable(value)
-        if found is not None:
-            where = ".".join(str(p) for p in [name, *found[0]])
-            raise InvalidInput(
-                f"{where} holds {found[1]}, which cannot be stored",
-                hint="send valid Unicode text, without NUL characters",
-            )
-
-
-def check_idempotency_key(key: str) -> str:
-    """``key`` if it is 1-255 printable ASCII characters (not only spaces), else InvalidInput."""
-    if (
-        not isinstance(key, str)
-        or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS
-        or not key.strip()
-        or not all(" " <= c <= "~" for c in key)
-    ):
-        raise InvalidInput(
-            f"an Idempotency-Key is 1-{MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters",
-            hint="use a random UUID per request, and the same one for its retries",
-        )
-    return key
-
-
-def request_hash(
-    agent: str | dict[str, Any],
-    input: str,
-    session_id: str | None,
-    metadata: dict[str, Any] | None,
-    script: list[dict[str, Any]] | None,
-) -> str:
-    """SHA-256 of the canonical JSON of a creation request, as parsed: key order and spacing of
-    the body do not matter, and no metadata is the same as empty metadata (both make the same
-    run)."""
-    request = {
-        "agent": agent,
-        "input": input,
-        "session_id": session_id,
-        "metadata": metadata or {},
-        "script": script,
-    }
-    try:
-        return hashlib.sha256(canonical_json(request)).hexdigest()
-    except InvalidInput:
-        raise InvalidInput("the request is not JSON (it cannot be keyed for idempotency)") from None
-
-
-def _replay(held: IdempotencyRecord, digest: str) -> Run:
-    if held.request_hash != digest:
-        raise InvalidInput(
-            f"Idempotency-Key {held.key!r} was already used with a different request",
-            hint="resend the first request unchanged, or use a new key for a new request",
-        )
-    if held.state != DONE or held.response is None:
-        raise Conflict(
-            f"a request with Idempotency-Key {held.key!r} is still in progress",
-            hint="retry once it has finished",
-        )
-    return Run.from_dict(held.response)
-
-
-def _later(when: str, seconds: float) -> str:
-    """The timestamp ``seconds`` after ``when``, in the store's fixed-width format."""
-    try:
-        at = datetime.fromisoformat(when.replace("Z", "+00:00")) + timedelta(seconds=seconds)
-    except OverflowError:  # a TTL past the year 9999 means "never expires"
-        return "9999-12-31T23:59:59.999999Z"
-    return at.isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def _valid_client_id(value: str) -> bool:
-    return 0 < len(value) <= 128 and all(c.isalnum() or c in "-_." for c in value)

@@ -1,9 +1,12 @@
-"""The runtime: the core services wired to one store, one event bus and one executor.
+"""The runtime: the composition root of the core, which wires the services to one store, one
+event bus and one executor, and closes what it opened.
 
-The CLI's local backend, the HTTP server and (later) the workers each build one Runtime from
-Settings; they differ only in which loop executes runs. The agent registry, the bus and the
-executor are built on first use: a read-only CLI call (`runs list --local`) then pays for
-neither asyncio nor the engine, which is about half of its start-up time.
+The CLI's local backend, the HTTP server and the workers each build one Runtime from Settings;
+they differ only in which loop executes runs. Each service receives in its constructor the
+dependencies it uses, never the runtime; this module holds no logic beyond that wiring. The agent
+registry, the bus, the executor and the queue are built on first use (the services get them as
+zero-argument callables): a read-only CLI call (`runs list --local`) then pays for neither
+asyncio nor the engine, which is about half of its start-up time.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from agent_sdk.config import Settings
     from agent_sdk.core.audit import AuditService
     from agent_sdk.core.auth import AuthService
+    from agent_sdk.core.deletion import Erasure
     from agent_sdk.core.encryption import EncryptionService
     from agent_sdk.core.events import EventBus
     from agent_sdk.core.executor import Executor
@@ -53,9 +57,23 @@ class Runtime:
             self._encrypt_at_rest(owns_store=store is None, check=migrate)
         if registry is not None:
             self.registry = registry
-        self.orgs = OrgService(self)
-        self.runs = RunService(self)
-        self.sessions = SessionService(self.store, self)
+        self.orgs = OrgService(self.store, audit=lambda: self.audit)
+        self.runs = RunService(
+            settings,
+            self.store,
+            audit=lambda: self.audit,
+            retention=lambda: self.retention,
+            erasure=lambda: self.erasure,
+            bus=lambda: self.bus,
+            registry=lambda: self.registry,
+            executor=lambda: self.executor,
+            queue=lambda: self.queue,
+        )
+        self.sessions = SessionService(
+            self.store,
+            run_expiry=lambda org_id: self.retention.run_expiry(org_id),
+            erasure=lambda: self.erasure,
+        )
 
     def _encrypt_at_rest(self, *, owns_store: bool, check: bool) -> None:
         """Seal tenant columns from here on (ConfigError without a usable master key, or with
@@ -73,7 +91,9 @@ class Runtime:
     def encryption(self) -> EncryptionService:
         from agent_sdk.core.encryption import EncryptionService
 
-        return EncryptionService(self)
+        return EncryptionService(
+            self.settings, self.store, orgs=self.orgs, audit=lambda: self.audit
+        )
 
     @cached_property
     def registry(self) -> AgentRegistry:
@@ -94,7 +114,13 @@ class Runtime:
     def retention(self) -> RetentionService:
         from agent_sdk.core.retention import RetentionService
 
-        return RetentionService(self)
+        return RetentionService(
+            self.store,
+            orgs=self.orgs,
+            audit=lambda: self.audit,
+            residency=lambda: self.residency,
+            batch_size=self.settings.retention_batch_size,
+        )
 
     @cached_property
     def keys(self) -> KeyService:
@@ -112,13 +138,24 @@ class Runtime:
     def redaction(self) -> RedactionService:
         from agent_sdk.core.redaction import RedactionService
 
-        return RedactionService(self)
+        return RedactionService(self.settings, self.store, orgs=self.orgs, audit=lambda: self.audit)
 
     @cached_property
     def residency(self) -> ResidencyService:
         from agent_sdk.core.residency import ResidencyService
 
-        return ResidencyService(self)
+        return ResidencyService(
+            self.store, here=self.settings.data_region, orgs=self.orgs, audit=lambda: self.audit
+        )
+
+    @cached_property
+    def erasure(self) -> Erasure:
+        from agent_sdk.core.deletion import Erasure
+
+        # Only an executor already built has attempts of erased runs to stop.
+        return Erasure(
+            self.store, audit=lambda: self.audit, executor=lambda: self.__dict__.get("executor")
+        )
 
     @cached_property
     def queue(self) -> Queue:

@@ -38,8 +38,8 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
-from agent_sdk.core.attempt import LEASE_LOST, STOPPING, Outcome
 from agent_sdk.core.outage import Outage
+from agent_sdk.core.outcome import LEASE_LOST, STOPPING, Outcome
 from agent_sdk.core.residency import handback_delay
 from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict
 
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RUN_JOB = "run"
 # A job handed back by a stopping worker before its attempt began: ready again at once.
 _HANDED_BACK = Outcome("retry", error="the worker stopped")
 
@@ -324,11 +323,6 @@ class Worker:
                 self.queue.ack(lease)
         except Conflict:
             pass  # the lease moved on: the next holder settles the job
-
-
-def enqueue_run(queue: Queue, org_id: str, run_id: str, *, delay: float = 0.0) -> None:
-    """The job of a run. Its id is the run id, so enqueueing twice keeps one job."""
-    queue.enqueue(RUN_JOB, {"org_id": org_id, "run_id": run_id}, delay=delay, job_id=run_id)
 
 
 async def serve_worker(runtime: Runtime, queue: Queue, stop: asyncio.Event) -> None:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from agent_sdk.config import Settings
 from agent_sdk.engine.journal import Journal
@@ -34,8 +34,21 @@ from agent_sdk.engine.tools import Tool, ToolContext
 from agent_sdk.errors import AgentSDKError, InvalidInput, ModelError, QuotaExceeded, ToolError
 from agent_sdk.records import Event, EventType, Usage
 
-if TYPE_CHECKING:
-    from agent_sdk.engine.agent import Agent
+
+class Agent(Protocol):
+    """What the loop reads of an agent (:class:`agent_sdk.engine.agent.Agent` has it). Named
+    here, not imported, so the loop does not depend on the module that builds agents."""
+
+    instructions: str
+    model: str | ModelProvider
+    max_steps: int | None
+    max_tokens: int | None
+
+    def provider(self, *, allow_model_requests: bool = True) -> ModelProvider: ...
+
+    def resolve_tools(self) -> dict[str, Tool]: ...
+
+    def resolve_output_type(self) -> Any: ...
 
 
 def _never() -> bool:

@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent_sdk import __version__
+from agent_sdk._version import __version__
 from agent_sdk.config import Settings
 from agent_sdk.core.audit_seal import start_sealer
 from agent_sdk.core.bootstrap import ensure_bootstrap_key

@@ -15,6 +15,11 @@ from agent_sdk.store._cursor import decode_cursor, encode_cursor
 T = TypeVar("T")
 
 MAX_LIMIT = 1000
+# The columns of a run, in the order every run SELECT names them and run_from_row reads them.
+RUN_FIELDS = (
+    "id org_id session_id project_id agent agent_spec status input output error usage steps"
+    " attempts metadata cancel_requested created_at updated_at started_at finished_at"
+).split()
 
 
 def dumps(value: Any) -> str:

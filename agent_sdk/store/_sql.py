@@ -19,6 +19,7 @@ from agent_sdk.records import Deletion, Event, EventType, Org, Page, Run, RunSta
 from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import (
     MAX_LIMIT,
+    RUN_FIELDS,
     check_limit,
     cursor_key,
     dumps,
@@ -34,10 +35,6 @@ from agent_sdk.store.retention import (
 )
 from agent_sdk.store.sealing import SealingMixin
 
-RUN_FIELDS = (
-    "id org_id session_id project_id agent agent_spec status input output error usage steps"
-    " attempts metadata cancel_requested created_at updated_at started_at finished_at"
-).split()
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 _RUN_PLACEHOLDERS = ", ".join("?" * len(RUN_FIELDS))
 SESSION_SELECT = (

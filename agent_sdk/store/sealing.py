@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from agent_sdk.errors import ConfigError, Conflict, NotFound
 from agent_sdk.records import Event, Run, Session
 from agent_sdk.store._ids import utcnow
-from agent_sdk.store._rows import dumps, run_from_row, session_from_row
+from agent_sdk.store._rows import RUN_FIELDS, dumps, run_from_row, session_from_row
 from agent_sdk.store.idempotency import IdempotencyRecord, record_from_row, record_values
 
 #: What every sealed value starts with (the format's version included).
@@ -87,8 +87,6 @@ def shredded(table: str, column: str) -> str:
 
 @functools.cache
 def _run_positions() -> tuple[tuple[str, int], ...]:
-    from agent_sdk.store._sql import RUN_FIELDS  # imported late: _sql imports this module
-
     return tuple((name, RUN_FIELDS.index(name)) for name in SEALED_COLUMNS["runs"])
 
 
