@@ -58,11 +58,27 @@ def prepare_local_server(settings: Settings) -> Prepared:
 
 
 def pending_migrations(settings: Settings) -> list[MigrationState]:
+    return [m for m in migration_status(settings) if m.applied_at is None]
+
+
+def migrate(settings: Settings) -> list[MigrationState]:
+    """Apply the pending migrations of the configured database, without starting a runtime."""
     from agent_sdk.store import store_from_settings
 
     store = store_from_settings(settings)
     try:
-        return [m for m in store.migration_status() if m.applied_at is None]
+        return store.migrate()
+    finally:
+        store.close()
+
+
+def migration_status(settings: Settings) -> list[MigrationState]:
+    """Every migration of the configured database and when it was applied, without a runtime."""
+    from agent_sdk.store import store_from_settings
+
+    store = store_from_settings(settings)
+    try:
+        return store.migration_status()
     finally:
         store.close()
 
