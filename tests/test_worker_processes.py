@@ -51,7 +51,7 @@ def _start(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen[bytes]
     deadline = time.monotonic() + 30
     workers: set[int] = set()
     while time.monotonic() < deadline and len(workers) < 2:
-        # Children running _work (the spawn context also starts a resource tracker).
+        # Children running hosts.worker.work (the spawn context also starts a resource tracker).
         workers = {c for c in _children(proc.pid) if b"spawn_main" in _cmdline(c)}
         time.sleep(0.1)
     assert len(workers) == 2, log.read_text()
