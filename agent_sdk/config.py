@@ -495,3 +495,31 @@ def load_settings(
 def user_config_path(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     return Path(env.get("AGENT_SDK_CONFIG") or _user_config_dir(env) / "config.toml")
+
+
+# -- the environment outside Settings ------------------------------------------------------------
+# A few readers need one variable before Settings exist, or a fact Settings do not keep; they ask
+# here, so this module stays the only one that reads the environment.
+
+
+def user_config_dir() -> Path:
+    """``$XDG_CONFIG_HOME/agent-sdk`` (default ``~/.config/agent-sdk``): the CLI's own files."""
+    return _user_config_dir(os.environ)
+
+
+def api_key_in_env() -> bool:
+    """Whether ``AGENT_SDK_API_KEY`` is set (and not empty): the key then comes from there, and
+    wins over every stored one."""
+    return bool(os.environ.get("AGENT_SDK_API_KEY"))
+
+
+def debug_in_env() -> bool:
+    """``AGENT_SDK_DEBUG`` as the CLI reads it for the traceback of an error, which may lie in
+    the settings themselves: on for 1/true/yes/on, off for anything else (never an error)."""
+    value = os.environ.get("AGENT_SDK_DEBUG") or ""
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def color_allowed() -> bool:
+    """Colour unless ``NO_COLOR`` is set (to anything, per no-color.org) or ``TERM=dumb``."""
+    return "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"

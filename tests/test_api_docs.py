@@ -13,9 +13,9 @@ import httpx
 import pytest
 from server_process import ServeProcess, child_env, migrate
 
-from agent_sdk.cli.server_cmds import local_defaults
 from agent_sdk.config import Settings, load_settings
 from agent_sdk.errors import ConfigError
+from agent_sdk.hosts.up import local_defaults
 from agent_sdk.server.app import create_app
 
 with warnings.catch_warnings():

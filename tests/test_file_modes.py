@@ -81,9 +81,9 @@ def test_secrets_and_state_files_are_private(umask: int) -> None:
     env = {**os.environ, "AGENT_SDK_AUDIT_HASH_CHAIN": "true"}
     settings = load_settings(env=env)
     prepare_local_server(settings)
-    from agent_sdk.cli.server_cmds import _write_state
+    from agent_sdk.hosts.up import write_state
 
-    _write_state(settings.server_state_path, "http://127.0.0.1:1")
+    write_state(settings.server_state_path, "http://127.0.0.1:1")
     assert mode(Path(settings.data_dir)) == 0o700
     for path in (settings.admin_token_path, settings.pepper_path, settings.server_state_path):
         assert mode(path) == 0o600, path

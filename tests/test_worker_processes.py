@@ -52,7 +52,7 @@ def _start(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen[bytes]
     details = log_tails([log])
 
     def two_workers() -> set[int] | None:
-        # Children running _work (the spawn context also starts a resource tracker).
+        # Children running hosts.worker.work (the spawn context also starts a resource tracker).
         found = {c for c in _children(proc.pid) if b"spawn_main" in _cmdline(c)}
         return found if len(found) == 2 else None
 

@@ -317,26 +317,18 @@ class LocalBackend:
         return self.runtime.redaction.preview(self.org_id, text)
 
     def migrate(self) -> list[MigrationState]:
-        from agent_sdk.store import store_from_settings
-
         if self._runtime is not None:
             return self._runtime.migrate()
-        store = store_from_settings(self.settings)
-        try:
-            return store.migrate()
-        finally:
-            store.close()
+        from agent_sdk.core import bootstrap
+
+        return bootstrap.migrate(self.settings)
 
     def migration_status(self) -> list[MigrationState]:
-        from agent_sdk.store import store_from_settings
-
         if self._runtime is not None:
             return self._runtime.migration_status()
-        store = store_from_settings(self.settings)
-        try:
-            return store.migration_status()
-        finally:
-            store.close()
+        from agent_sdk.core import bootstrap
+
+        return bootstrap.migration_status(self.settings)
 
     def close(self) -> None:
         if self._runtime is not None:

@@ -7,7 +7,6 @@ would land in shell history and ``ps``. Where it is kept, and the order of looku
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,11 +19,11 @@ from agent_sdk.cli.context import (
     command,
     current,
     no_credential,
-    read_server_state,
     server_target,
     sub_app,
 )
 from agent_sdk.cli.output import Column, render_one, say
+from agent_sdk.config import api_key_in_env
 from agent_sdk.errors import AgentSDKError, AuthenticationError, InvalidInput
 from agent_sdk.masking import mask_url
 
@@ -57,6 +56,8 @@ def _login_url(ctx: CLIContext) -> str:
     settings = ctx.settings
     if settings.backend == "http":
         return settings.server_url
+    from agent_sdk.hosts.up import read_server_state
+
     state = read_server_state(settings.server_state_path)
     return str(state["url"]) if state is not None else settings.server_url
 
@@ -123,7 +124,7 @@ def login() -> None:
         stored, where = creds.FILE, str(path)
         say(f"warning: {problem}; the key is stored in {path} (mode 0600) instead")
     say(f"logged in to {mask_url(url)} as {principal.subject} (org {principal.org_id})")
-    if os.environ.get(creds.ENV_VAR):
+    if api_key_in_env():
         say(f"note: {creds.ENV_VAR} is set and is used instead while it is")
     info = {"server": mask_url(url), "source": stored, "where": where, **_identity(principal)}
     render_one(info, [STATUS_FIELDS[0], *STATUS_FIELDS[1:3], *STATUS_FIELDS[4:7]], ctx.output)
@@ -145,7 +146,7 @@ def logout() -> None:
         say(f"removed the key of {mask_url(url)} from the {' and the '.join(removed)}")
     else:
         say(f"no key stored for {mask_url(url)}")
-    if os.environ.get(creds.ENV_VAR):
+    if api_key_in_env():
         say(f"note: {creds.ENV_VAR} is still set and still used")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -25,8 +24,6 @@ from typer.core import TyperCommand
 from agent_sdk.errors import AgentSDKError, AuthenticationError, BackendUnavailable, InvalidInput
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from agent_sdk.backend.base import Backend
     from agent_sdk.config import Settings
 
@@ -253,7 +250,11 @@ class CLIContext:
 
     @property
     def debug(self) -> bool:
-        return self.options.debug or _truthy(os.environ.get("AGENT_SDK_DEBUG"))
+        if self.options.debug:
+            return True
+        from agent_sdk.config import debug_in_env
+
+        return debug_in_env()
 
     @property
     def output(self) -> OutputFormat:
@@ -282,7 +283,7 @@ class CLIContext:
             from agent_sdk.config import load_settings
 
             self._settings = load_settings(flags=self.flags())
-            from agent_sdk.cli.agents_check import agents_from_cwd
+            from agent_sdk.hosts import agents_from_cwd, redact_logs
 
             agents_from_cwd(self._settings)  # `--agents myapp.agents` finds ./myapp
             # Once per call, on stderr (never mixed into -o json on stdout): the process host
@@ -290,9 +291,7 @@ class CLIContext:
             for warning in self._settings.warnings:
                 typer.echo(f"warning: {warning}", err=True)
             if self._settings.pii_redaction_enabled:  # every log line of this call, redacted
-                from agent_sdk.governance.redact_logs import install
-
-                self._unredact = install()
+                self._unredact = redact_logs(self._settings)
         return self._settings
 
     def require_local(self) -> None:
@@ -340,10 +339,6 @@ def pop() -> None:
         _current.pop()
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 # -- options shared by the listing commands --------------------------------------------------------
 PageSize = Annotated[
     int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="Page size.")
@@ -357,41 +352,14 @@ Cursor = Annotated[
 # -- picking a backend --------------------------------------------------------------------------
 
 
-def read_server_state(path: Path) -> dict[str, Any] | None:
-    """The ``{"url", "pid"}`` written by ``agent-sdk up``, if that process still lives."""
-    import json
-
-    try:
-        state = json.loads(path.read_text())
-        pid = int(state["pid"])
-        url = str(state["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not pid_alive(pid):
-        return None
-    return {"url": url, "pid": pid}
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, it is just not ours
-    except OSError:
-        return False
-    return True
-
-
 def server_target(settings: Settings) -> tuple[str | None, str | None]:
     """Where commands go: ``(server URL, URL of the running `up` server)``, with a URL of None
     for the local database. ``local`` -> the database; ``http`` -> ``server_url``; ``auto`` ->
     the server started by ``agent-sdk up`` on this machine if it still runs, else the database."""
     if settings.backend == "local":
         return None, None
+    from agent_sdk.hosts.up import read_server_state
+
     state = read_server_state(settings.server_state_path)
     up_url = state["url"] if state is not None else None
     if settings.backend == "auto":

@@ -63,13 +63,13 @@ class Credential:
 def mask(token: str) -> str:
     """``asdk_<id>_…`` plus the last four characters, as key listings show a key; a credential of
     another kind shows only its last four."""
-    from agent_sdk.security import keys
+    from agent_sdk import api_key_format
 
     try:
-        key_id, _ = keys.parse(token)
+        key_id, _ = api_key_format.parse(token)
     except Exception:  # not one of our keys (a JWT, or a mangled paste)
         return "…" + token[-4:] if len(token) > 12 else "…"
-    return keys.display_prefix(key_id) + "…" + token[-4:]
+    return api_key_format.display_prefix(key_id) + "…" + token[-4:]
 
 
 def normalize_url(url: str) -> str:
@@ -154,9 +154,9 @@ def keyring_delete(url: str) -> bool:
 
 
 def credentials_path() -> Path:
-    from agent_sdk.config import _user_config_dir
+    from agent_sdk.config import user_config_dir
 
-    return _user_config_dir(os.environ) / FILE_NAME
+    return user_config_dir() / FILE_NAME
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -263,7 +263,9 @@ def find(settings: Settings, url: str, up_url: str | None) -> Credential | None:
     """The credential for ``url``, in the order of the module docstring. ``up_url`` is the URL
     of the server `agent-sdk up` runs on this machine, if one runs."""
     if settings.api_key:
-        if os.environ.get(ENV_VAR):
+        from agent_sdk.config import api_key_in_env
+
+        if api_key_in_env():
             return Credential(settings.api_key, ENV, ENV_VAR)
         if settings.api_key_file:
             return Credential(settings.api_key, FILE, settings.api_key_file)

@@ -2,8 +2,9 @@
 
 These always work on local databases (a server's database is migrated on the server's machine,
 before the new version starts), so ``--local`` is implied and ``--server`` refused. ``copy``
-works on the two databases named by its URLs, not on the configured one; its logic lives in
-:mod:`agent_sdk.store.copy`, this module only parses, asks, shows progress and renders.
+works on the two databases named by its URLs, not on the configured one; it is wired by its
+host, :mod:`agent_sdk.hosts.db_copy` (the copy itself is :mod:`agent_sdk.store.copy`), and this
+module only parses, asks, shows progress and renders.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from agent_sdk.cli.context import OutputFormat, command, current, database_label
 from agent_sdk.cli.output import Column, render_list, render_one, say, when
 
 if TYPE_CHECKING:
-    from agent_sdk.config import Settings
-    from agent_sdk.store.copy import CopyReport, Progress, Target
+    from agent_sdk.hosts.db_copy import CopyReport, Progress
 
 app = sub_app(help="Databases: migrations, and copying data between them.", no_args_is_help=True)
 
@@ -127,66 +127,29 @@ def copy_cmd(
     """
     ctx = current()
     ctx.require_local()
-    from agent_sdk.store.copy import CopyMismatch, copy_database, parse_target
+    from agent_sdk.hosts import db_copy
 
-    targets = [parse_target(source, "source"), parse_target(destination, "destination")]
-    for flag, target in zip(("--from", "--to"), targets, strict=True):
-        if target.secrets and not quiet:
-            say(
-                f"warning: the password in {flag} is visible to other users of this machine;"
-                " use PGPASSWORD or ~/.pgpass"
-            )
-    if not live_source:
-        _refuse_if_served(ctx.settings, targets[0])
+    target = db_copy.prepare(
+        ctx.settings, source, destination, live_source=live_source, warn=None if quiet else say
+    )[1]
     if replace:
         from agent_sdk.cli.keys import confirm
 
-        what = f"deleting the agent-sdk data of {targets[1].display}"
-        question = f"Delete all agent-sdk data in {targets[1].display}?"
+        what = f"deleting the agent-sdk data of {target.display}"
+        question = f"Delete all agent-sdk data in {target.display}?"
         confirm(ctx, lambda: question, yes=yes, refused=what)
     with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
-        report = copy_database(
+        report = db_copy.copy(
+            ctx.settings,
             source,
             destination,
             replace=replace,
             batch_size=batch_size,
             progress=progress,
             live_source=live_source,
-            worker_lease=ctx.settings.worker_lease,
         )
     _render(report, ctx.output, quiet=quiet)
-    if not report.ok:
-        bad = ", ".join(t.table for t in report.mismatches())
-        raise CopyMismatch(
-            f"the destination does not match the source in {bad}: the copy was rolled back",
-            hint="the destination is unchanged; check for writers on it, then copy again",
-            tables=[t.to_dict() for t in report.mismatches()],
-        )
-
-
-def _refuse_if_served(settings: Settings, source: Target) -> None:
-    """The server `agent-sdk up` runs on this machine writes its SQLite file without leaving a
-    trace in it (only workers record heartbeats): its state file tells."""
-    from agent_sdk.cli.context import read_server_state
-    from agent_sdk.store.copy import IN_USE_HINT
-
-    if source.path is None or not settings.database_url.startswith("sqlite:///"):
-        return
-    state = read_server_state(settings.server_state_path)
-    if state is None:
-        return
-    try:
-        same = settings.sqlite_path.resolve() == source.path.resolve()
-    except (OSError, RuntimeError):  # a symlink loop is not the server's file
-        same = False
-    if same:
-        from agent_sdk.errors import Conflict
-
-        raise Conflict(
-            f"the source {source.display} is in use: the server of `agent-sdk up` (pid"
-            f" {state['pid']}) writes to it",
-            hint=IN_USE_HINT,
-        )
+    db_copy.verify(report)
 
 
 def _render(report: CopyReport, fmt: OutputFormat, *, quiet: bool) -> None:

@@ -11,9 +11,8 @@ imported inside the command that needs it.
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -165,6 +164,21 @@ class RootGroup(TyperGroup):
         context.format_options(self, ctx, formatter)
         self.format_commands(ctx, formatter)
 
+    def _main_shell_completion(
+        self,
+        ctx_args: MutableMapping[str, Any],
+        prog_name: str,
+        complete_var: str | None = None,
+    ) -> None:
+        # Typer answers a completion request here, reading it from the environment itself (so
+        # this module need not). Its answer needs typer's completion classes, the runtime side of
+        # the scripts `agent-sdk completion` prints; registering them costs nothing on a call
+        # that completes nothing, since typer has imported them already.
+        from typer._completion_classes import completion_init
+
+        completion_init()
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
+
     def list_commands(self, ctx: _click.Context) -> list[str]:
         return list(COMMANDS)
 
@@ -201,10 +215,6 @@ class RootGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
-        if os.environ.get(complete_var or COMPLETE_VAR):
-            from agent_sdk.cli.completion import enable
-
-            enable()  # the runtime side of the scripts `agent-sdk completion` prints
         ctx = CLIContext()
         context.push(ctx)
         try:

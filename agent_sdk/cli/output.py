@@ -12,7 +12,6 @@ did its work.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -59,7 +58,9 @@ def _echo(text: str, *, err: bool) -> None:
 
 
 def color_enabled() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    from agent_sdk.config import color_allowed
+
+    return sys.stdout.isatty() and color_allowed()
 
 
 _STATUS_COLORS = {

@@ -218,6 +218,14 @@ class AuditService:
 
         return pages(after)
 
+    def anchor_lines(self, org_id: str, *, after: int = 0) -> Iterator[str]:
+        """:meth:`checkpoints` as the lines of an anchor file (see
+        :mod:`agent_sdk.governance.audit_anchor`), for a download streamed page by page."""
+        from agent_sdk.governance.audit_anchor import anchor_line
+
+        checkpoints = self.checkpoints(org_id, after=after)  # a bad `after` raises here, not later
+        return (anchor_line(cp) for cp in checkpoints)
+
     def checkpoint(self, org_id: str) -> Checkpoint:
         """Sign and store a checkpoint of the log as it is now (or return the one already
         stored at its head). Conflict if the log is empty or its head is not chained."""

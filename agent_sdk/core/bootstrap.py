@@ -1,7 +1,8 @@
 """What a server process does to its database before it serves: used by `agent-sdk up` (which
 migrates and makes the bootstrap key itself, for a zero-set-up start), by `agent-sdk serve`
-(which refuses an old schema: a deployment migrates as a separate, deliberate step) and by the
-server's start-up (which makes the bootstrap key if the default org has none).
+(which refuses an old schema: a deployment migrates as a separate, deliberate step), by the
+server's start-up (which makes the bootstrap key if the default org has none), and by
+``agent-sdk db migrate|status`` on a local database, which need no runtime.
 
 The bootstrap key is an ordinary API key of the ``default`` org (see
 :meth:`agent_sdk.core.keys.KeyService.ensure_bootstrap_key`). Its token is shown once and kept
@@ -11,6 +12,7 @@ for the CLI of this machine in a 0600 file, ``<data dir>/admin-token``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ from agent_sdk.records import MigrationState
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
     from agent_sdk.core.runtime import Runtime
+    from agent_sdk.store.base import Store
 
 BOOTSTRAP_ORG = "default"
 
@@ -58,11 +61,27 @@ def prepare_local_server(settings: Settings) -> Prepared:
 
 
 def pending_migrations(settings: Settings) -> list[MigrationState]:
+    return [m for m in migration_status(settings) if m.applied_at is None]
+
+
+def migrate(settings: Settings) -> list[MigrationState]:
+    """Apply the pending migrations of the configured database, without starting a runtime."""
+    return _with_store(settings, lambda store: store.migrate())
+
+
+def migration_status(settings: Settings) -> list[MigrationState]:
+    """Every migration of the configured database and when it was applied, without a runtime."""
+    return _with_store(settings, lambda store: store.migration_status())
+
+
+def _with_store(
+    settings: Settings, use: Callable[[Store], list[MigrationState]]
+) -> list[MigrationState]:
     from agent_sdk.store import store_from_settings
 
     store = store_from_settings(settings)
     try:
-        return [m for m in store.migration_status() if m.applied_at is None]
+        return use(store)
     finally:
         store.close()
 

@@ -14,11 +14,15 @@ name the disabled detectors and the pattern names, never a regex or a sample of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.errors import InvalidInput, NotFound
 from agent_sdk.governance.redact import Finding, placeholders
+from agent_sdk.governance.redact_patterns import BUILTIN_NAMES as BUILTIN_NAMES
+from agent_sdk.governance.redact_policy import NAME as NAME
+from agent_sdk.governance.redact_policy import PLACEHOLDER as PLACEHOLDER
 from agent_sdk.governance.redact_policy import (
     SETTING,
     CustomPattern,
@@ -29,6 +33,11 @@ from agent_sdk.governance.redact_policy import (
     parse_pattern,
     redactor_for,
 )
+from agent_sdk.governance.redact_safety import MAX_PATTERN_CHARS as MAX_PATTERN_CHARS
+
+# Re-exported (``X as X`` above): what a policy may hold, for the edges that describe it (the HTTP
+# API's schema), while the checks themselves run in governance: BUILTIN_NAMES, MAX_PATTERN_CHARS,
+# NAME, PLACEHOLDER.
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -148,3 +157,14 @@ class RedactionService:
             audit_action(self._audit(), org_id, actor, action, "redaction", details=details)
         invalidate(self.store, org_id)
         return self._view(org_id, policy)
+
+
+def redact_process_logs(settings: Settings) -> Callable[[], None]:
+    """With PII redaction on, every log record of the process is redacted from now on (see
+    agent_sdk.governance.redact_logs); returns the function that stops it. The server does this
+    for as long as its app runs, a CLI call for the whole call."""
+    if not settings.pii_redaction_enabled:
+        return lambda: None
+    from agent_sdk.governance.redact_logs import install
+
+    return install()

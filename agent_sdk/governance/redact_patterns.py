@@ -24,8 +24,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent_sdk.api_key_format import ID_LENGTH, PREFIX
 from agent_sdk.governance import redact_checks as checks
-from agent_sdk.security.keys import ID_LENGTH, PREFIX
 
 # (start, end) in the text of what to replace, from a match; None: not a finding.
 Accept = Callable[[re.Match[str]], tuple[int, int] | None]

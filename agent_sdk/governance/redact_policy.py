@@ -27,7 +27,7 @@ import time
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from agent_sdk.errors import InvalidInput
 from agent_sdk.governance.redact import Redactor
@@ -38,9 +38,6 @@ from agent_sdk.governance.redact_patterns import (
     DESCRIPTIONS,
     Detector,
 )
-
-if TYPE_CHECKING:
-    from agent_sdk.store.base import Store
 
 SETTING = "redaction"  # the org setting's name
 MAX_PATTERNS = 32
@@ -249,6 +246,13 @@ class _StoreCache:
     generation: int = 0
 
 
+class OrgSettings(Protocol):
+    """Where an org's policy is kept: the one method of a Store that redaction reads. The core
+    hands the store in; governance does not import the store layer."""
+
+    def get_org_setting(self, org_id: str, name: str) -> Any: ...
+
+
 _caches: weakref.WeakKeyDictionary[Any, _StoreCache] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 _DEFAULT = Redactor.builtin()
@@ -259,7 +263,7 @@ def _clock() -> float:
     return time.monotonic()
 
 
-def redactor_for(store: Store, org_id: str) -> Redactor:
+def redactor_for(store: OrgSettings, org_id: str) -> Redactor:
     """The Redactor of ``org_id``'s policy in ``store``, cached for :data:`CACHE_SECONDS`."""
     now = _clock()
     with _lock:
@@ -278,7 +282,7 @@ def redactor_for(store: Store, org_id: str) -> Redactor:
     return redactor
 
 
-def invalidate(store: Store, org_id: str) -> None:
+def invalidate(store: OrgSettings, org_id: str) -> None:
     """Forget ``org_id``'s cached Redactor (its policy changed in this process)."""
     with _lock:
         cache = _caches.get(store)

@@ -1,17 +1,5 @@
-"""The API-key format, modelled on GitHub's tokens::
-
-    asdk_0Nq3xP1fK7aBcDeF_4mZ...32 chars of secret...Qr7T9x
-    ^^^^^ ^^^^^^^^^^^^^^^^ ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-    type  key id (16)      secret (32, from `secrets`) + checksum (6)
-
-* The ``asdk_`` prefix makes a leaked key recognisable to secret scanners and to people.
-* The key id is public: it names the key in listings and audit records, and lets
-  authentication find the row with one primary-key lookup instead of hashing against every
-  key. Its first eight characters are the creation time in milliseconds, so ids sort by age and
-  listings page newest first on the primary key alone.
-* The checksum is CRC32 over everything before it, in base62. A typo or a truncated paste is
-  refused here, before any database access; it is not a signature (anyone can compute it).
-* All parts are base62 and joined by ``_`` (never ``-``), so a double click selects the whole key.
+"""Minting API keys and keeping them: ids that sort by age, new secrets, the keyed hash the store
+keeps, and the pepper. The format of a key is :mod:`agent_sdk.api_key_format`.
 
 The database keeps only ``keyed_hash(pepper, secret)``: an HMAC with a server-side pepper, so a
 copy of the database alone does not let anyone check guesses. The secret has ~190 bits of
@@ -28,49 +16,34 @@ import re
 import secrets
 import threading
 import time
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent_sdk.errors import AuthenticationError, ConfigError
+from agent_sdk.api_key_format import (
+    BASE62,
+    ID_LENGTH,
+    PREFIX,
+    SECRET_LENGTH,
+    TOKEN_LENGTH,
+    display,
+    display_prefix,
+    parse,
+)
+from agent_sdk.api_key_format import base62 as _base62
+from agent_sdk.api_key_format import checksum as _checksum
+from agent_sdk.errors import ConfigError
 from agent_sdk.private_files import ensure_private_dir
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
 
-PREFIX = "asdk_"
-ID_LENGTH = 16
-SECRET_LENGTH = 32
-CHECKSUM_LENGTH = 6
-TOKEN_LENGTH = len(PREFIX) + ID_LENGTH + 1 + SECRET_LENGTH + CHECKSUM_LENGTH
-
-# Digits, then upper, then lower case: ascending in ASCII, so text order is number order.
-BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _TIME_CHARS = 8  # 62**8 milliseconds after 1970 is the year 8889
-_TOKEN = re.compile(
-    rf"{PREFIX}([0-9A-Za-z]{{{ID_LENGTH}}})_"
-    rf"([0-9A-Za-z]{{{SECRET_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})"
-)
 _KEY_ID = re.compile(rf"[0-9A-Za-z]{{{ID_LENGTH}}}")
 MIN_PEPPER_LENGTH = 16
 
 
-def _base62(value: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        value, digit = divmod(value, 62)
-        chars.append(BASE62[digit])
-    if value:
-        raise ValueError("value does not fit")
-    return "".join(reversed(chars))
-
-
 def _random62(n: int) -> str:
     return "".join(secrets.choice(BASE62) for _ in range(n))
-
-
-def _checksum(body: str) -> str:
-    return _base62(zlib.crc32(body.encode("ascii")), CHECKSUM_LENGTH)
 
 
 _RANDOM_CHARS = ID_LENGTH - _TIME_CHARS
@@ -120,34 +93,9 @@ def generate(key_id: str | None = None) -> tuple[str, str]:
     return key_id, body + _checksum(body)
 
 
-def parse(token: str) -> tuple[str, str]:
-    """``(key_id, secret)`` of a well-formed token. Shape and checksum are checked here, without
-    any database access, so garbage costs nothing but this call."""
-    match = _TOKEN.fullmatch(token) if isinstance(token, str) else None
-    if match is None or not hmac.compare_digest(
-        _checksum(token[:-CHECKSUM_LENGTH]), match.group(3)
-    ):
-        raise AuthenticationError(
-            "malformed API key",
-            hint=f"an API key is {TOKEN_LENGTH} characters starting with {PREFIX!r}; "
-            "check that it was copied whole",
-        )
-    return match.group(1), match.group(2)
-
-
 def keyed_hash(pepper: bytes, secret: str) -> str:
     """HMAC-SHA256 of ``secret`` under the server's pepper, in hex: what the store keeps."""
     return hmac.new(pepper, secret.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def display(token: str) -> str:
-    """``asdk_<id>_…<last4>``: enough to recognise a key, never enough to use it."""
-    key_id, _ = parse(token)
-    return f"{display_prefix(key_id)}…{token[-4:]}"
-
-
-def display_prefix(key_id: str) -> str:
-    return f"{PREFIX}{key_id}_"
 
 
 # -- the pepper ------------------------------------------------------------------------------

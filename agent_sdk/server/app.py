@@ -28,6 +28,7 @@ from agent_sdk._version import __version__
 from agent_sdk.config import Settings
 from agent_sdk.core.audit_seal import start_sealer
 from agent_sdk.core.bootstrap import ensure_bootstrap_key
+from agent_sdk.core.redaction import redact_process_logs
 from agent_sdk.core.retention_sweep import start_sweeper
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.errors import AgentSDKError
@@ -66,7 +67,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        unredact = _log_redaction(settings)
+        unredact = redact_process_logs(settings)
         rt = runtime if runtime is not None else Runtime(settings)
         sweeper: asyncio.Task[None] | None = None
         sealer: asyncio.Task[None] | None = None
@@ -140,16 +141,6 @@ def create_app(
         app.include_router(module.router(DeprecatedRoute), include_in_schema=False)
     app.include_router(runs.spec_router(DeprecatedRoute))
     return app
-
-
-def _log_redaction(settings: Settings) -> Callable[[], None]:
-    """With PII redaction on, every log record of the process is redacted while the app runs
-    (see agent_sdk.governance.redact_logs); returns the function that stops it."""
-    if not settings.pii_redaction_enabled:
-        return lambda: None
-    from agent_sdk.governance.redact_logs import install
-
-    return install()
 
 
 def _bootstrap(rt: Runtime, settings: Settings) -> None:

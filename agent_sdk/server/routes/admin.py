@@ -186,12 +186,8 @@ async def audit_checkpoints(
     rt: RuntimeDep,
     after: Annotated[int, Query(ge=0, le=2**62, description="only checkpoints past this seq")] = 0,
 ) -> Response:
-    from agent_sdk.governance.audit_anchor import anchor_line
-
-    checkpoints = rt.audit.checkpoints(who.org_id, after=after)
-    # Lines of an anchor file (see agent_sdk.governance.audit_anchor), streamed page by page.
     return StreamingResponse(
-        (anchor_line(cp) for cp in checkpoints),
+        rt.audit.anchor_lines(who.org_id, after=after),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="audit-anchor-{who.org_id}.jsonl"'},
     )

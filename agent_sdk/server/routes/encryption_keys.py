@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from agent_sdk.governance.encryption_keys import MAX_BATCH
+from agent_sdk.core.encryption import MAX_BATCH
 from agent_sdk.server.deps import OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.params import CURSOR_PATTERN

@@ -20,9 +20,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from agent_sdk.governance.redact_patterns import BUILTIN_NAMES
-from agent_sdk.governance.redact_policy import NAME, PLACEHOLDER
-from agent_sdk.governance.redact_safety import MAX_PATTERN_CHARS
+from agent_sdk.core.redaction import BUILTIN_NAMES, MAX_PATTERN_CHARS, NAME, PLACEHOLDER
 from agent_sdk.server.deps import OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.params import anchored, string_or_null
