@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 from agent_sdk.core.residency import refuse_attempt
 from agent_sdk.core.retry import RetryPolicy, is_retryable
 from agent_sdk.errors import AgentSDKError, Conflict, NotFound, QuotaExceeded, Superseded
+from agent_sdk.ids import utcnow
 from agent_sdk.records import EventType, Run, RunStatus, Usage
-from agent_sdk.store._ids import utcnow
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -286,7 +286,7 @@ class Attempts:
         """Seconds until a running run's heartbeat goes stale (0: stale, take it over)."""
         from datetime import UTC, datetime
 
-        from agent_sdk.store._ids import parse_time
+        from agent_sdk.ids import parse_time
 
         age = (datetime.now(UTC) - parse_time(run.updated_at)).total_seconds()
         return max(0.0, self.settings.worker_lease - age)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.errors import Conflict
 from agent_sdk.governance import encryption_keys as keys
-from agent_sdk.governance.encryption_keys import EncryptionKey, RewrapReport
+from agent_sdk.records import EncryptionKey, RewrapReport
 
 if TYPE_CHECKING:
     from agent_sdk.core.runtime import Runtime

@@ -21,14 +21,15 @@ from agent_sdk.errors import InvalidInput, NotFound
 from agent_sdk.governance.redact import Finding, placeholders
 from agent_sdk.governance.redact_policy import (
     SETTING,
-    CustomPattern,
-    Preview,
-    RedactionPolicy,
-    RedactionView,
+    compile_policy,
     invalidate,
     parse_pattern,
+    parse_policy,
     redactor_for,
+    view,
+    with_pattern,
 )
+from agent_sdk.records import CustomPattern, Preview, RedactionPolicy, RedactionView
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -59,7 +60,7 @@ class RedactionService:
 
     def replace(self, org_id: str, body: Any, *, actor: Actor | None = None) -> RedactionView:
         """Replace the org's whole policy with ``body`` ({disabled, patterns})."""
-        policy = RedactionPolicy.parse(body)
+        policy = parse_policy(body)
         return self._save(org_id, policy, "redaction.set", actor)
 
     def reset(self, org_id: str, *, actor: Actor | None = None) -> RedactionView:
@@ -78,7 +79,7 @@ class RedactionService:
         """Add a custom pattern, or replace the one named ``name``."""
         pattern = parse_pattern({"name": name, "regex": regex, "placeholder": placeholder})
         self._runtime.orgs.get(org_id)
-        policy = self._policy(org_id).with_pattern(pattern)
+        policy = with_pattern(self._policy(org_id), pattern)
         return self._save(org_id, policy, "redaction.pattern.set", actor, pattern=pattern)
 
     def delete_pattern(
@@ -106,10 +107,10 @@ class RedactionService:
 
     # -- internals ----------------------------------------------------------------------------
     def _policy(self, org_id: str) -> RedactionPolicy:
-        return RedactionPolicy.parse(self.store.get_org_setting(org_id, SETTING))
+        return parse_policy(self.store.get_org_setting(org_id, SETTING))
 
     def _view(self, org_id: str, policy: RedactionPolicy) -> RedactionView:
-        return RedactionView(org_id, self.settings.pii_redaction_enabled, policy)
+        return view(org_id, self.settings.pii_redaction_enabled, policy)
 
     def _save(
         self,
@@ -121,7 +122,7 @@ class RedactionService:
         pattern: CustomPattern | None = None,
         removed: str | None = None,
     ) -> RedactionView:
-        policy.compile()  # every check, the timing probe included, before anything is written
+        compile_policy(policy)  # every check, the timing probe included, before anything is written
         details: dict[str, Any] = {
             "disabled": list(policy.disabled),
             "patterns": [p.name for p in policy.patterns],

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 from agent_sdk.canonical import canonical_json
 from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.errors import AgentSDKError, Conflict, InvalidInput, NotFound
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import Deletion, Event, EventType, Page, Run, RunStatus
-from agent_sdk.store._ids import new_id, utcnow
+from agent_sdk.records.runs import check_idempotency_key
 from agent_sdk.store.idempotency import DONE, IdempotencyRecord
 from agent_sdk.text import first_unstorable
 from agent_sdk.times import resolve_since
@@ -54,9 +55,6 @@ POLL_INTERVAL = 0.25
 # The same while the store pushes other processes' events (Postgres LISTEN/NOTIFY): only a
 # safety net, since a lost listener connection wakes every reader as soon as it is noticed.
 PUSHED_POLL_INTERVAL = 10.0
-# The draft's limit on an Idempotency-Key is its syntax (a string of printable ASCII); the length
-# bound keeps the primary key small and is what Stripe and others accept.
-MAX_IDEMPOTENCY_KEY_CHARS = 255
 # Expired claims removed by each run creation that claims a key: more than it adds, so the table
 # drains to the live keys, yet bounded, so one creation never pays for a long backlog.
 PURGE_BATCH = 16
@@ -555,21 +553,6 @@ def _check_storable(**fields: Any) -> None:
                 f"{where} holds {found[1]}, which cannot be stored",
                 hint="send valid Unicode text, without NUL characters",
             )
-
-
-def check_idempotency_key(key: str) -> str:
-    """``key`` if it is 1-255 printable ASCII characters (not only spaces), else InvalidInput."""
-    if (
-        not isinstance(key, str)
-        or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS
-        or not key.strip()
-        or not all(" " <= c <= "~" for c in key)
-    ):
-        raise InvalidInput(
-            f"an Idempotency-Key is 1-{MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters",
-            hint="use a random UUID per request, and the same one for its retries",
-        )
-    return key
 
 
 def request_hash(

@@ -18,6 +18,7 @@ from agent_sdk.records import (
     Org,
     Page,
     Run,
+    RunExpiry,
     RunStatus,
     Session,
 )
@@ -25,7 +26,7 @@ from agent_sdk.store.audit import AuditStore
 from agent_sdk.store.encryption_keys import EncryptionKeyStore
 from agent_sdk.store.idempotency import IdempotencyStore
 from agent_sdk.store.keys import KeyStore
-from agent_sdk.store.retention import RetentionStore, RunExpiry
+from agent_sdk.store.retention import RetentionStore
 from agent_sdk.store.workers import WorkerStore
 
 

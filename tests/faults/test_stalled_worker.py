@@ -22,8 +22,8 @@ import pytest
 
 from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.runtime import Runtime
+from agent_sdk.ids import parse_time
 from agent_sdk.records import EventType, Run, RunStatus
-from agent_sdk.store._ids import parse_time
 
 from ._stalled import DEADLINE, Workers, check_invariants, pause_outside_writes, wait_until
 

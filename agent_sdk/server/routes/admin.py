@@ -186,10 +186,10 @@ async def audit_checkpoints(
     rt: RuntimeDep,
     after: Annotated[int, Query(ge=0, le=2**62, description="only checkpoints past this seq")] = 0,
 ) -> Response:
-    from agent_sdk.governance.audit_anchor import anchor_line
+    from agent_sdk.audit_anchor import anchor_line
 
     checkpoints = rt.audit.checkpoints(who.org_id, after=after)
-    # Lines of an anchor file (see agent_sdk.governance.audit_anchor), streamed page by page.
+    # Lines of an anchor file (see agent_sdk.audit_anchor), streamed page by page.
     return StreamingResponse(
         (anchor_line(cp) for cp in checkpoints),
         media_type="application/x-ndjson",
