@@ -457,8 +457,3 @@ def load_settings(
     settings = Settings(**values)
     warnings += checks.permission_warnings(settings)
     return settings.replace(warnings=tuple(warnings))
-
-
-def user_config_path(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get("AGENT_SDK_CONFIG") or _user_config_dir(env) / "config.toml")
