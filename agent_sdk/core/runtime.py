@@ -1,6 +1,6 @@
 """The runtime: the core services wired to one store, one event bus and one executor.
 
-The CLI's local backend, the HTTP server and (later) the workers each build one Runtime from
+The CLI's local backend, the HTTP server and the workers each build one Runtime from
 Settings; they differ only in which loop executes runs. The agent registry, the bus and the
 executor are built on first use: a read-only CLI call (`runs list --local`) then pays for
 neither asyncio nor the engine, which is about half of its start-up time.

@@ -1,8 +1,9 @@
 """The Store protocol: every read and write of tenant data takes the org as a required argument,
 so a query without a tenant cannot be written.
 
-Implementations: :mod:`agent_sdk.store.sqlite` (the embedded default). A later Postgres store runs
-the same contract suite (``tests/contracts/store_contract.py``) unchanged.
+Implementations: :mod:`agent_sdk.store.sqlite` (the embedded default) and
+:mod:`agent_sdk.store.postgres`; both run the same contract suite
+(``tests/contracts/store_contract.py``) unchanged.
 """
 
 from __future__ import annotations
