@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from agent_sdk import __version__
 from agent_sdk.errors import (
     AgentSDKError,
     AuthenticationError,
@@ -31,6 +30,7 @@ from agent_sdk.errors import (
     error_from_code,
 )
 from agent_sdk.masking import mask_url, scrub, url_secrets
+from agent_sdk.version import __version__
 
 if TYPE_CHECKING:
     import httpx
