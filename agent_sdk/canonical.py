@@ -1,5 +1,5 @@
 """Canonical JSON and the audit hash chain: the byte-exact format every audit hash and
-checkpoint signature covers. It lives beside ``records.py`` because both the store (which
+checkpoint signature covers. It lives beside ``records`` because both the store (which
 assigns ``seq`` and the chain hash inside its write transaction) and governance (which
 verifies) need it, and neither may import the other.
 

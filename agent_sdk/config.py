@@ -492,11 +492,6 @@ def load_settings(
     return settings.replace(warnings=tuple(warnings))
 
 
-def user_config_path(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get("AGENT_SDK_CONFIG") or _user_config_dir(env) / "config.toml")
-
-
 # -- the environment outside Settings ------------------------------------------------------------
 # A few readers need one variable before Settings exist, or a fact Settings do not keep; they ask
 # here, so this module stays the only one that reads the environment.

@@ -38,8 +38,8 @@ import psycopg  # noqa: E402
 sys.path.insert(0, _HERE)
 from _util import median, row  # noqa: E402
 
+from agent_sdk.ids import new_id, utcnow  # noqa: E402
 from agent_sdk.store import open_store  # noqa: E402
-from agent_sdk.store._ids import new_id, utcnow  # noqa: E402
 from agent_sdk.store.copy import canonical_schema, copy_database  # noqa: E402
 
 PG = os.environ.get("AGENT_SDK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

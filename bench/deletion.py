@@ -32,8 +32,8 @@ from _util import median, row
 
 from agent_sdk.config import Settings
 from agent_sdk.core.runtime import Runtime
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import Run, RunStatus
-from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.sqlite import SQLiteStore
 
 ORG = "default"

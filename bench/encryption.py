@@ -28,9 +28,9 @@ from _util import median, row
 
 from agent_sdk.governance.encryption import EnvelopeCodec, MasterKey
 from agent_sdk.governance.encryption_keys import rewrap, rotate
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import Run, RunStatus
 from agent_sdk.store import open_store
-from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.base import Store
 
 ORG = "default"

@@ -34,8 +34,8 @@ from _util import bench_env, median, pct, row
 from agent_sdk.config import load_settings
 from agent_sdk.core import runs as runs_module
 from agent_sdk.core.runtime import Runtime
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import Run, RunStatus
-from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.postgres import PostgresStore
 
 URL = os.environ.get("AGENT_SDK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

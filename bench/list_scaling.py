@@ -18,8 +18,8 @@ from pathlib import Path
 from _util import agent_sdk_cmd, bench_env, median, row
 
 from agent_sdk.config import load_settings
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.store import store_from_settings
-from agent_sdk.store._ids import new_id, utcnow
 
 
 def seed(env: dict[str, str], n: int) -> Path:

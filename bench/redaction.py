@@ -31,9 +31,9 @@ from agent_sdk.config import Settings
 from agent_sdk.core.redaction import org_redactor
 from agent_sdk.governance.redact import Redactor
 from agent_sdk.governance.redact_policy import SETTING, invalidate
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import Run, RunStatus
 from agent_sdk.store import open_store
-from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.base import Store
 
 ORG = "default"

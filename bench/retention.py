@@ -28,9 +28,9 @@ from typing import Any
 
 from _util import bench_env, median, pct, row
 
+from agent_sdk import ids as _ids
 from agent_sdk.config import load_settings
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.store import _ids
 
 ORG = "default"
 DAYS = 60

@@ -22,7 +22,7 @@ def seed(env: dict[str, str], n: int) -> str:
     code = (
         "from agent_sdk.config import load_settings\n"
         "from agent_sdk.store import store_from_settings\n"
-        "from agent_sdk.store._ids import new_id, utcnow\n"
+        "from agent_sdk.ids import new_id, utcnow\n"
         "from agent_sdk.records import Run, RunStatus\n"
         "s = store_from_settings(load_settings()); s.migrate()\n"
         "t = utcnow(); rid = new_id('run')\n"

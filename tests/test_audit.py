@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from contracts.audit_store_contract import AuditStoreContract
 
+from agent_sdk.audit_anchor import CheckpointVerifier
 from agent_sdk.config import Settings
 from agent_sdk.core.audit import AuditService
 from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput
@@ -37,10 +38,10 @@ from agent_sdk.governance.audit import (
     read_jsonl,
     scrub,
 )
-from agent_sdk.governance.audit_keys import CheckpointSigner, CheckpointVerifier
+from agent_sdk.governance.audit_keys import CheckpointSigner
 from agent_sdk.governance.audit_sinks import StdoutSink
-from agent_sdk.governance.audit_verify import VerifyReport, verify_log
-from agent_sdk.records import AuditEntry, Checkpoint
+from agent_sdk.governance.audit_verify import verify_log
+from agent_sdk.records import AuditEntry, Checkpoint, VerifyReport
 from agent_sdk.store.sqlite import SQLiteStore
 
 ORG = "default"

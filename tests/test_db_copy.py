@@ -18,9 +18,9 @@ from typer.testing import CliRunner, Result
 
 from agent_sdk.cli.main import app
 from agent_sdk.config import Settings
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import Run, RunStatus
 from agent_sdk.store import open_store
-from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.copy import SKIPPED, canonical_schema
 
 pytestmark = pytest.mark.services

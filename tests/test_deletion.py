@@ -413,8 +413,8 @@ def test_a_follower_of_a_deleted_run_sees_its_stream_end(rt: Runtime) -> None:
 @pytest.mark.slow  # hundreds of runs
 # -- big sessions ----------------------------------------------------------------------------------
 def test_a_session_with_many_runs_goes_in_one_erasure(rt: Runtime) -> None:
+    from agent_sdk.ids import new_id, utcnow
     from agent_sdk.records import Run
-    from agent_sdk.store._ids import new_id, utcnow
 
     store = rt.store
     ids = []

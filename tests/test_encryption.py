@@ -751,7 +751,7 @@ def test_encryption_keys_api_refuses_hostile_requests(
     ):
         resp = client.post(rewrap, json=body, headers=h)
         assert resp.status_code == 422, body
-    from agent_sdk.store._cursor import encode_cursor
+    from agent_sdk.cursors import encode_cursor
 
     for forged_cursor in (
         encode_cursor("rewrap:[99, null]"),

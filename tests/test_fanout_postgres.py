@@ -22,10 +22,10 @@ from agent_sdk.core import runs as runs_module
 from agent_sdk.core.events import Subscription
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.errors import NotFound
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.masking import mask_url
 from agent_sdk.records import Event, Run, RunStatus
 from agent_sdk.store import pg_notify
-from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.pg_notify import CHANNEL_SQL, parse_payload, payload_run_id
 from agent_sdk.store.postgres import PostgresStore
 

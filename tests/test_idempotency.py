@@ -23,8 +23,8 @@ from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.runs import request_hash
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.errors import Conflict, InvalidInput
+from agent_sdk.ids import utcnow
 from agent_sdk.server.app import create_app
-from agent_sdk.store._ids import utcnow
 from agent_sdk.store.idempotency import IN_FLIGHT, IdempotencyRecord
 from agent_sdk.store.sqlite import SQLiteStore
 

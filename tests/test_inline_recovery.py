@@ -17,9 +17,9 @@ from waiting import wait_until
 from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.recovery import recover
 from agent_sdk.core.runtime import Runtime
+from agent_sdk.ids import utcnow
 from agent_sdk.records import EventType, Run, RunStatus
 from agent_sdk.server.app import create_app
-from agent_sdk.store._ids import utcnow
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)

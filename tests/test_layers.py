@@ -39,11 +39,15 @@ PACKAGE = ROOT / "agent_sdk"
 #: Leaf modules every layer may import. They import only each other.
 BASE = frozenset(
     {
+        "_version",
         "api_key_format",
+        "audit_anchor",
         "canonical",
         "config",
         "config_checks",
+        "cursors",
         "errors",
+        "ids",
         "masking",
         "private_files",
         "records",
@@ -109,49 +113,9 @@ ALLOWED: dict[str, frozenset[str]] = {
 #: TEMPORARY. Edges that other lanes of the same refactoring (issue 12) remove; each names its
 #: lane. The merge of those lanes empties this set: an entry that no longer occurs fails
 #: test_pending_edges_still_exist, so the set cannot go stale.
-_A_RECORDS = "lane A: Backend result types move to agent_sdk.records; HttpBackend needs only them"
-_A_STORE = "lane A: governance stops importing private store modules"
 _D_ERRORS = "lane D: every exception class lives in agent_sdk/errors.py"
 _HOME = "feature homes: encryption at rest in one home instead of governance + store"
 PENDING: dict[tuple[str, str], str] = {
-    **{
-        ("agent_sdk.backend.base", f"agent_sdk.{target}"): _A_RECORDS
-        for target in (
-            "core.residency",
-            "core.retention",
-            "core.retention_sweep",
-            "governance.audit_verify",
-            "governance.encryption_keys",
-            "governance.redact_policy",
-        )
-    },
-    **{
-        ("agent_sdk.backend.http", f"agent_sdk.{target}"): _A_RECORDS
-        for target in (
-            "core.residency",
-            "core.retention",
-            "core.retention_sweep",
-            "core.runs",
-            "governance.audit",
-            "governance.audit_anchor",
-            "governance.audit_keys",
-            "governance.audit_verify",
-            "governance.encryption_keys",
-            "governance.redact_policy",
-        )
-    },
-    **{
-        ("agent_sdk.backend.local", f"agent_sdk.{target}"): _A_RECORDS
-        for target in (
-            "governance.audit_verify",
-            "governance.encryption_keys",
-            "governance.redact_policy",
-        )
-    },
-    ("agent_sdk.cli.retention", "agent_sdk.core.retention_sweep"): _A_RECORDS,
-    ("agent_sdk.governance.encryption", "agent_sdk.store._ids"): _A_STORE,
-    ("agent_sdk.governance.encryption_keys", "agent_sdk.store._ids"): _A_STORE,
-    ("agent_sdk.governance.encryption_keys", "agent_sdk.store._cursor"): _A_STORE,
     ("agent_sdk.governance.encryption", "agent_sdk.store.encryption_keys"): _HOME,
     ("agent_sdk.governance.encryption", "agent_sdk.store.sealing"): _HOME,
     ("agent_sdk.governance.encryption_keys", "agent_sdk.store.encryption_keys"): _HOME,
@@ -160,7 +124,7 @@ PENDING: dict[tuple[str, str], str] = {
 }
 
 #: TEMPORARY, like PENDING: modules that still read the environment, and the lane that stops it.
-PENDING_ENV = {"agent_sdk/queue/sqs.py": "lane C: the SQS queue takes its settings from Settings"}
+PENDING_ENV: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from agent_sdk.config import Settings
 from agent_sdk.core.events import Subscription
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.core.worker import Worker
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.queue.redis import RedisQueue
 from agent_sdk.records import Event, Run, RunStatus
-from agent_sdk.store._ids import new_id, utcnow
 
 ORG = "default"
 PATIENCE = 20.0  # how long a cancelled follower may take to stop on a loaded machine

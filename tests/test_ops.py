@@ -21,9 +21,9 @@ from agent_sdk.core.runtime import Runtime
 from agent_sdk.core.status import status
 from agent_sdk.engine.agent import Agent, AgentRegistry
 from agent_sdk.errors import Conflict, InvalidInput
+from agent_sdk.ids import id_floor, new_id, parse_time
 from agent_sdk.records import RunStatus
 from agent_sdk.server.app import create_app
-from agent_sdk.store._ids import id_floor, new_id, parse_time
 from agent_sdk.store.workers import WorkerInfo
 
 with warnings.catch_warnings():

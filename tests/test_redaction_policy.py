@@ -18,7 +18,7 @@ from agent_sdk.core.actors import Actor
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.errors import InvalidInput, NotFound
 from agent_sdk.governance import redact_policy, redact_safety
-from agent_sdk.governance.redact_policy import SETTING, RedactionPolicy, redactor_for
+from agent_sdk.governance.redact_policy import SETTING, parse_policy, redactor_for
 
 ORG = "default"
 ALICE = Actor("local:alice", "local")
@@ -248,10 +248,10 @@ def test_a_stored_policy_that_no_longer_validates_fails_writes_closed(rt: Runtim
 
 
 def test_policies_parse_what_the_view_prints() -> None:
-    policy = RedactionPolicy.parse(
+    policy = parse_policy(
         {"disabled": ["phone"], "patterns": [pattern("emp", r"EMP-\d{6}", "[STAFF]")]}
     )
-    assert RedactionPolicy.parse(policy.to_dict()) == policy
+    assert parse_policy(policy.to_dict()) == policy
 
 
 def test_redaction_off_stores_everything_as_sent(settings: Settings, tmp_path: Path) -> None:

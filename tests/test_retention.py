@@ -23,16 +23,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from agent_sdk import ids as _ids
 from agent_sdk.cli.main import app as cli_app
 from agent_sdk.config import Settings, load_settings
 from agent_sdk.core import retention as retention_module
 from agent_sdk.core import retention_sweep
-from agent_sdk.core.retention import RetentionPolicy, iso
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.errors import InvalidInput, NotFound
-from agent_sdk.records import EventType, Run, RunStatus
+from agent_sdk.records import EventType, RetentionPolicy, Run, RunStatus
 from agent_sdk.server.app import create_app
-from agent_sdk.store import _ids
+from agent_sdk.times import iso
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # Starlette's note about httpx2

@@ -346,8 +346,8 @@ def test_mixed_appends_from_many_stores_keep_one_gapless_sequence(postgres_url: 
     seq before a smaller one is visible: otherwise it would resume past an event and lose it."""
     import threading
 
+    from agent_sdk.ids import new_id, utcnow
     from agent_sdk.records import Run, RunStatus
-    from agent_sdk.store._ids import new_id, utcnow
 
     stores = [open_store(postgres_url) for _ in range(4)]
     try:

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from contracts.store_contract import ORG, StoreContract, make_run
 
+from agent_sdk.cursors import decode_cursor, encode_cursor
 from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import RunStatus
 from agent_sdk.store import open_store
-from agent_sdk.store._cursor import decode_cursor, encode_cursor
-from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.migrations import load_migrations, split_statements
 from agent_sdk.store.sqlite import SQLiteStore, _translate
 

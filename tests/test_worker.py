@@ -328,8 +328,8 @@ def test_a_running_worker_sweeps_up_runs_that_lost_their_job(
     settings = queue_settings(isolated_env, worker_lease="1")
     with Running(settings) as rt:
         # A run accepted by a server that died before enqueueing it: in the store, not queued.
+        from agent_sdk.ids import new_id, utcnow
         from agent_sdk.records import Run as RunRecord
-        from agent_sdk.store._ids import new_id, utcnow
 
         now = utcnow()
         run = rt.store.insert_run(RunRecord(

@@ -7,29 +7,30 @@ only errors of :mod:`agent_sdk.errors`. ``tests/contracts/backend_contract.py`` 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
     Checkpoint,
     Deletion,
+    EncryptionKey,
     Event,
     MigrationState,
     Org,
     Page,
+    Preview,
     Principal,
+    Progress,
+    RedactionView,
+    Residency,
+    RetentionView,
+    RewrapReport,
     Run,
     Session,
+    SweepReport,
+    VerifyReport,
 )
-
-if TYPE_CHECKING:
-    from agent_sdk.core.residency import Residency
-    from agent_sdk.core.retention import RetentionView
-    from agent_sdk.core.retention_sweep import Progress, SweepReport
-    from agent_sdk.governance.audit_verify import VerifyReport
-    from agent_sdk.governance.encryption_keys import EncryptionKey, RewrapReport
-    from agent_sdk.governance.redact_policy import Preview, RedactionView
 
 
 class Backend(Protocol):
@@ -151,7 +152,7 @@ class Backend(Protocol):
         """Verify the org's hash chain and signed checkpoints. With ``public_key`` (PEM) every
         signature must be by that key, not the deployment's; with ``anchor`` (checkpoints
         exported to outside the database, which needs ``public_key``) every anchor checkpoint
-        must be found intact too (see :mod:`agent_sdk.governance.audit_anchor`)."""
+        must be found intact too (see :mod:`agent_sdk.audit_anchor`)."""
         ...
 
     def audit_checkpoints(self, *, after: int = 0) -> Iterator[Checkpoint]:

@@ -13,25 +13,28 @@ from agent_sdk.records import (
     AuditEntry,
     Checkpoint,
     Deletion,
+    EncryptionKey,
     Event,
     MigrationState,
     Org,
     Page,
+    Preview,
     Principal,
+    Progress,
+    RedactionView,
+    Residency,
+    RetentionView,
+    RewrapReport,
     Run,
     Session,
+    SweepReport,
+    VerifyReport,
 )
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
     from agent_sdk.core.actors import Actor
-    from agent_sdk.core.residency import Residency
-    from agent_sdk.core.retention import RetentionView
-    from agent_sdk.core.retention_sweep import Progress, SweepReport
     from agent_sdk.core.runtime import Runtime
-    from agent_sdk.governance.audit_verify import VerifyReport
-    from agent_sdk.governance.encryption_keys import EncryptionKey, RewrapReport
-    from agent_sdk.governance.redact_policy import Preview, RedactionView
 
 
 def _actor() -> Actor:

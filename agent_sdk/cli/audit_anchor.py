@@ -3,7 +3,7 @@
 The copy (the *anchor*) is what lets ``audit verify --anchor FILE --public-key KEY`` catch what
 the database alone cannot show: an org whose records and checkpoints were all deleted, a tail
 cut together with its checkpoints, a rewrite whose checkpoints were deleted or signed again.
-Its format is described in :mod:`agent_sdk.governance.audit_anchor`: one JSON object per line.
+Its format is described in :mod:`agent_sdk.audit_anchor`: one JSON object per line.
 
 ``--out FILE`` appends: under an exclusive lock on the file, it reads the newest seq the file
 already holds for the org and appends only the checkpoints after it, in one write. Lines are

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,15 +177,6 @@ def _read_file(path: Path) -> dict[str, Any]:
         ) from None
     result: dict[str, Any] = data
     return result
-
-
-def loose_permissions(path: Path) -> bool:
-    """True when the file can be read or written by anyone but its owner."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return False
-    return bool(stat.S_IMODE(mode) & 0o077)
 
 
 def _entry(url: str) -> dict[str, Any]:

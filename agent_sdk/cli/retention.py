@@ -20,7 +20,7 @@ from agent_sdk.cli.output import Column, render_list, render_one, say
 from agent_sdk.errors import AgentSDKError
 
 if TYPE_CHECKING:
-    from agent_sdk.core.retention_sweep import Progress, SweepReport
+    from agent_sdk.records import Progress, SweepReport
 
 app = sub_app(help="Delete what retention policies expired.", no_args_is_help=True)
 

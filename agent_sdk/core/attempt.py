@@ -50,8 +50,8 @@ from agent_sdk.errors import (
     QuotaExceeded,
     Superseded,
 )
+from agent_sdk.ids import utcnow
 from agent_sdk.records import EventType, Run, RunStatus, Usage
-from agent_sdk.store._ids import utcnow
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -270,7 +270,7 @@ class Attempts:
         """Seconds until a running run's heartbeat goes stale (0: stale, take it over)."""
         from datetime import UTC, datetime
 
-        from agent_sdk.store._ids import parse_time
+        from agent_sdk.ids import parse_time
 
         age = (datetime.now(UTC) - parse_time(run.updated_at)).total_seconds()
         return max(0.0, self.settings.worker_lease - age)

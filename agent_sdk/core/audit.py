@@ -45,15 +45,16 @@ from agent_sdk.governance.audit import (
     to_jsonl,
 )
 from agent_sdk.governance.audit_sinks import AuditSink, sinks_from_settings
-from agent_sdk.governance.audit_verify import VerifyReport, verify_log
-from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
-from agent_sdk.store._ids import utcnow
+from agent_sdk.governance.audit_verify import verify_log
+from agent_sdk.ids import utcnow
+from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint, VerifyReport
 from agent_sdk.store._rows import MAX_LIMIT, check_limit
 from agent_sdk.times import iso, parse_instant, resolve_since
 
 if TYPE_CHECKING:
+    from agent_sdk.audit_anchor import CheckpointVerifier
     from agent_sdk.config import Settings
-    from agent_sdk.governance.audit_keys import CheckpointSigner, CheckpointVerifier
+    from agent_sdk.governance.audit_keys import CheckpointSigner
     from agent_sdk.store.audit import AuditStore
 
 _FAILED = "audit log write failed: "
@@ -220,8 +221,8 @@ class AuditService:
 
     def anchor_lines(self, org_id: str, *, after: int = 0) -> Iterator[str]:
         """:meth:`checkpoints` as the lines of an anchor file (see
-        :mod:`agent_sdk.governance.audit_anchor`), for a download streamed page by page."""
-        from agent_sdk.governance.audit_anchor import anchor_line
+        :mod:`agent_sdk.audit_anchor`), for a download streamed page by page."""
+        from agent_sdk.audit_anchor import anchor_line
 
         checkpoints = self.checkpoints(org_id, after=after)  # a bad `after` raises here, not later
         return (anchor_line(cp) for cp in checkpoints)
@@ -343,7 +344,7 @@ class AuditService:
 
         ``anchor``: checkpoints exported to a file outside the database (``audit checkpoints
         export``), held against the database after its own verification (see
-        :func:`agent_sdk.governance.audit_anchor.check_anchor`). It needs ``public_key``: the
+        :func:`agent_sdk.audit_anchor.check_anchor`). It needs ``public_key``: the
         anchor is only as good as the key the verifier trusts, never the deployment's own.
         """
         if anchor is not None and public_key is None:
@@ -359,7 +360,7 @@ class AuditService:
         retention_anchor: AuditAnchor | None = get_anchor(org_id) if get_anchor else None
         verifier: CheckpointVerifier | None = None
         if public_key is not None:
-            from agent_sdk.governance.audit_keys import CheckpointVerifier
+            from agent_sdk.audit_anchor import CheckpointVerifier
 
             verifier = CheckpointVerifier.from_pem(public_key)
         elif cps or retention_anchor is not None:
@@ -385,7 +386,7 @@ class AuditService:
         )
         if anchor is None or verifier is None:
             return report
-        from agent_sdk.governance.audit_anchor import check_anchor
+        from agent_sdk.audit_anchor import check_anchor
 
         stored = cps if checkpoints is None else self.store.list_checkpoints(org_id)
         return check_anchor(report, anchor, stored, verifier)

@@ -17,7 +17,7 @@ from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.errors import Conflict
 from agent_sdk.governance import encryption_keys as keys
 from agent_sdk.governance.encryption_keys import MAX_BATCH as MAX_BATCH
-from agent_sdk.governance.encryption_keys import EncryptionKey, RewrapReport
+from agent_sdk.records import EncryptionKey, RewrapReport
 
 # Re-exported (``MAX_BATCH as MAX_BATCH`` above): the most rows one rewrap call examines, for the
 # edges that describe it (the HTTP API's schema).

@@ -25,15 +25,16 @@ from agent_sdk.governance.redact_policy import NAME as NAME
 from agent_sdk.governance.redact_policy import PLACEHOLDER as PLACEHOLDER
 from agent_sdk.governance.redact_policy import (
     SETTING,
-    CustomPattern,
-    Preview,
-    RedactionPolicy,
-    RedactionView,
+    compile_policy,
     invalidate,
     parse_pattern,
+    parse_policy,
     redactor_for,
+    view,
+    with_pattern,
 )
 from agent_sdk.governance.redact_safety import MAX_PATTERN_CHARS as MAX_PATTERN_CHARS
+from agent_sdk.records import CustomPattern, Preview, RedactionPolicy, RedactionView
 
 # Re-exported (``X as X`` above): what a policy may hold, for the edges that describe it (the HTTP
 # API's schema), while the checks themselves run in governance: BUILTIN_NAMES, MAX_PATTERN_CHARS,
@@ -79,7 +80,7 @@ class RedactionService:
 
     def replace(self, org_id: str, body: Any, *, actor: Actor | None = None) -> RedactionView:
         """Replace the org's whole policy with ``body`` ({disabled, patterns})."""
-        policy = RedactionPolicy.parse(body)
+        policy = parse_policy(body)
         return self._save(org_id, policy, "redaction.set", actor)
 
     def reset(self, org_id: str, *, actor: Actor | None = None) -> RedactionView:
@@ -98,7 +99,7 @@ class RedactionService:
         """Add a custom pattern, or replace the one named ``name``."""
         pattern = parse_pattern({"name": name, "regex": regex, "placeholder": placeholder})
         self._orgs.get(org_id)
-        policy = self._policy(org_id).with_pattern(pattern)
+        policy = with_pattern(self._policy(org_id), pattern)
         return self._save(org_id, policy, "redaction.pattern.set", actor, pattern=pattern)
 
     def delete_pattern(
@@ -126,10 +127,10 @@ class RedactionService:
 
     # -- internals ----------------------------------------------------------------------------
     def _policy(self, org_id: str) -> RedactionPolicy:
-        return RedactionPolicy.parse(self.store.get_org_setting(org_id, SETTING))
+        return parse_policy(self.store.get_org_setting(org_id, SETTING))
 
     def _view(self, org_id: str, policy: RedactionPolicy) -> RedactionView:
-        return RedactionView(org_id, self.settings.pii_redaction_enabled, policy)
+        return view(org_id, self.settings.pii_redaction_enabled, policy)
 
     def _save(
         self,
@@ -141,7 +142,7 @@ class RedactionService:
         pattern: CustomPattern | None = None,
         removed: str | None = None,
     ) -> RedactionView:
-        policy.compile()  # every check, the timing probe included, before anything is written
+        compile_policy(policy)  # every check, the timing probe included, before anything is written
         details: dict[str, Any] = {
             "disabled": list(policy.disabled),
             "patterns": [p.name for p in policy.patterns],

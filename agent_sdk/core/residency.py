@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.config import REGION, REGION_MAX
 from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.errors import InvalidInput, PermissionDenied, WrongRegion
+from agent_sdk.records import Residency
 from agent_sdk.security.scopes import ADMIN_PLATFORM
 
 if TYPE_CHECKING:
@@ -104,31 +104,6 @@ def refuse_attempt(settings: Settings, store: Store, org_id: str) -> str | None:
     if region is None or region == here:
         return None
     return wrong_region(org_id, region, here).message
-
-
-@dataclass(frozen=True)
-class Residency:
-    """An org's region as seen by one process."""
-
-    org_id: str
-    region: str | None  # None: not pinned, served by every region
-    server_region: str | None  # AGENT_SDK_DATA_REGION of the process answering
-
-    @property
-    def served_here(self) -> bool:
-        return self.server_region is None or self.region in (None, self.server_region)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "org_id": self.org_id,
-            "region": self.region,
-            "server_region": self.server_region,
-            "served_here": self.served_here,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Residency:
-        return cls(str(data["org_id"]), data.get("region"), data.get("server_region"))
 
 
 class ResidencyService:
@@ -227,7 +202,6 @@ class ResidencyService:
 __all__ = [
     "CACHE_SECONDS",
     "SETTING",
-    "Residency",
     "ResidencyService",
     "check_region",
     "handback_delay",

@@ -33,30 +33,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.actors import Actor, audit_action
-from agent_sdk.core.retention_policy import (
-    LIMITS,
-    MAX_DAYS,
-    MAX_KEEP_LAST,
-    SETTING,
-    Cutoffs,
-    RetentionPolicy,
-    iso,
-)
 from agent_sdk.errors import InvalidInput, NotFound
-from agent_sdk.records import Run
-from agent_sdk.store.retention import ACTIVE, RunExpiry
+from agent_sdk.records import Cutoffs, RetentionPolicy, RetentionView, Run, RunExpiry
+from agent_sdk.records.retention import SETTING
+from agent_sdk.store.retention import ACTIVE
 
 if TYPE_CHECKING:
     from agent_sdk.core.audit import AuditService
     from agent_sdk.core.orgs import OrgService
     from agent_sdk.core.residency import ResidencyService
-    from agent_sdk.core.retention_sweep import Progress, SweepReport
-    from agent_sdk.records import Principal
+    from agent_sdk.records import Principal, Progress, SweepReport
     from agent_sdk.store.base import Store
 
 CACHE_SECONDS = 5.0
@@ -65,21 +55,6 @@ CACHE_SECONDS = 5.0
 def _now() -> datetime:
     """The clock of every cutoff (tests move it forward to make data old)."""
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionView:
-    """An org's policy as the admin API shows it."""
-
-    org_id: str
-    policy: RetentionPolicy
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"org_id": self.org_id, **self.policy.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RetentionView:
-        return cls(str(data["org_id"]), RetentionPolicy.parse({k: data.get(k) for k in LIMITS}))
 
 
 class RetentionService:
@@ -243,13 +218,6 @@ class RetentionService:
 
 __all__ = [
     "CACHE_SECONDS",
-    "LIMITS",
-    "MAX_DAYS",
-    "MAX_KEEP_LAST",
     "SETTING",
-    "Cutoffs",
-    "RetentionPolicy",
     "RetentionService",
-    "RetentionView",
-    "iso",
 ]

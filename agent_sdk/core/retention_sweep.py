@@ -26,14 +26,14 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_sdk.core.actors import SYSTEM, Actor, audit_action
-from agent_sdk.core.retention_policy import SETTING, Cutoffs, RetentionPolicy, iso
 from agent_sdk.errors import AgentSDKError
-from agent_sdk.store.retention import RunExpiry
+from agent_sdk.records import Cutoffs, OrgSweep, Progress, RetentionPolicy, RunExpiry, SweepReport
+from agent_sdk.records.retention import SETTING
+from agent_sdk.times import iso
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -44,66 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, str, int], None]
-"""``progress(org_id, what, rows)``: one batch of ``rows`` ``what`` ("events", "runs",
-"sessions", "audit records") was deleted (or counted, in a dry run)."""
-
 # A sweep of a server or worker waits this long after start before its first pass (at most the
 # interval): starting many processes at once does not start many sweeps at once.
 FIRST_SWEEP_DELAY = 60.0
-_COUNTS = ("runs", "events", "sessions", "idempotency_keys", "audit_records")
-
-
-@dataclass
-class OrgSweep:
-    """What one org's sweep deleted (or, in a dry run, would delete)."""
-
-    org_id: str
-    runs: int = 0
-    events: int = 0
-    sessions: int = 0
-    idempotency_keys: int = 0
-    audit_records: int = 0
-    batches: int = 0
-    error: str | None = None
-    cutoffs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def deleted(self) -> int:
-        return sum(getattr(self, name) for name in _COUNTS)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "org_id": self.org_id,
-            **{name: getattr(self, name) for name in _COUNTS},
-            "batches": self.batches,
-            "error": self.error,
-            "cutoffs": dict(self.cutoffs),
-        }
-
-
-@dataclass
-class SweepReport:
-    dry_run: bool
-    started_at: str
-    finished_at: str = ""
-    orgs: list[OrgSweep] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "orgs": [o.to_dict() for o in self.orgs],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepReport:
-        orgs = [
-            OrgSweep(**{k: v for k, v in o.items() if k in OrgSweep.__dataclass_fields__})
-            for o in data.get("orgs", [])
-        ]
-        return cls(bool(data["dry_run"]), str(data["started_at"]), str(data["finished_at"]), orgs)
 
 
 class Sweeper:
@@ -373,4 +316,4 @@ def start_sweeper(runtime: SweepHost) -> asyncio.Task[None] | None:
     return asyncio.get_running_loop().create_task(sweep_periodically(runtime, interval))
 
 
-__all__ = ["OrgSweep", "Progress", "SweepReport", "Sweeper", "start_sweeper", "sweep_periodically"]
+__all__ = ["Sweeper", "start_sweeper", "sweep_periodically"]

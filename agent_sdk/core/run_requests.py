@@ -19,9 +19,6 @@ from agent_sdk.store.idempotency import DONE, IdempotencyRecord
 from agent_sdk.text import first_unstorable
 
 MAX_INPUT_CHARS = 1_000_000
-# The draft's limit on an Idempotency-Key is its syntax (a string of printable ASCII); the length
-# bound keeps the primary key small and is what Stripe and others accept.
-MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
 def parse_statuses(values: Sequence[str] | None) -> list[RunStatus] | None:
@@ -52,21 +49,6 @@ def check_storable(**fields: Any) -> None:
                 f"{where} holds {found[1]}, which cannot be stored",
                 hint="send valid Unicode text, without NUL characters",
             )
-
-
-def check_idempotency_key(key: str) -> str:
-    """``key`` if it is 1-255 printable ASCII characters (not only spaces), else InvalidInput."""
-    if (
-        not isinstance(key, str)
-        or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS
-        or not key.strip()
-        or not all(" " <= c <= "~" for c in key)
-    ):
-        raise InvalidInput(
-            f"an Idempotency-Key is 1-{MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters",
-            hint="use a random UUID per request, and the same one for its retries",
-        )
-    return key
 
 
 def request_hash(

@@ -28,7 +28,6 @@ from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.core.jobs import enqueue_run
 from agent_sdk.core.run_requests import (
     MAX_INPUT_CHARS,
-    check_idempotency_key,
     check_storable,
     later,
     parse_statuses,
@@ -37,8 +36,9 @@ from agent_sdk.core.run_requests import (
     valid_client_id,
 )
 from agent_sdk.errors import AgentSDKError, Conflict, InvalidInput, NotFound
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import Deletion, Event, EventType, Page, Run, RunStatus
-from agent_sdk.store._ids import new_id, utcnow
+from agent_sdk.records.runs import check_idempotency_key
 from agent_sdk.store.idempotency import DONE, IdempotencyRecord
 from agent_sdk.times import resolve_since
 

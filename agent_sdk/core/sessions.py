@@ -11,8 +11,8 @@ from agent_sdk.records import Deletion, Page, Session
 if TYPE_CHECKING:
     from agent_sdk.core.actors import Actor
     from agent_sdk.core.deletion import Erasure
+    from agent_sdk.records import RunExpiry
     from agent_sdk.store.base import Store
-    from agent_sdk.store.retention import RunExpiry
 
 
 class SessionService:

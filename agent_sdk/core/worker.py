@@ -162,7 +162,7 @@ class Worker:
         return "ok" if self.queue_health.healthy else "queue unreachable"
 
     def _register(self) -> None:
-        from agent_sdk.store._ids import utcnow
+        from agent_sdk.ids import utcnow
         from agent_sdk.store.workers import WorkerInfo
 
         now = utcnow()
@@ -186,7 +186,7 @@ class Worker:
             log.warning("could not unregister worker %s: %s", self.name, exc.message)
 
     async def _beat_alive(self) -> None:
-        from agent_sdk.store._ids import utcnow
+        from agent_sdk.ids import utcnow
 
         while True:
             await asyncio.sleep(self.lease_seconds / 3)

@@ -1,5 +1,6 @@
-"""Governance: the tamper-evident audit log (and, later, PII redaction, envelope encryption,
-residency and retention).
+"""Governance: the tamper-evident audit log, PII redaction and envelope encryption at rest.
+(Residency and retention are served from :mod:`agent_sdk.core`; what each feature shows a caller
+is in :mod:`agent_sdk.records`.)
 
 Modules, each imported on its own so that loading one costs only what it needs:
 
@@ -8,7 +9,9 @@ Modules, each imported on its own so that loading one costs only what it needs:
 * :mod:`agent_sdk.governance.audit_verify`: :func:`verify_log`, which walks a log and its
   signed checkpoints and names the first bad record.
 * :mod:`agent_sdk.governance.audit_keys`: the Ed25519 key that signs checkpoints (kept outside
-  the database), imported lazily because ``cryptography`` is heavy.
+  the database), imported lazily because ``cryptography`` is heavy. Checking a signature, and
+  an anchor of checkpoints kept elsewhere, is in the leaf :mod:`agent_sdk.audit_anchor`, which
+  the HTTP client uses too.
 * :mod:`agent_sdk.governance.audit_sinks`: the JSONL file and stdout copies of the log.
 * :mod:`agent_sdk.governance.redact`: PII redaction (:class:`Redactor`), with its detectors in
   ``redact_patterns`` (and their checksums in ``redact_checks``), org policies and their cache in

@@ -17,9 +17,9 @@ from typing import Any
 from agent_sdk.canonical import canonical_json, chain_hash, checkpoint_payload, entry_payload
 from agent_sdk.errors import InvalidInput
 from agent_sdk.records import AuditEntry
+from agent_sdk.records.audit import check_format
 
 REDACTED = "[REDACTED]"
-EXPORT_FORMATS = ("jsonl", "csv")
 # The columns of a CSV export, in the order of AuditEntry's fields.
 CSV_COLUMNS = (
     "org_id seq time actor actor_kind action target outcome request_id source_ip details"
@@ -88,14 +88,6 @@ def scrub(value: Any, _depth: int = 0) -> Any:
 
 
 # -- export and import ---------------------------------------------------------------------------
-def check_format(fmt: str) -> str:
-    if fmt not in EXPORT_FORMATS:
-        raise InvalidInput(
-            f"unknown audit export format {fmt!r}", hint="one of: " + ", ".join(EXPORT_FORMATS)
-        )
-    return fmt
-
-
 def to_jsonl(entry: AuditEntry) -> str:
     """One JSONL line: the canonical JSON of the whole record and a newline."""
     return canonical_json(entry.to_dict()).decode("utf-8") + "\n"
@@ -170,11 +162,9 @@ def read_csv(lines: Iterable[str]) -> Iterator[AuditEntry]:
 
 __all__ = [
     "CSV_COLUMNS",
-    "EXPORT_FORMATS",
     "REDACTED",
     "canonical_json",
     "chain_hash",
-    "check_format",
     "checkpoint_payload",
     "entry_payload",
     "export_lines",

@@ -15,63 +15,21 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
-import hashlib
 import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent_sdk.errors import BackendUnavailable, ConfigError, InvalidInput
+from agent_sdk.audit_anchor import CheckpointVerifier
+from agent_sdk.errors import BackendUnavailable, ConfigError
 from agent_sdk.private_files import ensure_private_dir
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
-        Ed25519PublicKey,
     )
 
 _HINT = "set AGENT_SDK_AUDIT_SIGNING_KEY to the PEM file of an Ed25519 private key"
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """``sha256:<hex>`` of the raw 32-byte public key: names the key in every checkpoint."""
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-class CheckpointVerifier:
-    """Checks checkpoint signatures against one public key."""
-
-    def __init__(self, public_key: Ed25519PublicKey) -> None:
-        self.public_key = public_key
-        self.key_id = key_id(public_key)
-
-    @classmethod
-    def from_pem(cls, pem: str | bytes) -> CheckpointVerifier:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-        from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-        try:
-            data = pem.encode("ascii") if isinstance(pem, str) else pem
-            key = load_pem_public_key(data)
-        except UnicodeEncodeError:
-            raise InvalidInput("not a PEM public key: it is not ASCII text") from None
-        except (ValueError, TypeError) as exc:
-            raise InvalidInput(f"not a PEM public key: {exc}") from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise InvalidInput("audit checkpoints are verified with an Ed25519 public key")
-        return cls(key)
-
-    def check(self, payload: bytes, signature: str) -> bool:
-        from cryptography.exceptions import InvalidSignature
-
-        try:
-            self.public_key.verify(base64.b64decode(signature, validate=True), payload)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
 
 
 class CheckpointSigner(CheckpointVerifier):
@@ -181,4 +139,4 @@ def _write_new(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-__all__ = ["CheckpointSigner", "CheckpointVerifier", "key_id"]
+__all__ = ["CheckpointSigner"]

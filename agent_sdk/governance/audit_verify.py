@@ -35,81 +35,22 @@ What the database alone cannot show (someone with write access to it, but not th
 * checkpoint rows deleted together with the records they covered, up to a whole org's log.
 
 An anchor, the checkpoints exported to somewhere the attacker cannot write, closes the second
-gap and everything before its newest checkpoint: see :mod:`agent_sdk.governance.audit_anchor`.
+gap and everything before its newest checkpoint: see :mod:`agent_sdk.audit_anchor`.
 The JSONL sink is such a copy of the records themselves: verify it too, and compare.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent_sdk.canonical import anchor_payload
 from agent_sdk.errors import InvalidInput
 from agent_sdk.governance.audit import chain_hash, checkpoint_payload
-from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
+from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint, VerifyReport
 
 if TYPE_CHECKING:
-    from agent_sdk.governance.audit_keys import CheckpointVerifier
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    """The outcome of verifying one org's log.
-
-    ``count`` is the number of records read before the walk stopped (all of them when ``ok``);
-    ``first_bad_seq`` names the first record found bad, and ``reason`` says what was wrong with
-    it, in words meant for the operator. ``checkpoints`` counts the signed checkpoints checked;
-    ``unchained`` the leading records written before the hash chain was switched on; ``pruned``
-    the records a retention policy removed from the head (a signed anchor vouches for them);
-    ``anchored`` the checkpoints of an anchor kept outside the database that were found intact
-    (see :mod:`agent_sdk.governance.audit_anchor`).
-    """
-
-    org_id: str
-    ok: bool
-    count: int
-    first_bad_seq: int | None = None
-    reason: str | None = None
-    head_hash: str | None = None
-    checkpoints: int = 0
-    unchained: int = 0
-    pruned: int = 0
-    anchored: int = 0
-
-    @property
-    def unchained_only(self) -> bool:
-        """Failed only because no record is hash-chained (the chain was off): nothing was found
-        wrong, and nothing could be checked."""
-        return not self.ok and self.first_bad_seq is None and 0 < self.count == self.unchained
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VerifyReport:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def summary(self) -> str:
-        """One line for the CLI."""
-        where = f"audit log of org {self.org_id!r}"
-        if not self.ok:
-            at = f" at record {self.first_bad_seq}" if self.first_bad_seq is not None else ""
-            return f"{where} FAILED verification{at}: {self.reason}"
-        text = f"{where}: {self.count} records verified, {self.checkpoints} signed checkpoints ok"
-        if self.unchained:
-            text += f" ({self.unchained} earlier records predate the hash chain and are unchecked)"
-        if self.anchored:
-            text += f", {self.anchored} checkpoints of the anchor found intact"
-        if self.pruned:
-            text += (
-                f"; records 1..{self.pruned} were removed by the retention policy, as its"
-                " signed anchor attests"
-            )
-        return text
+    from agent_sdk.audit_anchor import CheckpointVerifier
 
 
 class _Walk:
@@ -283,4 +224,4 @@ def verify_log(
     return walk.report()
 
 
-__all__ = ["VerifyReport", "verify_log"]
+__all__ = ["verify_log"]

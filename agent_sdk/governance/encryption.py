@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent_sdk.errors import ConfigError, Conflict, DecryptionFailed
-from agent_sdk.store._ids import new_id, utcnow
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.store.encryption_keys import ACTIVE, DESTROYED, EncryptionKeyStore, StoredKey
 from agent_sdk.store.sealing import SEALED_PREFIX, KeyDestroyed
 

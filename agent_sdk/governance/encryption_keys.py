@@ -19,13 +19,13 @@ Listings carry metadata only, never key material, wrapped or not.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
+from agent_sdk.cursors import decode_cursor, encode_cursor
 from agent_sdk.errors import Conflict, InvalidInput
 from agent_sdk.governance.encryption import DecryptionFailed, EnvelopeCodec, MasterKey, make_key
-from agent_sdk.store._cursor import decode_cursor, encode_cursor
-from agent_sdk.store._ids import utcnow
+from agent_sdk.ids import utcnow
+from agent_sdk.records import EncryptionKey, RewrapReport
 from agent_sdk.store.encryption_keys import EncryptionKeyStore, StoredKey
 from agent_sdk.store.sealing import SEALED_PREFIX, KeyDestroyed, event_row_id, is_sealed
 
@@ -34,71 +34,21 @@ TABLES = ("runs", "events", "sessions", "idempotency_keys")
 MAX_BATCH = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class EncryptionKey:
-    """One key generation of an org, as listings show it: no key material."""
-
-    id: str
-    org_id: str
-    state: str  # active | retired | destroyed
-    created_at: str
-    master_key_id: str
-    retired_at: str | None = None
-    destroyed_at: str | None = None
-
-    @classmethod
-    def of(cls, key: StoredKey) -> EncryptionKey:
-        return cls(
-            key.id,
-            key.org_id,
-            key.state,
-            key.created_at,
-            key.master_key_id,
-            key.retired_at,
-            key.destroyed_at,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EncryptionKey:
-        values: dict[str, Any] = {name: data.get(name) for name in cls.__slots__}
-        return cls(**values)
-
-
-@dataclass(slots=True)
-class RewrapReport:
-    """What one call of :func:`rewrap` did. ``done`` when every table was walked to its end;
-    otherwise pass ``next_cursor`` to the next call."""
-
-    org_id: str
-    key_id: str  # the active key values were moved to
-    rows: int = 0  # rows examined that had a value on another key (or in plaintext)
-    rewrapped: int = 0  # values re-sealed with the active key
-    unreadable: int = 0  # values under a destroyed key: left as they are
-    changed: int = 0  # values a concurrent writer replaced meanwhile (already on the new key)
-    failed: int = 0  # values that do not decrypt (altered or moved): left as they are
-    tables: dict[str, int] = field(default_factory=dict)  # values re-sealed per table
-    next_cursor: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.next_cursor is None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in self.__slots__}
-        out["tables"] = dict(self.tables)
-        out["done"] = self.done
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RewrapReport:
-        return cls(**{name: data[name] for name in cls.__slots__ if name in data})
+def key_view(key: StoredKey) -> EncryptionKey:
+    """``key`` as listings show it: ids, state and times, never key material."""
+    return EncryptionKey(
+        key.id,
+        key.org_id,
+        key.state,
+        key.created_at,
+        key.master_key_id,
+        key.retired_at,
+        key.destroyed_at,
+    )
 
 
 def list_keys(store: EncryptionKeyStore, org_id: str) -> list[EncryptionKey]:
-    return [EncryptionKey.of(k) for k in store.list_encryption_keys(org_id)]
+    return [key_view(k) for k in store.list_encryption_keys(org_id)]
 
 
 def rotate(
@@ -112,7 +62,7 @@ def rotate(
     key = make_key(org_id, master, when=now)
     if not store.insert_encryption_key(key):
         raise Conflict(f"the keys of org {org_id!r} were rotated at the same time", hint="retry")
-    return EncryptionKey.of(key), retired
+    return key_view(key), retired
 
 
 def destroy(store: EncryptionKeyStore, org_id: str) -> list[str]:
@@ -207,9 +157,8 @@ def rewrap(
 __all__ = [
     "MAX_BATCH",
     "TABLES",
-    "EncryptionKey",
-    "RewrapReport",
     "destroy",
+    "key_view",
     "list_keys",
     "rewrap",
     "rotate",

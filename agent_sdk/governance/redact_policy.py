@@ -38,6 +38,7 @@ from agent_sdk.governance.redact_patterns import (
     DESCRIPTIONS,
     Detector,
 )
+from agent_sdk.records import CustomPattern, RedactionPolicy, RedactionView
 
 SETTING = "redaction"  # the org setting's name
 MAX_PATTERNS = 32
@@ -46,133 +47,72 @@ NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]{0,39}\]")
 
 
-@dataclass(frozen=True)
-class CustomPattern:
-    name: str
-    regex: str
-    placeholder: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "regex": self.regex, "placeholder": self.placeholder}
-
-
-@dataclass(frozen=True)
-class RedactionPolicy:
-    """What an org changes about redaction. The default (nothing disabled, no patterns) is every
-    built-in detector."""
-
-    disabled: tuple[str, ...] = ()
-    patterns: tuple[CustomPattern, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"disabled": list(self.disabled), "patterns": [p.to_dict() for p in self.patterns]}
-
-    @property
-    def is_default(self) -> bool:
-        return not self.disabled and not self.patterns
-
-    @classmethod
-    def parse(cls, value: Any) -> RedactionPolicy:
-        """A validated policy from JSON (a request body or the stored setting); InvalidInput
-        names the first problem."""
-        if value is None:
-            return cls()
-        if not isinstance(value, Mapping):
-            raise InvalidInput("a redaction policy is an object with 'disabled' and 'patterns'")
-        unknown = set(value) - {"disabled", "patterns"}
-        if unknown:
-            raise InvalidInput(
-                f"unknown redaction policy key(s): {', '.join(sorted(map(str, unknown)))}",
-                hint="a policy has 'disabled' (built-in detector names) and 'patterns'",
-            )
-        disabled = _disabled(value.get("disabled", []))
-        raw = value.get("patterns", [])
-        if not isinstance(raw, list):
-            raise InvalidInput("'patterns' must be a list of {name, regex, placeholder}")
-        if len(raw) > MAX_PATTERNS:
-            raise InvalidInput(f"an org may have at most {MAX_PATTERNS} custom patterns")
-        patterns = tuple(parse_pattern(p) for p in raw)
-        names = [p.name for p in patterns]
-        if len(set(names)) != len(names):
-            dup = next(n for n in names if names.count(n) > 1)
-            raise InvalidInput(f"custom pattern {dup!r} is defined twice")
-        return cls(disabled, patterns)
-
-    def with_pattern(self, pattern: CustomPattern) -> RedactionPolicy:
-        """This policy with ``pattern`` added, or replacing the one of the same name."""
-        kept = tuple(p for p in self.patterns if p.name != pattern.name)
-        return RedactionPolicy.parse(
-            {"disabled": list(self.disabled), "patterns": [p.to_dict() for p in kept + (pattern,)]}
+def parse_policy(value: Any) -> RedactionPolicy:
+    """A validated policy from JSON (a request body or the stored setting); InvalidInput names
+    the first problem."""
+    if value is None:
+        return RedactionPolicy()
+    if not isinstance(value, Mapping):
+        raise InvalidInput("a redaction policy is an object with 'disabled' and 'patterns'")
+    unknown = set(value) - {"disabled", "patterns"}
+    if unknown:
+        raise InvalidInput(
+            f"unknown redaction policy key(s): {', '.join(sorted(map(str, unknown)))}",
+            hint="a policy has 'disabled' (built-in detector names) and 'patterns'",
         )
-
-    def compile(self, *, probe: bool = True) -> Redactor:
-        """The Redactor of this policy: custom patterns first, then the enabled built-ins.
-        InvalidInput for a pattern the safety checks refuse or one that matches a placeholder.
-        ``probe=False`` skips the timing probe: a stored policy passed it when it was set, and a
-        busy machine must not make an org's writes fail later."""
-        from agent_sdk.governance.redact_safety import compile_safe
-
-        custom = [
-            Detector(p.name, p.placeholder, compile_safe(p.regex, p.name, probe=probe))
-            for p in self.patterns
-        ]
-        every_placeholder = set(BUILTIN_PLACEHOLDERS.values()) | {
-            p.placeholder for p in self.patterns
-        }
-        for d in custom:
-            for placeholder in sorted(every_placeholder):
-                if d.pattern.search(placeholder):
-                    raise InvalidInput(
-                        f"custom pattern {d.name!r} matches the placeholder {placeholder}",
-                        hint="a pattern must not match placeholders, or redacting redacted "
-                        "text would change it",
-                        pattern=d.name,
-                    )
-        off = set(self.disabled)
-        builtin = [d for name in BUILTIN_NAMES if name not in off for d in BUILTINS[name]]
-        return Redactor(custom + builtin)
+    disabled = _disabled(value.get("disabled", []))
+    raw = value.get("patterns", [])
+    if not isinstance(raw, list):
+        raise InvalidInput("'patterns' must be a list of {name, regex, placeholder}")
+    if len(raw) > MAX_PATTERNS:
+        raise InvalidInput(f"an org may have at most {MAX_PATTERNS} custom patterns")
+    patterns = tuple(parse_pattern(p) for p in raw)
+    names = [p.name for p in patterns]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InvalidInput(f"custom pattern {dup!r} is defined twice")
+    return RedactionPolicy(disabled, patterns)
 
 
-@dataclass(frozen=True)
-class RedactionView:
-    """An org's redaction settings as the API and the CLI show them: whether redaction is on in
-    this deployment, the org's policy, and every built-in detector with its state."""
-
-    org_id: str
-    enabled: bool  # AGENT_SDK_PII_REDACTION_ENABLED of the process that answered
-    policy: RedactionPolicy
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "org_id": self.org_id,
-            "enabled": self.enabled,
-            **self.policy.to_dict(),
-            "detectors": builtin_detectors(self.policy.disabled),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RedactionView:
-        policy = RedactionPolicy(
-            tuple(data.get("disabled") or ()),
-            tuple(CustomPattern(**p) for p in data.get("patterns") or ()),
-        )
-        return cls(str(data["org_id"]), bool(data.get("enabled")), policy)
+def with_pattern(policy: RedactionPolicy, pattern: CustomPattern) -> RedactionPolicy:
+    """``policy`` with ``pattern`` added, or replacing the one of the same name."""
+    kept = tuple(p for p in policy.patterns if p.name != pattern.name)
+    return parse_policy(
+        {"disabled": list(policy.disabled), "patterns": [p.to_dict() for p in kept + (pattern,)]}
+    )
 
 
-@dataclass(frozen=True)
-class Preview:
-    """A sample text as an org's policy would store it, and how many findings of each
-    detector or pattern it had."""
+def compile_policy(policy: RedactionPolicy, *, probe: bool = True) -> Redactor:
+    """The Redactor of ``policy``: custom patterns first, then the enabled built-ins.
+    InvalidInput for a pattern the safety checks refuse or one that matches a placeholder.
+    ``probe=False`` skips the timing probe: a stored policy passed it when it was set, and a
+    busy machine must not make an org's writes fail later."""
+    from agent_sdk.governance.redact_safety import compile_safe
 
-    redacted: str
-    findings: dict[str, int]
+    custom = [
+        Detector(p.name, p.placeholder, compile_safe(p.regex, p.name, probe=probe))
+        for p in policy.patterns
+    ]
+    every_placeholder = set(BUILTIN_PLACEHOLDERS.values()) | {
+        p.placeholder for p in policy.patterns
+    }
+    for d in custom:
+        for placeholder in sorted(every_placeholder):
+            if d.pattern.search(placeholder):
+                raise InvalidInput(
+                    f"custom pattern {d.name!r} matches the placeholder {placeholder}",
+                    hint="a pattern must not match placeholders, or redacting redacted "
+                    "text would change it",
+                    pattern=d.name,
+                )
+    off = set(policy.disabled)
+    builtin = [d for name in BUILTIN_NAMES if name not in off for d in BUILTINS[name]]
+    return Redactor(custom + builtin)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"redacted": self.redacted, "findings": self.findings}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Preview:
-        return cls(str(data["redacted"]), {str(k): int(v) for k, v in data["findings"].items()})
+def view(org_id: str, enabled: bool, policy: RedactionPolicy) -> RedactionView:
+    """``policy`` as the API and the CLI show it, with every built-in detector's state."""
+    return RedactionView(org_id, enabled, policy, tuple(builtin_detectors(policy.disabled)))
 
 
 def parse_pattern(raw: Any) -> CustomPattern:
@@ -275,7 +215,7 @@ def redactor_for(store: OrgSettings, org_id: str) -> Redactor:
             return hit.redactor
         generation = cache.generation
     raw = store.get_org_setting(org_id, SETTING)
-    redactor = _DEFAULT if raw is None else RedactionPolicy.parse(raw).compile(probe=False)
+    redactor = _DEFAULT if raw is None else compile_policy(parse_policy(raw), probe=False)
     with _lock:
         if cache.generation == generation:
             cache.entries[org_id] = _Cached(redactor, now)

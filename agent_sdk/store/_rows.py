@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from agent_sdk.cursors import decode_cursor, encode_cursor
 from agent_sdk.errors import InvalidInput
 from agent_sdk.records import Page, Run, RunStatus, Session
-from agent_sdk.store._cursor import decode_cursor, encode_cursor
 
 T = TypeVar("T")
 

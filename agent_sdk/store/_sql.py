@@ -15,8 +15,18 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from agent_sdk.errors import Conflict, InvalidInput, NotFound, Superseded
-from agent_sdk.records import Deletion, Event, EventType, Org, Page, Run, RunStatus, Session
-from agent_sdk.store._ids import utcnow
+from agent_sdk.ids import utcnow
+from agent_sdk.records import (
+    Deletion,
+    Event,
+    EventType,
+    Org,
+    Page,
+    Run,
+    RunExpiry,
+    RunStatus,
+    Session,
+)
 from agent_sdk.store._rows import (
     MAX_LIMIT,
     RUN_FIELDS,
@@ -29,7 +39,6 @@ from agent_sdk.store._rows import (
 )
 from agent_sdk.store.encryption_keys import SQLEncryptionKeysMixin
 from agent_sdk.store.retention import (
-    RunExpiry,
     visible_run_count_sql,
     visible_sessions_sql,
 )

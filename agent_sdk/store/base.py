@@ -1,8 +1,9 @@
 """The Store protocol: every read and write of tenant data takes the org as a required argument,
 so a query without a tenant cannot be written.
 
-Implementations: :mod:`agent_sdk.store.sqlite` (the embedded default). A later Postgres store runs
-the same contract suite (``tests/contracts/store_contract.py``) unchanged.
+Implementations: :mod:`agent_sdk.store.sqlite` (the embedded default) and
+:mod:`agent_sdk.store.postgres`; both run the same contract suite
+(``tests/contracts/store_contract.py``) unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from agent_sdk.records import (
     Org,
     Page,
     Run,
+    RunExpiry,
     RunStatus,
     Session,
 )
@@ -25,7 +27,7 @@ from agent_sdk.store.audit import AuditStore
 from agent_sdk.store.encryption_keys import EncryptionKeyStore
 from agent_sdk.store.idempotency import IdempotencyStore
 from agent_sdk.store.keys import KeyStore
-from agent_sdk.store.retention import RetentionStore, RunExpiry
+from agent_sdk.store.retention import RetentionStore
 from agent_sdk.store.workers import WorkerStore
 
 if TYPE_CHECKING:

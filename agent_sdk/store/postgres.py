@@ -38,9 +38,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.ids import id_floor, parse_time, utcnow
 from agent_sdk.masking import mask_url, scrub, url_secrets
-from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus
-from agent_sdk.store._ids import id_floor, parse_time, utcnow
+from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunExpiry, RunStatus
 from agent_sdk.store._rows import (
     check_limit,
     column_value,
@@ -60,7 +60,7 @@ from agent_sdk.store.postgres_mixins import (
     PostgresKeysMixin,
     translate,
 )
-from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sql
+from agent_sdk.store.retention import RetentionMixin, visible_runs_sql
 
 if TYPE_CHECKING:
     import psycopg

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.canonical import canonical_json, chain_hash
 from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict, InvalidInput, NotFound
+from agent_sdk.ids import utcnow
 from agent_sdk.records import ApiKey, AuditEntry, Checkpoint
 from agent_sdk.store._driver_errors import noted, unexpected, unstorable
-from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import MAX_LIMIT, check_limit
 from agent_sdk.store._sql_mixins import SQLKeyQueries
 from agent_sdk.store.audit import AUDIT_FIELDS

@@ -20,34 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from agent_sdk.records import AuditAnchor, RunStatus
-from agent_sdk.store._ids import id_floor, parse_time
+from agent_sdk.ids import id_floor, parse_time
+from agent_sdk.records import AuditAnchor, RunExpiry, RunStatus
 
 # Literal SQL of the statuses that never expire (constants, never caller text).
 ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 _ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in ACTIVE) + ")"
-
-
-@dataclass(frozen=True, slots=True)
-class RunExpiry:
-    """Which finished runs of an org have expired: those created before ``runs_before`` (an
-    ISO-8601 time) and those with at least ``keep_last`` newer runs in their session."""
-
-    runs_before: str | None = None
-    keep_last: int | None = None
-
-    @property
-    def floor(self) -> str | None:
-        """The smallest run id created at ``runs_before``: ids sort by creation time."""
-        if self.runs_before is None:
-            return None
-        return id_floor("run", parse_time(self.runs_before))
-
-    def __bool__(self) -> bool:
-        return self.runs_before is not None or self.keep_last is not None
 
 
 def visible_runs_sql(
@@ -486,7 +466,6 @@ __all__ = [
     "ACTIVE",
     "RetentionMixin",
     "RetentionStore",
-    "RunExpiry",
     "visible_run_count_sql",
     "visible_runs_sql",
     "visible_sessions_sql",

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agent_sdk.errors import ConfigError, Conflict, NotFound
+from agent_sdk.ids import utcnow
 from agent_sdk.records import Event, Run, Session
-from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import RUN_FIELDS, dumps, run_from_row, session_from_row
 from agent_sdk.store.idempotency import IdempotencyRecord, record_from_row, record_values
 

@@ -31,11 +31,11 @@ from agent_sdk.errors import (
     InvalidInput,
     NotFound,
 )
+from agent_sdk.ids import id_floor, parse_time, utcnow
 from agent_sdk.masking import mask_url
 from agent_sdk.private_files import ensure_private_dir, ensure_private_file
-from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus
+from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunExpiry, RunStatus
 from agent_sdk.store._driver_errors import noted, unexpected, unstorable
-from agent_sdk.store._ids import id_floor, parse_time, utcnow
 from agent_sdk.store._rows import (
     MAX_LIMIT,
     check_limit,
@@ -49,7 +49,7 @@ from agent_sdk.store._sql import RUN_COLUMNS, SQLStore, append_guard
 from agent_sdk.store._sql_audit import SQLAuditQueries
 from agent_sdk.store._sql_mixins import SQLWorkerQueries
 from agent_sdk.store.migrations import Migration, load_migrations
-from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sql
+from agent_sdk.store.retention import RetentionMixin, visible_runs_sql
 from agent_sdk.store.sqlite_audit import SQLiteAuditMixin
 from agent_sdk.store.sqlite_idempotency import SQLiteIdempotencyMixin
 from agent_sdk.store.sqlite_keys import SQLiteKeysMixin

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.canonical import canonical_json, chain_hash
 from agent_sdk.errors import InvalidInput
+from agent_sdk.ids import utcnow
 from agent_sdk.records import AuditEntry, Checkpoint
-from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import MAX_LIMIT, check_limit
 from agent_sdk.store.audit import AUDIT_FIELDS
 

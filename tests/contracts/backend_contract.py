@@ -30,7 +30,6 @@ from agent_sdk.backend.base import Backend
 from agent_sdk.config import Settings
 from agent_sdk.errors import Conflict, InvalidInput, NotFound
 from agent_sdk.governance.audit import CSV_COLUMNS, read_csv, read_jsonl
-from agent_sdk.governance.audit_verify import VerifyReport
 from agent_sdk.records import (
     ApiKey,
     AuditEntry,
@@ -43,6 +42,7 @@ from agent_sdk.records import (
     Run,
     RunStatus,
     Session,
+    VerifyReport,
 )
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from agent_sdk.errors import Conflict, InvalidInput, NotFound, Superseded
+from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import Deletion, Event, EventType, Run, RunStatus
-from agent_sdk.store._ids import new_id, utcnow
 from agent_sdk.store.base import Store
 
 ORG = "default"

@@ -22,8 +22,8 @@ import pytest
 
 from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.runtime import Runtime
+from agent_sdk.ids import parse_time
 from agent_sdk.records import Event, EventType, Run, RunStatus
-from agent_sdk.store._ids import parse_time
 from faults._invariants import check_invariants, tool_log
 from faults._stalled import DEADLINE, Workers, pause_outside_writes, wait_until
 

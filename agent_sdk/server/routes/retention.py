@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.responses import Response
 
-from agent_sdk.core.retention import MAX_DAYS, MAX_KEEP_LAST
+from agent_sdk.records.retention import MAX_DAYS, MAX_KEEP_LAST
 from agent_sdk.server.deps import Caller, RuntimeDep, needs
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.responses import JSONResponse

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast, get_type_hints
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from agent_sdk.core.runs import RunService
 from agent_sdk.errors import InvalidInput
-from agent_sdk.records import Event, RunStatus
+from agent_sdk.records import Event, Run
 from agent_sdk.server.deps import RunsReader, RunsWriter, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.params import MAX_INT64, STATUS_LIST_PATTERN, After, Cursor
@@ -123,28 +124,26 @@ class RetryRuns(BaseModel):
     limit: int = Field(default=1000, ge=1, le=1000, description="retry at most this many")
 
 
-class RunModel(BaseModel):
-    """A run (agent_sdk.records.Run)."""
+def _model_of(record: type, name: str, doc: str) -> type[BaseModel]:
+    """A pydantic model with the fields of the dataclass ``record``, in its order and with its
+    defaults: the API's schema follows the record, so a field added to it is documented and
+    served without a second copy here."""
+    hints = get_type_hints(record)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], f.default_factory())
+        else:
+            fields[f.name] = (hints[f.name], ...)
+    return create_model(name, __doc__=doc, __module__=__name__, **fields)
 
-    id: str
-    org_id: str
-    agent: str
-    status: RunStatus
-    input: str
-    created_at: str
-    updated_at: str
-    session_id: str | None = None
-    project_id: str | None = None
-    output: str | None = None
-    error: dict[str, Any] | None = None
-    usage: dict[str, int] = {}
-    steps: int = 0
-    attempts: int = 0
-    metadata: dict[str, Any] = {}
-    agent_spec: dict[str, Any] | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    cancel_requested: bool = False
+
+if TYPE_CHECKING:
+    RunModel = BaseModel
+else:
+    RunModel = _model_of(Run, "RunModel", "A run (agent_sdk.records.Run).")
 
 
 class EventModel(BaseModel):

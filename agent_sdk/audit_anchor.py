@@ -1,4 +1,5 @@
-"""Verifying the audit log against an anchor: signed checkpoints kept outside the database.
+"""Verifying the audit log against an anchor (signed checkpoints kept outside the database), and
+checking a checkpoint's signature with a public key.
 
 The database alone cannot show what someone with write access to it removed together with its
 evidence: every record and checkpoint of an org (the log then looks new), the tail together with
@@ -31,21 +32,69 @@ only records written before the chain was switched on):
 The database's verification has already tied each stored checkpoint to the record at its seq
 (with the same public key), so an anchor checkpoint found unchanged in the database vouches for
 every record up to it.
+
+It is a leaf (canonical JSON, records and errors only) because the checks run wherever the
+verifier is: in the core for a local backend, and in the client for the HTTP one, which keeps the
+anchor and the trusted public key on the caller's side. ``cryptography`` is imported inside the
+functions: it costs tens of milliseconds, and only the code paths that verify pay for it.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from agent_sdk.canonical import canonical_json, checkpoint_payload
 from agent_sdk.errors import InvalidInput
-from agent_sdk.records import Checkpoint
+from agent_sdk.records import Checkpoint, VerifyReport
 
 if TYPE_CHECKING:
-    from agent_sdk.governance.audit_keys import CheckpointVerifier
-    from agent_sdk.governance.audit_verify import VerifyReport
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """``sha256:<hex>`` of the raw 32-byte public key: names the key in every checkpoint."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+class CheckpointVerifier:
+    """Checks checkpoint signatures against one public key."""
+
+    def __init__(self, public_key: Ed25519PublicKey) -> None:
+        self.public_key = public_key
+        self.key_id = key_id(public_key)
+
+    @classmethod
+    def from_pem(cls, pem: str | bytes) -> CheckpointVerifier:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        try:
+            data = pem.encode("ascii") if isinstance(pem, str) else pem
+            key = load_pem_public_key(data)
+        except UnicodeEncodeError:
+            raise InvalidInput("not a PEM public key: it is not ASCII text") from None
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(f"not a PEM public key: {exc}") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise InvalidInput("audit checkpoints are verified with an Ed25519 public key")
+        return cls(key)
+
+    def check(self, payload: bytes, signature: str) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            self.public_key.verify(base64.b64decode(signature, validate=True), payload)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
 
 _TEXT = ("org_id", "head_hash", "time", "signature", "key_id")
 
@@ -153,4 +202,4 @@ def _fail(report: VerifyReport, seq: int, reason: str) -> VerifyReport:
     return dataclasses.replace(report, ok=False, first_bad_seq=seq, reason=reason, anchored=0)
 
 
-__all__ = ["anchor_line", "check_anchor", "well_formed"]
+__all__ = ["CheckpointVerifier", "anchor_line", "check_anchor", "key_id", "well_formed"]
