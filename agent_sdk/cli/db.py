@@ -17,6 +17,7 @@ import typer
 
 from agent_sdk.cli.context import OutputFormat, command, current, database_label, sub_app
 from agent_sdk.cli.output import Column, render_list, render_one, say, when
+from agent_sdk.errors import CopyMismatch
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -127,7 +128,7 @@ def copy_cmd(
     """
     ctx = current()
     ctx.require_local()
-    from agent_sdk.store.copy import CopyMismatch, copy_database, parse_target
+    from agent_sdk.store.copy import copy_database, parse_target
 
     targets = [parse_target(source, "source"), parse_target(destination, "destination")]
     for flag, target in zip(("--from", "--to"), targets, strict=True):

@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -64,14 +63,6 @@ AgentsOption = Annotated[
         "[env: AGENT_SDK_AGENTS].",
     ),
 ]
-
-
-class _Stopped(Exception):
-    """SIGTERM, turned into an exception so the clean-up in ``finally`` runs."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped()
 
 
 def _configure(
@@ -149,7 +140,9 @@ def _run(settings: Settings, sock: socket.socket, host: str, port: int) -> None:
     uvicorn, create_app, server_config = _server_modules()
     # One configuration for every way the server starts (proxy headers off, heads capped).
     config = server_config(create_app(settings), settings, host=host, port=port)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # SIGTERM stops the server as Ctrl-C does (a KeyboardInterrupt), so the clean-up in the
+    # callers' ``finally`` runs instead of the process dying where it stands.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except SystemExit as exc:  # uvicorn exits when the app fails to start; it logged why
@@ -220,8 +213,8 @@ def up(host: HostOption = None, port: PortOption = None, agents: AgentsOption = 
             say("    export AGENT_SDK_API_KEY=<an API key of this server>")
         try:
             _run(settings, sock, settings.host, sock.getsockname()[1])
-        except (KeyboardInterrupt, _Stopped):
-            pass  # Ctrl-C is how `up` is meant to stop
+        except KeyboardInterrupt:
+            pass  # Ctrl-C (or SIGTERM) is how `up` is meant to stop
         say("stopped")
     finally:
         sock.close()
@@ -251,7 +244,7 @@ def serve(host: HostOption = None, port: PortOption = None, agents: AgentsOption
     try:
         bound = sock.getsockname()[1]
         say(f"agent-sdk serving on http://{settings.host}:{bound}")
-        with contextlib.suppress(KeyboardInterrupt, _Stopped):
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM
             _run(settings, sock, settings.host, bound)
         say("stopped")
     finally:

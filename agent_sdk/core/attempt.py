@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.residency import refuse_attempt
 from agent_sdk.core.retry import RetryPolicy, is_retryable
-from agent_sdk.errors import AgentSDKError, Conflict, NotFound, QuotaExceeded, Superseded
+from agent_sdk.errors import AgentSDKError, Conflict, EventCapExceeded, NotFound, Superseded
 from agent_sdk.records import EventType, Run, RunStatus, Usage
 from agent_sdk.store._ids import utcnow
 
@@ -65,10 +65,6 @@ _TERMINAL_EVENT = {
     RunStatus.DEAD: EventType.RUN_FAILED,
     RunStatus.CANCELLED: EventType.RUN_CANCELLED,
 }
-
-
-class EventCapExceeded(QuotaExceeded):
-    pass
 
 
 # Why an attempt's task was cancelled, when it was not a user's cancel (asyncio passes the

@@ -70,7 +70,14 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.errors import (
+    BackendUnavailable,
+    BadRecord,
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+)
 from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.queue._kafka_group import MAX_HELD, SETTLE, GroupMember
 from agent_sdk.queue._kafka_reader import SideReader
@@ -415,7 +422,7 @@ class KafkaQueue:
                 continue
             try:
                 job, _ = decode_job(msg.value())
-            except ValueError:  # not a job: a consumer sends it to the dead letters at once
+            except BadRecord:  # not a job: a consumer sends it to the dead letters at once
                 ready += 1
                 continue
             if job.available_at > now:

@@ -74,6 +74,7 @@ from agent_sdk.errors import (
     Conflict,
     InvalidInput,
     NotFound,
+    QueueMissing,
 )
 from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.queue.base import (
@@ -217,10 +218,6 @@ def _foreign(message: dict[str, Any]) -> DeadJob:
     return DeadJob(job=job, error="not an agent-sdk job", died_at=sent)
 
 
-class _Missing(BackendUnavailable):
-    """A queue that does not exist (deleted while in use; a ConfigError when opening)."""
-
-
 # -- where the queue is --------------------------------------------------------------------------
 
 
@@ -331,7 +328,7 @@ class SQSQueue:
             attrs = self._attributes(self._queue_url, "MaximumMessageSize")
             self._max_size = int(attrs.get("MaximumMessageSize", 262_144))
             self._dead_url = self._dead_queue(dead_queue_url)
-        except _Missing as exc:  # at open, a missing queue is a setting to fix
+        except QueueMissing as exc:  # at open, a missing queue is a setting to fix
             self.close()
             raise ConfigError(exc.message, hint=exc.hint) from None
         except BaseException:
@@ -400,7 +397,7 @@ class SQSQueue:
         except self._errors.ClientError as exc:
             if _codes(exc) & _NO_QUEUE:
                 which = mask_url(url) if url and url != self._queue_url else self.url
-                raise _Missing(
+                raise QueueMissing(
                     self._scrub(f"the SQS queue {which} does not exist"),
                     hint="create it, or fix AGENT_SDK_SQS_QUEUE_URL (AGENT_SDK_SQS_DEAD_QUEUE_URL)",
                 ) from None

@@ -61,13 +61,6 @@ Progress = Callable[[str, str, int, int], None]
 """``progress(phase, table, done, total)``: phase is "copy" or "verify"."""
 
 
-class CopyMismatch(AgentSDKError):
-    """The destination did not read back what was written: the copy was rolled back."""
-
-    code = "copy_mismatch"
-    title = "Copy verification failed"
-
-
 # -- the result ---------------------------------------------------------------------------------
 
 
@@ -590,7 +583,6 @@ def _feed(
 __all__ = [
     "BATCH_SIZE",
     "SKIPPED",
-    "CopyMismatch",
     "CopyReport",
     "TableCopy",
     "Target",
