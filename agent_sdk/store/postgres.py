@@ -43,15 +43,10 @@ from agent_sdk.store._rows import (
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore, append_guard
 from agent_sdk.store._sql_audit import SQLAuditQueries
-from agent_sdk.store._sql_mixins import SQLWorkerQueries
-from agent_sdk.store.migrations import Migration, load_migrations
+from agent_sdk.store._sql_mixins import SQLIdempotencyQueries, SQLKeyQueries, SQLWorkerQueries
+from agent_sdk.store._sql_schema import SQLSchema
 from agent_sdk.store.pg_notify import CHANNEL_SQL, EventSink, NotifyListener, payload_run_id
-from agent_sdk.store.postgres_mixins import (
-    PostgresAuditMixin,
-    PostgresIdempotencyMixin,
-    PostgresKeysMixin,
-    translate,
-)
+from agent_sdk.store.postgres_mixins import PostgresLocks, translate
 from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sql
 
 if TYPE_CHECKING:
@@ -65,11 +60,6 @@ _UPDATABLE = frozenset(
 _LOCK_MIGRATE = 0x61676D  # "agm"
 
 _INSTALL_HINT = "pip install 'agent-sdk[postgres]'"
-
-
-@functools.cache
-def _migrations() -> tuple[Migration, ...]:
-    return tuple(load_migrations("agent_sdk.store.migrations.postgres"))
 
 
 class _Local(threading.local):
@@ -90,15 +80,18 @@ def _placeholders(sql: str) -> str:
 
 
 class PostgresStore(
-    PostgresKeysMixin,
-    PostgresAuditMixin,
+    PostgresLocks,
+    SQLKeyQueries,
     SQLAuditQueries,
-    PostgresIdempotencyMixin,
+    SQLIdempotencyQueries,
     SQLWorkerQueries,
+    SQLSchema,
     RetentionMixin,
     SQLStore,
 ):
     scheme: ClassVar[str] = "postgresql"
+    MIGRATIONS = "agent_sdk.store.migrations.postgres"
+    _HAS_MIGRATIONS_TABLE = "SELECT to_regclass('schema_migrations') IS NOT NULL"
     _LOCK_FOR_DELETE = " FOR UPDATE"  # erasure locks the rows first (see SQLStore.delete_run)
 
     def __init__(
@@ -183,7 +176,10 @@ class PostgresStore(
 
         if isinstance(exc, PoolTimeout):
             return self._unavailable(exc)
-        return translate(exc, f"Postgres at {self.display_url}")
+        return translate(exc, self._label())
+
+    def _label(self) -> str:
+        return f"Postgres at {self.display_url}"
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -272,19 +268,11 @@ class PostgresStore(
             self._pool.putconn(conn)  # a broken connection is discarded by the pool
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def _applied(self) -> dict[int, str]:
-        row = self._one("SELECT to_regclass('schema_migrations') IS NOT NULL")
-        if not row or not row[0]:
-            return {}
-        return {
-            r[0]: r[1] for r in self._query("SELECT version, applied_at FROM schema_migrations")
-        }
-
     def migrate(self) -> list[MigrationState]:
         if self._in_transaction():
             raise Conflict("migrate() cannot run inside a transaction")
         applied = self._applied()
-        if all(m.version in applied for m in _migrations()):
+        if all(m.version in applied for m in self._migrations()):
             return []  # the common case on every start: stay read-only
         done: list[MigrationState] = []
         with self._connection() as conn:
@@ -299,7 +287,7 @@ class PostgresStore(
                         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
                         " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
                     )
-                    for m in _migrations():
+                    for m in self._migrations():
                         with conn.transaction():
                             if conn.execute(
                                 "SELECT 1 FROM schema_migrations WHERE version = %s", (m.version,)
@@ -324,25 +312,6 @@ class PostgresStore(
                     raise self._error(exc) from exc
                 raise
         return done
-
-    def migration_status(self) -> list[MigrationState]:
-        applied = self._applied()
-        return [MigrationState(m.version, m.name, applied.get(m.version)) for m in _migrations()]
-
-    def check(self) -> None:
-        self._query("SELECT 1")
-        known = {m.version for m in _migrations()}
-        applied = set(self._applied())
-        if applied - known:
-            raise Conflict(
-                f"Postgres at {self.display_url} has schema version {max(applied - known)},"
-                " newer than this agent-sdk knows",
-                hint="upgrade agent-sdk",
-            )
-        pending = len(known - applied)
-        if pending:
-            plural = "s" if pending != 1 else ""
-            raise Conflict(f"{pending} migration{plural} pending; run `agent-sdk db migrate`")
 
     def close(self) -> None:
         self._pool.close()

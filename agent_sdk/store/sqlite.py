@@ -14,7 +14,6 @@ How it stays correct under concurrency:
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sqlite3
 import threading
@@ -47,12 +46,9 @@ from agent_sdk.store._rows import (
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore, append_guard
 from agent_sdk.store._sql_audit import SQLAuditQueries
-from agent_sdk.store._sql_mixins import SQLWorkerQueries
-from agent_sdk.store.migrations import Migration, load_migrations
+from agent_sdk.store._sql_mixins import SQLIdempotencyQueries, SQLKeyQueries, SQLWorkerQueries
+from agent_sdk.store._sql_schema import SQLSchema
 from agent_sdk.store.retention import RetentionMixin, RunExpiry, visible_runs_sql
-from agent_sdk.store.sqlite_audit import SQLiteAuditMixin
-from agent_sdk.store.sqlite_idempotency import SQLiteIdempotencyMixin
-from agent_sdk.store.sqlite_keys import SQLiteKeysMixin
 
 T = TypeVar("T")
 
@@ -76,11 +72,6 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-@functools.cache
-def _migrations() -> tuple[Migration, ...]:
-    return tuple(load_migrations())
-
-
 class _Conn:
     """One thread's connection and how deep it is in ``transaction()``."""
 
@@ -98,15 +89,19 @@ class _Conn:
 
 
 class SQLiteStore(
-    SQLiteKeysMixin,
-    SQLiteAuditMixin,
+    SQLKeyQueries,
     SQLAuditQueries,
-    SQLiteIdempotencyMixin,
+    SQLIdempotencyQueries,
     SQLWorkerQueries,
+    SQLSchema,
     RetentionMixin,
     SQLStore,
 ):
     scheme: ClassVar[str] = "sqlite"
+    MIGRATIONS = "agent_sdk.store.migrations"
+    _HAS_MIGRATIONS_TABLE = (
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    )
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path).expanduser()
@@ -182,7 +177,10 @@ class SQLiteStore(
     def _error(self, exc: Exception) -> AgentSDKError:
         if not isinstance(exc, sqlite3.Error):  # a str or int the driver cannot bind
             return unstorable(exc)
-        return _translate(exc, f"SQLite database {self.path}", self.busy_timeout)
+        return _translate(exc, self._label(), self.busy_timeout)
+
+    def _label(self) -> str:
+        return f"SQLite database {self.path}"
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
@@ -239,20 +237,11 @@ class SQLiteStore(
             raise self._error(exc) from exc
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def _applied(self) -> dict[int, str]:
-        if not self._one(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", ("schema_migrations",)
-        ):
-            return {}
-        return {
-            r[0]: r[1] for r in self._query("SELECT version, applied_at FROM schema_migrations")
-        }
-
     def migrate(self) -> list[MigrationState]:
         if self._conn().depth:
             raise Conflict("migrate() cannot run inside a transaction")
         applied = self._applied()
-        pending = [m for m in _migrations() if m.version not in applied]
+        pending = [m for m in self._migrations() if m.version not in applied]
         if not pending:  # the common case on every start: stay read-only
             return []
         self._exec(
@@ -274,25 +263,6 @@ class SQLiteStore(
                 )
             done.append(state)
         return done
-
-    def migration_status(self) -> list[MigrationState]:
-        applied = self._applied()
-        return [MigrationState(m.version, m.name, applied.get(m.version)) for m in _migrations()]
-
-    def check(self) -> None:
-        self._query("SELECT 1")
-        known = {m.version for m in _migrations()}
-        applied = set(self._applied())
-        if applied - known:
-            raise Conflict(
-                f"SQLite database {self.path} has schema version {max(applied - known)}, newer "
-                "than this agent-sdk knows",
-                hint="upgrade agent-sdk",
-            )
-        pending = len(known - applied)
-        if pending:
-            plural = "s" if pending != 1 else ""
-            raise Conflict(f"{pending} migration{plural} pending; run `agent-sdk db migrate`")
 
     def close(self) -> None:
         self._closed = True
