@@ -29,13 +29,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, NotFound
 from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunStatus
 from agent_sdk.store._ids import id_floor, parse_time, utcnow
 from agent_sdk.store._rows import (
     check_limit,
-    column_value,
     cursor_key,
     dumps,
     make_page,
@@ -53,9 +52,6 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
-_UPDATABLE = frozenset(
-    "status output error usage steps attempts started_at finished_at cancel_requested".split()
-)
 # Keys of pg_advisory_lock(int, int): the first names what is locked, the second which one.
 _LOCK_MIGRATE = 0x61676D  # "agm"
 
@@ -384,31 +380,20 @@ class PostgresStore(
         expect_attempts: int | None = None,
         **fields: Any,
     ) -> Run | None:
-        unknown = sorted(set(fields) - _UPDATABLE)
-        if unknown:
-            raise InvalidInput(
-                f"cannot update run field(s) {', '.join(unknown)}",
-                hint="updatable: " + ", ".join(sorted(_UPDATABLE)),
-            )
-        # Column names come from _UPDATABLE only, never from the caller's text.
-        sets = [f"{name} = %s" for name in fields] + ["updated_at = %s"]
-        params: list[Any] = [
-            self._run_value(org_id, run_id, name, column_value(name, value))
-            for name, value in fields.items()
-        ]
-        params += [utcnow(), run_id, org_id]
-        where = "id = %s AND org_id = %s"
+        sets, params = self._run_changes(org_id, run_id, fields)
+        params += [run_id, org_id]
+        where = "id = ? AND org_id = ?"
         if expect_status is not None:
             # Under READ COMMITTED a concurrent UPDATE waits for the first, then re-checks this
             # condition on the row it committed: exactly one compare-and-set applies.
-            where += " AND status = ANY(%s)"
+            where += " AND status = ANY(?)"
             params.append(parse_statuses(expect_status, empty_means_all=False))
         if expect_attempts is not None:
-            where += " AND attempts = %s"
+            where += " AND attempts = ?"
             params.append(expect_attempts)
         with self.transaction():
             row = self._one(
-                f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {RUN_COLUMNS}",
+                f"UPDATE runs SET {sets} WHERE {where} RETURNING {RUN_COLUMNS}",
                 params,
             )
             if row is None:
@@ -496,17 +481,6 @@ class PostgresStore(
         return NotifyListener(
             self._conninfo, self.display_url, sink, connect_timeout=self._connect_timeout
         ).start()
-
-    def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
-        if keep < 0:
-            raise InvalidInput("keep must be >= 0")
-        with self.transaction():
-            self._require_run(org_id, run_id, lock=True)
-            return self._exec(
-                "DELETE FROM events WHERE run_id = %s AND seq <= "
-                "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = %s) - %s",
-                (run_id, run_id, keep),
-            )
 
 
 _APPEND = (

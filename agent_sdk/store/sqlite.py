@@ -38,7 +38,6 @@ from agent_sdk.store._ids import id_floor, parse_time, utcnow
 from agent_sdk.store._rows import (
     MAX_LIMIT,
     check_limit,
-    column_value,
     cursor_key,
     dumps,
     make_page,
@@ -54,10 +53,6 @@ T = TypeVar("T")
 
 # How long an erasure's WAL checkpoint may wait for readers (see SQLiteStore.purge_deleted).
 PURGE_TIMEOUT = 0.5
-
-_UPDATABLE = frozenset(
-    "status output error usage steps attempts started_at finished_at cancel_requested".split()
-)
 
 # A connection must never be used on both sides of a fork(): the child would share the parent's
 # locks and WAL index. Each connection remembers the generation it was opened in.
@@ -385,19 +380,8 @@ class SQLiteStore(
         expect_attempts: int | None = None,
         **fields: Any,
     ) -> Run | None:
-        unknown = sorted(set(fields) - _UPDATABLE)
-        if unknown:
-            raise InvalidInput(
-                f"cannot update run field(s) {', '.join(unknown)}",
-                hint="updatable: " + ", ".join(sorted(_UPDATABLE)),
-            )
-        # Column names come from _UPDATABLE only, never from the caller's text.
-        sets = [f"{name} = ?" for name in fields] + ["updated_at = ?"]
-        params = [
-            self._run_value(org_id, run_id, name, column_value(name, value))
-            for name, value in fields.items()
-        ]
-        params += [utcnow(), run_id, org_id]
+        sets, params = self._run_changes(org_id, run_id, fields)
+        params += [run_id, org_id]
         where = "id = ? AND org_id = ?"
         if expect_status is not None:
             expected = parse_statuses(expect_status, empty_means_all=False)
@@ -407,15 +391,14 @@ class SQLiteStore(
             where += " AND attempts = ?"
             params.append(expect_attempts)
         with self.transaction():
-            row = self._one(
-                f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {RUN_COLUMNS}", params
-            )
+            row = self._one(f"UPDATE runs SET {sets} WHERE {where} RETURNING {RUN_COLUMNS}", params)
             if row is None:
                 self._require_run(org_id, run_id)
                 return None
             return self._run(row)
 
-    def _require_run(self, org_id: str, run_id: str) -> None:
+    def _require_run(self, org_id: str, run_id: str, *, lock: bool = False) -> None:
+        # No row lock here: a transaction's BEGIN IMMEDIATE already holds the write lock.
         if self._one("SELECT 1 FROM runs WHERE id = ? AND org_id = ?", (run_id, org_id)) is None:
             raise NotFound(f"run {run_id!r} not found")
 
@@ -450,18 +433,6 @@ class SQLiteStore(
                 raise NotFound(f"run {run_id!r} not found")
             seq: int = row[0]
         return Event(run_id, seq, type, when, data)
-
-    def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
-        if keep < 0:
-            raise InvalidInput("keep must be >= 0")
-        with self.transaction():
-            self._require_run(org_id, run_id)
-            # One range delete on the (run_id, seq) primary key, below the newest `keep`.
-            return self._exec(
-                "DELETE FROM events WHERE run_id = ? AND seq <= "
-                "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?) - ?",
-                (run_id, run_id, keep),
-            )
 
 
 def _text(raw: bytes) -> str:
