@@ -66,10 +66,9 @@ def mask(token: str) -> str:
     from agent_sdk.security import keys
 
     try:
-        key_id, _ = keys.parse(token)
+        return keys.display(token)
     except Exception:  # not one of our keys (a JWT, or a mangled paste)
         return "…" + token[-4:] if len(token) > 12 else "…"
-    return keys.display_prefix(key_id) + "…" + token[-4:]
 
 
 def normalize_url(url: str) -> str:
