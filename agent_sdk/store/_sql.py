@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from typing import Any
 
 from agent_sdk.errors import Conflict, InvalidInput, NotFound, Superseded
@@ -27,6 +26,7 @@ from agent_sdk.store._rows import (
     make_page,
     parse_status,
 )
+from agent_sdk.store._sql_primitives import SQLPrimitives
 from agent_sdk.store.encryption_keys import SQLEncryptionKeysMixin
 from agent_sdk.store.retention import (
     RunExpiry,
@@ -96,23 +96,12 @@ def _session_select(org_id: str, expiry: RunExpiry | None) -> tuple[str, list[An
     return sql, [*count_params, org_id, *hidden_params]
 
 
-class SQLStore(SQLEncryptionKeysMixin, SealingMixin):
-    """The shared part of a Store. A subclass provides the four primitives below.
+class SQLStore(SQLEncryptionKeysMixin, SealingMixin, SQLPrimitives):
+    """The shared part of a Store. A subclass provides the four primitives of
+    :class:`~agent_sdk.store._sql_primitives.SQLPrimitives`.
 
     Tenant columns go through ``self._seal`` / ``self._run`` / ``self._event`` /
     ``self._session`` (see :mod:`agent_sdk.store.sealing`): encryption at rest hooks in there."""
-
-    def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
-        raise NotImplementedError
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        raise NotImplementedError
-
-    def transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
 
     def _require_run(self, org_id: str, run_id: str, *, lock: bool = False) -> None:
         """NotFound unless the run exists in the org; with ``lock``, inside a transaction, the

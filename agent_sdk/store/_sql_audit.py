@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent_sdk.canonical import canonical_json, chain_hash
 from agent_sdk.errors import InvalidInput
 from agent_sdk.records import AuditEntry, Checkpoint
 from agent_sdk.store._ids import utcnow
 from agent_sdk.store._rows import MAX_LIMIT, check_limit
+from agent_sdk.store._sql_primitives import SQLPrimitives
 from agent_sdk.store.audit import AUDIT_FIELDS
 
 _COLUMNS = (
@@ -58,19 +58,8 @@ def _entry(r: Sequence[Any]) -> AuditEntry:
     )  # fmt: skip
 
 
-class SQLAuditQueries:
-    """The AuditStore of SQLiteStore and PostgresStore; relies on their ``_query``, ``_one``,
-    ``_exec`` and ``transaction``."""
-
-    if TYPE_CHECKING:
-
-        def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
-
-        def _one(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
-
-        def _exec(self, sql: str, params: Sequence[Any] = ()) -> int: ...
-
-        def transaction(self) -> AbstractContextManager[None]: ...
+class SQLAuditQueries(SQLPrimitives):
+    """The AuditStore of SQLiteStore and PostgresStore."""
 
     def _lock_audit_head(self, org_id: str) -> None:
         """Inside the append's transaction, before the head is read: make this the org's only

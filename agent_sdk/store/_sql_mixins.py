@@ -10,12 +10,12 @@ key's rotation, ``_PURGE_LOCK`` for the purge of expired claims.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import Conflict, NotFound
 from agent_sdk.records import ApiKey, Page
 from agent_sdk.store._rows import check_limit, cursor_key, make_page
+from agent_sdk.store._sql_primitives import SQLPrimitives
 from agent_sdk.store.idempotency import COLUMNS as IDEM_COLUMNS
 from agent_sdk.store.idempotency import FIELDS as IDEM_FIELDS
 from agent_sdk.store.idempotency import IdempotencyRecord
@@ -33,21 +33,7 @@ _KEY_CURSOR = "api_key"
 _WORKER_COLUMNS = "name, host, pid, started_at, heartbeat_at, runs_in_flight, health"
 
 
-class _Primitives:
-    def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
-        raise NotImplementedError
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        raise NotImplementedError
-
-    def transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-
-class SQLKeyQueries(_Primitives):
+class SQLKeyQueries(SQLPrimitives):
     def _for_update(self) -> str:
         """A row-lock clause for reads that precede a write (none by default)."""
         return ""
@@ -124,7 +110,7 @@ class SQLKeyQueries(_Primitives):
         )
 
 
-class SQLWorkerQueries(_Primitives):
+class SQLWorkerQueries(SQLPrimitives):
     """The liveness rows of workers (:class:`agent_sdk.store.workers.WorkerStore`)."""
 
     def register_worker(self, worker: WorkerInfo) -> None:
@@ -179,7 +165,7 @@ _CLAIM = (
 )
 
 
-class SQLIdempotencyQueries(_Primitives):
+class SQLIdempotencyQueries(SQLPrimitives):
     """Idempotency-Key claims (:class:`agent_sdk.store.idempotency.IdempotencyStore`)."""
 
     # A clause for the purge's subquery: Postgres adds FOR UPDATE SKIP LOCKED, so two sweepers

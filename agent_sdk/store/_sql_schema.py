@@ -6,11 +6,11 @@ lock)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from agent_sdk.errors import Conflict
 from agent_sdk.records import MigrationState
+from agent_sdk.store._sql_primitives import SQLPrimitives
 from agent_sdk.store.migrations import Migration, load_migrations
 
 
@@ -19,8 +19,8 @@ def _load(package: str) -> tuple[Migration, ...]:
     return tuple(load_migrations(package))
 
 
-class SQLSchema:
-    """Part of SQLiteStore and PostgresStore; relies on their ``_query`` and ``_one``."""
+class SQLSchema(SQLPrimitives):
+    """Part of SQLiteStore and PostgresStore."""
 
     #: The package that holds the store's migration files.
     MIGRATIONS: ClassVar[str]
@@ -29,8 +29,6 @@ class SQLSchema:
 
     if TYPE_CHECKING:
 
-        def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
-        def _one(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
         def _label(self) -> str: ...
 
     def _migrations(self) -> tuple[Migration, ...]:
