@@ -39,10 +39,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent_sdk.errors import ConfigError, Conflict, DecryptionFailed
+from agent_sdk.errors import ConfigError, Conflict, DecryptionFailed, KeyDestroyed
 from agent_sdk.ids import new_id, utcnow
 from agent_sdk.store.encryption_keys import ACTIVE, DESTROYED, EncryptionKeyStore, StoredKey
-from agent_sdk.store.sealing import SEALED_PREFIX, KeyDestroyed
+from agent_sdk.store.sealing import SEALED_PREFIX
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM

@@ -22,12 +22,12 @@ import json
 from typing import Any
 
 from agent_sdk.cursors import decode_cursor, encode_cursor
-from agent_sdk.errors import Conflict, InvalidInput
+from agent_sdk.errors import Conflict, InvalidInput, KeyDestroyed
 from agent_sdk.governance.encryption import DecryptionFailed, EnvelopeCodec, MasterKey, make_key
 from agent_sdk.ids import utcnow
 from agent_sdk.records import EncryptionKey, RewrapReport
 from agent_sdk.store.encryption_keys import EncryptionKeyStore, StoredKey
-from agent_sdk.store.sealing import SEALED_PREFIX, KeyDestroyed, event_row_id, is_sealed
+from agent_sdk.store.sealing import SEALED_PREFIX, event_row_id, is_sealed
 
 #: Tables are re-encrypted in this order; a cursor names its table by position.
 TABLES = ("runs", "events", "sessions", "idempotency_keys")

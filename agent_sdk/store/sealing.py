@@ -22,7 +22,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from agent_sdk.errors import ConfigError, Conflict, NotFound
+from agent_sdk.errors import ConfigError, Conflict, KeyDestroyed, NotFound
 from agent_sdk.ids import utcnow
 from agent_sdk.records import Event, Run, Session
 from agent_sdk.store._rows import RUN_FIELDS, dumps, run_from_row, session_from_row
@@ -50,10 +50,6 @@ _SESSION_METADATA = 3
 _APPEND_TRIES = 100
 # Runs whose last appended seq a store remembers (see SealingMixin._append_sealed).
 _SEQ_CACHE = 10_000
-
-
-class KeyDestroyed(Conflict):
-    """The value was sealed under a key that was destroyed: it can never be read again."""
 
 
 class ColumnCodec(Protocol):
@@ -274,7 +270,6 @@ __all__ = [
     "SHREDDED_JSON",
     "SHREDDED_TEXT",
     "ColumnCodec",
-    "KeyDestroyed",
     "SealingMixin",
     "event_row_id",
     "is_sealed",
