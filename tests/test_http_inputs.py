@@ -10,10 +10,10 @@ import json
 import logging
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import fresh_postgres_schema
 
 from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.runtime import Runtime
@@ -34,18 +34,27 @@ HOSTILE_INTS = [
 LEAKS = ("sqlite", "psycopg", "overflow", "python int", "codec", "traceback", "syntax")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# One server per store for the whole module: building and migrating one costs seconds a test on
+# a busy machine, and these tests only read, or write what no other test here looks at (a key of
+# their own, an input that is refused). A test that breaks the store does so with monkeypatch,
+# which puts it back when that test ends.
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def settings_env(
-    request: pytest.FixtureRequest, isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Settings:
-    env = dict(isolated_env)
-    if request.param == "postgres":
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("http-inputs") / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "NO_COLOR": "1"}
+    if request.param == "sqlite":
+        yield load_settings(env=env, cwd=home)
+        return
+    with fresh_postgres_schema() as url:
         env["AGENT_SDK_STORAGE_BACKEND"] = "postgres"
-        env["AGENT_SDK_DATABASE_URL"] = request.getfixturevalue("postgres_url")
-    return load_settings(env=env, cwd=Path.cwd())
+        env["AGENT_SDK_DATABASE_URL"] = url
+        yield load_settings(env=env, cwd=home)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def runtime(settings_env: Settings) -> Iterator[Runtime]:
     rt = Runtime(settings_env)
     try:
@@ -54,18 +63,18 @@ def runtime(settings_env: Settings) -> Iterator[Runtime]:
         rt.close(wait=True, timeout=10)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(settings_env: Settings, runtime: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(settings_env, runtime=runtime)) as c:
         yield c
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def auth(settings_env: Settings, client: TestClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings_env.admin_token_path.read_text().strip()}"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def run_id(client: TestClient, auth: dict[str, str]) -> str:
     resp = client.post("/v1/runs", json={"agent": NOOP, "input": "hi"}, headers=auth)
     assert resp.status_code == 201, resp.text
