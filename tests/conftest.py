@@ -3,6 +3,7 @@ test does reaches the user's real files, and no test depends on another's leftov
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
@@ -136,10 +137,10 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A Postgres URL whose ``search_path`` is a fresh schema for one test, dropped afterwards,
-    so tests never see each other's tables (nor a developer's own in ``public``)."""
+@contextlib.contextmanager
+def fresh_postgres_schema() -> Iterator[str]:
+    """A Postgres URL whose ``search_path`` is a fresh schema, dropped on leaving, so tests
+    never see each other's tables (nor a developer's own in ``public``)."""
     try:
         import psycopg
     except ImportError:
@@ -160,6 +161,13 @@ def postgres_url() -> Iterator[str]:
     finally:
         admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         admin.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh Postgres schema for one test (see fresh_postgres_schema)."""
+    with fresh_postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -45,25 +45,55 @@ def admin_token(settings: Settings) -> str:
     return settings.admin_token_path.read_text().strip()
 
 
+_orgs = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def in_process_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    home = tmp_path_factory.mktemp("in-process") / "home"
+    home.mkdir()
+    settings = load_settings(env={"HOME": str(home), "NO_COLOR": "1"}, cwd=home)
+    # What the contract's own `settings` fixture asks of every backend it tests.
+    return settings.replace(audit_hash_chain=True)
+
+
+@pytest.fixture(scope="module")
+def in_process_client(in_process_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(in_process_settings)) as client:
+        yield client
+
+
 class TestHttpBackendInProcess(BackendContract):
-    @pytest.fixture
-    def client(self, settings: Settings) -> Iterator[TestClient]:
-        with TestClient(create_app(settings)) as client:
-            yield client
+    """One in-process server for the module (an app and a migrated store per test were most of
+    this class's time); each test gets an org of its own, so it starts empty, as over TCP."""
 
     @pytest.fixture
-    def backend(self, settings: Settings, client: TestClient) -> Iterator[HttpBackend]:
-        backend = HttpBackend(settings, api_key=admin_token(settings), client=client)
+    def backend(
+        self, in_process_settings: Settings, in_process_client: TestClient
+    ) -> Iterator[HttpBackend]:
+        server_settings, client = in_process_settings, in_process_client
+        org = f"p{next(_orgs)}"
+        store = open_store(server_settings.database_url)
+        try:
+            store.ensure_org(org)
+        finally:
+            store.close()
+        settings = server_settings.replace(org_id=org)
+        backend = HttpBackend(settings, api_key=admin_token(server_settings), client=client)
         yield backend
         backend.close()
 
     @pytest.fixture
     def backend_in_org(
-        self, settings: Settings, client: TestClient
+        self, in_process_settings: Settings, in_process_client: TestClient
     ) -> Callable[[str], HttpBackend]:
+        server_settings, client = in_process_settings, in_process_client
+
         def make(org_id: str) -> HttpBackend:
             return HttpBackend(
-                settings.replace(org_id=org_id), api_key=admin_token(settings), client=client
+                server_settings.replace(org_id=org_id),
+                api_key=admin_token(server_settings),
+                client=client,
             )
 
         return make
@@ -153,9 +183,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = srv.log.read_text()
     assert "Traceback" not in log, log
     assert "created the bootstrap API key" in log
-
-
-_orgs = itertools.count(1)
 
 
 @pytest.mark.slow

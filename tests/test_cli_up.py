@@ -139,10 +139,12 @@ def test_serve_refuses_an_unmigrated_database(isolated_env: dict[str, str]) -> N
     assert "hint: agent-sdk db migrate" in result.stderr
 
 
+# Slow enough (four turns of 3 s) that a loaded machine cannot finish the run before the test's
+# Ctrl-C lands: at 0.3 s a turn it once did, and the run ended "succeeded".
 SLOW_AGENT = """\
 name = "slow"
 model = "scripted"
-latency = 0.3
+latency = 3
 tools = ["fs.list"]
 script = [
   {tool = "fs.list", arguments = {path = "."}},

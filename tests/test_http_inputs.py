@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import fresh_postgres_schema
 
+from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.runtime import Runtime
+from agent_sdk.server.app import create_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
@@ -30,13 +34,53 @@ HOSTILE_INTS = [
 LEAKS = ("sqlite", "psycopg", "overflow", "python int", "codec", "traceback", "syntax")
 
 
-@pytest.fixture
-def run_id(edge_client: TestClient, edge_auth: dict[str, str]) -> str:
-    resp = edge_client.post("/v1/runs", json={"agent": NOOP, "input": "hi"}, headers=edge_auth)
+# One server per store for the whole module: building and migrating one costs seconds a test on
+# a busy machine, and these tests only read, or write what no other test here looks at (a key of
+# their own, an input that is refused). A test that breaks the store does so with monkeypatch,
+# which puts it back when that test ends.
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def settings_env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("http-inputs") / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "NO_COLOR": "1"}
+    if request.param == "sqlite":
+        yield load_settings(env=env, cwd=home)
+        return
+    with fresh_postgres_schema() as url:
+        env["AGENT_SDK_STORAGE_BACKEND"] = "postgres"
+        env["AGENT_SDK_DATABASE_URL"] = url
+        yield load_settings(env=env, cwd=home)
+
+
+@pytest.fixture(scope="module")
+def runtime(settings_env: Settings) -> Iterator[Runtime]:
+    rt = Runtime(settings_env)
+    try:
+        yield rt
+    finally:
+        rt.close(wait=True, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def client(settings_env: Settings, runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(settings_env, runtime=runtime)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def auth(settings_env: Settings, client: TestClient) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings_env.admin_token_path.read_text().strip()}"}
+
+
+@pytest.fixture(scope="module")
+def run_id(client: TestClient, auth: dict[str, str]) -> str:
+    resp = client.post("/v1/runs", json={"agent": NOOP, "input": "hi"}, headers=auth)
     assert resp.status_code == 201, resp.text
     rid: str = resp.json()["id"]
     for _ in range(2000):  # a finished run: its SSE streams end
-        if edge_client.get(f"/v1/runs/{rid}", headers=edge_auth).json()["status"] == "succeeded":
+        if client.get(f"/v1/runs/{rid}", headers=auth).json()["status"] == "succeeded":
             return rid
     raise AssertionError("the run did not finish")
 
@@ -67,27 +111,27 @@ QUERY_INTS = [
 
 @pytest.mark.parametrize(("path", "param"), QUERY_INTS)
 def test_an_integer_query_parameter_out_of_bounds_is_a_clean_422(
-    edge_client: TestClient, edge_auth: dict[str, str], run_id: str, path: str, param: str
+    client: TestClient, auth: dict[str, str], run_id: str, path: str, param: str
 ) -> None:
     base = path.format(run=run_id)
     sep = "" if base.endswith("&") else "?"
     for value in HOSTILE_INTS:
-        resp = edge_client.get(f"{base}{sep}{param}={value}", headers=edge_auth)
+        resp = client.get(f"{base}{sep}{param}={value}", headers=auth)
         body = assert_clean_problem(resp, 422)
         assert body["code"] == "invalid_input"
         assert [e["loc"] for e in body["errors"]] == [["query", param]], (value, body)
 
 
 def test_the_largest_seq_a_store_holds_is_accepted(
-    edge_client: TestClient, edge_auth: dict[str, str], run_id: str
+    client: TestClient, auth: dict[str, str], run_id: str
 ) -> None:
-    resp = edge_client.get(f"/v1/runs/{run_id}/events?after={MAX_INT64}", headers=edge_auth)
+    resp = client.get(f"/v1/runs/{run_id}/events?after={MAX_INT64}", headers=auth)
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"data": [], "next_after": None}
-    resp = edge_client.get(f"/v1/admin/audit-logs?after={MAX_INT64}", headers=edge_auth)
+    resp = client.get(f"/v1/admin/audit-logs?after={MAX_INT64}", headers=auth)
     assert resp.status_code == 200 and resp.json()["data"] == [], resp.text
     # The bound is documented where the validation is.
-    doc = edge_client.get("/openapi.json", headers=edge_auth).json()
+    doc = client.get("/openapi.json", headers=auth).json()
     params = doc["paths"]["/v1/runs/{run_id}/events"]["get"]["parameters"]
     after = next(p for p in params if p["name"] == "after")["schema"]
     assert (after["minimum"], after["maximum"]) == (0, MAX_INT64)
@@ -95,11 +139,11 @@ def test_the_largest_seq_a_store_holds_is_accepted(
 
 @pytest.mark.parametrize("value", ["9" * 40, str(2**63), "-1", "1.5", "abc"])
 def test_a_hostile_last_event_id_is_a_clean_422(
-    edge_client: TestClient, edge_auth: dict[str, str], run_id: str, value: str
+    client: TestClient, auth: dict[str, str], run_id: str, value: str
 ) -> None:
-    headers = {**edge_auth, "Accept": "text/event-stream", "Last-Event-ID": value}
+    headers = {**auth, "Accept": "text/event-stream", "Last-Event-ID": value}
     for path in (f"/v1/runs/{run_id}/events", f"/v1/runs/{run_id}/events/replay"):
-        assert_clean_problem(edge_client.get(path, headers=headers), 422)
+        assert_clean_problem(client.get(path, headers=headers), 422)
 
 
 BODY_INTS: list[tuple[str, str, dict[str, Any], str]] = [
@@ -117,50 +161,50 @@ OPTIONAL = {"burst", "rate_per_second", "runs_days"}  # null there means "no lim
 
 @pytest.mark.parametrize(("method", "path", "body", "field"), BODY_INTS)
 def test_an_integer_body_field_out_of_bounds_is_a_clean_422(
-    edge_client: TestClient,
-    edge_auth: dict[str, str],
+    client: TestClient,
+    auth: dict[str, str],
     method: str,
     path: str,
     body: dict[str, Any],
     field: str,
 ) -> None:
-    key = edge_client.post("/v1/admin/api-keys", json={"name": "victim"}, headers=edge_auth).json()
+    key = client.post("/v1/admin/api-keys", json={"name": "victim"}, headers=auth).json()
     url = path.format(key=key["key"]["id"])
     for value in HOSTILE_JSON:
         if value is None and field in OPTIONAL:
             continue
-        resp = edge_client.request(method, url, json={**body, field: value}, headers=edge_auth)
+        resp = client.request(method, url, json={**body, field: value}, headers=auth)
         problem = assert_clean_problem(resp, 422)
         assert problem["code"] == "invalid_input", (field, value, problem)
     # Infinity and NaN are not JSON, but Python's parser reads them: refused all the same.
     for raw in ("Infinity", "-Infinity", "NaN"):
         text = json.dumps({**body, field: "__VALUE__"}).replace('"__VALUE__"', raw)
-        resp = edge_client.request(
-            method, url, content=text, headers={**edge_auth, "Content-Type": "application/json"}
+        resp = client.request(
+            method, url, content=text, headers={**auth, "Content-Type": "application/json"}
         )
         assert_clean_problem(resp, 422)
 
 
 def test_a_text_no_store_can_hold_is_refused_in_words_of_ours(
-    edge_client: TestClient, edge_auth: dict[str, str]
+    client: TestClient, auth: dict[str, str]
 ) -> None:
     # A lone surrogate is valid JSON ("\ud800") but no UTF-8 store can hold it.
     body = '{"agent": {"name": "noop", "model": "scripted"}, "input": "x\\ud800y"}'
-    resp = edge_client.post(
-        "/v1/runs", content=body, headers={**edge_auth, "Content-Type": "application/json"}
+    resp = client.post(
+        "/v1/runs", content=body, headers={**auth, "Content-Type": "application/json"}
     )
     problem = assert_clean_problem(resp, 422)
     assert "cannot be stored" in problem["detail"], problem
 
 
 def test_an_unexpected_driver_error_is_answered_generically_and_logged(
-    edge_client: TestClient,
-    edge_auth: dict[str, str],
-    edge_runtime: Runtime,
+    client: TestClient,
+    auth: dict[str, str],
+    runtime: Runtime,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store: Any = edge_runtime.store
+    store: Any = runtime.store
 
     def broken(org_id: str, run_id: str, **_: Any) -> Any:
         # A statement the database refuses: a bug in a query, as the driver reports it.
@@ -168,7 +212,7 @@ def test_an_unexpected_driver_error_is_answered_generically_and_logged(
 
     monkeypatch.setattr(store, "get_run", broken)
     with caplog.at_level(logging.ERROR, logger="agent_sdk.store"):
-        resp = edge_client.get("/v1/runs/run_anything", headers=edge_auth)
+        resp = client.get("/v1/runs/run_anything", headers=auth)
     problem = assert_clean_problem(resp, 500)
     assert problem["detail"] == "the server failed to handle this request; the error was logged"
     assert problem["request_id"] in problem["hint"]

@@ -13,13 +13,14 @@ and the HTTP conventions (problem+json, request ids, body limit, deprecated unve
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -123,10 +124,28 @@ def create_app(
     )
     app.add_middleware(RequestContext)
 
+    pairs, spec = _routers()
     app.include_router(health.router())
     if not docs:
         app.include_router(schema.router())
-    for module in (
+    for current, deprecated in pairs:
+        app.include_router(current, prefix="/v1")
+        app.include_router(deprecated, include_in_schema=False)
+    app.include_router(spec)
+    return app
+
+
+@functools.cache
+def _routers() -> tuple[tuple[tuple[APIRouter, APIRouter], ...], APIRouter]:
+    """The API's routers: for each module, the one at /v1 and the one at the old unversioned
+    paths; then the spec's replay path.
+
+    Building them is most of what create_app costs (FastAPI has pydantic analyse every
+    handler's signature, twice over with the old paths), and nothing in them depends on the
+    settings, so a process builds them once and every app it creates includes the same ones.
+    Including does not change a router: FastAPI keeps what differs per app (prefix, schema
+    visibility) in the including app."""
+    modules = (
         runs,
         sessions,
         admin,
@@ -136,11 +155,9 @@ def create_app(
         encryption_routes,
         retention_routes,
         redaction_routes,
-    ):
-        app.include_router(module.router(), prefix="/v1")
-        app.include_router(module.router(DeprecatedRoute), include_in_schema=False)
-    app.include_router(runs.spec_router(DeprecatedRoute))
-    return app
+    )
+    pairs = tuple((module.router(), module.router(DeprecatedRoute)) for module in modules)
+    return pairs, runs.spec_router(DeprecatedRoute)
 
 
 def _bootstrap(rt: Runtime, settings: Settings) -> None:
