@@ -263,7 +263,9 @@ def test_the_listener_reconnects_after_its_backend_is_killed_and_loses_nothing(
             writer.append_event(ORG, run_id, "tool.result", {"during": i})
         # Found by the re-read that follows the reconnection, not by a 30-second poll.
         await follower.next_after(time.monotonic(), 5)
-        assert reader.bus.pushed
+        # A busy machine may run the re-read of the drop only after the appends, finding them
+        # before the reconnection: wait for that, rather than assume it came first.
+        await until(lambda: reader.bus.pushed)
         assert listener_pid(reader) != first
         started = time.monotonic()
         writer.append_event(ORG, run_id, "run.succeeded", {})
