@@ -105,15 +105,16 @@ def test_a_slow_reader_with_a_tiny_buffer_loses_nothing(tmp_path: Path) -> None:
 
 def test_cancel_a_running_run_stops_it_at_once(rt: Runtime) -> None:
     run = rt.runs.create(ORG, slow(30), "wait")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while rt.runs.get(ORG, run.id).status is not RunStatus.RUNNING:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     started = time.monotonic()
     rt.runs.cancel(ORG, run.id)
-    done = wait_done(rt, run.id, timeout=5)
+    done = wait_done(rt, run.id, timeout=10)
     assert done.status is RunStatus.CANCELLED
-    assert time.monotonic() - started < 2
+    # Not waited out: the model's wait was 30 s; a third of that is ample on a busy machine.
+    assert time.monotonic() - started < 10
     assert rt.runs.events(ORG, run.id)[-1].type == "run.cancelled"
 
 
@@ -135,14 +136,19 @@ def test_cancel_a_queued_run_never_starts_it(tmp_path: Path) -> None:
 
 
 def test_concurrency_is_bounded(tmp_path: Path) -> None:
+    """At most two runs at once, and two do run side by side: read from the runs' own start and
+    finish times (stamped inside the executor's slot), so a slow machine cannot fail it."""
     rt = make_runtime(tmp_path, max_concurrent_runs="2")
     try:
         started = time.monotonic()
         runs = [rt.runs.create(ORG, slow(0.3), str(i)) for i in range(6)]
-        for r in runs:
-            assert wait_done(rt, r.id).status is RunStatus.SUCCEEDED
-        elapsed = time.monotonic() - started
-        assert 0.85 < elapsed < 3, elapsed  # three waves of two
+        done = [wait_done(rt, r.id, timeout=60) for r in runs]
+        assert {r.status for r in done} == {RunStatus.SUCCEEDED}
+        assert time.monotonic() - started > 0.85  # three waves of two at the least
+        spans = [(r.started_at, r.finished_at) for r in done]
+        assert all(start and end for start, end in spans)
+        in_flight = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+        assert in_flight == 2, f"{in_flight} runs in flight at once, with a limit of 2"
     finally:
         rt.close(timeout=10)
 

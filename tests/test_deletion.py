@@ -381,14 +381,14 @@ def test_a_queued_job_of_a_deleted_run_is_skipped(conf: Settings) -> None:
 
 def test_an_inline_run_is_stopped_at_once_when_deleted(rt: Runtime) -> None:
     run = rt.runs.create(ORG, slow_agent(30), "long")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while rt.runs.get(ORG, run.id).status is not RunStatus.RUNNING:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     started = time.monotonic()
     rt.runs.delete(ORG, run.id)
-    assert rt.executor.wait_idle(5)  # cancelled, not waited out
-    assert time.monotonic() - started < 5
+    assert rt.executor.wait_idle(20)
+    assert time.monotonic() - started < 10  # cancelled, not its 30 s wait waited out
     with pytest.raises(NotFound):
         rt.runs.get(ORG, run.id)
 

@@ -220,7 +220,8 @@ def test_a_value_nested_too_deep_is_refused_not_stored_unredacted() -> None:
 def test_pathological_text_is_scanned_in_linear_time(text: str) -> None:
     started = time.perf_counter()
     redactor.redact(text)
-    assert time.perf_counter() - started < 5.0  # a quadratic scan of 300 kB takes minutes
+    # A quadratic scan of 300 kB takes minutes; a linear one well under a second when quiet.
+    assert time.perf_counter() - started < 30
 
 
 def test_odd_unicode_survives_and_is_still_redacted() -> None:

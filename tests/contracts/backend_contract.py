@@ -232,15 +232,15 @@ class BackendContract:
 
     # -- cancel ---------------------------------------------------------------------------------
     def test_cancel_a_slow_run_ends_it_quickly(self, backend: Backend) -> None:
-        run = backend.create_run(slow(5), "wait")
+        run = backend.create_run(slow(30), "wait")
         wait_for(backend, run.id, lambda r: r.status is RunStatus.RUNNING)
         started = time.monotonic()
         answer = backend.cancel_run(run.id)
         assert answer.id == run.id
         assert answer.status is RunStatus.CANCELLED or answer.cancel_requested
-        done = finished(backend, run.id, timeout=5)
+        done = finished(backend, run.id, timeout=20)
         assert done.status is RunStatus.CANCELLED
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 10  # stopped, not its 30 s wait waited out
         assert backend.list_events(run.id)[-1].type == "run.cancelled"
         # Cancelling again (or a finished run) changes nothing.
         assert backend.cancel_run(run.id).status is RunStatus.CANCELLED

@@ -86,16 +86,22 @@ class QueueContract:
 
     def test_delay_is_honoured(self, queue: Queue) -> None:
         assert queue.supports_delay
-        late = queue.enqueue("run", {"n": "late"}, delay=0.4)
+        before = time.monotonic()
+        late = queue.enqueue("run", {"n": "late"}, delay=1.0)
         early = queue.enqueue("run", {"n": "early"})
-        assert late.available_at >= late.enqueued_at + 0.39
+        assert late.available_at >= late.enqueued_at + 0.99
         lease = queue.reserve("w", lease=30, timeout=0)
         assert lease is not None and lease.job.id == early.id
-        assert queue.reserve("w", lease=30, timeout=0) is None
-        started = time.monotonic()
-        lease = queue.reserve("w", lease=30, timeout=3)
+        lease = queue.reserve("w", lease=30, timeout=0)
+        # A busy machine may take the whole delay to get here; only before its end must the
+        # late job stay out of reach.
+        if time.monotonic() - before < 1.0:
+            assert lease is None, "the delayed job was handed out before its delay"
+        if lease is None:
+            started = time.monotonic()
+            lease = queue.reserve("w", lease=30, timeout=30)
+            assert time.monotonic() - started < 10  # woken by the delay's end, not the timeout
         assert lease is not None and lease.job.id == late.id
-        assert time.monotonic() - started < 1.5
 
     def test_invalid_jobs_are_refused(self, queue: Queue) -> None:
         with pytest.raises(InvalidInput):
@@ -160,17 +166,17 @@ class QueueContract:
         wall, cpu = time.monotonic(), time.process_time()
         assert queue.reserve("w", lease=30, timeout=0.5) is None
         wall, cpu = time.monotonic() - wall, time.process_time() - cpu
-        assert 0.45 <= wall < 1.5
+        assert 0.45 <= wall < 5  # waited its timeout out, and not ten times as long
         assert cpu < 0.15, f"reserve burned {cpu:.3f}s of CPU in {wall:.3f}s: it spins"
 
     def test_a_waiting_reserve_gets_a_job_enqueued_meanwhile(self, queue: Queue) -> None:
         timer = threading.Timer(0.2, lambda: queue.enqueue("run", {"late": True}))
         timer.start()
         started = time.monotonic()
-        lease = queue.reserve("w", lease=30, timeout=5)
+        lease = queue.reserve("w", lease=30, timeout=30)
         timer.join()
         assert lease is not None and lease.job.payload == {"late": True}
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5  # woken by the enqueue, not its own timeout
 
     # -- leases ----------------------------------------------------------------------------------
     def test_an_expired_lease_hands_the_job_to_another_worker(self, queue: Queue) -> None:
