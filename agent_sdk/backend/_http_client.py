@@ -72,10 +72,10 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        """Talk to ``settings.server_url`` as ``settings.org_id``. ``client`` (an httpx.Client
-        such as Starlette's TestClient, with its own base URL) is used as is and left open;
-        otherwise the backend makes a client, over ``transport`` when given. Without an org in
-        the settings no ``X-Org-Id`` is sent and the server acts in the credential's own org."""
+        """Talk to ``settings.client.server_url`` as ``settings.client.org_id``. ``client`` (an
+        httpx.Client such as Starlette's TestClient, with its own base URL) is used as is and left
+        open; otherwise the backend makes a client, over ``transport`` when given. Without an org
+        in the settings no ``X-Org-Id`` is sent and the server acts in the credential's own org."""
         import httpx
 
         self.settings = settings

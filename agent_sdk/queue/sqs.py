@@ -143,7 +143,7 @@ class SQSQueue(BaseQueue):
         request_attempts: int = 3,
         aws: AwsEnvironment | None = None,
     ) -> None:
-        """``aws``: the AWS variables (Settings.aws); by default this process's own."""
+        """``aws``: the AWS variables (settings.queue.sqs.aws); by default this process's own."""
         boto3, config, self._errors = _import_boto()
         self._aws = aws or aws_environment()
         where = place(queue_url, endpoint=endpoint, region=region, aws=self._aws)
