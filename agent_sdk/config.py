@@ -5,8 +5,10 @@ Precedence, highest first: explicit flags > ``AGENT_SDK_*`` environment > projec
 ``--profile`` / ``AGENT_SDK_PROFILE``) > defaults. Library code receives a :class:`Settings` and
 never reads ``os.environ`` itself.
 
-A config file holds keys named like the fields below (``server_url = "..."``); the user file keeps
-one table per profile::
+Settings are named by their public flat names (the keys of ``_PARSERS`` below): a config file
+holds them as keys (``server_url = "..."``), the environment as ``AGENT_SDK_<NAME>``, and
+:data:`agent_sdk.settings.FLAT` says in which group of :class:`Settings` each one lands
+(``kafka_topic`` -> ``settings.queue.kafka.topic``). The user file keeps one table per profile::
 
     [profiles.default]
     backend = "local"
@@ -23,12 +25,14 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import agent_sdk.config_checks as checks
 from agent_sdk.errors import ConfigError
+from agent_sdk.settings import AwsEnvironment as AwsEnvironment  # shape: agent_sdk.settings
+from agent_sdk.settings import EngineSettings
+from agent_sdk.settings import Settings as Settings
 
 ENV_PREFIX = "AGENT_SDK_"
 APP_NAME = "agent-sdk"
@@ -125,25 +129,6 @@ def _opt_region(v: Any) -> str | None:
     return s or None
 
 
-@dataclass(frozen=True)
-class AwsEnvironment:
-    """The AWS variables the SQS queue reads besides boto3's own chain, under their AWS names
-    (no ``AGENT_SDK_`` prefix, no config-file keys): where its requests go, and the region."""
-
-    endpoint_url_sqs: str | None = None  # AWS_ENDPOINT_URL_SQS
-    endpoint_url: str | None = None  # AWS_ENDPOINT_URL
-    region: str | None = None  # AWS_REGION
-    default_region: str | None = None  # AWS_DEFAULT_REGION
-
-    @property
-    def sqs_endpoint(self) -> str | None:
-        return self.endpoint_url_sqs or self.endpoint_url or None
-
-    @property
-    def any_region(self) -> str | None:
-        return self.region or self.default_region or None
-
-
 def aws_environment(env: Mapping[str, str] | None = None) -> AwsEnvironment:
     """The AWS variables of ``env`` (default: this process's environment); empty ones unset."""
     env = os.environ if env is None else env
@@ -153,163 +138,6 @@ def aws_environment(env: Mapping[str, str] | None = None) -> AwsEnvironment:
         region=env.get("AWS_REGION") or None,
         default_region=env.get("AWS_DEFAULT_REGION") or None,
     )
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every setting of agent-sdk. Built by :func:`load_settings`; never mutated."""
-
-    # Where the CLI sends its commands: "auto" uses a server started by `agent-sdk up` if one
-    # runs on this machine, else the local database; "local" or "http" force one.
-    backend: str = "auto"
-    server_url: str = "http://127.0.0.1:8765"
-    api_key: str | None = field(default=None, repr=False)
-    # A file holding the API key instead (read at load; one trailing newline stripped).
-    api_key_file: str | None = None
-    # The org commands act in. None: the credential's own org (over HTTP), "default" locally.
-    org_id: str | None = None
-    profile: str = "default"
-    data_dir: str = ""
-    # Storage
-    storage_backend: str = "sqlite"
-    database_url: str = ""
-    sqlite_busy_timeout: float = 5.0
-    # Execution
-    execution_mode: str = "inline"
-    worker_count: int = 4
-    # worker --count N gives up (exit 1) past this many restarts of dead workers in the window
-    worker_restart_limit: int = 5
-    worker_restart_window: float = 60.0
-    max_concurrent_runs: int = 64
-    # Queue mode: the queue backend, and the SQLite queue's file (relative: under data_dir)
-    queue_backend: str = "sqlite"
-    queue_db_path: str = "queue.db"
-    # SQS queue: the jobs' queue URL, and the dead-letter queue's (default <name>-dead)
-    sqs_queue_url: str | None = None
-    sqs_dead_queue_url: str | None = None
-    # Kafka queue: the brokers (host:port,... or a kafka:// URL with client options) and topic
-    kafka_bootstrap_servers: str | None = None
-    kafka_topic: str = "agent-sdk-jobs"
-    max_steps: int = 20
-    max_tokens: int = 100_000
-    agents: tuple[str, ...] = ()
-    agents_file: str | None = None
-    allow_model_requests: bool = True
-    # Durable execution
-    retry_max: int = 3
-    retry_base_delay: float = 1.0
-    retry_max_delay: float = 60.0
-    run_recovery_enabled: bool = True
-    worker_lease: float = 30.0
-    event_retention_max_events: int | None = None
-    # Retention sweeps of the orgs' policies: seconds between sweeps in servers and workers
-    # (0: none), and the rows each write transaction of a sweep deletes at most
-    retention_sweep_interval: float = 3600.0
-    retention_batch_size: int = 500
-    # Data residency: the region this process serves (None: every region)
-    data_region: str | None = None
-    # Streaming
-    stream_queue_size: int = 1000
-    stream_max_events: int = 100_000
-    # Tools
-    fs_allowlist: tuple[str, ...] = (".",)
-    http_allowlist: tuple[str, ...] = ()
-    http_timeout: float = 10.0
-    # Server
-    host: str = "127.0.0.1"
-    port: int = 8765
-    max_body_bytes: int = 1_048_576
-    # Request heads (request line and header fields): their bytes and their number of fields.
-    # Enforced while a head arrives, before it is buffered whole (agent_sdk.server.http_protocol).
-    max_header_bytes: int = 65_536
-    max_header_count: int = 100
-    # /docs, /redoc and /openapi.json without a credential. None: on under `agent-sdk up` (a
-    # developer's own machine), off under `serve`; off, /openapi.json needs any credential.
-    docs_enabled: bool | None = None
-    # Seconds an Idempotency-Key of run creation is remembered; a retry after that is new.
-    idempotency_ttl: float = 86_400.0
-    # Access control
-    api_key_pepper: str | None = field(default=None, repr=False)
-    api_key_pepper_file: str | None = None
-    api_key_role: str = "admin"
-    api_key_scopes: tuple[str, ...] = ()
-    jwt_enabled: bool = False
-    jwt_secret: str | None = field(default=None, repr=False)
-    jwt_secret_file: str | None = None
-    jwt_issuer: str = "agent-sdk"
-    jwt_audience: str = "agent-sdk"
-    jwt_leeway: float = 30.0
-    # Longest a JWT may be valid (exp - iat), in seconds: a day covers any session token
-    jwt_max_lifetime: float = 86_400.0
-    redis_url: str | None = None
-    trusted_proxies: tuple[str, ...] = ()
-    # Audit
-    audit_log_path: str | None = None
-    audit_log_stdout: bool = False
-    # On by default: it costs about 20 us per record (docs/benchmarks.md), and `audit verify`
-    # has nothing to check without it.
-    audit_hash_chain: bool = True
-    audit_signing_key: str | None = None
-    audit_checkpoint_every: int = 100
-    # A checkpoint at least this often (seconds) while records arrive, and servers and workers
-    # sign idle logs on the same period: bounds how long a record stays unsigned. 0: only every N.
-    audit_checkpoint_seconds: float = 60.0
-    # PII redaction: run inputs, outputs and event payloads are redacted before they are
-    # stored, and log records before they are written (agent_sdk.governance.redact)
-    pii_redaction_enabled: bool = False
-    # Encryption at rest: the master key (base64 of 32 bytes, or a file holding it) stays
-    # outside the database; unwrapped org keys are cached for encryption_key_cache_ttl seconds.
-    encryption_enabled: bool = False
-    encryption_master_key: str | None = field(default=None, repr=False)
-    encryption_master_key_file: str | None = None
-    encryption_key_cache_ttl: float = 60.0
-    # Output
-    debug: bool = False
-    # Not a setting: what load_settings found worth telling (unknown AGENT_SDK_* variables,
-    # secrets in config files, files others can read). The process host prints them once.
-    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
-    # AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL, AWS_REGION, AWS_DEFAULT_REGION (for the SQS queue)
-    aws: AwsEnvironment = field(default_factory=AwsEnvironment, repr=False)
-
-    def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def sqlite_path(self) -> Path:
-        """The SQLite file of ``database_url`` (``sqlite:///path``)."""
-        url = self.database_url
-        if not url.startswith("sqlite:///"):
-            from agent_sdk.masking import mask_url  # a Postgres URL may hold a password
-
-            raise ConfigError(
-                f"AGENT_SDK_DATABASE_URL={mask_url(url)!r} is not a SQLite URL",
-                hint="use sqlite:///path/to/agent-sdk.db",
-            )
-        return Path(url[len("sqlite:///") :])
-
-    @property
-    def queue_sqlite_path(self) -> Path:
-        """The SQLite queue's file: AGENT_SDK_QUEUE_DB_PATH, relative to the data directory."""
-        path = Path(self.queue_db_path or "queue.db").expanduser()
-        return path if path.is_absolute() else Path(self.data_dir) / path
-
-    @property
-    def admin_token_path(self) -> Path:
-        return Path(self.data_dir) / "admin-token"
-
-    @property
-    def pepper_path(self) -> Path:
-        """Where the server keeps its API-key pepper when AGENT_SDK_API_KEY_PEPPER is unset."""
-        return Path(self.data_dir) / "api-key-pepper"
-
-    @property
-    def audit_signing_key_path(self) -> Path:
-        """The Ed25519 key that signs audit checkpoints: outside the database on purpose."""
-        return Path(self.audit_signing_key or Path(self.data_dir) / "audit-signing.key")
-
-    @property
-    def server_state_path(self) -> Path:
-        return Path(self.data_dir) / "server.json"
 
 
 # setting name -> parser. Names map to env vars as AGENT_SDK_<NAME upper>.
@@ -483,11 +311,12 @@ def load_settings(
             "AGENT_SDK_STORAGE_BACKEND=postgres needs AGENT_SDK_DATABASE_URL=postgresql://..."
         )
     values["fs_allowlist"] = tuple(
-        str((cwd / p).resolve()) for p in values.get("fs_allowlist", Settings.fs_allowlist)
+        str((cwd / p).resolve()) for p in values.get("fs_allowlist", EngineSettings.fs_allowlist)
     )
     checks.read_secret_files(values)
-    values["aws"] = aws_environment(env)
-    settings = Settings(**values)
+    settings = Settings().replace(**values)
+    sqs = dataclasses.replace(settings.queue.sqs, aws=aws_environment(env))
+    settings = settings.replace(queue=dataclasses.replace(settings.queue, sqs=sqs))
     warnings += checks.permission_warnings(settings)
     return settings.replace(warnings=tuple(warnings))
 

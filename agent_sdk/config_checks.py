@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import ConfigError
+from agent_sdk.settings import flat_value
 
 if TYPE_CHECKING:
-    from agent_sdk.config import Settings
+    from agent_sdk.settings import Settings
 
 PREFIX = "AGENT_SDK_"
 
@@ -174,10 +175,11 @@ def permission_warnings(settings: Settings) -> list[str]:
 
     data = Path(settings.data_dir)
     checks: list[tuple[Path, str]] = [(data, "the data directory")]
-    if settings.storage_backend == "sqlite" and settings.database_url.startswith("sqlite:///"):
-        db = settings.sqlite_path
+    store = settings.store
+    if store.backend == "sqlite" and store.database_url.startswith("sqlite:///"):
+        db = store.sqlite_path
         checks += [(Path(f"{db}{s}"), "the database file") for s in ("", "-wal", "-shm")]
-    if settings.queue_backend == "sqlite":
+    if settings.queue.backend == "sqlite":
         q = settings.queue_sqlite_path
         checks += [(Path(f"{q}{s}"), "the queue database") for s in ("", "-wal", "-shm")]
     checks += [
@@ -185,10 +187,10 @@ def permission_warnings(settings: Settings) -> list[str]:
         (settings.pepper_path, "the API-key pepper"),
         (settings.audit_signing_key_path, "the audit signing key"),
     ]
-    if settings.audit_log_path:
-        checks.append((Path(settings.audit_log_path), "the audit log"))
+    if settings.audit.log_path:
+        checks.append((Path(settings.audit.log_path), "the audit log"))
     for name in (*SECRET_FILES.values(), "encryption_master_key_file"):
-        path = getattr(settings, name)
+        path = flat_value(settings, name)
         if path:
             checks.append((Path(path).expanduser(), f"the file of {PREFIX}{name.upper()}"))
     out = []

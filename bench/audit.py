@@ -71,7 +71,7 @@ def rate(n: int, fn: Callable[[int], object]) -> float:
 def service(tmp: Path, name: str, **settings: Any) -> AuditService:
     store = SQLiteStore(tmp / f"{name}.db")
     store.migrate()
-    base = Settings(data_dir=str(tmp), audit_checkpoint_every=100)
+    base = Settings(data_dir=str(tmp)).replace(audit_checkpoint_every=100)
     return AuditService(base.replace(**settings), store)
 
 

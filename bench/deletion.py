@@ -96,7 +96,7 @@ def measure(cls: type[SQLiteStore], path: Path, runs: int, events: int) -> dict[
 
 
 def service_round(tmp: Path, runs: int, events: int) -> dict[str, float]:
-    rt = Runtime(Settings(data_dir=str(tmp), database_url=f"sqlite:///{tmp / 'svc.db'}"))
+    rt = Runtime(Settings(data_dir=str(tmp)).replace(database_url=f"sqlite:///{tmp / 'svc.db'}"))
     try:
         store = rt.store
         assert isinstance(store, SQLiteStore)

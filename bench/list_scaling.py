@@ -27,7 +27,7 @@ def seed(env: dict[str, str], n: int) -> Path:
     store = store_from_settings(settings)
     store.migrate()
     store.close()
-    path = settings.sqlite_path
+    path = settings.store.sqlite_path
     # Bulk-load with plain SQL: this is set-up for the measurement, not the product's write path.
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")

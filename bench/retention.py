@@ -81,7 +81,7 @@ def fresh(tmp: Path, name: str, runs: int, events: int, **extra: str) -> Runtime
     home = tmp / name
     env = bench_env(home, AGENT_SDK_RETENTION_SWEEP_INTERVAL="0", **extra)
     rt = Runtime(load_settings(env=env, cwd=tmp))
-    seed(rt.settings.sqlite_path, runs, events)
+    seed(rt.settings.store.sqlite_path, runs, events)
     return rt
 
 
@@ -176,7 +176,7 @@ def sweeps(tmp: Path, runs: int, events: int, batch: int) -> None:
         rt.retention.set(ORG, {"runs_days": 30}, actor=None)
         expiry = rt.retention.run_expiry(ORG)
         assert floor is None and expiry is not None and expiry.floor is not None
-        db = sqlite3.connect(rt.settings.sqlite_path, isolation_level=None)
+        db = sqlite3.connect(rt.settings.store.sqlite_path, isolation_level=None)
         db.execute("PRAGMA secure_delete=ON")  # as the store's own connections delete
         t = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")

@@ -10,15 +10,15 @@ from agent_sdk.config import Settings
 
 def raw_sql(settings: Settings, sql: str, params: tuple[Any, ...]) -> None:
     """Run ``sql`` (``?`` placeholders) on the store ``settings`` name, around every check."""
-    if settings.storage_backend == "postgres":
+    if settings.store.backend == "postgres":
         import psycopg
 
-        with psycopg.connect(settings.database_url, autocommit=True) as db:
+        with psycopg.connect(settings.store.database_url, autocommit=True) as db:
             db.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
         return
     import sqlite3
 
-    db = sqlite3.connect(settings.sqlite_path)
+    db = sqlite3.connect(settings.store.sqlite_path)
     try:
         db.execute(sql, params)
         db.commit()

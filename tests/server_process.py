@@ -32,7 +32,7 @@ def agent_sdk() -> list[str]:
 def migrate(env: dict[str, str]) -> Settings:
     """Migrate the database of ``env`` (``serve`` refuses an unmigrated one)."""
     settings = load_settings(env=env, cwd=Path.cwd())
-    store = open_store(settings.database_url)
+    store = open_store(settings.store.database_url)
     try:
         store.migrate()
     finally:

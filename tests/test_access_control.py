@@ -405,7 +405,7 @@ def test_the_audit_chain_verifies_and_catches_an_edit(settings: Settings) -> Non
         assert report["ok"] and report["count"] >= 5 and report["checkpoints"] >= 2
         import sqlite3
 
-        db = sqlite3.connect(settings.sqlite_path)
+        db = sqlite3.connect(settings.store.sqlite_path)
         db.execute('UPDATE audit_log SET details = \'{"agent":"evil"}\' WHERE seq = 3')
         db.commit()
         db.close()

@@ -53,7 +53,7 @@ def test_docs_are_off_by_default_and_the_document_needs_a_credential(
     isolated_env: dict[str, str],
 ) -> None:
     settings = settings_with(isolated_env)
-    assert settings.docs_enabled is None
+    assert settings.server.docs_enabled is None
     with TestClient(create_app(settings)) as client:
         root = bearer(settings.admin_token_path.read_text().strip())
         for path in PROBES:
@@ -103,16 +103,16 @@ def test_docs_when_enabled(isolated_env: dict[str, str]) -> None:
 def test_the_setting(isolated_env: dict[str, str]) -> None:
     for raw, parsed in [("", None), (" ", None), ("true", True), ("1", True), ("on", True),
                         ("false", False), ("0", False), ("OFF", False)]:  # fmt: skip
-        assert settings_with(isolated_env, docs_enabled=raw).docs_enabled is parsed
+        assert settings_with(isolated_env, docs_enabled=raw).server.docs_enabled is parsed
     for bad in ("maybe", "2", "yes please", "tru"):
         with pytest.raises(ConfigError, match="AGENT_SDK_DOCS_ENABLED"):
             settings_with(isolated_env, docs_enabled=bad)
     # `up` turns them on unless the variable (or a config file) chose.
-    assert local_defaults(settings_with(isolated_env)).docs_enabled is True
+    assert local_defaults(settings_with(isolated_env)).server.docs_enabled is True
     off = settings_with(isolated_env, docs_enabled="false")
-    assert local_defaults(off).docs_enabled is False
+    assert local_defaults(off).server.docs_enabled is False
     Path("agent-sdk.toml").write_text("docs_enabled = false\n")
-    assert local_defaults(settings_with(isolated_env)).docs_enabled is False
+    assert local_defaults(settings_with(isolated_env)).server.docs_enabled is False
 
 
 @pytest.mark.slow

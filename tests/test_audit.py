@@ -386,7 +386,7 @@ def test_cryptography_is_not_imported_to_record_without_the_chain() -> None:
         from agent_sdk.store.sqlite import SQLiteStore
         d = tempfile.mkdtemp()
         store = SQLiteStore(d + "/a.db"); store.migrate()
-        AuditService(Settings(data_dir=d, audit_hash_chain=False), store).record(
+        AuditService(Settings(data_dir=d).replace(audit_hash_chain=False), store).record(
             "default", actor="a", actor_kind="system", action="x", target=None, outcome="success")
         off = "cryptography" in sys.modules
         # With the chain on (the default), a record that is not due a checkpoint needs no key
@@ -408,8 +408,8 @@ from agent_sdk.core.audit import AuditService
 from agent_sdk.store.sqlite import SQLiteStore
 
 db, data_dir, log, worker, start = sys.argv[1:6]
-settings = Settings(data_dir=data_dir, audit_hash_chain=True, audit_checkpoint_every=7,
-                    audit_log_path=log)
+settings = Settings().replace(data_dir=data_dir, audit_hash_chain=True, audit_checkpoint_every=7,
+                               audit_log_path=log)
 audit = AuditService(settings, SQLiteStore(db, busy_timeout=30))
 while time.time() < float(start):
     time.sleep(0.001)

@@ -99,13 +99,13 @@ def failed(result: Result) -> tuple[dict[str, Any], str]:
 
 def raw(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> None:
     """SQL on the database behind the store's back: what an attacker with the database does."""
-    if settings.storage_backend == "postgres":
+    if settings.store.backend == "postgres":
         import psycopg
 
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        with psycopg.connect(settings.store.database_url, autocommit=True) as conn:
             conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
         return
-    db = sqlite3.connect(settings.sqlite_path, isolation_level=None)
+    db = sqlite3.connect(settings.store.sqlite_path, isolation_level=None)
     try:
         db.execute(sql, params)
     finally:
@@ -471,7 +471,7 @@ def test_the_periodic_signing_covers_an_idle_tail(clocked: tuple[AuditService, C
     assert [cp.seq for cp in audit.seal()] == [3]
     assert audit.seal() == []  # signed at its head: nothing new
     raw_settings = audit.settings
-    assert audit.verify(ORG).ok and raw_settings.audit_checkpoint_seconds == 60
+    assert audit.verify(ORG).ok and raw_settings.audit.checkpoint_seconds == 60
 
 
 def test_no_time_rule_with_zero_seconds(clocked: tuple[AuditService, Clock]) -> None:

@@ -192,7 +192,7 @@ class TestHttpBackendOverTCP(BackendContract):
     @pytest.fixture
     def backend(self, server: Server) -> Iterator[HttpBackend]:
         org = f"t{next(_orgs)}"
-        store = open_store(server.settings.database_url)
+        store = open_store(server.settings.store.database_url)
         try:
             store.ensure_org(org)
         finally:

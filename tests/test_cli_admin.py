@@ -327,7 +327,7 @@ def test_audit_verify_passes_on_a_clean_log_and_names_a_tampered_record(
     assert report["ok"] and report["count"] == 2 and report["first_bad_seq"] is None
     assert "2 records verified" in ok("audit", "verify", "--org", "acme").stderr
 
-    with sqlite3.connect(settings.sqlite_path) as db:
+    with sqlite3.connect(settings.store.sqlite_path) as db:
         db.execute(
             "UPDATE audit_log SET details = ? WHERE org_id = 'acme' AND seq = 1",
             (json.dumps({"x": 1}),),
@@ -365,7 +365,7 @@ def test_audit_verify_of_an_unchained_log_says_how_to_chain_it(
     monkeypatch.setenv("AGENT_SDK_AUDIT_HASH_CHAIN", "true")
     monkeypatch.setenv("AGENT_SDK_AUDIT_CHECKPOINT_EVERY", "2")
     ok("keys", "create", "--name", "ci2")
-    with sqlite3.connect(settings.sqlite_path) as db:
+    with sqlite3.connect(settings.store.sqlite_path) as db:
         db.execute("UPDATE audit_log SET hash = NULL, prev_hash = NULL WHERE seq = 2")
     db.close()
     assert cli("audit", "verify", "--allow-unchained").exit_code == 1

@@ -22,13 +22,13 @@ def test_precedence_flag_env_project_user_default(tmp_path: Path) -> None:
     user = tmp_path / "user.toml"
     user.write_text("port = 1\n[profiles.default]\nport = 2\nmax_steps = 7\n")
     env = {"HOME": str(tmp_path)}
-    assert load_settings(env=env, cwd=tmp_path, user_config=user).port == 2
+    assert load_settings(env=env, cwd=tmp_path, user_config=user).server.port == 2
     (tmp_path / "agent-sdk.toml").write_text("port = 3\n")
-    assert load_settings(env=env, cwd=tmp_path, user_config=user).port == 3
+    assert load_settings(env=env, cwd=tmp_path, user_config=user).server.port == 3
     env["AGENT_SDK_PORT"] = "4"
-    assert load_settings(env=env, cwd=tmp_path, user_config=user).port == 4
+    assert load_settings(env=env, cwd=tmp_path, user_config=user).server.port == 4
     s = load_settings(flags={"port": 5}, env=env, cwd=tmp_path, user_config=user)
-    assert s.port == 5 and s.max_steps == 7
+    assert s.server.port == 5 and s.engine.max_steps == 7
 
 
 def test_profiles(tmp_path: Path) -> None:
@@ -36,7 +36,11 @@ def test_profiles(tmp_path: Path) -> None:
     user.write_text('[profiles.prod]\nbackend = "http"\nserver_url = "https://x.example"\n')
     env = {"HOME": str(tmp_path), "AGENT_SDK_PROFILE": "prod"}
     s = load_settings(env=env, cwd=tmp_path, user_config=user)
-    assert (s.backend, s.server_url, s.profile) == ("http", "https://x.example", "prod")
+    assert (s.client.backend, s.client.server_url, s.profile) == (
+        "http",
+        "https://x.example",
+        "prod",
+    )
     with pytest.raises(ConfigError, match="profile 'nope' is not defined"):
         load_settings(flags={"profile": "nope"}, env=env, cwd=tmp_path, user_config=user)
 
@@ -77,6 +81,6 @@ def test_defaults_follow_xdg(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
     s = load_settings(env=env, cwd=tmp_path)
     assert s.data_dir == str(tmp_path / "data" / "agent-sdk")
-    assert s.sqlite_path == tmp_path / "data" / "agent-sdk" / "agent-sdk.db"
-    assert s.fs_allowlist == (str(tmp_path.resolve()),)
+    assert s.store.sqlite_path == tmp_path / "data" / "agent-sdk" / "agent-sdk.db"
+    assert s.engine.fs_allowlist == (str(tmp_path.resolve()),)
     assert "s3cret" not in repr(load_settings(env={**env, "AGENT_SDK_API_KEY": "s3cret"}))

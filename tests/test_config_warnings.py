@@ -15,6 +15,7 @@ from agent_sdk.cli.main import app
 from agent_sdk.config import _PARSERS, env_name, load_settings
 from agent_sdk.config_checks import NOT_YET_SUPPORTED, env_warnings
 from agent_sdk.errors import ConfigError
+from agent_sdk.settings import flat_value
 
 runner = CliRunner()
 SECRET = "s3cret-value-0123456789abcdef0123456789"
@@ -202,7 +203,7 @@ def test_a_file_variable_gives_the_secret(tmp_path: Path, setting: str) -> None:
     path = _secret_file(tmp_path, SECRET + "\n")
     env = {"HOME": str(tmp_path), f"AGENT_SDK_{setting.upper()}_FILE": str(path)}
     settings = load_settings(env=env, cwd=tmp_path)
-    assert getattr(settings, setting) == SECRET
+    assert flat_value(settings, setting) == SECRET
     assert settings.warnings == ()
     assert SECRET not in repr(settings)
 

@@ -108,7 +108,7 @@ def test_an_orphaned_running_run_is_resumed_from_its_journal(tmp_path: Path) -> 
         result = asyncio.run_coroutine_threadsafe(
             rt.executor.attempts.run(ORG, run.id, takeover=True), outcome
         ).result(10)
-        assert result.kind == "busy" and 0 < result.delay <= rt.settings.worker_lease
+        assert result.kind == "busy" and 0 < result.delay <= rt.settings.worker.lease
         assert rt.runs.get(ORG, run.id).attempts == 1
         # One lease later without a heartbeat, it is an orphan.
         stale = "2000-01-01T00:00:00.000000Z"

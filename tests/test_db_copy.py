@@ -107,7 +107,7 @@ def source(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
                 f"key-{org}-{i}",
             )
             runs.setdefault(org, []).append(run["id"])
-    store = open_store(f"sqlite:///{settings.sqlite_path}")
+    store = open_store(f"sqlite:///{settings.store.sqlite_path}")
     try:
         for org, ids in runs.items():
             # Events after the run's end, as databases written before the store refused them
@@ -119,7 +119,11 @@ def source(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
         store.set_meta("deployment.note", "copied ✓ — 'quoted' \\ \"twice\"")
     finally:
         store.close()
-    return {"url": f"sqlite:///{settings.sqlite_path}", "path": settings.sqlite_path, "runs": runs}
+    return {
+        "url": f"sqlite:///{settings.store.sqlite_path}",
+        "path": settings.store.sqlite_path,
+        "runs": runs,
+    }
 
 
 def table_rows(url: str, table: str) -> list[tuple[Any, ...]]:
@@ -560,7 +564,7 @@ def test_table_csv_and_quiet_output(source: dict[str, Any], tmp_path: Path) -> N
 @pytest.fixture
 def big_source(settings: Settings) -> Iterator[str]:
     """Enough events for several batches of a small batch size."""
-    store = open_store(f"sqlite:///{settings.sqlite_path}")
+    store = open_store(f"sqlite:///{settings.store.sqlite_path}")
     store.migrate()
     now = utcnow()
     run = Run(new_id("run"), "default", "demo", RunStatus.SUCCEEDED, "x", now, now)
@@ -569,7 +573,7 @@ def big_source(settings: Settings) -> Iterator[str]:
         for i in range(2500):
             store.append_event("default", run.id, "model.delta", {"text": f"token {i}"})
     store.close()
-    yield f"sqlite:///{settings.sqlite_path}"
+    yield f"sqlite:///{settings.store.sqlite_path}"
 
 
 def test_small_batches_stream_the_same_rows(big_source: str, postgres_url: str) -> None:
@@ -590,7 +594,9 @@ def busy(request: pytest.FixtureRequest, settings: Settings) -> Iterator[dict[st
     from agent_sdk.core.runtime import Runtime
 
     if request.param == "sqlite":
-        url = f"sqlite:///{settings.sqlite_path}"  # the database `agent-sdk up` here would use
+        url = (
+            f"sqlite:///{settings.store.sqlite_path}"  # the database `agent-sdk up` here would use
+        )
         conf = settings
     else:
         url = request.getfixturevalue("postgres_url")
@@ -657,7 +663,7 @@ def test_a_source_served_by_agent_sdk_up_here_is_refused(
     assert not (tmp_path / "copy.db").exists()
     # Another spelling of the same file is the same file.
     link = tmp_path / "link.db"
-    link.symlink_to(settings.sqlite_path)
+    link.symlink_to(settings.store.sqlite_path)
     assert cli("db", "copy", "--from", f"sqlite:///{link}", "--to", to).exit_code == 1
     # A state file whose process is gone is no server.
     state.write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": 2**22 + 12345}))

@@ -221,9 +221,9 @@ def test_odd_ids_are_not_found(client: TestClient, root: dict[str, str], odd: st
 # -- what stays behind -----------------------------------------------------------------------------
 def _dump_tables(conf: Settings) -> str:
     """Every row of every table of the test's Postgres schema, as pg_dump writes them."""
-    query = parse_qs(urlsplit(conf.database_url).query)
+    query = parse_qs(urlsplit(conf.store.database_url).query)
     schema = query["options"][0].split("=", 1)[1]
-    url = conf.database_url.split("?", 1)[0]
+    url = conf.store.database_url.split("?", 1)[0]
     out = subprocess.run(
         ["pg_dump", "--data-only", "--schema", schema, "--dbname", url],
         capture_output=True,
@@ -235,14 +235,14 @@ def _dump_tables(conf: Settings) -> str:
 
 
 def _files(conf: Settings) -> bytes:
-    path = conf.sqlite_path
+    path = conf.store.sqlite_path
     return b"".join(
         p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists()
     )
 
 
 def _at_rest(conf: Settings) -> bytes:
-    if conf.storage_backend == "postgres":
+    if conf.store.backend == "postgres":
         return _dump_tables(conf).encode()
     return _files(conf)
 
@@ -264,8 +264,8 @@ def test_nothing_of_a_deleted_run_survives_at_rest(
     assert secret in run["output"]
     events = client.get(f"/v1/runs/{run_id}/events", headers=root).json()["data"]
     assert any(e["type"] == "tool.result" and secret in json.dumps(e) for e in events)
-    if conf.storage_backend == "sqlite":
-        SQLiteStore(conf.sqlite_path).purge_deleted()  # the rows reach the main file first
+    if conf.store.backend == "sqlite":
+        SQLiteStore(conf.store.sqlite_path).purge_deleted()  # the rows reach the main file first
     assert secret.encode() in _at_rest(conf)  # the check below could fail
 
     assert client.delete("/v1/admin/sessions/chat", headers=root).status_code == 200

@@ -196,7 +196,7 @@ def test_builtin_tools_use_the_fs_roots(tmp_path: Path) -> None:
         script=[{"tool": "fs.read", "arguments": {"path": "a.txt"}}, {"text": "{tool_result}"}],
     )
     assert agent.run_sync("x", fs_roots=[str(tmp_path)]).text == "alpha"
-    settings = Settings(fs_allowlist=(str(tmp_path),))
+    settings = Settings().replace(fs_allowlist=(str(tmp_path),))
     assert agent.run_sync("x", settings=settings).text == "alpha"
     refused = agent.run_sync("x", fs_roots=[])
     assert "outside the allowed roots" in refused.text
@@ -259,7 +259,7 @@ def test_real_models_can_be_switched_off() -> None:
     with pytest.raises(PermissionDenied):
         agent.run_sync("x", allow_model_requests=False)
     with pytest.raises(PermissionDenied):
-        agent.run_sync("x", settings=Settings(allow_model_requests=False))
+        agent.run_sync("x", settings=Settings().replace(allow_model_requests=False))
 
 
 # -- cancellation --------------------------------------------------------------------------------

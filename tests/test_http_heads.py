@@ -196,10 +196,13 @@ def test_health_answers_while_clients_dribble_huge_headers(server: ServeProcess)
 def test_the_caps_are_settings(isolated_env: dict[str, str]) -> None:
     env = dict(isolated_env)
     settings = load_settings(env=env, cwd=Path.cwd())
-    assert (settings.max_header_bytes, settings.max_header_count) == (MAX_BYTES, MAX_COUNT)
+    assert (settings.server.max_header_bytes, settings.server.max_header_count) == (
+        MAX_BYTES,
+        MAX_COUNT,
+    )
     env.update(AGENT_SDK_MAX_HEADER_BYTES="8192", AGENT_SDK_MAX_HEADER_COUNT="20")
     settings = load_settings(env=env, cwd=Path.cwd())
-    assert (settings.max_header_bytes, settings.max_header_count) == (8192, 20)
+    assert (settings.server.max_header_bytes, settings.server.max_header_count) == (8192, 20)
     for name, bad in [("BYTES", "0"), ("BYTES", "100"), ("BYTES", "1e9"), ("BYTES", "-5"),
                       ("BYTES", str(10**12)), ("COUNT", "0"), ("COUNT", "abc"),
                       ("COUNT", "1000000")]:  # fmt: skip

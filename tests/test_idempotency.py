@@ -321,7 +321,7 @@ class TestHTTP:
     def test_keys_expire(self, isolated_env: dict[str, str]) -> None:
         env = {**isolated_env, "AGENT_SDK_IDEMPOTENCY_TTL": "1"}
         settings = load_settings(env=env, cwd=Path.cwd())
-        assert settings.idempotency_ttl == 1.0
+        assert settings.server.idempotency_ttl == 1.0
         with TestClient(create_app(settings)) as client:
             root = bearer(settings.admin_token_path.read_text().strip())
             first = post(client, root, "short-lived")

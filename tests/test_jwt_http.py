@@ -151,7 +151,7 @@ def test_a_token_lives_at_most_the_maximum_lifetime(client: TestClient) -> None:
 def test_the_maximum_lifetime_is_a_setting(env: dict[str, str]) -> None:
     now = int(time.time())
     short = settings_of(env, AGENT_SDK_JWT_MAX_LIFETIME="600")
-    assert short.jwt_max_lifetime == 600
+    assert short.jwt.max_lifetime == 600
     with TestClient(create_app(short)) as client:
         accepted(client, token(iat=now, exp=now + 600))
         assert "maximum of 600 seconds" in refused(client, token(iat=now, exp=now + 3600))

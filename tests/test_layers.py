@@ -51,6 +51,7 @@ BASE = frozenset(
         "masking",
         "private_files",
         "records",
+        "settings",
         "text",
         "times",
     }

@@ -122,7 +122,7 @@ def test_every_operation_documents_the_problems_it_can_answer(
                         "$ref": "#/components/schemas/Problem"
                     }
     # And they are what the server answers: a body over the limit on any route, an unknown org.
-    big = b"x" * (settings.max_body_bytes + 1)
+    big = b"x" * (settings.server.max_body_bytes + 1)
     for method, path in (("post", "/v1/admin/orgs"), ("get", "/v1/status"), ("get", "/health")):
         resp = client.request(method, path, content=big, headers=auth)
         assert resp.status_code == 413, (path, resp.text)

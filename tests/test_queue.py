@@ -206,7 +206,7 @@ def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 def test_queue_from_settings(settings: Settings, tmp_path: Path) -> None:
-    assert settings.queue_backend == "sqlite"
+    assert settings.queue.backend == "sqlite"
     q = queue_from_settings(settings)
     assert isinstance(q, SQLiteQueue) and q.path == Path(settings.data_dir) / "queue.db"
     q.close()
@@ -227,7 +227,7 @@ def test_queue_settings_from_env(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path), "AGENT_SDK_QUEUE_BACKEND": "Memory",
            "AGENT_SDK_QUEUE_DB_PATH": "/var/lib/q.db"}  # fmt: skip
     s = load_settings(env=env, cwd=tmp_path)
-    assert s.queue_backend == "memory" and s.queue_db_path == "/var/lib/q.db"
+    assert s.queue.backend == "memory" and s.queue.db_path == "/var/lib/q.db"
     with pytest.raises(ConfigError) as info:
         load_settings(env={**env, "AGENT_SDK_QUEUE_BACKEND": "rabbit"}, cwd=tmp_path)
     assert "AGENT_SDK_QUEUE_BACKEND" in info.value.message

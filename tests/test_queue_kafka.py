@@ -355,7 +355,7 @@ def test_an_unknown_client_property_is_a_config_error(mock_cluster: MockCluster)
 
 def test_queue_from_settings(settings: Settings, mock_cluster: MockCluster, topic: str) -> None:
     base = settings.replace(queue_backend="kafka", kafka_bootstrap_servers=mock_cluster.servers)
-    assert base.kafka_topic == DEFAULT_TOPIC
+    assert base.queue.kafka.topic == DEFAULT_TOPIC
     q = queue_from_settings(base.replace(kafka_topic=topic))
     assert isinstance(q, KafkaQueue) and q.topic == topic
     q.close()
@@ -378,7 +378,7 @@ def test_settings_come_from_the_environment(tmp_path: Any) -> None:
         "HOME": str(tmp_path),
     }
     s = load_settings(env=env, cwd=tmp_path)
-    assert (s.queue_backend, s.kafka_bootstrap_servers, s.kafka_topic) == (
+    assert (s.queue.backend, s.queue.kafka.bootstrap_servers, s.queue.kafka.topic) == (
         "kafka",
         "k1:9092,k2:9092",
         "runs",

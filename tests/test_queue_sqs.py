@@ -186,7 +186,7 @@ def test_queue_from_settings_and_the_environment(
     env = {"AGENT_SDK_QUEUE_BACKEND": "sqs", "AGENT_SDK_SQS_QUEUE_URL": plain_url}
     env["AGENT_SDK_SQS_DEAD_QUEUE_URL"] = own_dead
     loaded = load_settings(env=env, cwd=Path.cwd())
-    assert loaded.sqs_queue_url == plain_url and loaded.sqs_dead_queue_url == own_dead
+    assert loaded.queue.sqs.queue_url == plain_url and loaded.queue.sqs.dead_queue_url == own_dead
     q = queue_from_settings(loaded)
     assert isinstance(q, SQSQueue)
     q.enqueue("run", {})

@@ -243,7 +243,7 @@ def test_policy_bodies_that_are_not_objects_or_too_big(
 ) -> None:
     for body in ([1, 2], "30", None):
         assert client.put("/v1/admin/retention", json=body, headers=root).status_code == 422
-    huge = '{"runs_days": 1, "pad": "' + "x" * (conf.max_body_bytes + 1) + '"}'
+    huge = '{"runs_days": 1, "pad": "' + "x" * (conf.server.max_body_bytes + 1) + '"}'
     resp = client.put(
         "/v1/admin/retention", content=huge, headers={**root, "Content-Type": "application/json"}
     )

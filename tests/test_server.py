@@ -510,7 +510,7 @@ def test_ready_fails_when_the_store_is_closed(app: FastAPI, client: TestClient) 
 def test_ready_fails_while_migrations_are_pending(
     app: FastAPI, client: TestClient, settings: Settings
 ) -> None:
-    with sqlite3.connect(settings.sqlite_path) as db:
+    with sqlite3.connect(settings.store.sqlite_path) as db:
         db.execute("DELETE FROM schema_migrations WHERE version = 1")
     db.close()
     body = assert_problem(client.get("/ready"), 503, "backend_unavailable")

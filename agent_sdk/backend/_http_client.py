@@ -72,33 +72,33 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        """Talk to ``settings.server_url`` as ``settings.org_id``. ``client`` (an httpx.Client
-        such as Starlette's TestClient, with its own base URL) is used as is and left open;
-        otherwise the backend makes a client, over ``transport`` when given. Without an org in
-        the settings no ``X-Org-Id`` is sent and the server acts in the credential's own org."""
+        """Talk to ``settings.client.server_url`` as ``settings.client.org_id``. ``client`` (an
+        httpx.Client such as Starlette's TestClient, with its own base URL) is used as is and left
+        open; otherwise the backend makes a client, over ``transport`` when given. Without an org
+        in the settings no ``X-Org-Id`` is sent and the server acts in the credential's own org."""
         import httpx
 
         self.settings = settings
-        self.org_id = settings.org_id
+        self.org_id = settings.client.org_id
         self._headers = {
             "User-Agent": f"agent-sdk/{__version__}",
             "Accept": "application/json",
         }
-        if settings.org_id is not None:
-            self._headers["X-Org-Id"] = settings.org_id
-        token = api_key or settings.api_key
+        if settings.client.org_id is not None:
+            self._headers["X-Org-Id"] = settings.client.org_id
+        token = api_key or settings.client.api_key
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._owns_client = client is None
         if client is None:
             try:
                 client = httpx.Client(
-                    base_url=settings.server_url,
+                    base_url=settings.client.server_url,
                     transport=transport,
                     timeout=httpx.Timeout(30.0, connect=5.0),
                 )
             except httpx.InvalidURL as exc:  # "http://[::1", a port out of range
-                raise bad_url(settings.server_url, exc) from None
+                raise bad_url(settings.client.server_url, exc) from None
         self._client = client
         # As messages show it: a URL given with user:password@ must not echo the password.
         self.base_url = mask_url(str(client.base_url).rstrip("/"))
@@ -116,11 +116,11 @@ class HttpClient:
         try:
             self._client.get("/health", headers=self._headers)
         except httpx.UnsupportedProtocol as exc:
-            raise bad_url(self.settings.server_url, exc) from None
+            raise bad_url(self.settings.client.server_url, exc) from None
         except httpx.TransportError:
             return False
         except httpx.InvalidURL as exc:
-            raise bad_url(self.settings.server_url, exc) from None
+            raise bad_url(self.settings.client.server_url, exc) from None
         return True
 
     # -- calls --------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ class HttpClient:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
         except httpx.InvalidURL as exc:
-            raise bad_url(self.settings.server_url, exc) from None
+            raise bad_url(self.settings.client.server_url, exc) from None
         if resp.status_code >= 400:
             raise error_from(resp)
         try:
@@ -189,13 +189,13 @@ class HttpClient:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
         except httpx.InvalidURL as exc:
-            raise bad_url(self.settings.server_url, exc) from None
+            raise bad_url(self.settings.client.server_url, exc) from None
 
     def _unreachable(self, exc: Exception) -> AgentSDKError:
         import httpx
 
         if isinstance(exc, httpx.UnsupportedProtocol):
-            return bad_url(self.settings.server_url, exc)
+            return bad_url(self.settings.client.server_url, exc)
         why = " (no answer in time)" if isinstance(exc, httpx.TimeoutException) else ""
         return BackendUnavailable(
             f"cannot reach the agent-sdk server at {self.base_url}{why}",

@@ -53,7 +53,7 @@ class LocalBackend:
 
     def __init__(self, settings: Settings, *, runtime: Runtime | None = None) -> None:
         self.settings = settings
-        self.org_id = settings.org_id or DEFAULT_ORG
+        self.org_id = settings.client.org_id or DEFAULT_ORG
         self._runtime = runtime
         self._admitted = False
 

@@ -54,12 +54,12 @@ def _login_url(ctx: CLIContext) -> str:
             hint="give --server URL",
         )
     settings = ctx.settings
-    if settings.backend == "http":
-        return settings.server_url
+    if settings.client.backend == "http":
+        return settings.client.server_url
     from agent_sdk.hosts.up import read_server_state
 
     state = read_server_state(settings.server_state_path)
-    return str(state["url"]) if state is not None else settings.server_url
+    return str(state["url"]) if state is not None else settings.client.server_url
 
 
 def _read_key(ctx: CLIContext, url: str) -> str:
@@ -215,8 +215,8 @@ def token(
     if bootstrap:
         typer.echo(_bootstrap_token(settings.admin_token_path))
         return
-    if settings.api_key:  # it wins for every server, so it is the one in use
-        typer.echo(settings.api_key)
+    if settings.client.api_key:  # it wins for every server, so it is the one in use
+        typer.echo(settings.client.api_key)
         return
     url, up_url = server_target(settings)
     if url is None:

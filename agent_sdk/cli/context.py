@@ -349,15 +349,15 @@ def server_target(settings: Settings) -> tuple[str | None, str | None]:
     """Where commands go: ``(server URL, URL of the running `up` server)``, with a URL of None
     for the local database. ``local`` -> the database; ``http`` -> ``server_url``; ``auto`` ->
     the server started by ``agent-sdk up`` on this machine if it still runs, else the database."""
-    if settings.backend == "local":
+    if settings.client.backend == "local":
         return None, None
     from agent_sdk.hosts.up import read_server_state
 
     state = read_server_state(settings.server_state_path)
     up_url = state["url"] if state is not None else None
-    if settings.backend == "auto":
+    if settings.client.backend == "auto":
         return up_url, up_url
-    return settings.server_url, up_url
+    return settings.client.server_url, up_url
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -407,11 +407,11 @@ def no_credential(settings: Settings, url: str) -> AgentSDKError:
 def database_label(settings: Settings) -> str:
     """Where the data lives, for messages: the SQLite file, or the database URL with its
     password masked."""
-    if settings.database_url.startswith("sqlite:"):
-        return str(settings.sqlite_path)
+    if settings.store.database_url.startswith("sqlite:"):
+        return str(settings.store.sqlite_path)
     from agent_sdk.masking import mask_url
 
-    return mask_url(settings.database_url)
+    return mask_url(settings.store.database_url)
 
 
 def _local(settings: Settings) -> Backend:

@@ -251,14 +251,14 @@ def same_url(a: str, b: str) -> bool:
 def find(settings: Settings, url: str, up_url: str | None) -> Credential | None:
     """The credential for ``url``, in the order of the module docstring. ``up_url`` is the URL
     of the server `agent-sdk up` runs on this machine, if one runs."""
-    if settings.api_key:
+    if settings.client.api_key:
         from agent_sdk.config import api_key_in_env
 
         if api_key_in_env():
-            return Credential(settings.api_key, ENV, ENV_VAR)
-        if settings.api_key_file:
-            return Credential(settings.api_key, FILE, settings.api_key_file)
-        return Credential(settings.api_key, CONFIG, "config file")
+            return Credential(settings.client.api_key, ENV, ENV_VAR)
+        if settings.client.api_key_file:
+            return Credential(settings.client.api_key, FILE, settings.client.api_key_file)
+        return Credential(settings.client.api_key, CONFIG, "config file")
     entry = _entry(url)
     token = keyring_get(url) if entry.get("keyring") is True else None
     if token:

@@ -130,7 +130,11 @@ def destroy(
     ctx = current()
 
     def question() -> str:
-        org = ctx.backend.whoami().org_id if ctx.settings.org_id is None else ctx.settings.org_id
+        org = (
+            ctx.backend.whoami().org_id
+            if ctx.settings.client.org_id is None
+            else ctx.settings.client.org_id
+        )
         return (
             f"Destroy every encryption key of org {org}? Its encrypted data becomes unreadable"
             " for good, and this cannot be undone"

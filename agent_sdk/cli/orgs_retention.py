@@ -113,7 +113,7 @@ def set_(
     ctx = current()
 
     def question() -> str:
-        org = ctx.settings.org_id or ctx.backend.whoami().org_id
+        org = ctx.settings.client.org_id or ctx.backend.whoami().org_id
         limits = ", ".join(
             f"{name} {value}" for name, value in policy.items() if value is not None
         ).replace("_", " ")

@@ -64,9 +64,9 @@ def sweep(
     Example (cron, nightly): agent-sdk retention sweep --local --quiet --yes
     """
     ctx = current()
-    all_orgs = ctx.settings.org_id is None
+    all_orgs = ctx.settings.client.org_id is None
     if not dry_run:
-        whose = "every org with a policy" if all_orgs else f"org {ctx.settings.org_id}"
+        whose = "every org with a policy" if all_orgs else f"org {ctx.settings.client.org_id}"
         confirm(
             ctx,
             lambda: f"Delete now, for good, what the retention policies of {whose} expired?",

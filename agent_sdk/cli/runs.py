@@ -299,7 +299,7 @@ def create(
     say(f"created run {run.id}")
     # A local backend executes inline runs in this process, so it waits for them; in queue
     # mode a worker process executes the run and this command returns once it is queued.
-    local = backend.kind == "local" and ctx.settings.execution_mode == "inline"
+    local = backend.kind == "local" and ctx.settings.execution.mode == "inline"
     if backend.kind == "local" and not local and not (follow or wait):
         say("queued for a worker (agent-sdk worker executes it)")
     if follow:

@@ -269,7 +269,7 @@ class Attempts:
         from agent_sdk.ids import parse_time
 
         age = (datetime.now(UTC) - parse_time(run.updated_at)).total_seconds()
-        return max(0.0, self.settings.worker_lease - age)
+        return max(0.0, self.settings.worker.lease - age)
 
     async def _drive(self, run: Run, journal: Any) -> Any:
         from agent_sdk.engine.runner import RunEnv, execute
@@ -277,7 +277,7 @@ class Attempts:
 
         org_id, run_id, attempt = run.org_id, run.id, run.attempts
         count = [0]
-        cap = self.settings.stream_max_events
+        cap = self.settings.stream.max_events
         clean = self._redactor(org_id)
 
         def emit(type: str, data: dict[str, Any]) -> None:
@@ -312,15 +312,15 @@ class Attempts:
             tool_context=ToolContext(
                 run_id=run_id,
                 org_id=org_id,
-                fs_roots=s.fs_allowlist,
-                http_allowlist=s.http_allowlist,
-                http_timeout=s.http_timeout,
+                fs_roots=s.engine.fs_allowlist,
+                http_allowlist=s.engine.http_allowlist,
+                http_timeout=s.engine.http_timeout,
                 cancelled=cancelled,
             ),
-            max_steps=s.max_steps,
-            max_tokens=s.max_tokens,
+            max_steps=s.engine.max_steps,
+            max_tokens=s.engine.max_tokens,
             cancelled=cancelled,
-            allow_model_requests=s.allow_model_requests,
+            allow_model_requests=s.engine.allow_model_requests,
             journal=journal,
         )
         if run.cancel_requested:
@@ -364,7 +364,7 @@ class Attempts:
     def _heartbeat(self, run: Run, drive: asyncio.Future[Any]) -> Iterator[None]:
         """Touch the run while it runs, so recovery can tell a live run from an orphan; stop
         the attempt (LEASE_LOST) once another attempt has taken the run over."""
-        interval = self.settings.worker_lease / 3
+        interval = self.settings.worker.lease / 3
 
         async def beat() -> None:
             while True:
@@ -564,7 +564,7 @@ class Attempts:
             if done is None:
                 return False  # somebody else already finished it, or took it over
             event = self.store.append_event(org_id, run_id, _TERMINAL_EVENT[status], data)
-            keep = self.settings.event_retention_max_events
+            keep = self.settings.retention.max_events_per_run
             if keep is not None:
                 # At the end only: a run still running may need all of its events to resume
                 # from its journal after a crash.

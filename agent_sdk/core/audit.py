@@ -117,7 +117,7 @@ class AuditService:
             "details": _details(details),
         }
         _required("org_id", org_id)
-        chain = self.settings.audit_hash_chain
+        chain = self.settings.audit.hash_chain
         try:
             # Load (or create) the signing key before taking the write lock when this record may
             # need a checkpoint: the first load imports cryptography (tens of ms), which would
@@ -159,15 +159,15 @@ class AuditService:
         """A guess, before the write lock, whether the next record of the org needs a checkpoint."""
         head = self.store.last_audit(org_id)
         upcoming = (head.seq if head is not None else 0) + 1
-        return upcoming % self.settings.audit_checkpoint_every == 0 or self._time_due(org_id)
+        return upcoming % self.settings.audit.checkpoint_every == 0 or self._time_due(org_id)
 
     def _due(self, entry: AuditEntry) -> bool:
         """Under the write lock: does ``entry`` get a checkpoint (every N records, or T seconds
         after the org's unsigned tail began)?"""
-        return entry.seq % self.settings.audit_checkpoint_every == 0 or self._time_due(entry.org_id)
+        return entry.seq % self.settings.audit.checkpoint_every == 0 or self._time_due(entry.org_id)
 
     def _time_due(self, org_id: str) -> bool:
-        period = self.settings.audit_checkpoint_seconds
+        period = self.settings.audit.checkpoint_seconds
         if period <= 0:
             return False
         now = self.clock()

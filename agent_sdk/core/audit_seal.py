@@ -43,12 +43,12 @@ def start_sealer(runtime: Runtime) -> asyncio.Task[None] | None:
     is 0. The signing key is loaded first, so a bad key file stops the process at start-up
     rather than failing the first action that needs a checkpoint."""
     settings = runtime.settings
-    if not settings.audit_hash_chain:
+    if not settings.audit.hash_chain:
         return None
     runtime.audit.prepare_signer()
-    if settings.audit_checkpoint_seconds <= 0:
+    if settings.audit.checkpoint_seconds <= 0:
         return None
-    interval = settings.audit_checkpoint_seconds
+    interval = settings.audit.checkpoint_seconds
     return asyncio.get_running_loop().create_task(seal_periodically(runtime, interval))
 
 

@@ -48,7 +48,7 @@ class EncryptionService:
 
     @property
     def enabled(self) -> bool:
-        return self.settings.encryption_enabled
+        return self.settings.encryption.enabled
 
     def _codec(self) -> EnvelopeCodec:
         from agent_sdk.governance.encryption import EnvelopeCodec

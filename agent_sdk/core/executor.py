@@ -130,7 +130,7 @@ class Executor:
     async def _execute_in_slot(self, org_id: str, run_id: str, takeover: bool) -> None:
         """Inline: attempts follow each other in this task, waiting out retry delays here."""
         if self._sem is None:
-            self._sem = asyncio.Semaphore(self.settings.max_concurrent_runs)
+            self._sem = asyncio.Semaphore(self.settings.execution.max_concurrent_runs)
         try:
             while True:
                 async with self._sem:

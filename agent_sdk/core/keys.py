@@ -340,8 +340,8 @@ class KeyService:
         With the default role ``admin`` and no explicit scopes the key also gets
         ``admin:platform``: it belongs to whoever runs the deployment, who must be able to create
         the first other orgs. ``API_KEY_SCOPES`` states the exact set instead."""
-        role = self.settings.api_key_role
-        scopes = list(self.settings.api_key_scopes) or None
+        role = self.settings.auth.api_key_role
+        scopes = list(self.settings.auth.api_key_scopes) or None
         if scopes is None and role == "admin":
             scopes = [*ROLES["admin"], ADMIN_PLATFORM]
         _ = self.pepper

@@ -90,7 +90,7 @@ def recover(
     run is waiting for a process that is gone (inline)."""
     from agent_sdk.core.jobs import enqueue_run
 
-    lease = runtime.settings.worker_lease
+    lease = runtime.settings.worker.lease
     now = now or datetime.now(UTC)
     cutoff = _cutoff(now, 3 * lease)
     requeued = orphans = 0

@@ -310,7 +310,7 @@ async def sweep_periodically(runtime: SweepHost, interval: float) -> None:
 
 def start_sweeper(runtime: SweepHost) -> asyncio.Task[None] | None:
     """The background sweep of a server or worker, or None when the interval is 0."""
-    interval = runtime.settings.retention_sweep_interval
+    interval = runtime.settings.retention.sweep_interval
     if interval <= 0:
         return None
     return asyncio.get_running_loop().create_task(sweep_periodically(runtime, interval))

@@ -45,7 +45,7 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(settings.retry_max, settings.retry_base_delay, settings.retry_max_delay)
+        return cls(settings.retry.max, settings.retry.base_delay, settings.retry.max_delay)
 
     def allows(self, attempt: int) -> bool:
         """Whether attempt number ``attempt`` (1 = the first) may be followed by another."""

@@ -223,7 +223,7 @@ class RunService:
                         request_hash=digest,
                         state=DONE,
                         created_at=now,
-                        expires_at=later(now, self.settings.idempotency_ttl),
+                        expires_at=later(now, self.settings.server.idempotency_ttl),
                         run_id=run.id,
                         response=run.to_dict(),
                     )
@@ -245,7 +245,7 @@ class RunService:
         """Inline: execute here. Queue mode: enqueue for a worker. The run is committed first;
         if the enqueue fails (or this process dies before it), the run stays ``queued`` and
         recovery gives it its job (see :mod:`agent_sdk.core.recovery`): accepted is never lost."""
-        if self.settings.execution_mode != "queue":
+        if self.settings.execution.mode != "queue":
             self.executor.submit(org_id, run_id)
             return
         try:
@@ -352,7 +352,7 @@ class RunService:
             )
             self._audit(org_id, actor, "runs.retry", run_id, {"was": run.status.value})
         self.bus.publish(event)
-        if self.settings.execution_mode == "queue":
+        if self.settings.execution.mode == "queue":
             # A dead run's job sits dead-lettered under the run's id, where an enqueue would
             # find it and leave it: bring that job back instead.
             try:

@@ -53,7 +53,7 @@ class Runtime:
         self.store = store or store_from_settings(settings)
         if migrate:
             self.store.migrate()
-        if settings.encryption_enabled:
+        if settings.encryption.enabled:
             self._encrypt_at_rest(owns_store=store is None, check=migrate)
         if registry is not None:
             self.registry = registry
@@ -99,7 +99,7 @@ class Runtime:
     def registry(self) -> AgentRegistry:
         from agent_sdk.engine.agent import AgentRegistry
 
-        return AgentRegistry(self.settings.agents, self.settings.agents_file)
+        return AgentRegistry(self.settings.engine.agents, self.settings.engine.agents_file)
 
     @cached_property
     def audit(self) -> AuditService:
@@ -119,7 +119,7 @@ class Runtime:
             orgs=self.orgs,
             audit=lambda: self.audit,
             residency=lambda: self.residency,
-            batch_size=self.settings.retention_batch_size,
+            batch_size=self.settings.retention.batch_size,
         )
 
     @cached_property
@@ -171,7 +171,7 @@ class Runtime:
         # A store that can tell this process about events written by others (Postgres
         # LISTEN/NOTIFY) pushes them; the bus starts its listener on first use.
         listen = self.store.listen_events if self.store.pushes_events else None
-        return EventBus(self.settings.stream_queue_size, listen=listen)
+        return EventBus(self.settings.stream.queue_size, listen=listen)
 
     @cached_property
     def executor(self) -> Executor:

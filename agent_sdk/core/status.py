@@ -41,7 +41,7 @@ def stale_before(lease_seconds: float) -> str:
 def live_workers(runtime: Runtime) -> tuple[list[WorkerInfo], int]:
     """The workers alive now (one whose heartbeat is late marked so), and how many registered
     ones are stale."""
-    lease = runtime.settings.worker_lease
+    lease = runtime.settings.worker.lease
     cutoff, late = stale_before(lease), _ago(lease)
     alive, stale = [], 0
     for worker in runtime.store.list_workers():
@@ -73,14 +73,14 @@ def queue_check(runtime: Runtime) -> tuple[str, dict[str, int] | None]:
 
 def status(runtime: Runtime) -> dict[str, Any]:
     """The deployment's health as a JSON-ready dict (queue depth only in queue mode)."""
-    out: dict[str, Any] = {"execution_mode": runtime.settings.execution_mode}
+    out: dict[str, Any] = {"execution_mode": runtime.settings.execution.mode}
     try:
         runtime.store.check()
         out["store"] = "ok"
     except AgentSDKError as exc:
         out["store"] = exc.code
         out["store_error"] = exc.message
-    if runtime.settings.execution_mode == "queue":
+    if runtime.settings.execution.mode == "queue":
         state, depth = queue_check(runtime)
         out["queue"] = {"status": state, **(depth or {})}
     if out["store"] == "ok":

@@ -65,7 +65,7 @@ class Worker:
         self.queue = queue
         self.name = name or worker_name()
         self.poll = poll
-        self.lease_seconds = runtime.settings.worker_lease
+        self.lease_seconds = runtime.settings.worker.lease
         self._tasks: set[asyncio.Task[None]] = set()
         self._attempts: set[asyncio.Task[Outcome]] = set()
         self._stop = asyncio.Event()  # replaced by run()'s
@@ -97,7 +97,7 @@ class Worker:
 
     async def _work(self, stop: asyncio.Event) -> None:
         self._stop = stop
-        slots = asyncio.Semaphore(self.runtime.settings.max_concurrent_runs)
+        slots = asyncio.Semaphore(self.runtime.settings.execution.max_concurrent_runs)
         try:
             while await self._acquire(slots, stop):
                 try:
@@ -211,7 +211,7 @@ class Worker:
         (the job id is the run id), so several workers sweeping at once do no harm."""
         from agent_sdk.core.recovery import sweep
 
-        if not self.runtime.settings.run_recovery_enabled:
+        if not self.runtime.settings.execution.recovery_enabled:
             return
         every = 3 * self.lease_seconds
         await sweep(self.runtime, self.queue, first=every, every=every)
@@ -330,7 +330,7 @@ async def serve_worker(runtime: Runtime, queue: Queue, stop: asyncio.Event) -> N
     from agent_sdk.core.recovery import recover
 
     runtime.attach(asyncio.get_running_loop())
-    if runtime.settings.run_recovery_enabled:
+    if runtime.settings.execution.recovery_enabled:
         try:
             await asyncio.to_thread(recover, runtime, queue)
         except BackendUnavailable as exc:  # the periodic sweep recovers once it is back

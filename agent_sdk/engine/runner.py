@@ -341,15 +341,15 @@ class EventRecorder:
 def local_env(recorder: EventRecorder, opts: RunOptions) -> RunEnv:
     """The RunEnv of a run started from Python (Agent.run and friends)."""
     s = opts.get("settings") or Settings()
-    roots = opts.get("fs_roots", s.fs_allowlist)
+    roots = opts.get("fs_roots", s.engine.fs_allowlist)
     cancelled = opts.get("cancelled") or (lambda: False)
     tool_context = ToolContext(
         run_id=recorder.run_id,
-        org_id=opts.get("org_id", s.org_id or "default"),
+        org_id=opts.get("org_id", s.client.org_id or "default"),
         # Settings resolve roots already; fs_roots given here may be relative (to the cwd).
         fs_roots=tuple(os.path.abspath(r) for r in roots),
-        http_allowlist=tuple(opts.get("http_allowlist", s.http_allowlist)),
-        http_timeout=opts.get("http_timeout", s.http_timeout),
+        http_allowlist=tuple(opts.get("http_allowlist", s.engine.http_allowlist)),
+        http_timeout=opts.get("http_timeout", s.engine.http_timeout),
         cancelled=cancelled,
     )
     return RunEnv(
@@ -357,11 +357,11 @@ def local_env(recorder: EventRecorder, opts: RunOptions) -> RunEnv:
         org_id=tool_context.org_id,
         emit=recorder.emit,
         tool_context=tool_context,
-        max_steps=opts.get("max_steps", s.max_steps),
-        max_tokens=opts.get("max_tokens", s.max_tokens),
+        max_steps=opts.get("max_steps", s.engine.max_steps),
+        max_tokens=opts.get("max_tokens", s.engine.max_tokens),
         stream_deltas=opts.get("stream_deltas", False),
         cancelled=cancelled,
-        allow_model_requests=opts.get("allow_model_requests", s.allow_model_requests),
+        allow_model_requests=opts.get("allow_model_requests", s.engine.allow_model_requests),
     )
 
 

@@ -92,9 +92,9 @@ class StdoutSink:
 def sinks_from_settings(settings: Settings) -> list[AuditSink]:
     """The extra sinks configured by AGENT_SDK_AUDIT_LOG_PATH and AGENT_SDK_AUDIT_LOG_STDOUT."""
     sinks: list[AuditSink] = []
-    if settings.audit_log_path:
-        sinks.append(JsonlFileSink(settings.audit_log_path))
-    if settings.audit_log_stdout:
+    if settings.audit.log_path:
+        sinks.append(JsonlFileSink(settings.audit.log_path))
+    if settings.audit.log_stdout:
         sinks.append(StdoutSink())
     return sinks
 

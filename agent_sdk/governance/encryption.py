@@ -135,7 +135,7 @@ def parse_master_key(text: str, source: str) -> MasterKey:
 
 def load_master_key(settings: Settings) -> MasterKey:
     """The master key of ``settings``: ConfigError when encryption is on without exactly one."""
-    value, path = settings.encryption_master_key, settings.encryption_master_key_file
+    value, path = settings.encryption.master_key, settings.encryption.master_key_file
     if value and path:
         raise ConfigError(
             "both AGENT_SDK_ENCRYPTION_MASTER_KEY and AGENT_SDK_ENCRYPTION_MASTER_KEY_FILE are set",
@@ -369,7 +369,7 @@ def attach_codec(settings: Settings, store: EncryptionKeyStore, *, check: bool =
     master = load_master_key(settings)
     if check:
         check_master_key(store, master)
-    store.codec = EnvelopeCodec(store, master, ttl=settings.encryption_key_cache_ttl)
+    store.codec = EnvelopeCodec(store, master, ttl=settings.encryption.key_cache_ttl)
 
 
 __all__ = [

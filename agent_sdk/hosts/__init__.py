@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 def agents_from_cwd(settings: Settings) -> None:
     """Put the current directory first on ``sys.path`` when agents are configured (modules, or
     an agents file whose tools are ``module:function`` paths)."""
-    if not settings.agents and not settings.agents_file:
+    if not settings.engine.agents and not settings.engine.agents_file:
         return
     try:
         cwd = os.getcwd()
@@ -57,12 +57,12 @@ def agents_from_cwd(settings: Settings) -> None:
 def check_agents(settings: Settings) -> None:
     """Import the configured agents now. Raises ConfigError for a bad spec or a module that is
     not there (exit 2), AgentImportError for a module that raised while importing (exit 1)."""
-    if not settings.agents and not settings.agents_file:
+    if not settings.engine.agents and not settings.engine.agents_file:
         return  # only the built-in demo: nothing of the user's to check
     agents_from_cwd(settings)
     from agent_sdk.engine.agent import AgentRegistry
 
-    AgentRegistry(settings.agents, settings.agents_file).load()
+    AgentRegistry(settings.engine.agents, settings.engine.agents_file).load()
 
 
 def redact_logs(settings: Settings) -> Callable[[], None]:

@@ -62,7 +62,7 @@ def copy(
         batch_size=batch_size,
         progress=progress,
         live_source=live_source,
-        worker_lease=settings.worker_lease,
+        worker_lease=settings.worker.lease,
     )
 
 
@@ -83,13 +83,13 @@ def _refuse_if_served(settings: Settings, source: Target) -> None:
     from agent_sdk.hosts.up import read_server_state
     from agent_sdk.store.copy import IN_USE_HINT
 
-    if source.path is None or not settings.database_url.startswith("sqlite:///"):
+    if source.path is None or not settings.store.database_url.startswith("sqlite:///"):
         return
     state = read_server_state(settings.server_state_path)
     if state is None:
         return
     try:
-        same = settings.sqlite_path.resolve() == source.path.resolve()
+        same = settings.store.sqlite_path.resolve() == source.path.resolve()
     except (OSError, RuntimeError):  # a symlink loop is not the server's file
         same = False
     if same:

@@ -85,12 +85,12 @@ def serve(settings: Settings, say: Callable[[str], None]) -> None:
             "start on an old schema",
             hint="agent-sdk db migrate",
         )
-    sock = bind(settings.host, settings.port)
+    sock = bind(settings.server.host, settings.server.port)
     try:
         bound = sock.getsockname()[1]
-        say(f"agent-sdk serving on http://{settings.host}:{bound}")
+        say(f"agent-sdk serving on http://{settings.server.host}:{bound}")
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM
-            run(settings, sock, settings.host, bound)
+            run(settings, sock, settings.server.host, bound)
         say("stopped")
     finally:
         sock.close()

@@ -78,7 +78,7 @@ def remove_state(path: Path) -> None:
 def local_defaults(settings: Settings) -> Settings:
     """What `up` changes for a developer's own machine: the interactive API docs are on unless
     AGENT_SDK_DOCS_ENABLED (or a config file) says otherwise. `serve` keeps them off."""
-    if settings.docs_enabled is None:
+    if settings.server.docs_enabled is None:
         return settings.replace(docs_enabled=True)
     return settings
 
@@ -96,7 +96,7 @@ def up(settings: Settings, database: str, say: Callable[[str], None]) -> None:
         )
     server_modules()  # fail before touching anything when the extra is missing
     check_agents(settings)  # a bad agents module: one error line, before the banner
-    sock = bind(settings.host, settings.port)
+    sock = bind(settings.server.host, settings.server.port)
     state_path = settings.server_state_path
     try:
         from agent_sdk.core.bootstrap import prepare_local_server
@@ -105,12 +105,12 @@ def up(settings: Settings, database: str, say: Callable[[str], None]) -> None:
         if prepared.applied:
             say(f"applied {len(prepared.applied)} migration(s)")
         token, created = prepared.token, prepared.token_created
-        url = client_url(settings.host, sock.getsockname()[1])
+        url = client_url(settings.server.host, sock.getsockname()[1])
         write_state(state_path, url)
         token_file = settings.admin_token_path
         say(f"agent-sdk server running at {url}  (Ctrl-C to stop)")
         say(f"  database: {database}")
-        if settings.docs_enabled:
+        if settings.server.docs_enabled:
             say(f"  API docs: {url}/docs")
         say("  The agent-sdk CLI on this machine now uses this server automatically.")
         if created and token:
@@ -123,8 +123,8 @@ def up(settings: Settings, database: str, say: Callable[[str], None]) -> None:
         else:
             say("    export AGENT_SDK_API_KEY=<an API key of this server>")
         try:
-            run(settings, sock, settings.host, sock.getsockname()[1])
-        except KeyboardInterrupt:
+            run(settings, sock, settings.server.host, sock.getsockname()[1])
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM
             pass  # Ctrl-C is how `up` is meant to stop
         say("stopped")
     finally:

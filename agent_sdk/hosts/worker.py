@@ -45,17 +45,18 @@ def worker(
 ) -> None:
     """Run ``count`` (default ``AGENT_SDK_WORKER_COUNT``) worker processes until stopped.
     ``flags`` are what each process loads its settings from; ``say`` tells the operator."""
-    if settings.execution_mode != "queue":
+    if settings.execution.mode != "queue":
         # Nothing is ever enqueued in inline mode: a worker would wait forever, silently.
         raise InvalidInput(
-            f"nothing to do: the execution mode is {settings.execution_mode}, so runs execute "
+            f"nothing to do: the execution mode is {settings.execution.mode}, so runs execute "
             "inline in the server and no worker takes them",
             hint="set AGENT_SDK_EXECUTION_MODE=queue for the server and the workers",
         )
-    n = count or settings.worker_count
+    n = count or settings.worker.count
     check_agents(settings)  # a bad agents module: one error line, not one traceback per process
-    say(f"agent-sdk worker: {n} process(es), up to {settings.max_concurrent_runs} runs each "
-        f"(queue: {settings.queue_backend})")  # fmt: skip
+    runs = settings.execution.max_concurrent_runs
+    say(f"agent-sdk worker: {n} process(es), up to {runs} runs each "
+        f"(queue: {settings.queue.backend})")  # fmt: skip
     if n == 1:
         work(flags)
         return
@@ -120,7 +121,7 @@ def supervise(
     # spawn, not fork: each worker starts clean (no inherited SQLite connections or threads).
     mp = multiprocessing.get_context("spawn")
     parent = os.getpid()
-    limit, window = settings.worker_restart_limit, settings.worker_restart_window
+    limit, window = settings.worker.restart_limit, settings.worker.restart_window
 
     def spawn(slot: int) -> SpawnProcess:
         proc = mp.Process(target=work, args=(flags, parent), name=f"agent-sdk-worker-{slot}")

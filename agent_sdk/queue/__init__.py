@@ -75,11 +75,11 @@ def queue_db_path(settings: Settings) -> Path:
 
 def queue_from_settings(settings: Settings) -> Queue:
     """The queue AGENT_SDK_QUEUE_BACKEND names, configured from the settings."""
-    backend = settings.queue_backend
+    backend = settings.queue.backend
     if backend == "sqlite":
         from agent_sdk.queue.sqlite import SQLiteQueue
 
-        return SQLiteQueue(queue_db_path(settings), busy_timeout=settings.sqlite_busy_timeout)
+        return SQLiteQueue(queue_db_path(settings), busy_timeout=settings.store.sqlite_busy_timeout)
     if backend == "memory":
         from agent_sdk.queue.memory import MemoryQueue
 

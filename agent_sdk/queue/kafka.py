@@ -202,14 +202,14 @@ class KafkaQueue(BaseQueue):
     def from_settings(cls, settings: Settings) -> KafkaQueue:
         """AGENT_SDK_KAFKA_BOOTSTRAP_SERVERS (``host:9092,...`` or a ``kafka://`` URL whose query
         carries client options) and AGENT_SDK_KAFKA_TOPIC."""
-        servers = settings.kafka_bootstrap_servers
+        servers = settings.queue.kafka.bootstrap_servers
         if not servers:
             raise ConfigError(
                 "AGENT_SDK_QUEUE_BACKEND=kafka needs AGENT_SDK_KAFKA_BOOTSTRAP_SERVERS",
                 hint="e.g. AGENT_SDK_KAFKA_BOOTSTRAP_SERVERS=kafka-1.internal:9092",
             )
         url = servers if "://" in servers else f"kafka://{servers}"
-        return cls.from_url(url, topic=settings.kafka_topic)
+        return cls.from_url(url, topic=settings.queue.kafka.topic)
 
     def __repr__(self) -> str:
         return f"KafkaQueue({self.url!r}, group={self.group!r})"

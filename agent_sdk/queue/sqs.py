@@ -146,7 +146,7 @@ class SQSQueue(BaseQueue):
         request_attempts: int = 3,
         aws: AwsEnvironment | None = None,
     ) -> None:
-        """``aws``: the AWS variables (Settings.aws); by default this process's own."""
+        """``aws``: the AWS variables (settings.queue.sqs.aws); by default this process's own."""
         boto3, config, self._errors = _import_boto()
         self._aws = aws or aws_environment()
         where = place(queue_url, endpoint=endpoint, region=region, aws=self._aws)
@@ -209,13 +209,13 @@ class SQSQueue(BaseQueue):
     @classmethod
     def from_settings(cls, settings: Settings) -> SQSQueue:
         """AGENT_SDK_SQS_QUEUE_URL, and AGENT_SDK_SQS_DEAD_QUEUE_URL if set."""
-        url = settings.sqs_queue_url
+        url = settings.queue.sqs.queue_url
         if not url:
             raise ConfigError(
                 "AGENT_SDK_QUEUE_BACKEND=sqs needs AGENT_SDK_SQS_QUEUE_URL",
                 hint="e.g. https://sqs.us-east-1.amazonaws.com/123456789012/agent-sdk-jobs",
             )
-        dead, aws = settings.sqs_dead_queue_url, settings.aws
+        dead, aws = settings.queue.sqs.dead_queue_url, settings.queue.sqs.aws
         if url.startswith("sqs+"):
             return cls.from_url(url, dead_queue_url=dead, aws=aws)
         return cls(url, dead_queue_url=dead, aws=aws)

@@ -47,13 +47,13 @@ class Claims:
 
 def _secret_bytes(settings: Settings) -> bytes:
     name = env_name("jwt_secret")
-    if not settings.jwt_secret:
+    if not settings.jwt.secret:
         raise ConfigError(
             f"{env_name('jwt_enabled')}=true needs {name}",
             hint=f"set {name} to at least {MIN_SECRET_BYTES} random bytes, "
             'e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"',
         )
-    secret = settings.jwt_secret.encode()
+    secret = settings.jwt.secret.encode()
     if len(secret) < MIN_SECRET_BYTES:
         raise ConfigError(
             f"{name} is too short: HS256 needs at least {MIN_SECRET_BYTES} bytes",
@@ -85,9 +85,9 @@ class JwtVerifier:
     With JWT disabled, :meth:`verify` refuses every token."""
 
     def __init__(self, settings: Settings) -> None:
-        self.enabled = settings.jwt_enabled
+        self.enabled = settings.jwt.enabled
         self._settings = settings
-        self._secret = _secret_bytes(settings) if settings.jwt_enabled else None
+        self._secret = _secret_bytes(settings) if settings.jwt.enabled else None
 
     def verify(self, token: str) -> Claims:
         if self._secret is None:
@@ -120,7 +120,7 @@ class JwtVerifier:
             ):
                 raise AuthenticationError(f"token {claim} claim is not a number")
         lifetime = payload["exp"] - payload["iat"]
-        limit = self._settings.jwt_max_lifetime
+        limit = self._settings.jwt.max_lifetime
         # Both times come from the issuer's clock, so no leeway for skew; and written so that a
         # NaN limit would refuse every token rather than none.
         if not lifetime <= limit:
@@ -138,9 +138,9 @@ class JwtVerifier:
                 secret,
                 algorithms=[ALGORITHM],  # pinned: the header's alg is never trusted
                 options={"require": ["exp", "iat", "sub"]},
-                audience=s.jwt_audience,
-                issuer=s.jwt_issuer,
-                leeway=s.jwt_leeway,
+                audience=s.jwt.audience,
+                issuer=s.jwt.issuer,
+                leeway=s.jwt.leeway,
             )
         # Most specific first: several of these subclass each other.
         except jwt.ExpiredSignatureError:
@@ -179,8 +179,8 @@ class JwtVerifier:
 
         iat = int(time.time() if now is None else now)
         payload: dict[str, Any] = {
-            "iss": self._settings.jwt_issuer,
-            "aud": self._settings.jwt_audience,
+            "iss": self._settings.jwt.issuer,
+            "aud": self._settings.jwt.audience,
             "sub": sub,
             "org_id": org_id,
             "iat": iat,

@@ -107,8 +107,8 @@ def load_pepper(settings: Settings) -> bytes:
     into the variable, to share one pepper between several servers, keeps every key valid.
     Changing the pepper invalidates every API key.
     """
-    if settings.api_key_pepper is not None:
-        return _checked(settings.api_key_pepper, "AGENT_SDK_API_KEY_PEPPER")
+    if settings.auth.api_key_pepper is not None:
+        return _checked(settings.auth.api_key_pepper, "AGENT_SDK_API_KEY_PEPPER")
     path = settings.pepper_path
     try:
         text = path.read_text(encoding="utf-8")

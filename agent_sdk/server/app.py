@@ -79,7 +79,7 @@ def create_app(
             _bootstrap(rt, settings)
             rt.attach(asyncio.get_running_loop())
             app.state.runtime = rt
-            if settings.run_recovery_enabled:
+            if settings.execution.recovery_enabled:
                 await asyncio.to_thread(_recover, rt)
                 recovery = _start_recovery_sweep(rt)  # inline only: workers sweep the queue
             sweeper = start_sweeper(rt)  # retention policies, every interval (0: none)
@@ -98,7 +98,7 @@ def create_app(
     # The interactive docs answer anyone, so they are served only where asked for (`up` asks
     # by default). Without them the document itself needs a credential: an anonymous client
     # learns nothing beyond the probes, and API clients with a key can still fetch it.
-    docs = bool(settings.docs_enabled)
+    docs = bool(settings.server.docs_enabled)
     app = _App(
         title="agent-sdk",
         version=__version__,
@@ -116,11 +116,13 @@ def create_app(
     # including the 413 answers of the body limit and the 431 of the header limit. The text
     # check reads bodies, so it sits inside the body limit.
     app.add_middleware(RequestText)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
     # The real cap on heads is in the protocol (server/http_protocol.py); this one holds when
     # the app runs under a server other than ours.
     app.add_middleware(
-        HeaderLimit, max_bytes=settings.max_header_bytes, max_count=settings.max_header_count
+        HeaderLimit,
+        max_bytes=settings.server.max_header_bytes,
+        max_count=settings.server.max_header_count,
     )
     app.add_middleware(RequestContext)
 
@@ -177,7 +179,7 @@ def _recover(rt: Runtime) -> None:
     from agent_sdk.core.recovery import recover, report
 
     try:
-        queue = rt.queue if rt.settings.execution_mode == "queue" else None
+        queue = rt.queue if rt.settings.execution.mode == "queue" else None
         found = recover(rt, queue, at_start=True)
     except AgentSDKError as exc:
         # Serve anyway: /ready reports the broken queue, and workers recover when they start.
@@ -190,11 +192,11 @@ def _start_recovery_sweep(rt: Runtime) -> asyncio.Task[None] | None:
     """Inline, nothing else takes over the runs of a server that died: sweep once a lease and
     a beat from now (every run of a process that died just before this one started is stale by
     then), and every three leases after that (another server on the store that dies)."""
-    if rt.settings.execution_mode == "queue":
+    if rt.settings.execution.mode == "queue":
         return None
     from agent_sdk.core.recovery import sweep
 
-    lease = rt.settings.worker_lease
+    lease = rt.settings.worker.lease
     return asyncio.create_task(sweep(rt, None, first=lease * 4 / 3, every=3 * lease))
 
 

@@ -98,7 +98,9 @@ def needs(scope: str | None, *, residency: bool = True) -> Any:
             )
         peer = request.client.host if request.client else None
         ip = client_ip(
-            peer, request.headers.get("x-forwarded-for"), settings_of(request).trusted_proxies
+            peer,
+            request.headers.get("x-forwarded-for"),
+            settings_of(request).server.trusted_proxies,
         )
         actor = Actor.of(principal, request_id=request.state.request_id, source_ip=ip)
         try:

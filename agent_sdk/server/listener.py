@@ -36,9 +36,11 @@ def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Confi
     except ImportError:  # uvicorn without httptools (not uvicorn[standard]): h11 parses
         # h11 refuses a head past this size (with a 400); it has no cap on the field count.
         fixed["http"] = "h11"
-        fixed["h11_max_incomplete_event_size"] = settings.max_header_bytes
+        fixed["h11_max_incomplete_event_size"] = settings.server.max_header_bytes
     else:
-        fixed["http"] = head_limited(settings.max_header_bytes, settings.max_header_count)
+        fixed["http"] = head_limited(
+            settings.server.max_header_bytes, settings.server.max_header_count
+        )
     if overridden := sorted(set(options) & set(fixed)):
         raise ValueError(f"server_config does not let {', '.join(overridden)} be changed")
     defaults: dict[str, Any] = {

@@ -43,9 +43,9 @@ def open_store(url: str, **options: Any) -> Store:
 def store_from_settings(settings: Settings) -> Store:
     # Each store takes only its own options: SQLite's busy timeout means nothing to Postgres.
     options: dict[str, Any] = {}
-    if _scheme(settings.database_url) == "sqlite":
-        options["busy_timeout"] = settings.sqlite_busy_timeout
-    return open_store(settings.database_url, **options)
+    if _scheme(settings.store.database_url) == "sqlite":
+        options["busy_timeout"] = settings.store.sqlite_busy_timeout
+    return open_store(settings.store.database_url, **options)
 
 
 __all__ = ["STORE_ALIASES", "open_store", "store_from_settings"]

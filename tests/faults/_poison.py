@@ -166,10 +166,10 @@ FOR EACH ROW EXECUTE FUNCTION refuse_finish();
 
 
 def install_finish_faults(settings: Settings) -> None:
-    if settings.storage_backend == "sqlite":
+    if settings.store.backend == "sqlite":
         import sqlite3
 
-        db = sqlite3.connect(settings.sqlite_path)
+        db = sqlite3.connect(settings.store.sqlite_path)
         try:
             db.executescript(SQLITE_REFUSE)
         finally:
@@ -177,7 +177,7 @@ def install_finish_faults(settings: Settings) -> None:
         return
     import psycopg
 
-    with psycopg.connect(settings.database_url, autocommit=True) as db:
+    with psycopg.connect(settings.store.database_url, autocommit=True) as db:
         db.execute(PG_FAULTS)
 
 

@@ -69,11 +69,11 @@ class Workers:
 def _holds_a_write_lock(settings: Settings) -> bool:
     """Whether a write of the store or the queue is held open (by the paused process): a
     worker paused inside a write would stall every other process, which is another drill."""
-    if settings.storage_backend == "postgres":
+    if settings.store.backend == "postgres":
         import psycopg
         from psycopg import errors
 
-        with psycopg.connect(settings.database_url, autocommit=False) as conn:
+        with psycopg.connect(settings.store.database_url, autocommit=False) as conn:
             try:
                 conn.execute("SELECT id FROM runs FOR UPDATE NOWAIT")
             except errors.LockNotAvailable:
@@ -81,8 +81,8 @@ def _holds_a_write_lock(settings: Settings) -> bool:
             finally:
                 conn.rollback()
         return False
-    paths = [settings.sqlite_path]
-    if settings.queue_backend == "sqlite":
+    paths = [settings.store.sqlite_path]
+    if settings.queue.backend == "sqlite":
         paths.append(settings.queue_sqlite_path)
     for path in paths:
         db = sqlite3.connect(path, timeout=0.2, isolation_level=None)

@@ -116,7 +116,7 @@ def test_kill_9_of_an_inline_server_then_one_restart_finishes_every_run(
             FINISH_WITHIN,
             lambda: second.output,
         )
-    taken_over = check_outcomes(settings.database_url, created, calls)
+    taken_over = check_outcomes(settings.store.database_url, created, calls)
     assert taken_over >= CONCURRENCY, "the runs in flight at the kill were not taken over"
 
 
@@ -183,5 +183,5 @@ def test_kill_9_of_server_and_worker_in_queue_mode_then_one_restart_finishes_eve
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-    taken_over = check_outcomes(settings.database_url, created, calls)
+    taken_over = check_outcomes(settings.store.database_url, created, calls)
     assert taken_over >= 1, "no run in flight at the kill was taken over"

@@ -144,7 +144,7 @@ def test_workers_settle_every_poisoned_run(
             "tool": [api.runs.create(ORG, "poison-tool", f"u{i}") for i in range(4)],
             "refused": [api.runs.create(ORG, "plain", f"{REFUSE_PREFIX}-{i}") for i in range(3)],
         }
-        if settings.storage_backend == "postgres":
+        if settings.store.backend == "postgres":
             runs["outage"] = [
                 api.runs.create(ORG, "plain", f"{OUTAGE_PREFIX}-{i}") for i in range(2)
             ]
@@ -182,7 +182,7 @@ def test_an_inline_server_settles_every_poisoned_run(
     env = {**store_env, "AGENT_SDK_EXECUTION_MODE": "inline"}
     settings = _prepare(env, tmp_path, monkeypatch)
     made: dict[str, list[str]] = {"text": [], "tool": [], "refused": []}
-    if settings.storage_backend == "postgres":
+    if settings.store.backend == "postgres":
         made["outage"] = []
     # A lone surrogate in a script would be echoed by POST /v1/runs in the agent spec (the
     # edge's business): inline, a model provider of the agents module produces it instead.

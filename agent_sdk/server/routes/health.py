@@ -39,7 +39,7 @@ async def ready(rt: RuntimeDep) -> Response:
             f"not ready: {exc.message}", hint=exc.hint, checks={"store": exc.code}
         ) from exc
     checks: dict[str, str | int] = {"store": "ok"}
-    if rt.settings.execution_mode == "queue":
+    if rt.settings.execution.mode == "queue":
         from agent_sdk.core.status import live_workers, queue_check
 
         state, _ = queue_check(rt)
