@@ -73,7 +73,7 @@ class TestHttpBackendInProcess(BackendContract):
     ) -> Iterator[HttpBackend]:
         server_settings, client = in_process_settings, in_process_client
         org = f"p{next(_orgs)}"
-        store = open_store(server_settings.database_url)
+        store = open_store(server_settings.store.database_url)
         try:
             store.ensure_org(org)
         finally:
