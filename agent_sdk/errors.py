@@ -77,6 +77,10 @@ class Superseded(Conflict):
     title = "Attempt superseded"
 
 
+class KeyDestroyed(Conflict):
+    """The value was sealed under a key that was destroyed: it can never be read again."""
+
+
 class AuthenticationError(AgentSDKError):
     code = "unauthenticated"
     title = "Authentication required"

@@ -78,7 +78,7 @@ class Runtime:
     def _encrypt_at_rest(self, *, owns_store: bool, check: bool) -> None:
         """Seal tenant columns from here on (ConfigError without a usable master key, or with
         another master key than the one that wrapped the keys already stored)."""
-        from agent_sdk.governance.encryption import attach_codec
+        from agent_sdk.governance.envelope import attach_codec
 
         try:
             attach_codec(self.settings, self.store, check=check)
