@@ -333,7 +333,7 @@ def test_the_table_says_no_where_the_design_says_no() -> None:
         ("agent_sdk.core.runs", "agent_sdk.server.app"),
         ("agent_sdk.core.runs", "agent_sdk.backend.local"),
         ("agent_sdk.store.sqlite", "agent_sdk.core.runs"),
-        ("agent_sdk.queue.sqs", "agent_sdk.security.keys"),
+        ("agent_sdk.queue.sqs", "agent_sdk.security.api_key_secrets"),
         ("agent_sdk.engine.runner", "agent_sdk.store.sqlite"),
         ("agent_sdk.governance.audit", "agent_sdk.store.sqlite"),
         ("agent_sdk.records", "agent_sdk.core.runs"),

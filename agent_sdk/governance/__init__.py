@@ -8,7 +8,7 @@ Modules, each imported on its own so that loading one costs only what it needs:
   secret scrubbing, and export / import of JSONL and CSV.
 * :mod:`agent_sdk.governance.audit_verify`: :func:`verify_log`, which walks a log and its
   signed checkpoints and names the first bad record.
-* :mod:`agent_sdk.governance.audit_keys`: the Ed25519 key that signs checkpoints (kept outside
+* :mod:`agent_sdk.governance.audit_signing`: the Ed25519 key that signs checkpoints (kept outside
   the database), imported lazily because ``cryptography`` is heavy. Checking a signature, and
   an anchor of checkpoints kept elsewhere, is in the leaf :mod:`agent_sdk.audit_anchor`, which
   the HTTP client uses too.

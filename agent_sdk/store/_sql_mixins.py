@@ -14,7 +14,7 @@ from typing import Any
 from agent_sdk.errors import NotFound
 from agent_sdk.records import ApiKey, Page
 from agent_sdk.store._rows import check_limit, cursor_key, make_page
-from agent_sdk.store.keys import (
+from agent_sdk.store.api_keys import (
     KEY_COLUMNS,
     AuthRecord,
     check_updatable,

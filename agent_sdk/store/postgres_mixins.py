@@ -1,8 +1,9 @@
 """API keys, the audit log, Idempotency-Key claims and workers in the Postgres store: mixins of
 :class:`agent_sdk.store.postgres.PostgresStore`, written only against the helpers that class has
 (``_exec``, ``_one``, ``_query``, ``transaction``, ``_in_transaction``), so driver errors are
-translated the same way as everywhere else in the store. Row conversions are the shared ones of
-:mod:`agent_sdk.store.keys`, :mod:`agent_sdk.store.audit` and :mod:`agent_sdk.store.idempotency`.
+translated the same way as everywhere else in the store. Row conversions are the shared ones
+of :mod:`agent_sdk.store.api_keys`, :mod:`agent_sdk.store.audit` and
+:mod:`agent_sdk.store.idempotency`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from agent_sdk.records import ApiKey, AuditEntry, Checkpoint
 from agent_sdk.store._driver_errors import noted, unexpected, unstorable
 from agent_sdk.store._rows import MAX_LIMIT, check_limit
 from agent_sdk.store._sql_mixins import SQLKeyQueries
+from agent_sdk.store.api_keys import (
+    key_values,
+)
 from agent_sdk.store.audit import AUDIT_FIELDS
 from agent_sdk.store.idempotency import (
     COLUMNS as IDEM_COLUMNS,
@@ -27,9 +31,6 @@ from agent_sdk.store.idempotency import (
     FIELDS as IDEM_FIELDS,
 )
 from agent_sdk.store.idempotency import IdempotencyRecord
-from agent_sdk.store.keys import (
-    key_values,
-)
 
 # First key of pg_advisory_xact_lock(int, int) for an org's audit log; the second is the org.
 _LOCK_AUDIT = 0x616175  # "aau"

@@ -1,4 +1,4 @@
-"""API keys in the SQLite store (:class:`agent_sdk.store.keys.KeyStore`).
+"""API keys in the SQLite store (:class:`agent_sdk.store.api_keys.KeyStore`).
 
 A mixin of :class:`~agent_sdk.store.sqlite.SQLiteStore`, written only against the helpers that
 class already has (``_exec``, ``_one``, ``_query``, ``transaction``), so driver errors are
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agent_sdk.errors import Conflict, NotFound
 from agent_sdk.records import ApiKey
 from agent_sdk.store._sql_mixins import SQLKeyQueries
-from agent_sdk.store.keys import (
+from agent_sdk.store.api_keys import (
     key_values,
 )
 
