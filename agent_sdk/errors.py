@@ -1,25 +1,46 @@
 """The one exception tree of agent-sdk.
 
-Every error the library raises on purpose derives from :class:`AgentSDKError`::
+Every error the library raises on purpose derives from :class:`AgentSDKError`, and every class
+of it is defined here::
 
     AgentSDKError
     ├── InvalidInput            bad arguments, bad request bodies, bad agent definitions
-    │   └── ConfigError         a bad setting (names the variable or file key)
+    │   ├── ConfigError         a bad setting (names the variable or file key)
+    │   └── BadRecord           a queue record this queue did not write (foreign or corrupt)
     ├── NotFound                no such object in this org (never reveals other orgs' objects)
     ├── Conflict                the object is not in a state that allows the action
-    │   └── Superseded          a run's attempt was taken over (or the run ended): it may not write
+    │   ├── Superseded          a run's attempt was taken over (or the run ended): it may not write
+    │   └── KeyDestroyed        the value was sealed under a destroyed key: it is gone for good
     ├── AuthenticationError     no credential, or a credential that is not valid
     ├── PermissionDenied        a valid credential that may not do this
     │   └── WrongRegion         the org's data is served in another region (data residency)
     ├── QuotaExceeded           a limit was reached (rate, tokens, steps)
+    │   ├── RateLimited         a key's rate limit, with the limiter's decision for the headers
+    │   └── EventCapExceeded    a run reached its cap of events
     ├── BackendUnavailable      the store, the queue or the server cannot be reached or is locked
+    │   └── QueueMissing        the queue does not exist (deleted while in use)
+    ├── DecryptionFailed        a sealed value or a wrapped key does not decrypt
     ├── AgentImportError        a user's agents module raised while it was imported
     ├── ModelError              a model provider failed (``retryable`` says whether to try again)
-    └── ToolError               a tool failed; the message goes back to the model
+    ├── ToolError               a tool failed; the message goes back to the model
+    ├── RunNotSucceeded         a run the CLI watched ended failed or cancelled
+    ├── AuditVerificationFailed ``audit verify`` found the log altered
+    ├── SweepFailed             a retention sweep failed for an org (the others were swept)
+    └── CopyMismatch            ``db copy`` read back other rows than it wrote (rolled back)
 
 Driver errors (sqlite3, httpx, ...) are translated into this tree where they are caught, at the
 backend boundary. Only the edges (CLI, HTTP server) turn these into exit codes and HTTP statuses,
-each in one table.
+each in one table (``agent_sdk.cli.main.exit_code``, ``agent_sdk.server.errors.STATUS``).
+
+A subclass that keeps its parent's ``code`` travels over HTTP as its parent (a client rebuilds a
+``KeyDestroyed`` as a ``Conflict``); one with a code of its own is rebuilt as itself.
+
+One exception outside the tree stays on purpose: ``agent_sdk.server.errors.HTTPProblem``, a
+Starlette ``HTTPException``. It carries refusals that belong to HTTP itself and to no domain (a
+malformed header, a body or headers over the limits, answered 400, 413 and 431), and it must be
+an ``HTTPException``: the body limit raises it while FastAPI reads the body, and FastAPI lets only
+an ``HTTPException`` through its body parsing (it turns any other exception into its own 400).
+The errors here know no HTTP status; that one is nothing but a status.
 """
 
 from __future__ import annotations
@@ -56,6 +77,10 @@ class InvalidInput(AgentSDKError):
 class ConfigError(InvalidInput):
     code = "config_error"
     title = "Invalid configuration"
+
+
+class BadRecord(InvalidInput):
+    """A record that is not a job this queue wrote (foreign or corrupt data on a Kafka topic)."""
 
 
 class NotFound(AgentSDKError):
@@ -103,9 +128,28 @@ class QuotaExceeded(AgentSDKError):
     title = "Limit exceeded"
 
 
+class RateLimited(QuotaExceeded):
+    """429, carrying the limiter's decision so the edge can render its headers."""
+
+    def __init__(self, message: str, decision: Any, *, rate: float, burst: int) -> None:
+        super().__init__(message, hint=f"retry after {decision.retry_after:.1f} s")
+        # An agent_sdk.security.ratelimit.Decision (this module imports nothing of ours).
+        self.decision = decision
+        self.rate = rate
+        self.burst = burst
+
+
+class EventCapExceeded(QuotaExceeded):
+    """A run reached the most events it may have (``AGENT_SDK_STREAM_MAX_EVENTS``)."""
+
+
 class BackendUnavailable(AgentSDKError):
     code = "backend_unavailable"
     title = "Backend unavailable"
+
+
+class QueueMissing(BackendUnavailable):
+    """A queue that does not exist (deleted while in use; a ConfigError when opening)."""
 
 
 class AgentImportError(AgentSDKError):
@@ -138,11 +182,43 @@ class DecryptionFailed(AgentSDKError):
     title = "Encrypted data cannot be read"
 
 
+# -- outcomes the CLI reports as errors, each with an exit code of the CLI's table ---------------
+
+
+class RunNotSucceeded(AgentSDKError):
+    """A run the command watched ended failed or cancelled (exit code 5)."""
+
+    code = "run_not_succeeded"
+    title = "Run did not succeed"
+
+
+class AuditVerificationFailed(AgentSDKError):
+    """``audit verify`` found the log altered (exit code 1)."""
+
+    code = "audit_verification_failed"
+    title = "Audit log verification failed"
+
+
+class SweepFailed(AgentSDKError):
+    """An org's sweep failed (exit code 1); the other orgs were swept."""
+
+    code = "retention_sweep_failed"
+    title = "Retention sweep failed"
+
+
+class CopyMismatch(AgentSDKError):
+    """The destination did not read back what was written: the copy was rolled back."""
+
+    code = "copy_mismatch"
+    title = "Copy verification failed"
+
+
 _BY_CODE: dict[str, type[AgentSDKError]] = {}
 
 
 def _index(cls: type[AgentSDKError]) -> None:
-    _BY_CODE[cls.code] = cls
+    if "code" in vars(cls):  # a subclass without a code of its own travels as its parent
+        _BY_CODE[cls.code] = cls
     for sub in cls.__subclasses__():
         _index(sub)
 

@@ -467,7 +467,7 @@ def test_help_does_not_import_heavy_modules() -> None:
         ("typer:Abort", 3),
         ("agent_sdk.errors:AuthenticationError", 4),
         ("agent_sdk.errors:PermissionDenied", 4),
-        ("agent_sdk.cli.context:RunNotSucceeded", 5),
+        ("agent_sdk.errors:RunNotSucceeded", 5),
         ("builtins:KeyboardInterrupt", 130),
     ],
 )

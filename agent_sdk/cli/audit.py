@@ -14,7 +14,7 @@ import typer
 from agent_sdk.cli import audit_anchor
 from agent_sdk.cli.context import OutputFormat, command, current, sub_app
 from agent_sdk.cli.output import Column, dumps, out, render_list, render_one, say, when
-from agent_sdk.errors import AgentSDKError, InvalidInput
+from agent_sdk.errors import AuditVerificationFailed, InvalidInput
 from agent_sdk.records import AuditEntry
 from agent_sdk.times import resolve_since
 
@@ -45,13 +45,6 @@ REPORT_FIELDS = [
     Column("pruned by retention", "pruned"),
     Column("anchor checkpoints intact", "anchored"),
 ]
-
-
-class AuditVerificationFailed(AgentSDKError):
-    """``audit verify`` found the log altered (exit code 1)."""
-
-    code = "audit_verification_failed"
-    title = "Audit log verification failed"
 
 
 class ExportFormat(StrEnum):

@@ -30,13 +30,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class RunNotSucceeded(AgentSDKError):
-    """A run the command watched ended failed or cancelled (exit code 5)."""
-
-    code = "run_not_succeeded"
-    title = "Run did not succeed"
-
-
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"

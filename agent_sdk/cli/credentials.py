@@ -65,10 +65,9 @@ def mask(token: str) -> str:
     from agent_sdk import api_key_format
 
     try:
-        key_id, _ = api_key_format.parse(token)
+        return api_key_format.display(token)
     except Exception:  # not one of our keys (a JWT, or a mangled paste)
         return "…" + token[-4:] if len(token) > 12 else "…"
-    return api_key_format.display_prefix(key_id) + "…" + token[-4:]
 
 
 def normalize_url(url: str) -> str:

@@ -23,7 +23,6 @@ from agent_sdk.cli import context
 from agent_sdk.cli.context import (
     CLIContext,
     OutputFormat,
-    RunNotSucceeded,
     command,
     current,
     root_callback,
@@ -34,6 +33,7 @@ from agent_sdk.errors import (
     AuthenticationError,
     InvalidInput,
     PermissionDenied,
+    RunNotSucceeded,
 )
 
 PROG_NAME = "agent-sdk"

@@ -17,7 +17,7 @@ import typer
 from agent_sdk.cli.context import OutputFormat, command, current, sub_app
 from agent_sdk.cli.keys import confirm
 from agent_sdk.cli.output import Column, render_list, render_one, say
-from agent_sdk.errors import AgentSDKError
+from agent_sdk.errors import SweepFailed
 
 if TYPE_CHECKING:
     from agent_sdk.records import Progress, SweepReport
@@ -41,13 +41,6 @@ SWEEP_COLUMNS = [
     Column("BATCHES", "batches"),
     Column("ERROR", "error", 60),
 ]
-
-
-class SweepFailed(AgentSDKError):
-    """An org's sweep failed (exit code 1); the other orgs were swept."""
-
-    code = "retention_sweep_failed"
-    title = "Retention sweep failed"
 
 
 @command(app, "sweep")

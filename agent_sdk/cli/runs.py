@@ -13,7 +13,6 @@ from agent_sdk.cli.context import (
     Cursor,
     OutputFormat,
     PageSize,
-    RunNotSucceeded,
     command,
     current,
     sub_app,
@@ -28,7 +27,7 @@ from agent_sdk.cli.output import (
     say,
     when,
 )
-from agent_sdk.errors import InvalidInput, NotFound
+from agent_sdk.errors import InvalidInput, NotFound, RunNotSucceeded
 from agent_sdk.records import Deletion, Event, Run, RunStatus
 from agent_sdk.times import resolve_since
 

@@ -46,8 +46,8 @@ from agent_sdk.errors import (
     AgentSDKError,
     BackendUnavailable,
     Conflict,
+    EventCapExceeded,
     NotFound,
-    QuotaExceeded,
     Superseded,
 )
 from agent_sdk.ids import utcnow
@@ -73,10 +73,6 @@ _TERMINAL_EVENT = {
     RunStatus.DEAD: EventType.RUN_FAILED,
     RunStatus.CANCELLED: EventType.RUN_CANCELLED,
 }
-
-
-class EventCapExceeded(QuotaExceeded):
-    pass
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from agent_sdk.errors import AuthenticationError, PermissionDenied, QuotaExceeded
+from agent_sdk.errors import AuthenticationError, PermissionDenied, RateLimited
 from agent_sdk.records import Principal
 
 if TYPE_CHECKING:
@@ -44,16 +44,6 @@ def _refused() -> AuthenticationError:
         "missing or invalid credentials",
         hint="send 'Authorization: Bearer <API key>'; the CLI reads AGENT_SDK_API_KEY",
     )
-
-
-class RateLimited(QuotaExceeded):
-    """429, carrying the limiter's decision so the edge can render its headers."""
-
-    def __init__(self, message: str, decision: Decision, *, rate: float, burst: int) -> None:
-        super().__init__(message, hint=f"retry after {decision.retry_after:.1f} s")
-        self.decision = decision
-        self.rate = rate
-        self.burst = burst
 
 
 class AuthService:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from agent_sdk.errors import Conflict
-from agent_sdk.store.copy import CopyMismatch, CopyReport, Progress, Target
+from agent_sdk.errors import Conflict, CopyMismatch
+from agent_sdk.store.copy import CopyReport, Progress, Target
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings

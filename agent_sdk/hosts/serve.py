@@ -12,7 +12,6 @@ import errno
 import signal
 import socket
 from collections.abc import Callable
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict
@@ -20,14 +19,6 @@ from agent_sdk.hosts import check_agents
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
-
-
-class Stopped(Exception):
-    """SIGTERM, turned into an exception so the clean-up in ``finally`` runs."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Stopped()
 
 
 def server_modules() -> tuple[Any, Any, Any]:
@@ -68,7 +59,9 @@ def run(settings: Settings, sock: socket.socket, host: str, port: int) -> None:
     uvicorn, create_app, server_config = server_modules()
     # One configuration for every way the server starts (proxy headers off, heads capped).
     config = server_config(create_app(settings), settings, host=host, port=port)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # SIGTERM stops the server as Ctrl-C does (a KeyboardInterrupt), so the clean-up in the
+    # callers' ``finally`` runs instead of the process dying where it stands.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except SystemExit as exc:  # uvicorn exits when the app fails to start; it logged why
@@ -96,7 +89,7 @@ def serve(settings: Settings, say: Callable[[str], None]) -> None:
     try:
         bound = sock.getsockname()[1]
         say(f"agent-sdk serving on http://{settings.host}:{bound}")
-        with contextlib.suppress(KeyboardInterrupt, Stopped):
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM
             run(settings, sock, settings.host, bound)
         say("stopped")
     finally:

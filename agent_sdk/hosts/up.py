@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import Conflict
 from agent_sdk.hosts import check_agents
-from agent_sdk.hosts.serve import Stopped, bind, run, server_modules
+from agent_sdk.hosts.serve import bind, run, server_modules
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -124,7 +124,7 @@ def up(settings: Settings, database: str, say: Callable[[str], None]) -> None:
             say("    export AGENT_SDK_API_KEY=<an API key of this server>")
         try:
             run(settings, sock, settings.host, sock.getsockname()[1])
-        except (KeyboardInterrupt, Stopped):
+        except KeyboardInterrupt:
             pass  # Ctrl-C is how `up` is meant to stop
         say("stopped")
     finally:

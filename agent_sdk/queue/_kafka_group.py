@@ -29,11 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent_sdk.errors import BackendUnavailable, Conflict
+from agent_sdk.errors import BackendUnavailable, BadRecord, Conflict
 from agent_sdk.queue._kafka_reader import TP, SideReader
 from agent_sdk.queue._kafka_state import (
     UNREADABLE,
-    BadRecord,
     CommitMarks,
     PartitionState,
     decode_job,

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent_sdk.errors import BackendUnavailable
+from agent_sdk.errors import BackendUnavailable, BadRecord
 from agent_sdk.queue._kafka_state import (
     UNREADABLE,
-    BadRecord,
     CommitMarks,
     decode_dead,
     decode_key,

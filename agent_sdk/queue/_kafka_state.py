@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_sdk.errors import BadRecord
 from agent_sdk.queue.base import DeadJob, Job
 
 # Kafka refuses commit metadata above offset.metadata.max.bytes (4096 by default).
@@ -34,10 +35,6 @@ _FORMAT = 1
 
 # The error of a dead letter that was never a job (foreign or corrupt data on a topic).
 UNREADABLE = "unreadable record"
-
-
-class BadRecord(ValueError):
-    """A record that is not a job this queue wrote (foreign or corrupt data on the topic)."""
 
 
 # -- records -----------------------------------------------------------------------------------
@@ -265,7 +262,6 @@ class PartitionState:
 __all__ = [
     "METADATA_LIMIT",
     "UNREADABLE",
-    "BadRecord",
     "CommitMarks",
     "PartitionState",
     "decode_dead",

@@ -69,7 +69,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput
+from agent_sdk.errors import BackendUnavailable, BadRecord, ConfigError, Conflict, InvalidInput
 from agent_sdk.masking import mask_url
 from agent_sdk.queue._kafka_group import MAX_HELD, SETTLE, GroupMember
 from agent_sdk.queue._kafka_reader import SideReader
@@ -392,7 +392,7 @@ class KafkaQueue(BaseQueue):
                 continue
             try:
                 job, _ = decode_job(msg.value())
-            except ValueError:  # not a job: a consumer sends it to the dead letters at once
+            except BadRecord:  # not a job: a consumer sends it to the dead letters at once
                 ready += 1
                 continue
             if job.available_at > now:

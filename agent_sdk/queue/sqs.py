@@ -66,7 +66,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from agent_sdk.config import AwsEnvironment, aws_environment
-from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.errors import (
+    BackendUnavailable,
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    QueueMissing,
+)
 from agent_sdk.masking import mask_url
 from agent_sdk.queue import _sqs_records as records
 from agent_sdk.queue._sqs_place import place
@@ -121,10 +128,6 @@ def delay_seconds(seconds: float) -> int:
     return math.ceil(seconds - 1e-9) if _finite(seconds) > 0 else 0
 
 
-class _Missing(BackendUnavailable):
-    """A queue that does not exist (deleted while in use; a ConfigError when opening)."""
-
-
 class SQSQueue(BaseQueue):
     durable: ClassVar[bool] = True  # SQS keeps messages for the queue's retention period
     ordered: ClassVar[bool] = False  # a standard queue delivers roughly in order
@@ -176,7 +179,7 @@ class SQSQueue(BaseQueue):
             attrs = self._attributes(self._queue_url, "MaximumMessageSize")
             self._max_size = int(attrs.get("MaximumMessageSize", 262_144))
             self._dead_url = self._dead_queue(dead_queue_url)
-        except _Missing as exc:  # at open, a missing queue is a setting to fix
+        except QueueMissing as exc:  # at open, a missing queue is a setting to fix
             self.close()
             raise ConfigError(exc.message, hint=exc.hint) from None
         except BaseException:
@@ -246,7 +249,7 @@ class SQSQueue(BaseQueue):
         except self._errors.ClientError as exc:
             if _codes(exc) & _NO_QUEUE:
                 which = mask_url(url) if url and url != self._queue_url else self.url
-                raise _Missing(
+                raise QueueMissing(
                     self._scrub(f"the SQS queue {which} does not exist"),
                     hint="create it, or fix AGENT_SDK_SQS_QUEUE_URL (AGENT_SDK_SQS_DEAD_QUEUE_URL)",
                 ) from None

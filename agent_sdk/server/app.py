@@ -226,13 +226,12 @@ class DeprecatedRoute(APIRoute):
         return deprecated
 
 
-class _BodyTooLarge(HTTPProblem):
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            413,
-            f"request body is larger than {limit} bytes",
-            hint="the limit is the server's AGENT_SDK_MAX_BODY_BYTES",
-        )
+def _body_too_large(limit: int) -> HTTPProblem:
+    return HTTPProblem(
+        413,
+        f"request body is larger than {limit} bytes",
+        hint="the limit is the server's AGENT_SDK_MAX_BODY_BYTES",
+    )
 
 
 class BodyLimit:
@@ -254,7 +253,7 @@ class BodyLimit:
                 if not value.isdigit():
                     problem = HTTPProblem(400, "invalid Content-Length header")
                 elif int(value) > self.max_bytes:
-                    problem = _BodyTooLarge(self.max_bytes)
+                    problem = _body_too_large(self.max_bytes)
                 if problem is not None:
                     response = await render_http_error(Request(scope), problem)
                     # The body was not read, so the connection cannot carry another request.
@@ -271,7 +270,7 @@ class BodyLimit:
                 if seen > self.max_bytes:
                     # An HTTPException, so FastAPI lets it through its body parsing untouched
                     # and the error handlers render it as a problem.
-                    raise _BodyTooLarge(self.max_bytes)
+                    raise _body_too_large(self.max_bytes)
             return message
 
         await self.app(scope, limited, send)

@@ -20,10 +20,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agent_sdk.config import Settings
 from agent_sdk.core.actors import Actor, audit_action
-from agent_sdk.core.auth import RateLimited
 from agent_sdk.core.orgs import ORG_ID
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.errors import AgentSDKError, AuthenticationError, PermissionDenied, QuotaExceeded
+from agent_sdk.errors import (
+    AgentSDKError,
+    AuthenticationError,
+    PermissionDenied,
+    QuotaExceeded,
+    RateLimited,
+)
 from agent_sdk.records import Principal
 from agent_sdk.security.network import client_ip
 from agent_sdk.security.ratelimit import rate_limit_headers

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -40,10 +41,13 @@ _LOC_CHARS = 64
 Loc = list[str | int]
 
 
-class _Refusal(Exception):
-    def __init__(self, loc: Loc, msg: str, kind: str) -> None:
-        super().__init__(msg)
-        self.loc, self.msg, self.kind = loc, msg, kind
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request is refused: where (``loc``), in words (``msg``), and its error type."""
+
+    loc: Loc
+    msg: str
+    kind: str
 
 
 class RequestText:
@@ -57,9 +61,7 @@ class RequestText:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        try:
-            check_head(scope)
-        except _Refusal as refusal:
+        if refusal := check_head(scope):
             await _refuse(scope, receive, send, refusal)
             return
         if not _is_json(scope):
@@ -74,9 +76,7 @@ class RequestText:
             return
         if body is None:  # the client went away before sending it all
             return
-        try:
-            check_body(body)
-        except _Refusal as refusal:
+        if refusal := check_body(body):
             await _refuse(scope, receive, send, refusal)
             return
         replayed = False
@@ -91,66 +91,70 @@ class RequestText:
         await self.app(scope, replay, send)
 
 
-def check_head(scope: Scope) -> None:
-    """The path, the query and the headers of a request hold no NUL and no lone surrogate."""
+def check_head(scope: Scope) -> Refusal | None:
+    """Why the path, the query or the headers of a request are refused (a NUL or a lone
+    surrogate), or None."""
     if what := unstorable(scope.get("path", "")):
-        raise _unstorable(["path"], f"the path holds {what}")
+        return _unstorable(["path"], f"the path holds {what}")
     query = scope.get("query_string", b"")
     if query:
         # As Starlette reads it, so the check sees the values the handlers will see.
         for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
             if what := unstorable(key) or unstorable(value):
-                raise _unstorable(["query", _label(key)], f"the parameter holds {what}")
+                return _unstorable(["query", _label(key)], f"the parameter holds {what}")
     for name, value in scope.get("headers", ()):
         if b"\x00" in name or b"\x00" in value:
             label = _label(name.decode("latin-1"))
-            raise _unstorable(["header", label], "the header holds a NUL byte")
+            return _unstorable(["header", label], "the header holds a NUL byte")
+    return None
 
 
-def check_body(body: bytes) -> None:
-    """A JSON body is UTF-8, nests at most :data:`MAX_JSON_DEPTH` levels, and none of its
-    strings (keys included) holds a NUL or a lone surrogate. A body that is not JSON at all is
-    left to FastAPI, whose answer names the position of the syntax error."""
+def check_body(body: bytes) -> Refusal | None:
+    """Why a JSON body is refused, or None: it must be UTF-8, nest at most
+    :data:`MAX_JSON_DEPTH` levels, and none of its strings (keys included) may hold a NUL or a
+    lone surrogate. A body that is not JSON at all is left to FastAPI, whose answer names the
+    position of the syntax error."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         where = f"the body is not valid UTF-8 (byte {exc.start})"
-        raise _Refusal(["body"], where, "utf8_invalid") from None
+        return Refusal(["body"], where, "utf8_invalid")
     # A NUL or a lone surrogate can only be spelt as a \u escape: raw, the first is not JSON
     # and the second is not UTF-8. And nesting needs at least as many brackets as levels.
     if "\\u" not in text and text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return
+        return None
     try:
         value = json.loads(text)
     except RecursionError:
-        raise _Refusal(["body"], _too_deep(), "json_too_deep") from None
+        return Refusal(["body"], _too_deep(), "json_too_deep")
     except ValueError:
-        return  # not JSON: FastAPI answers 422 json_invalid
-    _walk(value)
+        return None  # not JSON: FastAPI answers 422 json_invalid
+    return _walk(value)
 
 
-def _walk(value: Any) -> None:
+def _walk(value: Any) -> Refusal | None:
     # Breadth first and without recursion: the shallowest problem is the one named.
     pending: deque[tuple[Any, Loc, int]] = deque([(value, ["body"], 1)])
     while pending:
         item, loc, depth = pending.popleft()
         if isinstance(item, str):
             if what := unstorable(item):
-                raise _unstorable(loc, f"the text holds {what}")
+                return _unstorable(loc, f"the text holds {what}")
         elif isinstance(item, dict | list):
             if depth > MAX_JSON_DEPTH:
-                raise _Refusal(loc, _too_deep(), "json_too_deep")
+                return Refusal(loc, _too_deep(), "json_too_deep")
             if isinstance(item, list):
                 pending.extend((v, [*loc, i], depth + 1) for i, v in enumerate(item))
                 continue
             for key, v in item.items():
                 if what := unstorable(key):
-                    raise _unstorable([*loc, _label(key)], f"the key holds {what}")
+                    return _unstorable([*loc, _label(key)], f"the key holds {what}")
                 pending.append((v, [*loc, _label(key)], depth + 1))
+    return None
 
 
-def _unstorable(loc: Loc, what: str) -> _Refusal:
-    return _Refusal(loc, what + ", which cannot be stored", "string_unstorable")
+def _unstorable(loc: Loc, what: str) -> Refusal:
+    return Refusal(loc, what + ", which cannot be stored", "string_unstorable")
 
 
 def _too_deep() -> str:
@@ -183,7 +187,7 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, refusal: _Refusal) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
     where = ".".join(str(p) for p in refusal.loc)
     rid = scope.get("state", {}).get("request_id")
     response = problem_response(
@@ -199,4 +203,4 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, refusal: _Refusal)
     await response(scope, receive, send)
 
 
-__all__ = ["MAX_JSON_DEPTH", "RequestText", "check_body", "check_head"]
+__all__ = ["MAX_JSON_DEPTH", "Refusal", "RequestText", "check_body", "check_head"]

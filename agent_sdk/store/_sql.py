@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from typing import Any
 
 from agent_sdk.errors import Conflict, InvalidInput, NotFound, Superseded
@@ -31,12 +30,14 @@ from agent_sdk.store._rows import (
     MAX_LIMIT,
     RUN_FIELDS,
     check_limit,
+    column_value,
     cursor_key,
     dumps,
     dumps_opt,
     make_page,
     parse_status,
 )
+from agent_sdk.store._sql_primitives import SQLPrimitives
 from agent_sdk.store.retention import (
     visible_run_count_sql,
     visible_sessions_sql,
@@ -46,6 +47,10 @@ from agent_sdk.store.wrapped_keys import SQLEncryptionKeysMixin
 
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 _RUN_PLACEHOLDERS = ", ".join("?" * len(RUN_FIELDS))
+# The run columns update_run may set.
+_UPDATABLE = frozenset(
+    "status output error usage steps attempts started_at finished_at cancel_requested".split()
+)
 SESSION_SELECT = (
     "SELECT org_id, id, project_id, metadata, created_at, updated_at,"
     " (SELECT COUNT(*) FROM runs r WHERE r.org_id = s.org_id AND r.session_id = s.id) AS run_count"
@@ -97,26 +102,17 @@ def _session_select(org_id: str, expiry: RunExpiry | None) -> tuple[str, list[An
     return sql, [*count_params, org_id, *hidden_params]
 
 
-class SQLStore(SQLEncryptionKeysMixin, SealingMixin):
-    """The shared part of a Store. A subclass provides the four primitives below.
+class SQLStore(SQLEncryptionKeysMixin, SealingMixin, SQLPrimitives):
+    """The shared part of a Store. A subclass provides the four primitives of
+    :class:`~agent_sdk.store._sql_primitives.SQLPrimitives`.
 
     Tenant columns go through ``self._seal`` / ``self._run`` / ``self._event`` /
     ``self._session`` (see :mod:`agent_sdk.store.sealing`): encryption at rest hooks in there."""
 
-    def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
-        raise NotImplementedError
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        raise NotImplementedError
-
-    def transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def _require_run(self, org_id: str, run_id: str) -> None:
-        """NotFound unless the run exists in the org (a store may lock it on the way)."""
+    def _require_run(self, org_id: str, run_id: str, *, lock: bool = False) -> None:
+        """NotFound unless the run exists in the org; with ``lock``, inside a transaction, the
+        run's row stays locked until commit (where the transaction does not already hold the
+        database's write lock)."""
         raise NotImplementedError
 
     def _refuse_append(self, org_id: str, run_id: str, attempt: int | None) -> None:
@@ -306,6 +302,37 @@ class SQLStore(SQLEncryptionKeysMixin, SealingMixin):
         if row is None:
             raise NotFound(f"run {run_id!r} not found")
         return self._run(row)
+
+    def _run_changes(
+        self, org_id: str, run_id: str, fields: dict[str, Any]
+    ) -> tuple[str, list[Any]]:
+        """The SET clause of update_run for ``fields`` (updated_at included) and its
+        parameters, the tenant columns sealed. InvalidInput for a field that is not updatable."""
+        unknown = sorted(set(fields) - _UPDATABLE)
+        if unknown:
+            raise InvalidInput(
+                f"cannot update run field(s) {', '.join(unknown)}",
+                hint="updatable: " + ", ".join(sorted(_UPDATABLE)),
+            )
+        # Column names come from _UPDATABLE only, never from the caller's text.
+        sets = ", ".join([f"{name} = ?" for name in fields] + ["updated_at = ?"])
+        params = [
+            self._run_value(org_id, run_id, name, column_value(name, value))
+            for name, value in fields.items()
+        ]
+        return sets, [*params, utcnow()]
+
+    def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
+        if keep < 0:
+            raise InvalidInput("keep must be >= 0")
+        with self.transaction():
+            self._require_run(org_id, run_id, lock=True)
+            # One range delete on the (run_id, seq) primary key, below the newest `keep`.
+            return self._exec(
+                "DELETE FROM events WHERE run_id = ? AND seq <= "
+                "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?) - ?",
+                (run_id, run_id, keep),
+            )
 
     def list_events(
         self, org_id: str, run_id: str, *, after: int = 0, limit: int = 1000

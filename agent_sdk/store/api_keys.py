@@ -6,7 +6,7 @@ reads a key by the id inside the token before it knows the org, and that one cro
 named for the only thing allowed to use it. Secret hashes go in through ``insert_api_key`` and
 ``update_api_key`` and come out only through that lookup; an :class:`ApiKey` never carries one.
 
-Implementations: :class:`agent_sdk.store.sqlite_keys.SQLiteKeysMixin`. Both stores run
+Implementation: :class:`agent_sdk.store._sql_mixins.SQLKeyQueries`, for both SQL stores. Both run
 ``tests/contracts/key_store_contract.py`` unchanged.
 """
 

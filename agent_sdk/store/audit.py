@@ -5,9 +5,8 @@ checkpoint, signing) lives in :class:`agent_sdk.core.audit.AuditService`. The on
 must get right is the append: numbering and chaining happen inside one write transaction, so
 appends from many threads and processes form one gap-free chain per org.
 
-Implementations: :class:`agent_sdk.store.sqlite_audit.SQLiteAuditMixin` and
-:class:`agent_sdk.store.postgres_mixins.PostgresAuditMixin`, with the checkpoint queries both
-share in :class:`agent_sdk.store._sql_audit.SQLAuditQueries`. The contract suite is
+Implementation: :class:`agent_sdk.store._sql_audit.SQLAuditQueries`, one for both SQL stores
+(they differ only in how an append keeps the org's head to itself). The contract suite is
 ``tests/contracts/audit_store_contract.py``.
 """
 

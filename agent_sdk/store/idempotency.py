@@ -17,8 +17,8 @@ same from ``INSERT ... ON CONFLICT DO NOTHING`` under READ COMMITTED (the loser 
 winner's uncommitted row, then sees it); one that prefers not to wait can ``SET LOCAL
 lock_timeout`` and report the timeout as 409, which is the draft's "still in flight".
 
-Implementations: :class:`agent_sdk.store.sqlite_idempotency.SQLiteIdempotencyMixin`. Every store
-runs ``tests/contracts/idempotency_store_contract.py`` unchanged.
+Implementation: :class:`agent_sdk.store._sql_mixins.SQLIdempotencyQueries`, for both SQL stores.
+Every store runs ``tests/contracts/idempotency_store_contract.py`` unchanged.
 """
 
 from __future__ import annotations

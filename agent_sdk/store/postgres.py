@@ -37,13 +37,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, NotFound
 from agent_sdk.ids import id_floor, parse_time, utcnow
 from agent_sdk.masking import mask_url, scrub, url_secrets
 from agent_sdk.records import Event, MigrationState, Org, Page, Run, RunExpiry, RunStatus
 from agent_sdk.store._rows import (
     check_limit,
-    column_value,
     cursor_key,
     dumps,
     make_page,
@@ -51,15 +50,10 @@ from agent_sdk.store._rows import (
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore, append_guard
 from agent_sdk.store._sql_audit import SQLAuditQueries
-from agent_sdk.store._sql_mixins import SQLWorkerQueries
-from agent_sdk.store.migrations import Migration, load_migrations
+from agent_sdk.store._sql_mixins import SQLIdempotencyQueries, SQLKeyQueries, SQLWorkerQueries
+from agent_sdk.store._sql_schema import SQLSchema
 from agent_sdk.store.pg_notify import CHANNEL_SQL, EventSink, NotifyListener, payload_run_id
-from agent_sdk.store.postgres_mixins import (
-    PostgresAuditMixin,
-    PostgresIdempotencyMixin,
-    PostgresKeysMixin,
-    translate,
-)
+from agent_sdk.store.postgres_mixins import PostgresLocks, translate
 from agent_sdk.store.retention import RetentionMixin, visible_runs_sql
 
 if TYPE_CHECKING:
@@ -68,19 +62,10 @@ if TYPE_CHECKING:
 
 # Seconds a call waits for a pooled connection while the database is known to be unreachable.
 UNREACHABLE_WAIT = 0.5
-
-_UPDATABLE = frozenset(
-    "status output error usage steps attempts started_at finished_at cancel_requested".split()
-)
 # Keys of pg_advisory_lock(int, int): the first names what is locked, the second which one.
 _LOCK_MIGRATE = 0x61676D  # "agm"
 
 _INSTALL_HINT = "pip install 'agent-sdk[postgres]'"
-
-
-@functools.cache
-def _migrations() -> tuple[Migration, ...]:
-    return tuple(load_migrations("agent_sdk.store.migrations.postgres"))
 
 
 class _Local(threading.local):
@@ -101,17 +86,21 @@ def _placeholders(sql: str) -> str:
 
 
 class PostgresStore(
-    PostgresKeysMixin,
-    PostgresAuditMixin,
+    PostgresLocks,
+    SQLKeyQueries,
     SQLAuditQueries,
-    PostgresIdempotencyMixin,
+    SQLIdempotencyQueries,
     SQLWorkerQueries,
+    SQLSchema,
     RetentionMixin,
     SQLStore,
 ):
     scheme: ClassVar[str] = "postgresql"
     pushes_events: ClassVar[bool] = True  # LISTEN/NOTIFY, unless opened with notify=False
     purges_deleted: ClassVar[bool] = False  # a deleted row's space is vacuumed by the server
+
+    MIGRATIONS = "agent_sdk.store.migrations.postgres"
+    _HAS_MIGRATIONS_TABLE = "SELECT to_regclass('schema_migrations') IS NOT NULL"
     _LOCK_FOR_DELETE = " FOR UPDATE"  # erasure locks the rows first (see SQLStore.delete_run)
 
     def __init__(
@@ -199,11 +188,14 @@ class PostgresStore(
         error = (
             self._unavailable(exc)
             if isinstance(exc, PoolTimeout)
-            else translate(exc, f"Postgres at {self.display_url}")
+            else translate(exc, self._label())
         )
         if isinstance(error, BackendUnavailable):
             self._unreachable = True
         return error
+
+    def _label(self) -> str:
+        return f"Postgres at {self.display_url}"
 
     def _wait(self) -> float:
         """How long a call waits for a pooled connection (see the module's docstring)."""
@@ -298,19 +290,11 @@ class PostgresStore(
             self._pool.putconn(conn)  # a broken connection is discarded by the pool
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def _applied(self) -> dict[int, str]:
-        row = self._one("SELECT to_regclass('schema_migrations') IS NOT NULL")
-        if not row or not row[0]:
-            return {}
-        return {
-            r[0]: r[1] for r in self._query("SELECT version, applied_at FROM schema_migrations")
-        }
-
     def migrate(self) -> list[MigrationState]:
         if self._in_transaction():
             raise Conflict("migrate() cannot run inside a transaction")
         applied = self._applied()
-        if all(m.version in applied for m in _migrations()):
+        if all(m.version in applied for m in self._migrations()):
             return []  # the common case on every start: stay read-only
         done: list[MigrationState] = []
         with self._connection() as conn:
@@ -325,7 +309,7 @@ class PostgresStore(
                         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
                         " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
                     )
-                    for m in _migrations():
+                    for m in self._migrations():
                         with conn.transaction():
                             if conn.execute(
                                 "SELECT 1 FROM schema_migrations WHERE version = %s", (m.version,)
@@ -350,25 +334,6 @@ class PostgresStore(
                     raise self._error(exc) from exc
                 raise
         return done
-
-    def migration_status(self) -> list[MigrationState]:
-        applied = self._applied()
-        return [MigrationState(m.version, m.name, applied.get(m.version)) for m in _migrations()]
-
-    def check(self) -> None:
-        self._query("SELECT 1")
-        known = {m.version for m in _migrations()}
-        applied = set(self._applied())
-        if applied - known:
-            raise Conflict(
-                f"Postgres at {self.display_url} has schema version {max(applied - known)},"
-                " newer than this agent-sdk knows",
-                hint="upgrade agent-sdk",
-            )
-        pending = len(known - applied)
-        if pending:
-            plural = "s" if pending != 1 else ""
-            raise Conflict(f"{pending} migration{plural} pending; run `agent-sdk db migrate`")
 
     def close(self) -> None:
         self._pool.close()
@@ -441,31 +406,20 @@ class PostgresStore(
         expect_attempts: int | None = None,
         **fields: Any,
     ) -> Run | None:
-        unknown = sorted(set(fields) - _UPDATABLE)
-        if unknown:
-            raise InvalidInput(
-                f"cannot update run field(s) {', '.join(unknown)}",
-                hint="updatable: " + ", ".join(sorted(_UPDATABLE)),
-            )
-        # Column names come from _UPDATABLE only, never from the caller's text.
-        sets = [f"{name} = %s" for name in fields] + ["updated_at = %s"]
-        params: list[Any] = [
-            self._run_value(org_id, run_id, name, column_value(name, value))
-            for name, value in fields.items()
-        ]
-        params += [utcnow(), run_id, org_id]
-        where = "id = %s AND org_id = %s"
+        sets, params = self._run_changes(org_id, run_id, fields)
+        params += [run_id, org_id]
+        where = "id = ? AND org_id = ?"
         if expect_status is not None:
             # Under READ COMMITTED a concurrent UPDATE waits for the first, then re-checks this
             # condition on the row it committed: exactly one compare-and-set applies.
-            where += " AND status = ANY(%s)"
+            where += " AND status = ANY(?)"
             params.append(parse_statuses(expect_status, empty_means_all=False))
         if expect_attempts is not None:
-            where += " AND attempts = %s"
+            where += " AND attempts = ?"
             params.append(expect_attempts)
         with self.transaction():
             row = self._one(
-                f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {RUN_COLUMNS}",
+                f"UPDATE runs SET {sets} WHERE {where} RETURNING {RUN_COLUMNS}",
                 params,
             )
             if row is None:
@@ -557,17 +511,6 @@ class PostgresStore(
     def purge_deleted(self, *, timeout: float = 0.5) -> bool:
         """Nothing to do: no file of ours keeps a deleted row (the server vacuums its pages)."""
         return True
-
-    def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
-        if keep < 0:
-            raise InvalidInput("keep must be >= 0")
-        with self.transaction():
-            self._require_run(org_id, run_id, lock=True)
-            return self._exec(
-                "DELETE FROM events WHERE run_id = %s AND seq <= "
-                "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = %s) - %s",
-                (run_id, run_id, keep),
-            )
 
 
 _APPEND = (

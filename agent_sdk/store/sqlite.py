@@ -14,7 +14,6 @@ How it stays correct under concurrency:
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sqlite3
 import threading
@@ -39,7 +38,6 @@ from agent_sdk.store._driver_errors import noted, unexpected, unstorable
 from agent_sdk.store._rows import (
     MAX_LIMIT,
     check_limit,
-    column_value,
     cursor_key,
     dumps,
     make_page,
@@ -47,12 +45,9 @@ from agent_sdk.store._rows import (
 )
 from agent_sdk.store._sql import RUN_COLUMNS, SQLStore, append_guard
 from agent_sdk.store._sql_audit import SQLAuditQueries
-from agent_sdk.store._sql_mixins import SQLWorkerQueries
-from agent_sdk.store.migrations import Migration, load_migrations
+from agent_sdk.store._sql_mixins import SQLIdempotencyQueries, SQLKeyQueries, SQLWorkerQueries
+from agent_sdk.store._sql_schema import SQLSchema
 from agent_sdk.store.retention import RetentionMixin, visible_runs_sql
-from agent_sdk.store.sqlite_audit import SQLiteAuditMixin
-from agent_sdk.store.sqlite_idempotency import SQLiteIdempotencyMixin
-from agent_sdk.store.sqlite_keys import SQLiteKeysMixin
 
 if TYPE_CHECKING:
     from agent_sdk.store.pg_notify import EventSink
@@ -61,10 +56,6 @@ T = TypeVar("T")
 
 # How long an erasure's WAL checkpoint may wait for readers (see SQLiteStore.purge_deleted).
 PURGE_TIMEOUT = 0.5
-
-_UPDATABLE = frozenset(
-    "status output error usage steps attempts started_at finished_at cancel_requested".split()
-)
 
 # A connection must never be used on both sides of a fork(): the child would share the parent's
 # locks and WAL index. Each connection remembers the generation it was opened in.
@@ -77,11 +68,6 @@ def _after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
-
-
-@functools.cache
-def _migrations() -> tuple[Migration, ...]:
-    return tuple(load_migrations())
 
 
 class _Conn:
@@ -101,17 +87,22 @@ class _Conn:
 
 
 class SQLiteStore(
-    SQLiteKeysMixin,
-    SQLiteAuditMixin,
+    SQLKeyQueries,
     SQLAuditQueries,
-    SQLiteIdempotencyMixin,
+    SQLIdempotencyQueries,
     SQLWorkerQueries,
+    SQLSchema,
     RetentionMixin,
     SQLStore,
 ):
     scheme: ClassVar[str] = "sqlite"
     pushes_events: ClassVar[bool] = False  # other processes' events are found by polling
     purges_deleted: ClassVar[bool] = True  # the WAL keeps deleted rows until a checkpoint
+
+    MIGRATIONS = "agent_sdk.store.migrations"
+    _HAS_MIGRATIONS_TABLE = (
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    )
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path).expanduser()
@@ -187,7 +178,10 @@ class SQLiteStore(
     def _error(self, exc: Exception) -> AgentSDKError:
         if not isinstance(exc, sqlite3.Error):  # a str or int the driver cannot bind
             return unstorable(exc)
-        return _translate(exc, f"SQLite database {self.path}", self.busy_timeout)
+        return _translate(exc, self._label(), self.busy_timeout)
+
+    def _label(self) -> str:
+        return f"SQLite database {self.path}"
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
@@ -244,20 +238,11 @@ class SQLiteStore(
             raise self._error(exc) from exc
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def _applied(self) -> dict[int, str]:
-        if not self._one(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", ("schema_migrations",)
-        ):
-            return {}
-        return {
-            r[0]: r[1] for r in self._query("SELECT version, applied_at FROM schema_migrations")
-        }
-
     def migrate(self) -> list[MigrationState]:
         if self._conn().depth:
             raise Conflict("migrate() cannot run inside a transaction")
         applied = self._applied()
-        pending = [m for m in _migrations() if m.version not in applied]
+        pending = [m for m in self._migrations() if m.version not in applied]
         if not pending:  # the common case on every start: stay read-only
             return []
         self._exec(
@@ -279,25 +264,6 @@ class SQLiteStore(
                 )
             done.append(state)
         return done
-
-    def migration_status(self) -> list[MigrationState]:
-        applied = self._applied()
-        return [MigrationState(m.version, m.name, applied.get(m.version)) for m in _migrations()]
-
-    def check(self) -> None:
-        self._query("SELECT 1")
-        known = {m.version for m in _migrations()}
-        applied = set(self._applied())
-        if applied - known:
-            raise Conflict(
-                f"SQLite database {self.path} has schema version {max(applied - known)}, newer "
-                "than this agent-sdk knows",
-                hint="upgrade agent-sdk",
-            )
-        pending = len(known - applied)
-        if pending:
-            plural = "s" if pending != 1 else ""
-            raise Conflict(f"{pending} migration{plural} pending; run `agent-sdk db migrate`")
 
     def close(self) -> None:
         self._closed = True
@@ -424,19 +390,8 @@ class SQLiteStore(
         expect_attempts: int | None = None,
         **fields: Any,
     ) -> Run | None:
-        unknown = sorted(set(fields) - _UPDATABLE)
-        if unknown:
-            raise InvalidInput(
-                f"cannot update run field(s) {', '.join(unknown)}",
-                hint="updatable: " + ", ".join(sorted(_UPDATABLE)),
-            )
-        # Column names come from _UPDATABLE only, never from the caller's text.
-        sets = [f"{name} = ?" for name in fields] + ["updated_at = ?"]
-        params = [
-            self._run_value(org_id, run_id, name, column_value(name, value))
-            for name, value in fields.items()
-        ]
-        params += [utcnow(), run_id, org_id]
+        sets, params = self._run_changes(org_id, run_id, fields)
+        params += [run_id, org_id]
         where = "id = ? AND org_id = ?"
         if expect_status is not None:
             expected = parse_statuses(expect_status, empty_means_all=False)
@@ -446,15 +401,14 @@ class SQLiteStore(
             where += " AND attempts = ?"
             params.append(expect_attempts)
         with self.transaction():
-            row = self._one(
-                f"UPDATE runs SET {', '.join(sets)} WHERE {where} RETURNING {RUN_COLUMNS}", params
-            )
+            row = self._one(f"UPDATE runs SET {sets} WHERE {where} RETURNING {RUN_COLUMNS}", params)
             if row is None:
                 self._require_run(org_id, run_id)
                 return None
             return self._run(row)
 
-    def _require_run(self, org_id: str, run_id: str) -> None:
+    def _require_run(self, org_id: str, run_id: str, *, lock: bool = False) -> None:
+        # No row lock here: a transaction's BEGIN IMMEDIATE already holds the write lock.
         if self._one("SELECT 1 FROM runs WHERE id = ? AND org_id = ?", (run_id, org_id)) is None:
             raise NotFound(f"run {run_id!r} not found")
 
@@ -489,18 +443,6 @@ class SQLiteStore(
                 raise NotFound(f"run {run_id!r} not found")
             seq: int = row[0]
         return Event(run_id, seq, type, when, data)
-
-    def prune_events(self, org_id: str, run_id: str, *, keep: int) -> int:
-        if keep < 0:
-            raise InvalidInput("keep must be >= 0")
-        with self.transaction():
-            self._require_run(org_id, run_id)
-            # One range delete on the (run_id, seq) primary key, below the newest `keep`.
-            return self._exec(
-                "DELETE FROM events WHERE run_id = ? AND seq <= "
-                "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?) - ?",
-                (run_id, run_id, keep),
-            )
 
 
 def _text(raw: bytes) -> str:
