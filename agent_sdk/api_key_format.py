@@ -15,7 +15,7 @@
 
 This module is the format alone, with no secret behind it: the CLI masks a key with it and PII
 redaction recognises one, neither of which may reach into :mod:`agent_sdk.security`. Minting
-keys and hashing them for the store is :mod:`agent_sdk.security.keys`.
+keys and hashing them for the store is :mod:`agent_sdk.security.api_key_secrets`.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ line is the canonical JSON of the whole record, ``hash`` included, so it can be 
 nothing but a JSON parser and SHA-256.
 
 A signed checkpoint covers ``canonical_json({"org_id", "seq", "head_hash", "time"})``: "the first
-``seq`` records of this org end in ``head_hash``". See :mod:`agent_sdk.governance.audit_keys`.
+``seq`` records of this org end in ``head_hash``". See :mod:`agent_sdk.governance.audit_signing`.
 
 A signed retention anchor covers ``canonical_json({"kind": "audit.anchor", "org_id", "seq",
 "head_hash", "time"})``: "this org's log now starts after record ``seq``, whose hash was

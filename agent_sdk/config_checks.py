@@ -65,7 +65,7 @@ SECRET_KEYS: dict[str, str] = {
     "api_key_pepper": "AGENT_SDK_API_KEY_PEPPER_FILE",
 }
 # Secrets read from a file at settings load: the setting -> the setting naming its file. (The
-# encryption master key file is read where the key is used: agent_sdk.governance.encryption.)
+# encryption master key file is read where the key is used: agent_sdk.governance.envelope.)
 SECRET_FILES: dict[str, str] = {
     "api_key": "api_key_file",
     "jwt_secret": "jwt_secret_file",

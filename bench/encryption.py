@@ -26,8 +26,8 @@ from typing import Any
 
 from _util import median, row
 
-from agent_sdk.governance.encryption import EnvelopeCodec, MasterKey
-from agent_sdk.governance.encryption_keys import rewrap, rotate
+from agent_sdk.core.encryption_keyring import rewrap, rotate
+from agent_sdk.governance.envelope import EnvelopeCodec, MasterKey
 from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import Run, RunStatus
 from agent_sdk.store import open_store

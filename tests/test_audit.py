@@ -38,7 +38,7 @@ from agent_sdk.governance.audit import (
     read_jsonl,
     scrub,
 )
-from agent_sdk.governance.audit_keys import CheckpointSigner
+from agent_sdk.governance.audit_signing import CheckpointSigner
 from agent_sdk.governance.audit_sinks import StdoutSink
 from agent_sdk.governance.audit_verify import verify_log
 from agent_sdk.records import AuditEntry, Checkpoint, VerifyReport

@@ -29,7 +29,7 @@ from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.audit import AuditService
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.errors import Conflict, InvalidInput
-from agent_sdk.governance.audit_keys import CheckpointSigner
+from agent_sdk.governance.audit_signing import CheckpointSigner
 from agent_sdk.records import AuditEntry, Checkpoint
 from agent_sdk.server.app import create_app
 from agent_sdk.store import store_from_settings

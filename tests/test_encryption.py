@@ -38,15 +38,16 @@ from agent_sdk.errors import (
     NotFound,
     PermissionDenied,
 )
-from agent_sdk.governance.encryption import (
+from agent_sdk.governance.envelope import (
     DecryptionFailed,
     EnvelopeCodec,
     load_master_key,
     parse_master_key,
 )
 from agent_sdk.records import RunStatus
+from agent_sdk.records.sealed import SEALED_PREFIX
 from agent_sdk.store import open_store
-from agent_sdk.store.sealing import SEALED_PREFIX, SHREDDED_JSON, SHREDDED_TEXT
+from agent_sdk.store.sealing import SHREDDED_JSON, SHREDDED_TEXT
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # Starlette's note about httpx2

@@ -20,7 +20,7 @@ from contracts.key_store_contract import KeyStoreContract
 from contracts.store_contract import OTHER, walk
 
 from agent_sdk.config import Settings
-from agent_sdk.core.keys import KeyService, iso
+from agent_sdk.core.api_keys import KeyService, iso
 from agent_sdk.errors import (
     AuthenticationError,
     ConfigError,
@@ -30,7 +30,8 @@ from agent_sdk.errors import (
     PermissionDenied,
 )
 from agent_sdk.records import Principal
-from agent_sdk.security import keys, scopes
+from agent_sdk.security import api_key_secrets as keys
+from agent_sdk.security import scopes
 from agent_sdk.store.sqlite import SQLiteStore
 
 ORG = "default"
@@ -663,7 +664,7 @@ def plan(store: SQLiteStore, sql: str, params: list[object]) -> list[str]:
 
 
 def test_key_queries_use_the_indexes(store: SQLiteStore) -> None:
-    from agent_sdk.store.keys import KEY_COLUMNS
+    from agent_sdk.store.api_keys import KEY_COLUMNS
 
     steps = plan(
         store,

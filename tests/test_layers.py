@@ -114,15 +114,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 #: TEMPORARY. Edges that other lanes of the same refactoring (issue 12) remove; each names its
 #: lane. The merge of those lanes empties this set: an entry that no longer occurs fails
 #: test_pending_edges_still_exist, so the set cannot go stale.
-_D_ERRORS = "lane D: every exception class lives in agent_sdk/errors.py"
-_HOME = "feature homes: encryption at rest in one home instead of governance + store"
-PENDING: dict[tuple[str, str], str] = {
-    ("agent_sdk.governance.encryption", "agent_sdk.store.encryption_keys"): _HOME,
-    ("agent_sdk.governance.encryption", "agent_sdk.store.sealing"): _HOME,
-    ("agent_sdk.governance.encryption_keys", "agent_sdk.store.encryption_keys"): _HOME,
-    ("agent_sdk.governance.encryption_keys", "agent_sdk.store.sealing"): _HOME,
-    ("agent_sdk.cli.orgs_keys", "agent_sdk.governance.encryption"): _D_ERRORS,
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 #: TEMPORARY, like PENDING: modules that still read the environment, and the lane that stops it.
 PENDING_ENV: dict[str, str] = {}
@@ -342,7 +334,7 @@ def test_the_table_says_no_where_the_design_says_no() -> None:
         ("agent_sdk.core.runs", "agent_sdk.server.app"),
         ("agent_sdk.core.runs", "agent_sdk.backend.local"),
         ("agent_sdk.store.sqlite", "agent_sdk.core.runs"),
-        ("agent_sdk.queue.sqs", "agent_sdk.security.keys"),
+        ("agent_sdk.queue.sqs", "agent_sdk.security.api_key_secrets"),
         ("agent_sdk.engine.runner", "agent_sdk.store.sqlite"),
         ("agent_sdk.governance.audit", "agent_sdk.store.sqlite"),
         ("agent_sdk.records", "agent_sdk.core.runs"),

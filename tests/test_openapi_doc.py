@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agent_sdk.config import Settings, load_settings
-from agent_sdk.core.keys import MAX_GRACE_SECONDS
+from agent_sdk.core.api_keys import MAX_GRACE_SECONDS
 from agent_sdk.core.orgs import ORG_ID
 from agent_sdk.server.app import create_app
 

@@ -125,7 +125,7 @@ def test_detector_rules(text: str, expected: str) -> None:
 
 
 def test_our_own_api_keys_are_secrets() -> None:
-    from agent_sdk.security.keys import generate
+    from agent_sdk.security.api_key_secrets import generate
 
     token, _ = generate()
     assert redactor.redact(f"AGENT_SDK_API_KEY={token} rest") == "AGENT_SDK_API_KEY=[SECRET] rest"

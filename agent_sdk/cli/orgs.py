@@ -6,13 +6,13 @@ from typing import Annotated
 
 import typer
 
-from agent_sdk.cli import orgs_keys, orgs_redaction, orgs_residency, orgs_retention
+from agent_sdk.cli import orgs_encryption, orgs_redaction, orgs_residency, orgs_retention
 from agent_sdk.cli.context import Cursor, PageSize, command, current, sub_app
 from agent_sdk.cli.output import Column, render_one, render_page, say, when
 
 app = sub_app(help="Organisations (tenants): create, list, show.", no_args_is_help=True)
 app.add_typer(orgs_residency.app, name="residency")
-app.add_typer(orgs_keys.app, name="keys")
+app.add_typer(orgs_encryption.app, name="keys")
 app.add_typer(orgs_retention.app, name="retention")
 app.add_typer(orgs_redaction.app, name="redaction")
 

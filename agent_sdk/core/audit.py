@@ -54,7 +54,7 @@ from agent_sdk.times import iso, parse_instant, resolve_since
 if TYPE_CHECKING:
     from agent_sdk.audit_anchor import CheckpointVerifier
     from agent_sdk.config import Settings
-    from agent_sdk.governance.audit_keys import CheckpointSigner
+    from agent_sdk.governance.audit_signing import CheckpointSigner
     from agent_sdk.store.audit import AuditStore
 
 _FAILED = "audit log write failed: "
@@ -283,7 +283,7 @@ class AuditService:
         """The signing key, cached; None when it does not exist and ``create`` is False."""
         with self._signer_lock:
             if self._signer is None:
-                from agent_sdk.governance.audit_keys import CheckpointSigner
+                from agent_sdk.governance.audit_signing import CheckpointSigner
 
                 try:
                     self._signer = CheckpointSigner.load(

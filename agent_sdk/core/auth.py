@@ -26,7 +26,7 @@ from agent_sdk.records import Principal
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
-    from agent_sdk.core.keys import KeyService
+    from agent_sdk.core.api_keys import KeyService
     from agent_sdk.core.orgs import OrgService
     from agent_sdk.security.jwt import JwtVerifier
     from agent_sdk.security.ratelimit import Decision, RateLimiter

@@ -5,7 +5,7 @@ server's start-up (which makes the bootstrap key if the default org has none), a
 ``agent-sdk db migrate|status`` on a local database, which need no runtime.
 
 The bootstrap key is an ordinary API key of the ``default`` org (see
-:meth:`agent_sdk.core.keys.KeyService.ensure_bootstrap_key`). Its token is shown once and kept
+:meth:`agent_sdk.core.api_keys.KeyService.ensure_bootstrap_key`). Its token is shown once and kept
 for the CLI of this machine in a 0600 file, ``<data dir>/admin-token``.
 """
 

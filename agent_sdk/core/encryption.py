@@ -1,5 +1,5 @@
 """Encryption keys of an org: list, rotate, destroy (crypto-shredding), and move old rows to the
-active key. The mechanics are in :mod:`agent_sdk.governance.encryption_keys`; this service adds
+active key. The mechanics are in :mod:`agent_sdk.core.encryption_keyring`; this service adds
 what a change needs around them: the org check, the audit record in the same transaction, and
 dropping this process's cached keys once the change has committed.
 
@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from agent_sdk.core import encryption_keyring as keys
 from agent_sdk.core.actors import Actor, audit_action
+from agent_sdk.core.encryption_keyring import MAX_BATCH as MAX_BATCH
 from agent_sdk.errors import Conflict
-from agent_sdk.governance import encryption_keys as keys
-from agent_sdk.governance.encryption_keys import MAX_BATCH as MAX_BATCH
 from agent_sdk.records import EncryptionKey, RewrapReport
 
 # Re-exported (``MAX_BATCH as MAX_BATCH`` above): the most rows one rewrap call examines, for the
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from agent_sdk.config import Settings
     from agent_sdk.core.audit import AuditService
     from agent_sdk.core.orgs import OrgService
-    from agent_sdk.governance.encryption import EnvelopeCodec
+    from agent_sdk.governance.envelope import EnvelopeCodec
     from agent_sdk.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class EncryptionService:
         return self.settings.encryption.enabled
 
     def _codec(self) -> EnvelopeCodec:
-        from agent_sdk.governance.encryption import EnvelopeCodec
+        from agent_sdk.governance.envelope import EnvelopeCodec
 
         codec = self.store.codec
         if not self.enabled or not isinstance(codec, EnvelopeCodec):
@@ -120,7 +120,7 @@ class EncryptionService:
         actor: Actor | None = None,
     ) -> RewrapReport:
         """One bounded pass of the re-encryption job (see
-        :func:`agent_sdk.governance.encryption_keys.rewrap`); call again with the report's
+        :func:`agent_sdk.core.encryption_keyring.rewrap`); call again with the report's
         ``next_cursor`` until it is done."""
         codec = self._codec()
         self._orgs.get(org_id)

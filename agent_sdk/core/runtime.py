@@ -23,13 +23,13 @@ if TYPE_CHECKING:
     import asyncio
 
     from agent_sdk.config import Settings
+    from agent_sdk.core.api_keys import KeyService
     from agent_sdk.core.audit import AuditService
     from agent_sdk.core.auth import AuthService
     from agent_sdk.core.deletion import Erasure
     from agent_sdk.core.encryption import EncryptionService
     from agent_sdk.core.events import EventBus
     from agent_sdk.core.executor import Executor
-    from agent_sdk.core.keys import KeyService
     from agent_sdk.core.redaction import RedactionService
     from agent_sdk.core.residency import ResidencyService
     from agent_sdk.core.retention import RetentionService
@@ -78,7 +78,7 @@ class Runtime:
     def _encrypt_at_rest(self, *, owns_store: bool, check: bool) -> None:
         """Seal tenant columns from here on (ConfigError without a usable master key, or with
         another master key than the one that wrapped the keys already stored)."""
-        from agent_sdk.governance.encryption import attach_codec
+        from agent_sdk.governance.envelope import attach_codec
 
         try:
             attach_codec(self.settings, self.store, check=check)
@@ -124,7 +124,7 @@ class Runtime:
 
     @cached_property
     def keys(self) -> KeyService:
-        from agent_sdk.core.keys import KeyService
+        from agent_sdk.core.api_keys import KeyService
 
         return KeyService(self.settings, self.store, audit=self.audit)
 

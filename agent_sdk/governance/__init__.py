@@ -8,7 +8,7 @@ Modules, each imported on its own so that loading one costs only what it needs:
   secret scrubbing, and export / import of JSONL and CSV.
 * :mod:`agent_sdk.governance.audit_verify`: :func:`verify_log`, which walks a log and its
   signed checkpoints and names the first bad record.
-* :mod:`agent_sdk.governance.audit_keys`: the Ed25519 key that signs checkpoints (kept outside
+* :mod:`agent_sdk.governance.audit_signing`: the Ed25519 key that signs checkpoints (kept outside
   the database), imported lazily because ``cryptography`` is heavy. Checking a signature, and
   an anchor of checkpoints kept elsewhere, is in the leaf :mod:`agent_sdk.audit_anchor`, which
   the HTTP client uses too.
@@ -17,9 +17,10 @@ Modules, each imported on its own so that loading one costs only what it needs:
   ``redact_patterns`` (and their checksums in ``redact_checks``), org policies and their cache in
   ``redact_policy``, the safety checks of custom patterns in ``redact_safety``, and the
   log-record filter in ``redact_logs``; served by :mod:`agent_sdk.core.redaction`.
-* :mod:`agent_sdk.governance.encryption`: envelope encryption at rest (master key, per-org
-  KEK and DEK, the codec the store calls), with key rotation, destruction and re-encryption in
-  ``encryption_keys``; served by :mod:`agent_sdk.core.encryption`.
+* :mod:`agent_sdk.governance.envelope`: envelope encryption at rest (master key, per-org KEK
+  and DEK, the codec the store calls), against a small protocol of the store's key reads; key
+  rotation, destruction and re-encryption drive the store, so they are in the core
+  (:mod:`agent_sdk.core.encryption_keyring`, served by :mod:`agent_sdk.core.encryption`).
 
 The service that ties these to a store is :class:`agent_sdk.core.audit.AuditService`.
 """

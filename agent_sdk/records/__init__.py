@@ -13,6 +13,10 @@ The records are grouped by domain, one module each, and re-exported here:
 * :mod:`agent_sdk.records.governance`: residency, encryption keys, redaction policy views;
 * :mod:`agent_sdk.records.retention`: retention policies, their cutoffs and sweep reports;
 * :mod:`agent_sdk.records.ops`: the state of schema migrations.
+
+:mod:`agent_sdk.records.sealed` is the one module not re-exported: the shapes encryption at rest
+leaves in the store (a stored key generation, the sealed-value prefix), which the codec in
+governance and the store share but no Backend ever returns.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from agent_sdk.server.http_limits import HeaderLimit
 from agent_sdk.server.request_text import RequestText
 from agent_sdk.server.routes import admin, health, runs, schema, sessions
 from agent_sdk.server.routes import deletion as deletion_routes
-from agent_sdk.server.routes import encryption_keys as encryption_routes
+from agent_sdk.server.routes import encryption as encryption_routes
 from agent_sdk.server.routes import redaction as redaction_routes
 from agent_sdk.server.routes import residency as residency_routes
 from agent_sdk.server.routes import retention as retention_routes

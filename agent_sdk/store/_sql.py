@@ -38,12 +38,12 @@ from agent_sdk.store._rows import (
     parse_status,
 )
 from agent_sdk.store._sql_primitives import SQLPrimitives
-from agent_sdk.store.encryption_keys import SQLEncryptionKeysMixin
 from agent_sdk.store.retention import (
     visible_run_count_sql,
     visible_sessions_sql,
 )
 from agent_sdk.store.sealing import SealingMixin
+from agent_sdk.store.wrapped_keys import SQLEncryptionKeysMixin
 
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 _RUN_PLACEHOLDERS = ", ".join("?" * len(RUN_FIELDS))

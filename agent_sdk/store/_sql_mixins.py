@@ -16,10 +16,7 @@ from agent_sdk.errors import Conflict, NotFound
 from agent_sdk.records import ApiKey, Page
 from agent_sdk.store._rows import check_limit, cursor_key, make_page
 from agent_sdk.store._sql_primitives import SQLPrimitives
-from agent_sdk.store.idempotency import COLUMNS as IDEM_COLUMNS
-from agent_sdk.store.idempotency import FIELDS as IDEM_FIELDS
-from agent_sdk.store.idempotency import IdempotencyRecord
-from agent_sdk.store.keys import (
+from agent_sdk.store.api_keys import (
     KEY_COLUMNS,
     AuthRecord,
     check_updatable,
@@ -27,6 +24,9 @@ from agent_sdk.store.keys import (
     key_from_row,
     key_values,
 )
+from agent_sdk.store.idempotency import COLUMNS as IDEM_COLUMNS
+from agent_sdk.store.idempotency import FIELDS as IDEM_FIELDS
+from agent_sdk.store.idempotency import IdempotencyRecord
 from agent_sdk.store.workers import WorkerInfo
 
 _KEY_CURSOR = "api_key"

@@ -23,12 +23,12 @@ from agent_sdk.records import (
     RunStatus,
     Session,
 )
+from agent_sdk.store.api_keys import KeyStore
 from agent_sdk.store.audit import AuditStore
-from agent_sdk.store.encryption_keys import EncryptionKeyStore
 from agent_sdk.store.idempotency import IdempotencyStore
-from agent_sdk.store.keys import KeyStore
 from agent_sdk.store.retention import RetentionStore
 from agent_sdk.store.workers import WorkerStore
+from agent_sdk.store.wrapped_keys import EncryptionKeyStore
 
 if TYPE_CHECKING:
     from agent_sdk.store.pg_notify import EventSink, NotifyListener

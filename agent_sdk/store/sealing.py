@@ -25,11 +25,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from agent_sdk.errors import ConfigError, Conflict, KeyDestroyed, NotFound
 from agent_sdk.ids import utcnow
 from agent_sdk.records import Event, Run, Session
+from agent_sdk.records.sealed import SEALED_PREFIX
 from agent_sdk.store._rows import RUN_FIELDS, dumps, run_from_row, session_from_row
 from agent_sdk.store.idempotency import IdempotencyRecord, record_from_row, record_values
-
-#: What every sealed value starts with (the format's version included).
-SEALED_PREFIX = "enc:v1:"
 
 #: The columns whose text is sealed, by table. Everything else stays queryable.
 SEALED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -89,7 +87,7 @@ def _run_positions() -> tuple[tuple[str, int], ...]:
 class SealingMixin:
     """Sealing and opening of tenant columns, for :class:`agent_sdk.store._sql.SQLStore`."""
 
-    #: Set by the runtime when encryption at rest is on (see agent_sdk.governance.encryption).
+    #: Set by the runtime when encryption at rest is on (see agent_sdk.governance.envelope).
     codec: ColumnCodec | None = None
     # (org, run) -> the last seq this store committed for it by a lone sealed append.
     _sealed_seqs: dict[tuple[str, str], int] | None = None
@@ -266,7 +264,6 @@ class SealingMixin:
 
 __all__ = [
     "SEALED_COLUMNS",
-    "SEALED_PREFIX",
     "SHREDDED_JSON",
     "SHREDDED_TEXT",
     "ColumnCodec",

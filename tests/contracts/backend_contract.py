@@ -624,7 +624,7 @@ class BackendContract:
         self, backend: Backend, tmp_path: Any
     ) -> None:
         from agent_sdk.canonical import checkpoint_payload
-        from agent_sdk.governance.audit_keys import CheckpointSigner
+        from agent_sdk.governance.audit_signing import CheckpointSigner
 
         backend.create_key(name="anchored")
         log = whole_log(backend)

@@ -19,9 +19,9 @@ import pytest
 from agent_sdk.errors import Conflict, InvalidInput, NotFound
 from agent_sdk.ids import utcnow
 from agent_sdk.records import ApiKey
-from agent_sdk.security.keys import display_prefix, new_key_id
+from agent_sdk.security.api_key_secrets import display_prefix, new_key_id
+from agent_sdk.store.api_keys import KeyStore
 from agent_sdk.store.base import Store
-from agent_sdk.store.keys import KeyStore
 from contracts.store_contract import HOSTILE, ORG, OTHER, not_found_message, walk
 
 

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from agent_sdk.core.keys import MAX_BURST, MAX_GRACE_SECONDS, MAX_RATE
+from agent_sdk.core.api_keys import MAX_BURST, MAX_GRACE_SECONDS, MAX_RATE
 from agent_sdk.records import ApiKey
 from agent_sdk.server.deps import AnyCaller, AuditAdmin, KeysAdmin, OrgsAdmin, RuntimeDep
 from agent_sdk.server.errors import problem_responses

@@ -40,13 +40,13 @@ from agent_sdk.errors import (
     PermissionDenied,
 )
 from agent_sdk.records import ApiKey, Page, Principal
-from agent_sdk.security import keys
+from agent_sdk.security import api_key_secrets as keys
 from agent_sdk.security.scopes import ADMIN_PLATFORM, ROLES, SCOPES, check_grant, scopes_for
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
     from agent_sdk.core.audit import AuditService
-    from agent_sdk.store.keys import KeyStore
+    from agent_sdk.store.api_keys import KeyStore
 
 MAX_NAME_LENGTH = 100
 MAX_GRACE_SECONDS = 30 * 24 * 3600

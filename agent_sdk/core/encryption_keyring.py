@@ -1,6 +1,6 @@
 """Managing an org's encryption keys: list, rotate, destroy, and re-encrypt old rows.
 
-Lifecycle of one key generation (see :mod:`agent_sdk.governance.encryption`)::
+Lifecycle of one key generation (see :mod:`agent_sdk.governance.envelope`)::
 
     made (first sealed write, or a rotation) ──► active ──► retired (rotated out: decrypts only)
                                                    └─────────┴──► destroyed (crypto-shredded)
@@ -23,11 +23,12 @@ from typing import Any
 
 from agent_sdk.cursors import decode_cursor, encode_cursor
 from agent_sdk.errors import Conflict, InvalidInput, KeyDestroyed
-from agent_sdk.governance.encryption import DecryptionFailed, EnvelopeCodec, MasterKey, make_key
+from agent_sdk.governance.envelope import DecryptionFailed, EnvelopeCodec, MasterKey, make_key
 from agent_sdk.ids import utcnow
 from agent_sdk.records import EncryptionKey, RewrapReport
-from agent_sdk.store.encryption_keys import EncryptionKeyStore, StoredKey
-from agent_sdk.store.sealing import SEALED_PREFIX, event_row_id, is_sealed
+from agent_sdk.records.sealed import SEALED_PREFIX, StoredKey
+from agent_sdk.store.sealing import event_row_id, is_sealed
+from agent_sdk.store.wrapped_keys import EncryptionKeyStore
 
 #: Tables are re-encrypted in this order; a cursor names its table by position.
 TABLES = ("runs", "events", "sessions", "idempotency_keys")

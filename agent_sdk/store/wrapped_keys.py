@@ -2,7 +2,7 @@
 raw access the re-encryption job needs.
 
 The store keeps wrapped keys only: every row's KEK is wrapped by a master key that never enters
-the database, and its DEK by that KEK (see :mod:`agent_sdk.governance.encryption`). The SQL is
+the database, and its DEK by that KEK (see :mod:`agent_sdk.governance.envelope`). The SQL is
 shared by both engines (``?`` placeholders, which the Postgres store rewrites); what differs is
 how freed space is scrubbed after keys are destroyed.
 """
@@ -15,12 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agent_sdk.errors import AgentSDKError, InvalidInput
+from agent_sdk.records.sealed import ACTIVE, DESTROYED, RETIRED, STATES, StoredKey
 from agent_sdk.store.sealing import SEALED_COLUMNS, ColumnCodec
-
-ACTIVE = "active"
-RETIRED = "retired"
-DESTROYED = "destroyed"
-STATES = (ACTIVE, RETIRED, DESTROYED)
 
 _COLUMNS = "org_id, id, state, master_key_id, kek, dek, created_at, retired_at, destroyed_at"
 
@@ -49,21 +45,6 @@ _ORDER = {
     "sessions": " ORDER BY id",
     "idempotency_keys": " ORDER BY key",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class StoredKey:
-    """One key generation of an org as stored: wrapped key material (None once destroyed)."""
-
-    org_id: str
-    id: str
-    state: str
-    master_key_id: str
-    kek: str | None
-    dek: str | None
-    created_at: str
-    retired_at: str | None = None
-    destroyed_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,13 +269,8 @@ class SQLEncryptionKeysMixin:
 
 
 __all__ = [
-    "ACTIVE",
-    "DESTROYED",
-    "RETIRED",
-    "STATES",
     "EncryptionKeyStore",
     "SQLEncryptionKeysMixin",
     "SealedRow",
-    "StoredKey",
     "sealed_key_columns",
 ]

@@ -10,7 +10,7 @@ Three layers of keys, each AES-256-GCM::
 A row of ``encryption_keys`` is one key generation of one org (a KEK and its DEK). Every sealed
 value names the generation that sealed it, so after a rotation old values stay readable while
 new writes use the new generation at once, and the re-encryption job
-(:mod:`agent_sdk.governance.encryption_keys`) can find what is left to move. Each value gets a
+(:mod:`agent_sdk.core.encryption_keyring`) can find what is left to move. Each value gets a
 fresh 96-bit nonce; its associated data is the org, table, row id and column, so a ciphertext
 copied to another row, column or org does not decrypt. Wrapped keys are bound the same way to
 their org and key id.
@@ -37,12 +37,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_sdk.errors import ConfigError, Conflict, DecryptionFailed, KeyDestroyed
 from agent_sdk.ids import new_id, utcnow
-from agent_sdk.store.encryption_keys import ACTIVE, DESTROYED, EncryptionKeyStore, StoredKey
-from agent_sdk.store.sealing import SEALED_PREFIX
+from agent_sdk.records.sealed import ACTIVE, DESTROYED, SEALED_PREFIX, StoredKey
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -96,6 +95,27 @@ def _invalid_tag() -> type[Exception]:
     from cryptography.exceptions import InvalidTag
 
     return InvalidTag
+
+
+class WrappedKeyStore(Protocol):
+    """What the codec needs of the store that keeps the wrapped keys (every Store has it; see
+    :mod:`agent_sdk.store.wrapped_keys`)."""
+
+    #: The store's column codec (an :class:`agent_sdk.store.sealing.ColumnCodec`), which
+    #: :func:`attach_codec` sets; a store module is not imported here, so it is not named.
+    codec: Any
+
+    def in_transaction(self) -> bool: ...
+
+    def get_encryption_key(self, org_id: str, key_id: str) -> StoredKey | None: ...
+
+    def active_encryption_key(self, org_id: str) -> StoredKey | None: ...
+
+    def list_encryption_keys(self, org_id: str) -> list[StoredKey]: ...
+
+    def insert_encryption_key(self, key: StoredKey) -> bool: ...
+
+    def encryption_master_key_ids(self) -> list[str]: ...
 
 
 # -- the master key ----------------------------------------------------------------------------
@@ -159,7 +179,7 @@ def load_master_key(settings: Settings) -> MasterKey:
     return parse_master_key(text, f"the encryption master key file {path}")
 
 
-def check_master_key(store: EncryptionKeyStore, master: MasterKey) -> None:
+def check_master_key(store: WrappedKeyStore, master: MasterKey) -> None:
     """ConfigError when the database holds keys wrapped by another master key: a process
     started with the wrong key says so at once, instead of failing on every read."""
     others = [i for i in store.encryption_master_key_ids() if i != master.id]
@@ -235,7 +255,7 @@ class EnvelopeCodec:
 
     def __init__(
         self,
-        store: EncryptionKeyStore,
+        store: WrappedKeyStore,
         master: MasterKey,
         *,
         ttl: float = DEFAULT_CACHE_TTL,
@@ -362,7 +382,7 @@ class EnvelopeCodec:
                 del self._keys[slot]
 
 
-def attach_codec(settings: Settings, store: EncryptionKeyStore, *, check: bool = True) -> None:
+def attach_codec(settings: Settings, store: WrappedKeyStore, *, check: bool = True) -> None:
     """Make ``store`` seal tenant columns with a codec built from ``settings`` (ConfigError
     without a usable master key). With ``check``, refuse a master key other than the one that
     wrapped the keys already in the database (the store must be migrated)."""

@@ -18,6 +18,7 @@ import typer
 from agent_sdk.cli.context import command, current, sub_app
 from agent_sdk.cli.keys import confirm
 from agent_sdk.cli.output import Column, render_list, render_one, say, when
+from agent_sdk.errors import DecryptionFailed
 
 app = sub_app(
     help="Encryption keys of the org: list, rotate, rewrap, destroy.", no_args_is_help=True
@@ -109,8 +110,6 @@ def rewrap(
         say(f"{totals['unreadable']} values are under destroyed keys: left as they are")
     render_one(summary, REWRAP_FIELDS, ctx.output)
     if totals["failed"]:
-        from agent_sdk.governance.encryption import DecryptionFailed
-
         raise DecryptionFailed(
             f"{totals['failed']} values do not decrypt: they were altered, or moved from another"
             " row or org, and were left as they are",
