@@ -355,9 +355,8 @@ class AuditService:
         # Checkpoints before records: appends during the walk only add records, whereas a
         # checkpoint read after the walk could cover records it never saw (false truncation).
         cps = list(checkpoints) if checkpoints is not None else self.store.list_checkpoints(org_id)
-        # Where a retention sweep cut the head of the log (an optional store capability).
-        get_anchor = getattr(self.store, "get_audit_anchor", None)
-        retention_anchor: AuditAnchor | None = get_anchor(org_id) if get_anchor else None
+        # Where a retention sweep cut the head of the log.
+        retention_anchor = self.store.get_audit_anchor(org_id)
         verifier: CheckpointVerifier | None = None
         if public_key is not None:
             from agent_sdk.audit_anchor import CheckpointVerifier

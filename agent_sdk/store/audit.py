@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from agent_sdk.records import AuditEntry, Checkpoint
+from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
 
 # The caller-supplied fields of a record; the store adds org_id, seq, prev_hash and hash, and
 # the time when it is not given.
@@ -92,6 +92,10 @@ class AuditStore(Protocol):
     ) -> list[Checkpoint]:
         """The org's checkpoints with ``seq > after_seq``, oldest (lowest seq) first; at most
         ``limit`` (1-1000) of them, or all."""
+        ...
+
+    def get_audit_anchor(self, org_id: str) -> AuditAnchor | None:
+        """Where a retention sweep cut the head of the org's log (None: never cut)."""
         ...
 
     def last_checkpoint(self, org_id: str) -> Checkpoint | None:
