@@ -111,14 +111,6 @@ ALLOWED: dict[str, frozenset[str]] = {
     "governance": frozenset(),
 }
 
-#: TEMPORARY. Edges that other lanes of the same refactoring (issue 12) remove; each names its
-#: lane. The merge of those lanes empties this set: an entry that no longer occurs fails
-#: test_pending_edges_still_exist, so the set cannot go stale.
-PENDING: dict[tuple[str, str], str] = {}
-
-#: TEMPORARY, like PENDING: modules that still read the environment, and the lane that stops it.
-PENDING_ENV: dict[str, str] = {}
-
 
 @dataclass(frozen=True)
 class Edge:
@@ -237,19 +229,12 @@ def test_every_module_has_a_layer() -> None:
 
 
 def test_imports_follow_the_allowed_table() -> None:
-    offending = [e for e in imports() if not is_allowed(e) and (e.source, e.target) not in PENDING]
+    offending = [e for e in imports() if not is_allowed(e)]
     lines = dict.fromkeys(map(str, offending))  # one line per import statement, in file order
     assert not offending, (
         "imports outside the allowed table (ALLOWED in tests/test_layers.py; a rule that has to"
         " break is a design question, see docs/architecture.md):\n" + "\n".join(lines)
     )
-
-
-def test_pending_edges_still_exist() -> None:
-    """PENDING may only shrink: an entry whose import is gone must be removed from it."""
-    seen = {(e.source, e.target) for e in imports()}
-    gone = sorted(set(PENDING) - seen)
-    assert not gone, "PENDING lists edges that no longer exist: " + ", ".join(map(str, gone))
 
 
 #: Rows kept before any module needs them, because the design names them: the TUI has not been
@@ -298,14 +283,8 @@ def environment_reads() -> Iterator[str]:
 
 
 def test_only_config_reads_the_environment() -> None:
-    reads = [r for r in environment_reads() if r.partition(":")[0] not in PENDING_ENV]
+    reads = list(environment_reads())
     assert not reads, "the environment is read outside agent_sdk/config.py:\n" + "\n".join(reads)
-
-
-def test_pending_environment_reads_still_exist() -> None:
-    files = {r.partition(":")[0] for r in environment_reads()}
-    gone = sorted(set(PENDING_ENV) - files)
-    assert not gone, f"PENDING_ENV lists files that no longer read the environment: {gone}"
 
 
 def test_each_host_is_one_module() -> None:
