@@ -1,19 +1,33 @@
-"""Start-up cost of the CLI: `agent-sdk --help` and `agent-sdk runs list -o json` on a local
-database of 1,000 runs, against a minimal two-command Typer app, in the same run.
+"""Start-up cost of the CLI against a minimal two-command Typer app, in the same run:
+`agent-sdk --help`, `agent-sdk --local runs list -o json` on a database of 1,000 runs, and
+`agent-sdk runs list -o json --server URL` against a running `agent-sdk up` on that database.
 
-    python bench/cli_startup.py [--repeat 20]
+The commands run in interleaved rounds (each round runs every command ``--per-round`` times, in
+a rotated order, and keeps each command's median), so a burst of load on the shared machine
+hits the baseline and agent-sdk alike. Each ratio is reported as the median over the rounds
+with its spread [min..max].
+
+Bytecode is cached (in a directory of the run, for every program alike), as after a `pip
+install`: with PYTHONDONTWRITEBYTECODE set, as in some containers, every call would compile
+agent-sdk's modules from source while the baseline compiles one small file.
+
+``--compare PATH`` also runs the CLI of another checkout (its ``agent_sdk`` put first on
+PYTHONPATH) in the same rounds, e.g. a copy of main to measure a change before and after.
+
+    python bench/cli_startup.py [--rounds 15] [--per-round 3] [--compare ../main]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _util import agent_sdk_cmd, bench_env, median, row
+from _util import agent_sdk_cmd, agent_sdk_server, bench_env, median
 
 MINIMAL = """
 import typer
@@ -31,15 +45,13 @@ app()
 """
 
 
-def wall(cmd: list[str], env: dict[str, str], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
-        )
-        times.append((time.perf_counter() - t) * 1000)
-    return median(times)
+Command = tuple[list[str], dict[str, str]]
+
+
+def wall_ms(cmd: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return (time.perf_counter() - t) * 1000
 
 
 def seed(env: dict[str, str], n: int) -> None:
@@ -58,26 +70,84 @@ def seed(env: dict[str, str], n: int) -> None:
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
 
 
+def rounds(commands: dict[str, Command], n_rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Each command's median wall time (ms) of every round, the order rotated per round."""
+    names = list(commands)
+    for name in names:  # warm the page cache and .pyc files before anything counts
+        wall_ms(*commands[name])
+    out: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(n_rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(per_round):
+            for name in order:
+                samples[name].append(wall_ms(*commands[name]))
+        for name in names:
+            out[name].append(median(samples[name]))
+    return out
+
+
+def line(what: str, ours: list[float], base: list[float]) -> str:
+    ratios = [o / b for o, b in zip(ours, base, strict=True)]
+    return (
+        f"{what:<46} {median(ours):7.1f} ms  vs {median(base):7.1f} ms  "
+        f"ratio {median(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--per-round", type=int, default=3)
+    ap.add_argument("--compare", type=Path, help="another checkout to run in the same rounds")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        env = bench_env(home)
+        env = bench_env(home, PYTHONPYCACHEPREFIX=str(home / "pycache"))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         app = home / "minimal.py"
         app.write_text(MINIMAL)
         seed(env, 1000)
-        base_help = wall([sys.executable, str(app), "--help"], env, args.repeat)
-        base_cmd = wall([sys.executable, str(app), "hello"], env, args.repeat)
-        ours_help = wall(agent_sdk_cmd("--help"), env, args.repeat)
-        ours_list = wall(agent_sdk_cmd("runs", "list", "-o", "json", "--local"), env, args.repeat)
-    print(f"CLI start-up, median of {args.repeat} runs (baseline: minimal two-command Typer app)")
-    print(row("agent-sdk --help vs minimal --help", ours_help, base_help, "ms"))
+        with agent_sdk_server(home, env) as (url, token):
+            py = sys.executable
+            ours = {
+                "help": ["--help"],
+                "local": ["--local", "runs", "list", "-o", "json"],
+                "remote": ["runs", "list", "-o", "json", "--server", url],
+            }
+            env = dict(env, AGENT_SDK_API_KEY=token)
+            commands: dict[str, Command] = {
+                "minimal --help": ([py, str(app), "--help"], env),
+                "minimal cmd": ([py, str(app), "hello"], env),
+            }
+            commands.update({k: (agent_sdk_cmd(*a), env) for k, a in ours.items()})
+            if args.compare is not None:
+                path = os.pathsep.join([str(args.compare.resolve()), env.get("PYTHONPATH", "")])
+                other = dict(env, PYTHONPATH=path.rstrip(os.pathsep))
+                commands.update(
+                    {f"{k} (compare)": (agent_sdk_cmd(*a), other) for k, a in ours.items()}
+                )
+            t = rounds(commands, args.rounds, args.per_round)
+    load = os.getloadavg()
+    print(
+        f"CLI start-up: {args.rounds} interleaved rounds x {args.per_round} runs, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    print("median wall time, agent-sdk vs baseline; ratio median [min..max] over the rounds")
+    print(line("agent-sdk --help vs minimal --help", t["help"], t["minimal --help"]))
     # The minimal app's --help renders with rich, which agent-sdk does not load; its plain
     # command is the fairer floor for any Typer program's start-up.
-    print(row("agent-sdk --help vs minimal cmd", ours_help, base_cmd, "ms"))
-    print(row("runs list -o json (1,000 runs) vs minimal cmd", ours_list, base_cmd, "ms"))
+    print(line("agent-sdk --help vs minimal cmd", t["help"], t["minimal cmd"]))
+    print(line("--local runs list -o json (1,000 runs) vs cmd", t["local"], t["minimal cmd"]))
+    print(line("runs list -o json --server URL vs cmd", t["remote"], t["minimal cmd"]))
+    if args.compare is not None:
+        print(f"this checkout vs {args.compare}:")
+        for name, what in (
+            ("help", "--help"),
+            ("local", "--local runs list"),
+            ("remote", "--server runs list"),
+        ):
+            print(line(f"  {what}", t[name], t[f"{name} (compare)"]))
 
 
 if __name__ == "__main__":
