@@ -8,7 +8,6 @@ what lets every listing paginate newest first on the primary-key index alone.
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 from datetime import UTC, datetime
@@ -45,7 +44,7 @@ def ulid() -> str:
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
-            rand = int.from_bytes(secrets.token_bytes(10), "big")
+            rand = int.from_bytes(os.urandom(10), "big")  # what secrets.token_bytes does
         else:
             # Same millisecond, or the clock stepped back: count up from the last id instead of
             # drawing fresh bits, so ids made in order still sort in order.
