@@ -454,6 +454,29 @@ def test_help_does_not_import_heavy_modules() -> None:
     assert result.stdout.strip().splitlines()[-1] == "LOADED="
 
 
+def test_local_list_imports_only_the_store_it_reads() -> None:
+    # The command CI scripts run in loops: it needs the settings, the SQLite store and the
+    # runs, not the HTTP client, the server, the engine, the queue or a TOML parser (no config
+    # file here).
+    run = json.loads(ok("runs", "create", "--agent", "demo", "--input", "x", "-o", "json").stdout)
+    code = (
+        "import sys\n"
+        "sys.argv = ['agent-sdk', '--local', 'runs', 'list', '-o', 'json']\n"
+        "from agent_sdk.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ['fastapi', 'uvicorn', 'httpx', 'keyring', 'cryptography', 'pydantic', 'yaml',\n"
+        "         'rich', 'tomllib', 'secrets', 'agent_sdk.engine', 'agent_sdk.server',\n"
+        "         'agent_sdk.queue', 'agent_sdk.governance', 'agent_sdk.backend.http']\n"
+        "print('LOADED=' + ','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    listed, loaded = result.stdout.strip().rsplit("\n", 1)
+    assert [r["id"] for r in json.loads(listed)] == [run["id"]]
+    assert loaded == "LOADED="
+
+
 # -- the error table ------------------------------------------------------------------------------
 
 

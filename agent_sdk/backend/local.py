@@ -8,33 +8,32 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agent_sdk.records import (
-    ApiKey,
-    AuditEntry,
-    Checkpoint,
-    Deletion,
-    EncryptionKey,
-    Event,
-    MigrationState,
-    Org,
-    Page,
-    Preview,
-    Principal,
-    Progress,
-    RedactionView,
-    Residency,
-    RetentionView,
-    RewrapReport,
-    Run,
-    Session,
-    SweepReport,
-    VerifyReport,
-)
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: a call loads the records it returns
     from agent_sdk.config import Settings
     from agent_sdk.core.actors import Actor
     from agent_sdk.core.runtime import Runtime
+    from agent_sdk.records import (
+        ApiKey,
+        AuditEntry,
+        Checkpoint,
+        Deletion,
+        EncryptionKey,
+        Event,
+        MigrationState,
+        Org,
+        Page,
+        Preview,
+        Principal,
+        Progress,
+        RedactionView,
+        Residency,
+        RetentionView,
+        RewrapReport,
+        Run,
+        Session,
+        SweepReport,
+        VerifyReport,
+    )
 
 
 def _actor() -> Actor:

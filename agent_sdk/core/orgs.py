@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.errors import InvalidInput, PermissionDenied
-from agent_sdk.records import Org, Page, Principal
+from agent_sdk.records import Page
 from agent_sdk.security.scopes import ADMIN_PLATFORM
 
 if TYPE_CHECKING:
     from agent_sdk.core.audit import AuditService
+    from agent_sdk.records import Org, Principal
     from agent_sdk.store.base import Store
 
 ORG_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from agent_sdk.core.orgs import OrgService
 from agent_sdk.core.runs import RunService
 from agent_sdk.core.sessions import SessionService
-from agent_sdk.records import MigrationState
 
 if TYPE_CHECKING:
     import asyncio
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from agent_sdk.core.retention import RetentionService
     from agent_sdk.engine.agent import AgentRegistry
     from agent_sdk.queue.base import Queue
+    from agent_sdk.records import MigrationState
     from agent_sdk.store.base import Store
 
 

@@ -21,29 +21,33 @@ governance and the store share but no Backend ever returns.
 
 from __future__ import annotations
 
-from agent_sdk.records._base import Page
-from agent_sdk.records.access import ApiKey, Org, Principal
-from agent_sdk.records.audit import AuditAnchor, AuditEntry, Checkpoint, VerifyReport
-from agent_sdk.records.governance import (
-    CustomPattern,
-    EncryptionKey,
-    Preview,
-    RedactionPolicy,
-    RedactionView,
-    Residency,
-    RewrapReport,
-)
-from agent_sdk.records.ops import MigrationState
-from agent_sdk.records.retention import (
-    Cutoffs,
-    OrgSweep,
-    Progress,
-    RetentionPolicy,
-    RetentionView,
-    RunExpiry,
-    SweepReport,
-)
-from agent_sdk.records.runs import Deletion, Event, EventType, Run, RunStatus, Session, Usage
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent_sdk.records._base import Page
+    from agent_sdk.records.access import ApiKey, Org, Principal
+    from agent_sdk.records.audit import AuditAnchor, AuditEntry, Checkpoint, VerifyReport
+    from agent_sdk.records.governance import (
+        CustomPattern,
+        EncryptionKey,
+        Preview,
+        RedactionPolicy,
+        RedactionView,
+        Residency,
+        RewrapReport,
+    )
+    from agent_sdk.records.ops import MigrationState
+    from agent_sdk.records.retention import (
+        Cutoffs,
+        OrgSweep,
+        Progress,
+        RetentionPolicy,
+        RetentionView,
+        RunExpiry,
+        SweepReport,
+    )
+    from agent_sdk.records.runs import Deletion, Event, EventType, Run, RunStatus, Session, Usage
 
 __all__ = [
     "ApiKey",
@@ -77,3 +81,39 @@ __all__ = [
     "Usage",
     "VerifyReport",
 ]
+
+
+# Each name's module. A name is imported on first use (PEP 562), not with the package: each module
+# is a handful of dataclasses, each costing about a millisecond to build, and a CLI call such as
+# `runs list` needs the runs module alone.
+_HOME = {
+    "Page": "_base",
+    **dict.fromkeys(["ApiKey", "Org", "Principal"], "access"),
+    **dict.fromkeys(["AuditAnchor", "AuditEntry", "Checkpoint", "VerifyReport"], "audit"),
+    **dict.fromkeys(
+        ["CustomPattern", "EncryptionKey", "Preview", "RedactionPolicy", "RedactionView"],
+        "governance",
+    ),
+    **dict.fromkeys(["Residency", "RewrapReport"], "governance"),
+    "MigrationState": "ops",
+    **dict.fromkeys(
+        ["Cutoffs", "OrgSweep", "Progress", "RetentionPolicy", "RetentionView", "RunExpiry"],
+        "retention",
+    ),
+    "SweepReport": "retention",
+    **dict.fromkeys(["Deletion", "Event", "EventType", "Run", "RunStatus", "Session"], "runs"),
+    "Usage": "runs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # the next lookup is a plain one
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])

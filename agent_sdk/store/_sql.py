@@ -11,21 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import Conflict, InvalidInput, NotFound, Superseded
 from agent_sdk.ids import utcnow
-from agent_sdk.records import (
-    Deletion,
-    Event,
-    EventType,
-    Org,
-    Page,
-    Run,
-    RunExpiry,
-    RunStatus,
-    Session,
-)
+from agent_sdk.records import Deletion, EventType, Org, RunStatus, Session
 from agent_sdk.store._rows import (
     MAX_LIMIT,
     RUN_FIELDS,
@@ -44,6 +34,9 @@ from agent_sdk.store.retention import (
 )
 from agent_sdk.store.sealing import SealingMixin
 from agent_sdk.store.wrapped_keys import SQLEncryptionKeysMixin
+
+if TYPE_CHECKING:
+    from agent_sdk.records import Event, Page, Run, RunExpiry
 
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 _RUN_PLACEHOLDERS = ", ".join("?" * len(RUN_FIELDS))

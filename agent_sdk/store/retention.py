@@ -23,7 +23,10 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agent_sdk.ids import id_floor, parse_time
-from agent_sdk.records import AuditAnchor, RunExpiry, RunStatus
+from agent_sdk.records import AuditAnchor, RunStatus
+
+if TYPE_CHECKING:
+    from agent_sdk.records import RunExpiry
 
 # Literal SQL of the statuses that never expire (constants, never caller text).
 ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
