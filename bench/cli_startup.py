@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -48,10 +49,16 @@ app()
 Command = tuple[list[str], dict[str, str]]
 
 
-def wall_ms(cmd: list[str], env: dict[str, str]) -> float:
+def cost_ms(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one call, in ms. CPU time is the steadier of
+    the two on a loaded machine: it leaves out the time spent waiting for a core."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return (time.perf_counter() - t) * 1000
+    wall = (time.perf_counter() - t) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return wall, cpu
 
 
 def seed(env: dict[str, str], n: int) -> None:
@@ -70,29 +77,36 @@ def seed(env: dict[str, str], n: int) -> None:
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
 
 
-def rounds(commands: dict[str, Command], n_rounds: int, per_round: int) -> dict[str, list[float]]:
-    """Each command's median wall time (ms) of every round, the order rotated per round."""
+def rounds(
+    commands: dict[str, Command], n_rounds: int, per_round: int
+) -> dict[str, list[tuple[float, float]]]:
+    """Each command's median (wall, CPU) ms of every round, the order rotated per round."""
     names = list(commands)
     for name in names:  # warm the page cache and .pyc files before anything counts
-        wall_ms(*commands[name])
-    out: dict[str, list[float]] = {name: [] for name in names}
+        cost_ms(*commands[name])
+    out: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for r in range(n_rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
-        samples: dict[str, list[float]] = {name: [] for name in names}
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
         for _ in range(per_round):
             for name in order:
-                samples[name].append(wall_ms(*commands[name]))
+                samples[name].append(cost_ms(*commands[name]))
         for name in names:
-            out[name].append(median(samples[name]))
+            walls, cpus = zip(*samples[name], strict=True)
+            out[name].append((median(walls), median(cpus)))
     return out
 
 
-def line(what: str, ours: list[float], base: list[float]) -> str:
-    ratios = [o / b for o, b in zip(ours, base, strict=True)]
-    return (
-        f"{what:<46} {median(ours):7.1f} ms  vs {median(base):7.1f} ms  "
-        f"ratio {median(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]"
-    )
+def line(what: str, ours: list[tuple[float, float]], base: list[tuple[float, float]]) -> str:
+    parts = []
+    for i, kind in ((0, "wall"), (1, "cpu")):
+        o, b = [x[i] for x in ours], [x[i] for x in base]
+        ratios = [x / y for x, y in zip(o, b, strict=True)]
+        parts.append(
+            f"{kind} {median(o):6.1f} vs {median(b):6.1f} ms "
+            f"{median(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]"
+        )
+    return f"{what:<40} " + "  ".join(parts)
 
 
 def main() -> None:
@@ -133,7 +147,7 @@ def main() -> None:
         f"CLI start-up: {args.rounds} interleaved rounds x {args.per_round} runs, "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    print("median wall time, agent-sdk vs baseline; ratio median [min..max] over the rounds")
+    print("agent-sdk vs baseline: median ms, then ratio median [min..max] over the rounds")
     print(line("agent-sdk --help vs minimal --help", t["help"], t["minimal --help"]))
     # The minimal app's --help renders with rich, which agent-sdk does not load; its plain
     # command is the fairer floor for any Typer program's start-up.
