@@ -107,3 +107,8 @@ def agent_sdk_server(home: Path, env: dict[str, str]) -> Iterator[tuple[str, str
     with server(agent_sdk_cmd("up", "--port", str(port)), env, port) as url:
         token = (home / ".local/share/agent-sdk/admin-token").read_text().strip()
         yield url, token
+
+
+def spread(values: Sequence[float], fmt: str = ".2f") -> str:
+    """``median [min..max]`` of interleaved rounds, as every figure in docs/benchmarks.md."""
+    return f"{median(values):{fmt}} [{min(values):{fmt}}..{max(values):{fmt}}]"
