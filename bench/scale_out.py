@@ -332,12 +332,12 @@ def main() -> None:
     ap.add_argument("--redis", default=None,
                     help="use this Redis server instead of a private one (its databases "
                     "10-13 are flushed)")  # fmt: skip
-    ap.add_argument("--quick", action="store_true", help="20 jobs, one round (CI smoke)")
+    ap.add_argument("--quick", action="store_true", help="10 jobs, one round (CI smoke)")
     ap.add_argument("--postgres", default=os.environ.get(
         "AGENT_SDK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))  # fmt: skip
     args = ap.parse_args()
     if args.quick:
-        args.runs, args.rounds = 20, 1
+        args.runs, args.rounds = 10, 1
     chosen = [s for s in args.only.split(",") if s]
     unknown = set(chosen) - set(SYSTEMS)
     if unknown:
