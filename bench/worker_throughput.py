@@ -161,9 +161,10 @@ def main() -> None:
         for r in range(args.rounds):
             tmp = Path(tmp_s) / f"round-{r}"
             tmp.mkdir()
-            rates["ours"].append(ours(args.runs, tmp))
-            rates["FULL"].append(huey(args.runs, tmp, "FULL"))
-            rates["NORMAL"].append(huey(args.runs, tmp, "NORMAL"))
+            sides = ["ours", "FULL", "NORMAL"]
+            for side in sides[r % 3 :] + sides[: r % 3]:  # each side goes first in turn
+                rate = ours(args.runs, tmp) if side == "ours" else huey(args.runs, tmp, side)
+                rates[side].append(rate)
             print(f"round {r + 1}/{args.rounds}: ours {rates['ours'][-1]:.0f} runs/s, huey FULL "
                   f"{rates['FULL'][-1]:.0f}, huey NORMAL {rates['NORMAL'][-1]:.0f} tasks/s",
                   file=sys.stderr)  # fmt: skip
