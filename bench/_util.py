@@ -93,7 +93,8 @@ def row(name: str, ours: float, base: float, unit: str, higher_is_better: bool =
 def bare_server(tmp: Path, env: dict[str, str], **extra: str) -> Iterator[str]:
     """The baseline app of bench/bare_app.py under uvicorn, with uvicorn's default settings."""
     port = free_port()
-    env = dict(env, BARE_DB=str(tmp / "bare.db"), PYTHONPATH=str(ROOT / "bench"), **extra)
+    path = os.pathsep.join(p for p in (str(ROOT / "bench"), env.get("PYTHONPATH")) if p)
+    env = dict(env, BARE_DB=str(tmp / "bare.db"), PYTHONPATH=path, **extra)
     cmd = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
            "--log-level", "warning"]  # fmt: skip
     with server(cmd, env, port) as url:
@@ -107,3 +108,8 @@ def agent_sdk_server(home: Path, env: dict[str, str]) -> Iterator[tuple[str, str
     with server(agent_sdk_cmd("up", "--port", str(port)), env, port) as url:
         token = (home / ".local/share/agent-sdk/admin-token").read_text().strip()
         yield url, token
+
+
+def spread(values: Sequence[float], fmt: str = ".2f") -> str:
+    """``median [min..max]`` of interleaved rounds, as every figure in docs/benchmarks.md."""
+    return f"{median(values):{fmt}} [{min(values):{fmt}}..{max(values):{fmt}}]"

@@ -17,10 +17,18 @@ figure covers submission, queueing, execution and recording the result, overlapp
   ``SimpleWorker`` (no fork), as RQ users choose for short jobs. Done = the job is in the
   finished registry.
 
-Redis databases 10 to 13 of ``--redis`` are flushed before and after (10: our queue, 11: RQ,
-12: Celery's broker, 13: Celery's results); Postgres gets a fresh schema, dropped after.
+Redis: a private ``redis-server`` on a free loopback port, without snapshots (``--save ""``),
+started for this invocation and stopped after; databases 10 to 13 of it are used (10: our queue,
+11: RQ, 12: Celery's broker, 13: Celery's results). ``--redis URL`` points at an existing server
+instead, and then those four databases of it are flushed before and after. Postgres gets a fresh
+schema, dropped after.
 
-    python bench/scale_out.py [--runs 2000] [--rounds 1] [--only ours,celery,rq,rq-simple]
+The "+Postgres/Redis" CPU column counts the Redis server the benchmark uses (its process id, from
+``INFO server``) and, for agent-sdk, the Postgres backends serving its connections (found by
+``application_name`` in ``pg_stat_activity``, CPU read per process from /proc); Celery and RQ
+use no Postgres. Other clients of the Postgres cluster are not counted.
+
+    python bench/scale_out.py [--runs 2000] [--rounds 1] [--only ours,celery,rq,rq-simple] [--quick]
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from _util import ROOT, agent_sdk_cmd, bench_env
+from _util import ROOT, agent_sdk_cmd, bench_env, free_port, spread
 
 # The helpers live in a folder of their own: bench/queue.py would shadow the standard library's
 # queue module, which psycopg, Celery and RQ import, in any process with bench/ on its path.
@@ -62,6 +70,49 @@ def _pythonpath() -> str:
 
 def _redis(base: str, db: int) -> str:
     return f"{base.rstrip('/')}/{db}"
+
+
+@contextlib.contextmanager
+def _private_redis(tmp: Path) -> Iterator[str]:
+    """A redis-server of this benchmark's own on a free loopback port, no persistence."""
+    port = free_port()
+    log = (tmp / "redis.log").open("ab")
+    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                            stdout=log, stderr=log)  # fmt: skip
+    url = f"redis://127.0.0.1:{port}"
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-server did not start: see {tmp / 'redis.log'}"
+                    ) from None
+                time.sleep(0.05)
+        client.close()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+def _redis_pid(base: str) -> int:
+    """The process id of the Redis server at ``base`` (it must run on this host)."""
+    import redis
+
+    client = redis.Redis.from_url(base)
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()
 
 
 def _flush(url: str) -> None:
@@ -134,6 +185,7 @@ def _measure(
     env: dict[str, str],
     pool: int,
     done: Callable[[], int],
+    redis_pid: int,
     backends: Callable[[], set[int]] = set,
     label: str = "",
 ) -> Result:
@@ -149,8 +201,8 @@ def _measure(
         return _cpu(lambda pid, name, group: group == pool or pid == sub.pid)
 
     def services() -> dict[int, float]:
-        ours = backends()
-        return _cpu(lambda pid, name, group: name == "redis-server" or pid in ours)
+        mine = backends() | {redis_pid}
+        return _cpu(lambda pid, name, group: pid in mine)
 
     try:
         if sub.stdout.readline().strip() != "ready":
@@ -211,10 +263,16 @@ def ours(n: int, tmp: Path, pg_url: str, redis_base: str) -> Result:
                 row = count.execute("SELECT count(*) FROM runs WHERE status = 'succeeded'")
                 return int(row.fetchone()[0])  # type: ignore[index]
 
+            def backends() -> set[int]:
+                rows = count.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (schema,)
+                )
+                return {int(r[0]) for r in rows}
+
             with _group(
                 agent_sdk_cmd("worker", "--count", "2"), env, tmp / "ours.log", tmp
             ) as pool:
-                return _measure("ours", n, env, pool, done)
+                return _measure("ours", n, env, pool, done, _redis_pid(redis_base), backends)
         finally:
             count.close()
     finally:
@@ -236,7 +294,8 @@ def celery(n: int, tmp: Path, redis_base: str) -> Result:
     client = redis.Redis.from_url(results)
     try:
         with _group(cmd, env, tmp / "celery.log", APPS) as pool:
-            return _measure("celery", n, env, pool, lambda: int(client.dbsize()))
+            return _measure("celery", n, env, pool, lambda: int(client.dbsize()),
+                            _redis_pid(redis_base))  # fmt: skip
     finally:
         client.close()
         for url in (broker, results):
@@ -250,7 +309,7 @@ def rq(n: int, tmp: Path, redis_base: str, *, simple: bool) -> Result:
     url = _redis(redis_base, DB_RQ)
     _flush(url)
     env = dict(os.environ, BENCH_RQ_REDIS=url, PYTHONPATH=_pythonpath())
-    cmd = [str(Path(sys.executable).parent / "rq"), "worker-pool", "-n", "2", "-u", url, "-q"]
+    cmd = [sys.executable, "-m", "rq.cli", "worker-pool", "-n", "2", "-u", url, "-q"]
     if simple:
         cmd += ["-w", "rq.worker.SimpleWorker"]
     client = redis.Redis.from_url(url)
@@ -258,7 +317,8 @@ def rq(n: int, tmp: Path, redis_base: str, *, simple: bool) -> Result:
     name = "rq-simple" if simple else "rq"
     try:
         with _group([*cmd, "bench-noop"], env, tmp / f"{name}.log", APPS) as pool:
-            return _measure("rq", n, env, pool, lambda: int(finished.count), label=name)
+            count = lambda: int(finished.count)  # noqa: E731
+            return _measure("rq", n, env, pool, count, _redis_pid(redis_base), label=name)
     finally:
         client.close()
         _flush(url)
@@ -269,27 +329,32 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2000, help="no-op jobs per system per round")
     ap.add_argument("--rounds", type=int, default=1, help="repeat, interleaved; report medians")
     ap.add_argument("--only", default=",".join(SYSTEMS), help="comma-separated subset")
-    ap.add_argument("--redis", default="redis://127.0.0.1:6379",
-                    help="Redis server (databases 10-13 are flushed)")  # fmt: skip
+    ap.add_argument("--redis", default=None,
+                    help="use this Redis server instead of a private one (its databases "
+                    "10-13 are flushed)")  # fmt: skip
+    ap.add_argument("--quick", action="store_true", help="10 jobs, one round (CI smoke)")
     ap.add_argument("--postgres", default=os.environ.get(
         "AGENT_SDK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))  # fmt: skip
     args = ap.parse_args()
+    if args.quick:
+        args.runs, args.rounds = 10, 1
     chosen = [s for s in args.only.split(",") if s]
     unknown = set(chosen) - set(SYSTEMS)
     if unknown:
         ap.error(f"unknown system(s): {', '.join(sorted(unknown))}")
     results: dict[str, list[Result]] = {s: [] for s in chosen}
-    with tempfile.TemporaryDirectory() as tmp_s:
-        tmp = Path(tmp_s)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        redis_base = args.redis or stack.enter_context(_private_redis(tmp))
         for r in range(args.rounds):
             print(f"round {r + 1} of {args.rounds}, {args.runs} jobs each", file=sys.stderr)
             for system in chosen:
                 if system == "ours":
-                    result = ours(args.runs, tmp, args.postgres, args.redis)
+                    result = ours(args.runs, tmp, args.postgres, redis_base)
                 elif system == "celery":
-                    result = celery(args.runs, tmp, args.redis)
+                    result = celery(args.runs, tmp, redis_base)
                 else:
-                    result = rq(args.runs, tmp, args.redis, simple=system == "rq-simple")
+                    result = rq(args.runs, tmp, redis_base, simple=system == "rq-simple")
                 results[system].append(result)
     print(f"No-op jobs end to end, 2 worker processes each, {args.runs} jobs, median of "
           f"{args.rounds} round(s), {os.cpu_count()} CPUs")  # fmt: skip
@@ -309,9 +374,18 @@ def main() -> None:
               f"{vs_cpu:>9}  {service[system]:15.2f}")  # fmt: skip
     print(
         "  (jobs/s: higher is better; CPU ms per job: lower is better. CPU is the submitter "
-        "plus the worker pool;\n   Postgres/Redis: Redis (all its clients) and this system's "
-        "own Postgres backends.)"
+        "plus the worker pool;\n   Postgres/Redis: the benchmark's Redis server and this "
+        "system's own Postgres backends.)"
     )
+    if "ours" in results:
+        for system in results:
+            if system != "ours":
+                per_round = [
+                    o.rate / b.rate for o, b in zip(results["ours"], results[system], strict=True)
+                ]
+                print(f"  ratio jobs/s, agent-sdk / {LABELS[system]}: {spread(per_round)} "
+                      f"(median [min..max] of {args.rounds} interleaved round(s), "
+                      f"load {os.getloadavg()[0]:.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":
