@@ -51,19 +51,66 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from json.encoder import encode_basestring
 from typing import Any
 
 from agent_sdk.errors import InvalidInput
 from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
 
+# One encoder for every call: json.dumps with these options builds a new one each time, which
+# costs more than encoding a small record.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
 
 def canonical_json(value: Any) -> bytes:
     """The canonical JSON bytes of ``value`` (see the module docstring for the exact rules)."""
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        return text.encode("utf-8")
+        return _ENCODER.encode(value).encode("utf-8")
+    except (TypeError, ValueError) as exc:  # a non-JSON value, NaN, or a lone surrogate
+        raise InvalidInput(f"audit record is not canonical JSON: {exc}") from None
+
+
+def canonical_text(value: Any) -> str:
+    """:func:`canonical_json` as text: the form the store keeps ``details`` in."""
+    return canonical_json(value).decode("utf-8")
+
+
+# The fields of a record as hashed, in canonical (sorted) order, each with its ``"name":``.
+PAYLOAD_FIELDS = tuple(
+    sorted(
+        "org_id seq time actor actor_kind action target outcome request_id source_ip details"
+        " prev_hash".split()
+    )
+)
+_LABELS = tuple((name, f'"{name}":') for name in PAYLOAD_FIELDS)
+
+
+def _member(value: Any) -> str:
+    # What the encoder writes for a member of a record: the common types without a call into
+    # it, anything else through it (so the bytes are the same either way).
+    kind = type(value)
+    if kind is str:
+        return str(encode_basestring(value))
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    return _ENCODER.encode(value)
+
+
+def payload_json(entry: Mapping[str, Any], details_json: str) -> bytes:
+    """``canonical_json(entry_payload(entry))`` when the canonical text of the record's
+    ``details`` is already at hand (``details_json``): the store serialises ``details`` once,
+    stores that text and hashes the record around it. Canonical JSON nests, so the bytes are
+    the same as those of the whole record encoded in one go."""
+    try:
+        members = [
+            label + (details_json if name == "details" else _member(entry[name]))
+            for name, label in _LABELS
+        ]
+        return ("{" + ",".join(members) + "}").encode("utf-8")
     except (TypeError, ValueError) as exc:  # a non-JSON value, NaN, or a lone surrogate
         raise InvalidInput(f"audit record is not canonical JSON: {exc}") from None
 
@@ -75,13 +122,19 @@ def entry_payload(entry: AuditEntry | Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def chain_hash(prev_hash: str | None, entry: AuditEntry | Mapping[str, Any]) -> str:
-    """``hex(SHA-256(bytes.fromhex(prev_hash) + canonical_json(entry without hash)))``."""
+def hash_payload(prev_hash: str | None, payload: bytes) -> str:
+    """``hex(SHA-256(bytes.fromhex(prev_hash) + payload))``, ``payload`` being the record's
+    canonical JSON without ``hash``."""
     try:
         prev = bytes.fromhex(prev_hash) if prev_hash else b""
     except ValueError:
         raise InvalidInput(f"prev_hash {prev_hash!r} is not hex") from None
-    return hashlib.sha256(prev + canonical_json(entry_payload(entry))).hexdigest()
+    return hashlib.sha256(prev + payload).hexdigest()
+
+
+def chain_hash(prev_hash: str | None, entry: AuditEntry | Mapping[str, Any]) -> str:
+    """``hex(SHA-256(bytes.fromhex(prev_hash) + canonical_json(entry without hash)))``."""
+    return hash_payload(prev_hash, canonical_json(entry_payload(entry)))
 
 
 def checkpoint_payload(cp: Checkpoint | Mapping[str, Any]) -> bytes:

@@ -61,6 +61,12 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 class TestSQLiteAuditStore(AuditStoreContract):
     """The shared contract, on a fresh SQLite file per test (the ``store`` fixture above)."""
 
+    @pytest.fixture
+    def twin(self, tmp_path: Path) -> Iterator[SQLiteStore]:
+        s = SQLiteStore(tmp_path / "store.db")
+        yield s
+        s.close()
+
 
 @pytest.fixture
 def audit_settings(settings: Settings) -> Settings:

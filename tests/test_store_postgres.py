@@ -56,6 +56,12 @@ class TestPostgresKeyStore(KeyStoreContract):
 class TestPostgresAuditStore(AuditStoreContract):
     """The AuditStore contract, on a fresh schema per test."""
 
+    @pytest.fixture
+    def twin(self, postgres_url: str) -> Iterator[PostgresStore]:
+        s = PostgresStore.from_url(postgres_url)
+        yield s
+        s.close()
+
 
 class TestPostgresIdempotencyStore(IdempotencyStoreContract):
     """The IdempotencyStore contract, on a fresh schema per test (with the second org)."""

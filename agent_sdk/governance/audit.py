@@ -7,6 +7,7 @@ The byte format of hashes and signatures (canonical JSON, the chain rule) is def
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -53,7 +54,9 @@ def scrub_text(text: str) -> str:
     return _SECRET_VALUE.sub(REDACTED, text)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_secret_key(key: str) -> bool:
+    # Cached: the same few keys ("agent", "status", ...) come back in every record.
     return _SECRET_KEY.search(key.lower().replace("-", "_").replace(" ", "_")) is not None
 
 
@@ -66,7 +69,14 @@ def scrub(value: Any, _depth: int = 0) -> Any:
     ``str``. Past 32 levels of nesting the rest is replaced, so a hostile structure cannot
     exhaust the stack.
     """
-    if value is None or isinstance(value, bool | int):
+    kind = type(value)
+    if kind is str:
+        return scrub_text(value)
+    if value is None or kind is int or kind is bool:
+        return value
+    if kind is dict and _depth < _MAX_DEPTH:
+        return _scrub_dict(value, _depth)
+    if isinstance(value, bool | int):
         return value
     if isinstance(value, str):
         return scrub_text(value)
@@ -77,14 +87,24 @@ def scrub(value: Any, _depth: int = 0) -> Any:
     if _depth >= _MAX_DEPTH:
         return "[TOO DEEP]"
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            key = scrub_text(str(k))
-            out[key] = REDACTED if is_secret_key(key) else scrub(v, _depth + 1)
-        return out
+        return _scrub_dict(value, _depth)
     if isinstance(value, list | tuple | set | frozenset):
         return [scrub(v, _depth + 1) for v in value]
     return scrub_text(str(value))
+
+
+def _scrub_dict(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    """:func:`scrub` of a mapping above the depth limit."""
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        key = scrub_text(k if type(k) is str else str(k))
+        if is_secret_key(key):
+            out[key] = REDACTED
+        elif type(v) is str:  # the common leaf, without a call to scrub()
+            out[key] = scrub_text(v)
+        else:
+            out[key] = scrub(v, depth + 1)
+    return out
 
 
 # -- export and import ---------------------------------------------------------------------------

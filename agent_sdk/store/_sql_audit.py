@@ -9,6 +9,12 @@ is kept to one appender is the one thing the engines do differently (:meth:`_loc
 SQLite's ``BEGIN IMMEDIATE`` takes the write lock before the read, so a second writer waits on
 the busy timeout instead of reading the same last seq; Postgres takes an advisory lock on the org
 until commit, after which the head read is a fresh READ COMMITTED snapshot.
+
+The store remembers the head it last wrote for each org, so the usual append is one statement:
+an insert of the next record that only happens if that head is still the org's last row
+(checked by the statement itself, under the write lock). When another process or thread has
+appended since, or a transaction that wrote the remembered head rolled back, the insert writes
+nothing and the append reads the head and inserts as before.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from agent_sdk.canonical import canonical_json, chain_hash
+from agent_sdk.canonical import canonical_text, hash_payload, payload_json
 from agent_sdk.errors import InvalidInput
 from agent_sdk.ids import utcnow
 from agent_sdk.records import AuditEntry, Checkpoint
@@ -31,6 +37,19 @@ _COLUMNS = (
 ).split()
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM audit_log"
 _INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+# The insert of the next record when the org's head is still (seq, hash) as remembered: the
+# head row exists and nothing follows it. Two seeks of the (org_id, seq) primary key.
+_INSERT_AFTER = (
+    f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) SELECT {', '.join('?' * len(_COLUMNS))}"
+    " WHERE EXISTS (SELECT 1 FROM audit_log WHERE org_id = ? AND seq = ?"
+    " AND COALESCE(hash, '') = ?)"
+    " AND NOT EXISTS (SELECT 1 FROM audit_log WHERE org_id = ? AND seq > ?)"
+)
+_FIELDS = frozenset(AUDIT_FIELDS)
+# Types that JSON reads back as themselves: details made only of these need no round trip.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+# Orgs whose head is remembered, at most; past it the memory starts again (a miss costs a read).
+_MAX_HEADS = 4096
 CHECKPOINT_COLUMNS = "org_id, seq, head_hash, time, signature, key_id"
 
 # Orgs whose newest record is hash-chained and newer than their newest checkpoint: the ones a
@@ -58,8 +77,38 @@ def _entry(r: Sequence[Any]) -> AuditEntry:
     )  # fmt: skip
 
 
+def _link(values: dict[str, Any], details_text: str, head: tuple[int, str], chain: bool) -> None:
+    """Make ``values`` the record after ``head`` (its seq and hash): seq, prev_hash, hash."""
+    values["seq"] = head[0] + 1
+    values["prev_hash"] = (head[1] or None) if chain else None
+    values["hash"] = (
+        hash_payload(values["prev_hash"], payload_json(values, details_text)) if chain else None
+    )
+
+
+def _row(values: Mapping[str, Any], details_text: str) -> list[Any]:
+    # Positional parameters: binding by name costs more than the seek for the head.
+    return [details_text if c == "details" else values[c] for c in _COLUMNS]
+
+
+def _read_back(details: Mapping[str, Any], text: str) -> dict[str, Any]:
+    """``details`` as the store will read it back (JSON turns tuples into lists, for example),
+    so the record returned is the record hashed. A flat object of text keys and JSON scalars
+    reads back as a copy of itself, which spares the parse."""
+    if type(details) is dict and all(
+        type(k) is str and type(v) in _SCALARS for k, v in details.items()
+    ):
+        return dict(details)
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
+
+
 class SQLAuditQueries(SQLPrimitives):
     """The AuditStore of SQLiteStore and PostgresStore."""
+
+    # org -> (seq, hash or "") of the last record this store appended: a guess, checked by the
+    # insert (see the module docstring). Created on first use, shared by the store's threads.
+    _audit_heads: dict[str, tuple[int, str]] | None = None
 
     def _lock_audit_head(self, org_id: str) -> None:
         """Inside the append's transaction, before the head is read: make this the org's only
@@ -69,32 +118,47 @@ class SQLAuditQueries(SQLPrimitives):
     def append_audit(
         self, org_id: str, entry_fields: Mapping[str, Any], *, chain: bool
     ) -> AuditEntry:
-        unknown = sorted(set(entry_fields) - set(AUDIT_FIELDS))
-        if unknown:
+        if not _FIELDS.issuperset(entry_fields):
+            unknown = sorted(set(entry_fields) - _FIELDS)
             raise InvalidInput(f"unknown audit field(s) {', '.join(unknown)}")
         details = entry_fields.get("details") or {}
         if not isinstance(details, Mapping):
             raise InvalidInput("audit details must be a JSON object")
-        details_text = canonical_json(details).decode("utf-8")
+        # Serialised once: this text is stored, and the hash covers the record around it.
+        details_text = canonical_text(details)
         values: dict[str, Any] = {name: entry_fields.get(name) for name in AUDIT_FIELDS}
-        # What is read back is what was hashed: JSON turns tuples into lists, for example.
-        values["details"] = json.loads(details_text)
+        values["details"] = _read_back(details, details_text)
+        values["org_id"] = org_id
+        heads = self._audit_heads
+        if heads is None:
+            heads = self._audit_heads = {}
         with self.transaction():
             self._lock_audit_head(org_id)
-            # One seek: the last row of the org's range of the (org_id, seq) primary key.
-            last = self._one(
-                "SELECT seq, hash FROM audit_log WHERE org_id = ? ORDER BY seq DESC LIMIT 1",
-                (org_id,),
-            )
-            values["org_id"] = org_id
-            values["seq"] = (last[0] if last else 0) + 1
             # Taken under the lock, so times follow seq order (on one clock).
             values["time"] = values["time"] or utcnow()
-            values["prev_hash"] = last[1] if chain and last else None
-            values["hash"] = chain_hash(values["prev_hash"], values) if chain else None
-            # Positional parameters: binding by name costs more than the seek above.
-            self._exec(_INSERT, [details_text if c == "details" else values[c] for c in _COLUMNS])
+            known = heads.get(org_id)
+            if known is None or not self._insert_after(values, details_text, known, chain):
+                # One seek: the last row of the org's range of the (org_id, seq) primary key.
+                last = self._one(
+                    "SELECT seq, hash FROM audit_log WHERE org_id = ? ORDER BY seq DESC LIMIT 1",
+                    (org_id,),
+                )
+                head = (last[0], last[1] or "") if last else (0, "")
+                _link(values, details_text, head, chain)
+                self._exec(_INSERT, _row(values, details_text))
+        if len(heads) >= _MAX_HEADS:
+            heads.clear()
+        heads[org_id] = (values["seq"], values["hash"] or "")
         return AuditEntry(**values)
+
+    def _insert_after(
+        self, values: dict[str, Any], details_text: str, head: tuple[int, str], chain: bool
+    ) -> bool:
+        """Insert ``values`` as the record after ``head`` if that is still the org's last row."""
+        _link(values, details_text, head, chain)
+        org_id, seq = values["org_id"], head[0]
+        params = [*_row(values, details_text), org_id, seq, head[1], org_id, seq]
+        return self._exec(_INSERT_AFTER, params) == 1
 
     def last_audit(self, org_id: str) -> AuditEntry | None:
         row = self._one(f"{_SELECT} WHERE org_id = ? ORDER BY seq DESC LIMIT 1", (org_id,))

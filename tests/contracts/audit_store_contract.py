@@ -7,12 +7,18 @@ Use it by subclassing with a ``store`` fixture that yields a fresh, migrated sto
         @pytest.fixture
         def store(self, tmp_path): ...
 
+        @pytest.fixture
+        def twin(self, tmp_path): ...  # a second store on the same database, as another
+                                       # process would open it
+
 Tests here use only the AuditStore protocol and the record format of
 :mod:`agent_sdk.governance.audit`, never a backend's internals.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -67,6 +73,27 @@ class AuditStoreContract:
         assert list(store.iter_audit(ORG)) == entries
         assert store.last_audit(ORG) == entries[-1]
         assert entries[0].details == details and entries[1].target is None
+
+    def test_every_hash_follows_the_documented_rule_whatever_the_text(
+        self, store: AuditStore
+    ) -> None:
+        odd = [*HOSTILE, '\x01\x1f\x7f \u2028\u2029 \\u0041 "', "", "null"]
+        prev = b""
+        for i, text in enumerate(odd):
+            entry = store.append_audit(
+                ORG,
+                fields(i, actor=text or "x", target=text, source_ip=text, details={"t": text}),
+                chain=True,
+            )
+            data = entry.to_dict()
+            del data["hash"]
+            body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            assert entry.hash == hashlib.sha256(prev + body.encode("utf-8")).hexdigest()
+            assert store.last_audit(ORG) == entry
+            prev = bytes.fromhex(entry.hash)
+        with pytest.raises(InvalidInput):  # a lone surrogate has no UTF-8 form
+            store.append_audit(ORG, fields(actor="\ud800"), chain=True)
+        assert [e.seq for e in store.iter_audit(ORG)] == list(range(1, len(odd) + 1))
 
     def test_chain_links_each_record_to_the_one_before(self, store: AuditStore) -> None:
         entries = append(store, 5)
@@ -124,6 +151,34 @@ class AuditStoreContract:
             raise RuntimeError("the action failed")
         assert [e.seq for e in store.iter_audit(ORG)] == [1, 2]
         assert store.append_audit(ORG, fields(), chain=True).seq == 3
+
+    def test_appends_through_two_stores_of_one_database_form_one_chain(
+        self, store: AuditStore, twin: AuditStore
+    ) -> None:
+        # Each store remembers the head it wrote last; the other's appends make that stale.
+        for i in range(6):
+            (store if i % 3 else twin).append_audit(ORG, fields(i), chain=True)
+        entries = list(store.iter_audit(ORG))
+        assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
+        assert [e.target for e in entries] == [f"run_{i}" for i in range(6)]
+        assert verify_log(ORG, iter(entries)).ok
+
+    def test_an_append_after_a_rolled_back_one_takes_its_seq(self, store: AuditStore) -> None:
+        first = store.append_audit(ORG, fields(0), chain=True)
+        with pytest.raises(RuntimeError), store.transaction():
+            store.append_audit(ORG, fields(1), chain=True)
+            raise RuntimeError("the action failed")
+        again = store.append_audit(ORG, fields(2), chain=True)
+        assert (again.seq, again.prev_hash) == (2, first.hash)
+        assert list(store.iter_audit(ORG)) == [first, again]
+        assert verify_log(ORG, iter([first, again])).ok
+
+    def test_switching_the_chain_on_and_off_links_to_the_true_head(self, store: AuditStore) -> None:
+        unchained = store.append_audit(ORG, fields(0), chain=False)
+        chained = [store.append_audit(ORG, fields(i), chain=True) for i in (1, 2)]
+        assert unchained.hash is None and chained[0].prev_hash is None
+        assert chained[1].prev_hash == chained[0].hash == chain_hash(None, chained[0])
+        assert store.append_audit(ORG, fields(3), chain=False).seq == 4
 
     def test_list_audit_pages_by_seq(self, store: AuditStore) -> None:
         entries = append(store, 12)
