@@ -27,16 +27,8 @@ PG = ["--postgres", POSTGRES_URL]
 # script, its short form, and what it needs beyond the test extra ("wrk" is a program).
 CASES: list[Any] = [
     ("audit.py", ["--records", "50", "--rounds", "1"], ()),
-    pytest.param(
-        "auth_overhead.py",
-        ["--seconds", "1"],
-        ("wrk",),
-        # Known rot, left to the lane that owns this benchmark: on the pass-through server it
-        # creates its API key through an admin route that the pass-through principal may not
-        # call (403). strict: the test fails once the script is fixed, to drop this mark.
-        marks=pytest.mark.xfail(strict=True, reason="auth_overhead.py: 403 creating its key"),
-    ),
-    ("cli_startup.py", ["--repeat", "1"], ()),
+    ("auth_overhead.py", ["--seconds", "1"], ("wrk",)),
+    ("cli_startup.py", ["--rounds", "1", "--per-round", "1"], ()),
     ("create_wait_wrk.py", ["--quick"], ("wrk", "sse_starlette")),
     ("db_copy.py", ["--events", "200", "--rounds", "1"], ()),
     ("deletion.py", ["--runs", "10", "--events", "5", "--rounds", "1"], ()),

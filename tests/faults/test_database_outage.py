@@ -118,7 +118,11 @@ def test_postgres_unreachable_for_seconds_kills_no_worker_and_fails_no_run(
         "AGENT_SDK_EXECUTION_MODE": "queue",
         "AGENT_SDK_QUEUE_BACKEND": "redis",
         "AGENT_SDK_REDIS_URL": redis_url,
-        "AGENT_SDK_WORKER_LEASE": "3",
+        # Status shows a live worker "heartbeat late" from one lease after its last beat until
+        # three leases, when it counts as stale. The worker may take up to the pool's 10 s
+        # connect timeout to notice the cut, so the window must outlast that: 10 to 30 s, where
+        # a 3 s lease gave 3 to 9 s and a loaded CI machine missed it.
+        "AGENT_SDK_WORKER_LEASE": "10",
         "AGENT_SDK_FS_ALLOWLIST": str(tools),
         "AGENT_SDK_RETRY_BASE_DELAY": "0.2",
     }
