@@ -38,7 +38,6 @@ from faults._broker import (
     ORG,
     alive,
     cli,
-    kill_all,
     sigkill,
     start,
     wait_until,
@@ -76,13 +75,6 @@ def store_env(engine: str, isolated_env: dict[str, str]) -> dict[str, str]:
     """The environment with the store of this parametrization (SQLite, or a fresh Postgres
     schema), for the processes of the test and its own runtime alike."""
     return dict(os.environ)
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    kill_all(started)
 
 
 def _all_ended(api: Runtime, run_ids: list[str]) -> bool:

@@ -27,8 +27,9 @@ from server_process import ServeProcess, migrate
 
 from agent_sdk.config import load_settings
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.records import Event, RunStatus
-from faults._broker import ORG, cli, kill_all, start, wait_until
+from agent_sdk.records import RunStatus
+from faults._broker import ORG, cli, start, wait_until
+from faults._drill import logging_agent, submit_runs, wait_in_flight, written_line
 from faults._invariants import check_invariants, tool_log
 from faults._proxy import Proxy
 
@@ -38,25 +39,12 @@ RUNS = 6
 OUTAGE = 6.0  # seconds the database stays away: the fault itself, not a synchronisation
 # Answering 503 must not wait on the database for long: well under any client's timeout.
 ANSWER_WITHIN = 10.0
-# Inputs that break naive stores and templates; no newline (the tool log is line-based).
-ODD = ["'; DROP TABLE runs; --", 'q " b \\ t \t', "{input} {tool_result} {{}} %s ? $1",
-       "\U0001f680 \u05e9\u05dc\u05d5\u05dd e\u0301 \u2028"]  # fmt: skip
 
 
 def _agent(log: Path) -> dict[str, Any]:
-    """Four logged tool calls and an answer, each model turn slow enough that the runs are in
-    flight through the whole outage, even on a busy machine."""
-
-    def write(k: int) -> dict[str, Any]:
-        args = {"path": str(log), "content": f"{{input}}|{k}\n", "append": True}
-        return {"tool": "fs.write", "arguments": args, "latency": 2.0}
-
-    script = [*(write(k) for k in range(1, 5)), {"text": "done {input}", "latency": 2.0}]
-    return {"name": "db-drill", "model": "scripted", "tools": ["fs.write"], "script": script}
-
-
-def _written_line(call: Event) -> str:
-    return str(call.data["arguments"]["content"]).rstrip("\n")
+    # Each model turn slow enough that the runs are in flight through the whole outage, even on
+    # a busy machine.
+    return logging_agent("db-drill", log, 2.0)
 
 
 def _via(url: str, port: int) -> str:
@@ -76,13 +64,6 @@ def proxy(postgres_url: str) -> Iterator[Proxy]:
         yield made
     finally:
         made.close()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    kill_all(started)
 
 
 def _health(env: dict[str, str]) -> list[str]:
@@ -150,22 +131,10 @@ def _drill(
     calls: Path,
     procs: list[subprocess.Popen[bytes]],
 ) -> None:
-    run_ids: list[str] = []
-    for i in range(RUNS):  # through the server, which reaches the database through the proxy
-        body = {"agent": _agent(calls), "input": f"r{i} {ODD[i % len(ODD)]}"}
-        answer = client.post("/v1/runs", json=body)
-        assert answer.status_code == 201, answer.text
-        run_ids.append(answer.json()["id"])
+    run_ids = submit_runs(client, _agent(calls), RUNS)  # the server reaches it via the proxy
     worker = start(proxied, log, "worker", "--count", "1")
     procs.append(worker)
-
-    def in_flight() -> bool:
-        return all(
-            any(str(e.type) == "tool.result" for e in api.store.iter_events(ORG, r))
-            for r in run_ids
-        )
-
-    wait_until("every run in flight with a tool result recorded", in_flight, 90, log)
+    wait_in_flight(api, run_ids, log)
     proxy.stop()  # the database is gone: listener closed, every connection reset
     outage = time.monotonic()
 
@@ -206,7 +175,7 @@ def _drill(
     wait_until("the queue to empty", lambda: api.queue.depth().total == 0, 60, log)
 
     checked = check_invariants(
-        api.store, ORG, run_ids, executions=tool_log(calls), line_of=_written_line
+        api.store, ORG, run_ids, executions=tool_log(calls), line_of=written_line
     )
     for run_id, got in checked.items():
         assert "run.cancelled" not in got.types, f"{run_id} was cancelled: {got.types}"

@@ -23,42 +23,25 @@ from server_process import ServeProcess, migrate
 
 from agent_sdk.config import load_settings
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.records import Event, RunStatus
-from faults._broker import ORG, cli, kill_all, start, wait_until
+from agent_sdk.records import RunStatus
+from faults._broker import ORG, cli, start, wait_until
 from faults._disk import fill, small_disk
+from faults._drill import logging_agent, submit_runs, wait_in_flight, written_line
 from faults._invariants import check_invariants, tool_log
 
 pytestmark = pytest.mark.slow
 
 RUNS = 6
-ODD = ["'; DROP TABLE runs; --", 'q " b \\ t \t', "{input} {tool_result} {{}} %s ? $1",
-       "\U0001f680 \u05e9\u05dc\u05d5\u05dd e\u0301 \u2028"]  # fmt: skip
 
 
 def _agent(log: Path) -> dict[str, Any]:
-    def write(k: int) -> dict[str, Any]:
-        args = {"path": str(log), "content": f"{{input}}|{k}\n", "append": True}
-        return {"tool": "fs.write", "arguments": args, "latency": 1.0}
-
-    script = [*(write(k) for k in range(1, 5)), {"text": "done {input}", "latency": 1.0}]
-    return {"name": "disk-drill", "model": "scripted", "tools": ["fs.write"], "script": script}
-
-
-def _written_line(call: Event) -> str:
-    return str(call.data["arguments"]["content"]).rstrip("\n")
+    return logging_agent("disk-drill", log, 1.0)
 
 
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     with small_disk(tmp_path / "small", "8m") as where:
         yield where
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    kill_all(started)
 
 
 def _status(env: dict[str, str]) -> dict[str, Any]:
@@ -92,22 +75,10 @@ def test_a_full_disk_under_the_sqlite_store_loses_nothing_and_every_run_finishes
         with ServeProcess(env, tmp_path / "serve.log") as server:
             auth = {"Authorization": f"Bearer {server.token}"}
             with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
-                run_ids = []
-                for i in range(RUNS):
-                    body = {"agent": _agent(calls), "input": f"r{i} {ODD[i % len(ODD)]}"}
-                    answer = client.post("/v1/runs", json=body)
-                    assert answer.status_code == 201, answer.text
-                    run_ids.append(answer.json()["id"])
+                run_ids = submit_runs(client, _agent(calls), RUNS)
                 worker = start(env, log, "worker", "--count", "1")
                 procs.append(worker)
-
-                def in_flight() -> bool:
-                    return all(
-                        any(str(e.type) == "tool.result" for e in api.store.iter_events(ORG, r))
-                        for r in run_ids
-                    )
-
-                wait_until("every run in flight with a tool result recorded", in_flight, 90, log)
+                wait_in_flight(api, run_ids, log)
                 filler = fill(disk)
 
                 # Writes are refused cleanly: a 503 over HTTP, a clear error from the CLI.
@@ -172,7 +143,7 @@ def test_a_full_disk_under_the_sqlite_store_loses_nothing_and_every_run_finishes
                 again = client.post("/v1/runs", json={**body, "input": "after"})
                 assert again.status_code == 201, again.text
         checked = check_invariants(
-            api.store, ORG, run_ids, executions=tool_log(calls), line_of=_written_line
+            api.store, ORG, run_ids, executions=tool_log(calls), line_of=written_line
         )
         for run_id, got in checked.items():
             assert "run.cancelled" not in got.types, f"{run_id} was cancelled: {got.types}"

@@ -23,7 +23,8 @@ import pytest
 from agent_sdk.config import Settings, load_settings
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.ids import parse_time
-from agent_sdk.records import Event, EventType, Run, RunStatus
+from agent_sdk.records import EventType, Run, RunStatus
+from faults._drill import ODD, written_line
 from faults._invariants import check_invariants, tool_log
 from faults._stalled import DEADLINE, Workers, pause_outside_writes, wait_until
 
@@ -38,9 +39,6 @@ RUNS = 8
 # Seconds each model turn of run i takes: spread, so that when the worker is paused its runs
 # are at every phase of their turns relative to the heartbeats (which check the fence).
 TURNS = [0.3 + 0.13 * i for i in range(RUNS)]
-# Inputs that break naive stores and templates; no newline (the tool log is line-based).
-ODD = ["'; DROP TABLE runs; --", 'q " b \\ t \t', "{input} {tool_result} {{}} %s ? $1",
-       "\U0001f680 \u05e9\u05dc\u05d5\u05dd e\u0301 \u2028"]  # fmt: skip
 
 
 def _agent(log: Path, turn: float) -> dict[str, object]:
@@ -54,11 +52,6 @@ def _agent(log: Path, turn: float) -> dict[str, object]:
         "tools": ["fs.write"],
         "script": [*(write(k) for k in range(1, 5)), {"text": "done {input}", "latency": turn}],
     }
-
-
-def _written_line(call: Event) -> str:
-    """The line fs.write appends for this call: its content, rendered from the input."""
-    return str(call.data["arguments"]["content"]).rstrip("\n")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -137,7 +130,7 @@ def _drill(workers: Workers, api: Runtime, settings: Settings, calls: Path) -> N
     assert paused.poll() is None, "the resumed worker died"
 
     checked = check_invariants(
-        store, ORG, [r.id for r in runs], executions=tool_log(calls), line_of=_written_line
+        store, ORG, [r.id for r in runs], executions=tool_log(calls), line_of=written_line
     )
     for run in runs:
         done = checked[run.id]
