@@ -20,7 +20,7 @@ from contracts.key_store_contract import KeyStoreContract
 from contracts.store_contract import OTHER, walk
 
 from agent_sdk.config import Settings
-from agent_sdk.core.api_keys import KeyService, iso
+from agent_sdk.core.api_keys import KeyService
 from agent_sdk.errors import (
     AuthenticationError,
     ConfigError,
@@ -33,6 +33,7 @@ from agent_sdk.records import Principal
 from agent_sdk.security import api_key_secrets as keys
 from agent_sdk.security import scopes
 from agent_sdk.store.sqlite import SQLiteStore
+from agent_sdk.times import iso
 
 ORG = "default"
 TOKEN_RE = re.compile(r"asdk_[0-9A-Za-z]{16}_[0-9A-Za-z]{38}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +24,7 @@ from agent_sdk.cli.context import (
 )
 from agent_sdk.cli.output import Column, key_values, out, render_one, render_page, say, when
 from agent_sdk.errors import InvalidInput
+from agent_sdk.ids import utcnow
 from agent_sdk.records import ApiKey
 from agent_sdk.times import parse_duration, resolve_until
 
@@ -35,15 +35,11 @@ _RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour)
 _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
 def key_status(row: dict[str, Any], now: str | None = None) -> str:
     if row.get("revoked_at"):
         return "revoked"
     expires = row.get("expires_at")
-    if expires and expires <= (now or _now_iso()):
+    if expires and expires <= (now or utcnow()):
         return "expired"
     return "active"
 

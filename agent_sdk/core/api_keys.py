@@ -42,6 +42,7 @@ from agent_sdk.errors import (
 from agent_sdk.records import ApiKey, Page, Principal
 from agent_sdk.security import api_key_secrets as keys
 from agent_sdk.security.scopes import ADMIN_PLATFORM, ROLES, SCOPES, check_grant, scopes_for
+from agent_sdk.times import iso
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -63,11 +64,6 @@ CUSTOM_ROLE = "custom"
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def iso(when: datetime) -> str:
-    """The store's timestamp format (fixed width, so text comparison is time comparison)."""
-    return when.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _invalid() -> AuthenticationError:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from agent_sdk.errors import AgentSDKError
 from agent_sdk.records import Run, RunStatus
+from agent_sdk.times import iso
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,7 +76,7 @@ def _runs(runtime: Runtime, status: RunStatus) -> Iterator[Run]:
 
 def _cutoff(now: datetime, seconds: float) -> str:
     """The ``updated_at`` text of ``seconds`` before ``now``, comparable with the store's."""
-    return (now - timedelta(seconds=seconds)).isoformat(timespec="microseconds")[:-6] + "Z"
+    return iso(now - timedelta(seconds=seconds))
 
 
 def recover(

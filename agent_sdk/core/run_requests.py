@@ -17,6 +17,7 @@ from agent_sdk.errors import Conflict, InvalidInput
 from agent_sdk.records import Run, RunStatus
 from agent_sdk.store.idempotency import DONE, IdempotencyRecord
 from agent_sdk.text import first_unstorable
+from agent_sdk.times import iso
 
 MAX_INPUT_CHARS = 1_000_000
 
@@ -94,7 +95,7 @@ def later(when: str, seconds: float) -> str:
         at = datetime.fromisoformat(when.replace("Z", "+00:00")) + timedelta(seconds=seconds)
     except OverflowError:  # a TTL past the year 9999 means "never expires"
         return "9999-12-31T23:59:59.999999Z"
-    return at.isoformat(timespec="microseconds")[:-6] + "Z"
+    return iso(at)
 
 
 def valid_client_id(value: str) -> bool:

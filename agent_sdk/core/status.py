@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import AgentSDKError
 from agent_sdk.store.workers import WorkerInfo, is_alive
+from agent_sdk.times import iso
 
 if TYPE_CHECKING:
     from agent_sdk.core.runtime import Runtime
@@ -29,8 +30,7 @@ LATE = "heartbeat late"
 
 
 def _ago(seconds: float) -> str:
-    at = datetime.now(UTC) - timedelta(seconds=seconds)
-    return at.isoformat(timespec="microseconds")[:-6] + "Z"
+    return iso(datetime.now(UTC) - timedelta(seconds=seconds))
 
 
 def stale_before(lease_seconds: float) -> str:
