@@ -136,6 +136,24 @@ def test_a_locked_file_is_backend_unavailable(tmp_path: Path) -> None:
     q.close()
 
 
+def test_a_writer_waits_for_the_lock_within_the_busy_timeout(tmp_path: Path) -> None:
+    q = SQLiteQueue(tmp_path / "queue.db", busy_timeout=30)
+    q.enqueue("run", {})
+    holder = sqlite3.connect(q.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        holder.execute("COMMIT")
+        released.set()
+
+    threading.Timer(0.2, release).start()
+    lease = q.reserve("w", lease=30, timeout=0)  # waits for the lock, does not fail
+    assert released.is_set() and lease is not None
+    holder.close()
+    q.close()
+
+
 def test_an_unwritable_path_names_the_path(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
