@@ -136,6 +136,23 @@ def test_a_locked_file_is_backend_unavailable(tmp_path: Path) -> None:
     q.close()
 
 
+def test_enqueueing_a_queued_id_again_takes_no_write_lock(tmp_path: Path) -> None:
+    # Recovery enqueues every queued run again at each worker's start: with a backlog, those
+    # must not queue up behind the workers' writes.
+    q = SQLiteQueue(tmp_path / "queue.db", busy_timeout=0.05)
+    job = q.enqueue("run", {"n": 1}, job_id="run_1")
+    holder = sqlite3.connect(q.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert q.enqueue("run", {"n": 2}, job_id="run_1") == job
+        with pytest.raises(BackendUnavailable):
+            q.enqueue("run", {}, job_id="run_2")  # a new job does need the lock
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    q.close()
+
+
 def test_a_writer_waits_for_the_lock_within_the_busy_timeout(tmp_path: Path) -> None:
     q = SQLiteQueue(tmp_path / "queue.db", busy_timeout=30)
     q.enqueue("run", {})

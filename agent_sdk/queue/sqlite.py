@@ -277,6 +277,12 @@ class SQLiteQueue(BaseQueue):
     # read-then-update of reserve cannot interleave with another writer. It saves the BEGIN and
     # COMMIT round trips, a third of the cost of a job's life.
     def _put(self, job_id: str, kind: str, text: str, delay: float) -> Job:
+        # A job already queued is found by a read, which takes no write lock: recovery enqueues
+        # every queued run again when a worker starts (and every three leases), and with a
+        # backlog those were a write transaction each, fighting the workers for the file.
+        row = self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        if row is not None:
+            return _job(row)
         now = self.clock()
         # ON CONFLICT DO NOTHING settles a duplicate job_id in the insert itself: RETURNING gives
         # our row when it landed, nothing when a job with that id was already there.
