@@ -52,6 +52,7 @@ BASE = frozenset(
         "private_files",
         "records",
         "settings",
+        "sqlite_busy",
         "text",
         "times",
     }

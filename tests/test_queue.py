@@ -63,6 +63,8 @@ def sq(tmp_path: Path) -> Iterator[SQLiteQueue]:
 def test_capabilities() -> None:
     assert SQLiteQueue.durable and SQLiteQueue.supports_delay
     assert not MemoryQueue.durable and MemoryQueue.supports_delay
+    # A worker settles jobs of a local queue on its loop, those of the others on a thread.
+    assert SQLiteQueue.local and not MemoryQueue.local
     assert isinstance(MemoryQueue(), Queue)
 
 
@@ -133,6 +135,41 @@ def test_a_locked_file_is_backend_unavailable(tmp_path: Path) -> None:
         holder.execute("ROLLBACK")
         holder.close()
     assert q.reserve("w", lease=30, timeout=0) is not None
+    q.close()
+
+
+def test_enqueueing_a_queued_id_again_takes_no_write_lock(tmp_path: Path) -> None:
+    # Recovery enqueues every queued run again at each worker's start: with a backlog, those
+    # must not queue up behind the workers' writes.
+    q = SQLiteQueue(tmp_path / "queue.db", busy_timeout=0.05)
+    job = q.enqueue("run", {"n": 1}, job_id="run_1")
+    holder = sqlite3.connect(q.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert q.enqueue("run", {"n": 2}, job_id="run_1") == job
+        with pytest.raises(BackendUnavailable):
+            q.enqueue("run", {}, job_id="run_2")  # a new job does need the lock
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    q.close()
+
+
+def test_a_writer_waits_for_the_lock_within_the_busy_timeout(tmp_path: Path) -> None:
+    q = SQLiteQueue(tmp_path / "queue.db", busy_timeout=30)
+    q.enqueue("run", {})
+    holder = sqlite3.connect(q.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        holder.execute("COMMIT")
+        released.set()
+
+    threading.Timer(0.2, release).start()
+    lease = q.reserve("w", lease=30, timeout=0)  # waits for the lock, does not fail
+    assert released.is_set() and lease is not None
+    holder.close()
     q.close()
 
 

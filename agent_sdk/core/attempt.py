@@ -20,6 +20,13 @@ unique job ids, SQS and Kafka, may deliver a run's job twice):
   was taken over (it stalled for a whole lease, then woke up) gets Superseded from its next
   write, which comes before its next model or tool call, and stops without writing more.
 
+The engine's events are written a step at a time: ``emit`` holds them back and the engine's
+``flush``, called before each model request and each batch of tool calls, writes what is held
+in one fenced transaction (:meth:`Store.append_events`), so nothing is called before the events
+leading to the call are recorded. What is held at the end (a no-op run's model.response, a
+last tool.result) is written in the transaction that records how the attempt ended, before its
+terminal or run.retrying event. A no-op run thus costs three store transactions, not four.
+
 Every attempt that started settles its job, whatever fails: the engine, an event write, the
 journal, or recording the end itself (the store refused the output, or was down). A failure to
 record the end is retried within ``AGENT_SDK_RETRY_MAX`` when the store was unavailable, and
@@ -66,6 +73,9 @@ log = logging.getLogger(__name__)
 # of the engine (at most this often), and by a watcher during long waits (CANCEL_WATCH).
 CANCEL_POLL = 0.25
 CANCEL_WATCH = 1.0
+
+# Events an attempt emitted and has not written yet: (type, data), in order (see _drive).
+Held = list[tuple[str, dict[str, Any]]]
 
 _TERMINAL_EVENT = {
     RunStatus.SUCCEEDED: EventType.RUN_SUCCEEDED,
@@ -126,11 +136,12 @@ class Attempts:
         started = self._start(org_id, run_id, takeover=takeover)
         if isinstance(started, Outcome):
             return started
-        run, resumed = started
+        run, resumed, seq = started
         attempt = run.attempts
+        held: Held = []  # emitted, not yet written (see _drive)
         try:
             journal = self._journal(run) if resumed else None  # unreadable: the run fails
-            drive = asyncio.ensure_future(self._drive(run, journal))
+            drive = asyncio.ensure_future(self._drive(run, journal, held, seq))
             with self._heartbeat(run, drive), self._watch_cancel(org_id, run_id, drive):
                 result = await drive
         except asyncio.CancelledError as exc:
@@ -138,9 +149,14 @@ class Attempts:
             if why in (LEASE_LOST, DELETED):
                 return Outcome("lost")
             if why == STOPPING:
-                return self._retry(org_id, run_id, attempt, 0.0, "the worker stopped", True)
+                return self._retry(org_id, run_id, attempt, 0.0, "the worker stopped", True, held)
             return self._end(
-                org_id, run_id, attempt, RunStatus.CANCELLED, reason="cancelled by request"
+                org_id,
+                run_id,
+                attempt,
+                RunStatus.CANCELLED,
+                reason="cancelled by request",
+                held=held,
             )
         except Superseded as exc:
             # Another attempt took the run over (or it ended) while this one was paused: its
@@ -153,13 +169,13 @@ class Attempts:
             if is_retryable(exc):
                 if self.policy.allows(attempt):
                     delay = self.policy.delay(attempt)
-                    return self._retry(org_id, run_id, attempt, delay, error["message"])
-                return self._end(org_id, run_id, attempt, RunStatus.DEAD, error=error)
-            return self._end(org_id, run_id, attempt, RunStatus.FAILED, error=error)
+                    return self._retry(org_id, run_id, attempt, delay, error["message"], held=held)
+                return self._end(org_id, run_id, attempt, RunStatus.DEAD, error=error, held=held)
+            return self._end(org_id, run_id, attempt, RunStatus.FAILED, error=error, held=held)
         except Exception:  # a bug must fail the run, not leave it running forever
             log.exception("run %s crashed", run_id)
             error = {"code": "internal_error", "message": "internal error (see logs)"}
-            return self._end(org_id, run_id, attempt, RunStatus.FAILED, error=error)
+            return self._end(org_id, run_id, attempt, RunStatus.FAILED, error=error, held=held)
         return self._end(
             org_id,
             run_id,
@@ -168,6 +184,7 @@ class Attempts:
             output=result.text,
             usage=result.usage,
             steps=result.steps,
+            held=held,
         )
 
     def _ended(self, recorded: bool, org_id: str, run_id: str, attempt: int) -> Outcome:
@@ -183,8 +200,11 @@ class Attempts:
         return DONE if current.attempts == attempt else Outcome("lost")
 
     # -- start -------------------------------------------------------------------------------
-    def _start(self, org_id: str, run_id: str, *, takeover: bool) -> tuple[Run, bool] | Outcome:
-        """The started run and whether it resumes earlier attempts, or why it did not start."""
+    def _start(
+        self, org_id: str, run_id: str, *, takeover: bool
+    ) -> tuple[Run, bool, int] | Outcome:
+        """The started run, whether it resumes earlier attempts and the seq of its run.started
+        event, or why it did not start."""
         expect = [RunStatus.QUEUED, RunStatus.RUNNING] if takeover else [RunStatus.QUEUED]
         refusal = refuse_attempt(self.settings, self.store, org_id)  # AGENT_SDK_DATA_REGION
         if refusal is not None:
@@ -221,7 +241,7 @@ class Attempts:
         if spent or started is None:
             return self._give_up(run)
         self.bus.publish(event)
-        return started, resumed
+        return started, resumed, event.seq
 
     def _journal(self, run: Run) -> Any:
         from agent_sdk.engine.journal import Journal
@@ -271,24 +291,35 @@ class Attempts:
         age = (datetime.now(UTC) - parse_time(run.updated_at)).total_seconds()
         return max(0.0, self.settings.worker.lease - age)
 
-    async def _drive(self, run: Run, journal: Any) -> Any:
+    async def _drive(self, run: Run, journal: Any, held: Held, seq: int) -> Any:
+        """Execute the run. Emitted events wait in ``held`` until the engine's next flush (or
+        the attempt's end); ``seq`` is the last seq written (the attempt's run.started)."""
         from agent_sdk.engine.runner import RunEnv, execute
         from agent_sdk.engine.tools import ToolContext
 
         org_id, run_id, attempt = run.org_id, run.id, run.attempts
-        count = [0]
+        written = [seq]
         cap = self.settings.stream.max_events
         clean = self._redactor(org_id)
+
+        def flush() -> None:
+            if not held:
+                return
+            # Fenced: Superseded once another attempt holds the run, before any further call.
+            events = self.store.append_events(org_id, run_id, held, attempt=attempt)
+            held.clear()
+            written[0] = events[-1].seq
+            for ev in events:
+                self.bus.publish(ev)
 
         def emit(type: str, data: dict[str, Any]) -> None:
             if clean is not None:  # model text, tool calls and results are stored redacted
                 data = clean.redact_value(data)
-            # Fenced: Superseded once another attempt holds the run, before any further call.
-            ev = self.store.append_event(org_id, run_id, type, data, attempt=attempt)
-            count[0] = ev.seq
-            self.bus.publish(ev)
+            held.append((type, data))
+            if type == EventType.MODEL_DELTA:
+                flush()  # streamed text is for readers following the run now
             # Leave room for the terminal event, which is always written.
-            if count[0] + 1 >= cap:
+            if written[0] + len(held) + 1 >= cap:
                 raise EventCapExceeded(
                     f"run reached AGENT_SDK_STREAM_MAX_EVENTS={cap} events and was stopped"
                 )
@@ -322,6 +353,7 @@ class Attempts:
             cancelled=cancelled,
             allow_model_requests=s.engine.allow_model_requests,
             journal=journal,
+            flush=flush,
         )
         if run.cancel_requested:
             raise asyncio.CancelledError
@@ -407,24 +439,32 @@ class Attempts:
         try:
             recorded = self.finish(org_id, run_id, status, attempt=attempt, **how)
         except Exception as exc:  # the store was down, refused the output, or a bug
-            return self._unrecorded_end(org_id, run_id, attempt, status, exc)
+            return self._unrecorded_end(org_id, run_id, attempt, status, exc, how.get("held"))
         if recorded and status is RunStatus.DEAD:
             return Outcome("dead", error=str(how.get("error", {}).get("message", "dead")))
         return self._ended(recorded, org_id, run_id, attempt)
 
     def _unrecorded_end(
-        self, org_id: str, run_id: str, attempt: int, status: RunStatus, exc: Exception
+        self,
+        org_id: str,
+        run_id: str,
+        attempt: int,
+        status: RunStatus,
+        exc: Exception,
+        held: Held | None = None,
     ) -> Outcome:
         """The end ``status`` could not be recorded. An unavailable store may take it later:
-        the attempt is retried within the policy, and the next one replays the journal to the
-        same end. Anything else would fail the same way again: the run ends ``failed`` (or
-        ``dead``) with an error saying so, without what could not be stored."""
+        the attempt is retried within the policy (with the events ``held`` back, if it takes
+        them), and the next one replays the journal to the same end. Anything else would fail
+        the same way again: the run ends ``failed`` (or ``dead``) with an error saying so,
+        without what could not be stored (the held events included)."""
         why = _describe(exc)
         log.error("run %s: could not record its end (%s): %s", run_id, status.value, why)
         if is_retryable(exc):
             why = f"could not record the run's end: {why}"
             if self.policy.allows(attempt):
-                return self._retry(org_id, run_id, attempt, self.policy.delay(attempt), why)
+                delay = self.policy.delay(attempt)
+                return self._retry(org_id, run_id, attempt, delay, why, held=held)
             end, code = RunStatus.DEAD, "retries_exhausted"
             message = f"gave up after {attempt} attempts (AGENT_SDK_RETRY_MAX): {why}"
         else:
@@ -454,12 +494,13 @@ class Attempts:
         delay: float,
         why: str,
         handback: bool = False,
+        held: Held | None = None,
     ) -> Outcome:
-        """Queue the run for another attempt. When the store cannot take that, the job still
-        comes back after ``delay``: the run stays running until its heartbeat goes stale, then
-        the next attempt takes it over."""
+        """Queue the run for another attempt, writing the events ``held`` back first. When the
+        store cannot take that, the job still comes back after ``delay``: the run stays running
+        until its heartbeat goes stale, then the next attempt takes it over."""
         try:
-            return self._requeue(org_id, run_id, attempt, delay, why, handback)
+            return self._requeue(org_id, run_id, attempt, delay, why, handback, held or [])
         except Exception as exc:
             log.error("run %s: could not queue it again: %s", run_id, _describe(exc))
             return Outcome("retry", delay=delay, error=why)
@@ -479,7 +520,14 @@ class Attempts:
         return Outcome("dead", error=why)
 
     def _requeue(
-        self, org_id: str, run_id: str, attempt: int, delay: float, why: str, handback: bool
+        self,
+        org_id: str,
+        run_id: str,
+        attempt: int,
+        delay: float,
+        why: str,
+        handback: bool,
+        held: Held,
     ) -> Outcome:
         if (clean := self._redactor(org_id)) is not None:
             why = clean.redact(why)  # an error message may quote the input
@@ -488,6 +536,8 @@ class Attempts:
             data["handback"] = True  # a stopping worker's: not a failure (see _spent)
         try:
             with self.store.transaction():
+                # Fenced: they apply only while the run is still this attempt's.
+                events = self.store.append_events(org_id, run_id, held, attempt=attempt)
                 back = self.store.update_run(
                     org_id,
                     run_id,
@@ -497,12 +547,15 @@ class Attempts:
                 )
                 if back is None:  # cancelled or finished meanwhile, or taken over
                     return self._ended(False, org_id, run_id, attempt)
-                event = self.store.append_event(
-                    org_id, run_id, EventType.RUN_RETRYING, data, attempt=attempt
+                events.append(
+                    self.store.append_event(
+                        org_id, run_id, EventType.RUN_RETRYING, data, attempt=attempt
+                    )
                 )
-        except NotFound:  # deleted meanwhile
+        except (NotFound, Superseded):  # deleted, taken over or ended meanwhile
             return self._ended(False, org_id, run_id, attempt)
-        self.bus.publish(event)
+        for event in events:
+            self.bus.publish(event)
         return Outcome("retry", delay=delay, error=why)
 
     def finish(self, org_id: str, run_id: str, status: RunStatus, **how: Any) -> bool:
@@ -527,9 +580,11 @@ class Attempts:
         steps: int | None = None,
         reason: str | None = None,
         attempt: int | None = None,
+        held: Held | None = None,
     ) -> bool:
-        """Record the run's end; False when it did not apply (the run had already ended, or
-        ``attempt`` is given and another attempt has taken the run over)."""
+        """Record the run's end, after the events the attempt ``held`` back, in one transaction;
+        False when it did not apply (the run had already ended, or ``attempt`` is given and
+        another attempt has taken the run over)."""
         if (clean := self._redactor(org_id)) is not None:
             output = None if output is None else clean.redact(output)
             error = None if error is None else clean.redact_value(error)
@@ -554,6 +609,12 @@ class Attempts:
         if status is RunStatus.DEAD:
             data["dead"] = True
         with self.store.transaction():
+            try:
+                # Before the end, which closes the run to its attempts' writes. A refusal wrote
+                # nothing: what commits then is an empty transaction.
+                events = self.store.append_events(org_id, run_id, held or [], attempt=attempt)
+            except Superseded:
+                return False  # taken over or ended meanwhile
             done = self.store.update_run(
                 org_id,
                 run_id,
@@ -563,13 +624,14 @@ class Attempts:
             )
             if done is None:
                 return False  # somebody else already finished it, or took it over
-            event = self.store.append_event(org_id, run_id, _TERMINAL_EVENT[status], data)
+            events.append(self.store.append_event(org_id, run_id, _TERMINAL_EVENT[status], data))
             keep = self.settings.retention.max_events_per_run
             if keep is not None:
                 # At the end only: a run still running may need all of its events to resume
                 # from its journal after a crash.
                 self.store.prune_events(org_id, run_id, keep=keep)
-        self.bus.publish(event)
+        for event in events:
+            self.bus.publish(event)
         return True
 
 

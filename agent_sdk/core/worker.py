@@ -103,6 +103,8 @@ class Worker:
                 try:
                     if self._renew:
                         await self._renew_held()
+                    # On a thread even for a local queue: while it waits for a job, or for
+                    # the queue file's lock held by another worker, the loop runs attempts.
                     lease = await asyncio.to_thread(
                         self.queue.reserve, self.name, lease=self.lease_seconds, timeout=self.poll
                     )
@@ -137,6 +139,9 @@ class Worker:
         """A free slot, or False once ``stop`` is set (even while every slot is busy)."""
         if stop.is_set():
             return False
+        if not slots.locked():
+            await slots.acquire()  # free: returns at once, without waiting
+            return True
         acquire = asyncio.ensure_future(slots.acquire())
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -246,7 +251,12 @@ class Worker:
         worker that stops during an outage leaves the job to its lease's expiry the same way."""
         while True:
             try:
-                await asyncio.to_thread(self._settle, lease, outcome)
+                if self.queue.local:
+                    # One statement on a local file, like the store writes the attempt made on
+                    # this loop: a thread hand-off there and back costs more than it does.
+                    self._settle(lease, outcome)
+                else:
+                    await asyncio.to_thread(self._settle, lease, outcome)
             except BackendUnavailable as exc:
                 wait = self.queue_health.failed(exc.message)
                 if self._stopping:

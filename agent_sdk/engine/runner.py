@@ -55,12 +55,21 @@ def _never() -> bool:
     return False
 
 
+def _nothing_held() -> None:
+    return None
+
+
 @dataclass
 class RunEnv:
     """Everything a run needs from its caller.
 
     ``emit(type, data)`` records an event (it may raise, e.g. when the event cap is reached, and
-    that ends the run). ``allow_model_requests=False`` refuses every provider but ``scripted``.
+    that ends the run). A caller may hold emitted events back and write several together:
+    ``flush()`` is called before every call out of the loop (a model request, a batch of tool
+    calls), and must write what is held back (or raise, which ends the run), so no model or
+    tool is called before the events leading to the call are recorded. The events emitted after
+    the last call out are the caller's to write with the run's end.
+    ``allow_model_requests=False`` refuses every provider but ``scripted``.
     """
 
     run_id: str
@@ -74,6 +83,7 @@ class RunEnv:
     allow_model_requests: bool = True
     # What earlier attempts of this run recorded: replayed instead of repeated (engine/journal).
     journal: Journal | None = None
+    flush: Callable[[], None] = field(default=_nothing_held)
 
 
 @dataclass(frozen=True)
@@ -245,6 +255,7 @@ async def execute(agent: Agent, input: str, env: RunEnv) -> RunResult:
             request = ModelRequest(
                 model=model_name, messages=list(messages), tools=specs, run_id=env.run_id
             )
+            env.flush()
             response, replaced = await _ask(provider, request, env)
             data: dict[str, Any] = {
                 "step": steps,
@@ -270,6 +281,7 @@ async def execute(agent: Agent, input: str, env: RunEnv) -> RunResult:
                 if call.id not in journal.called:
                     env.emit(EventType.TOOL_CALL.value, call.to_dict())
             # Concurrent, but results are emitted and sent back in the order of the calls.
+            env.flush()
             results = await asyncio.gather(
                 *(_replay_or_call(tools, call, env.tool_context, journal)
                   for call in response.tool_calls)

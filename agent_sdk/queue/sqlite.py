@@ -11,6 +11,9 @@ How it stays correct with many threads and processes (as the store does):
   one's lease. Single-statement operations get that from autocommit mode (see below); the few
   with several statements open ``BEGIN IMMEDIATE``.
 * One connection per thread (and a new one after ``fork()``).
+* Waiting for the write lock is ours: connections have a busy timeout of 0 and a busy statement
+  runs again after naps of 20 us to 1 ms, for up to ``busy_timeout`` (see
+  :mod:`agent_sdk.sqlite_busy`: SQLite's own handler sleeps 1 ms at once, and 2, 5, 10 after).
 
 Waiting: SQLite has no notification that crosses processes, so an empty ``reserve`` polls, with
 exponential back-off from 5 ms to 100 ms until its timeout. That bounds both the latency of a new
@@ -33,6 +36,7 @@ from agent_sdk.errors import AgentSDKError, BackendUnavailable, ConfigError, Inv
 from agent_sdk.masking import mask_url
 from agent_sdk.private_files import ensure_private_dir, ensure_private_file
 from agent_sdk.queue.base import BaseQueue, Clock, DeadJob, Job, Lease, QueueDepth, new_token
+from agent_sdk.sqlite_busy import retry_busy
 
 SCHEMA_VERSION = 1  # recorded in PRAGMA user_version
 
@@ -105,6 +109,7 @@ class SQLiteQueue(BaseQueue):
     ordered: ClassVar[bool] = True
     unique_ids: ClassVar[bool] = True
     lease_expiry: ClassVar[bool] = True
+    local: ClassVar[bool] = True  # see queue.base: a worker calls it on its event loop
     scheme: ClassVar[str] = "sqlite"
 
     def __init__(
@@ -154,11 +159,11 @@ class SQLiteQueue(BaseQueue):
             raise BackendUnavailable(f"the queue of {self.path} is closed")
         try:
             db = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
             )
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"):
+                retry_busy(lambda: db.execute(pragma), self.busy_timeout)  # noqa: B023
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         self._local.db, self._local.generation = db, _fork_generation
@@ -197,15 +202,21 @@ class SQLiteQueue(BaseQueue):
     def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         """One statement. Outside ``_write()`` it is its own transaction (autocommit mode)."""
         try:
-            return self._db().execute(sql, params)
+            db = self._db()
+            return retry_busy(lambda: db.execute(sql, params), self.busy_timeout)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         except UnicodeEncodeError as exc:  # a kind or error text with a lone surrogate
             raise InvalidInput("a text holds characters that cannot be stored") from exc
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        db = self._db()
         try:  # a statement with RETURNING (or a big read) fails in the fetch, not the execute
-            rows: list[sqlite3.Row] = self._exec(sql, params).fetchall()
+            rows: list[sqlite3.Row] = retry_busy(
+                lambda: db.execute(sql, params).fetchall(), self.busy_timeout
+            )
+        except UnicodeEncodeError as exc:
+            raise InvalidInput("a text holds characters that cannot be stored") from exc
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         return rows
@@ -219,12 +230,12 @@ class SQLiteQueue(BaseQueue):
         """A short write transaction, holding the write lock from its first statement."""
         db = self._db()
         try:
-            db.execute("BEGIN IMMEDIATE")
+            retry_busy(lambda: db.execute("BEGIN IMMEDIATE"), self.busy_timeout)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         try:
             yield db
-            db.execute("COMMIT")
+            retry_busy(lambda: db.execute("COMMIT"), self.busy_timeout)
         except BaseException as exc:
             if db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -267,6 +278,12 @@ class SQLiteQueue(BaseQueue):
     # read-then-update of reserve cannot interleave with another writer. It saves the BEGIN and
     # COMMIT round trips, a third of the cost of a job's life.
     def _put(self, job_id: str, kind: str, text: str, delay: float) -> Job:
+        # A job already queued is found by a read, which takes no write lock: recovery enqueues
+        # every queued run again when a worker starts (and every three leases), and with a
+        # backlog those were a write transaction each, fighting the workers for the file.
+        row = self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        if row is not None:
+            return _job(row)
         now = self.clock()
         # ON CONFLICT DO NOTHING settles a duplicate job_id in the insert itself: RETURNING gives
         # our row when it landed, nothing when a job with that id was already there.

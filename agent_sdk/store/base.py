@@ -202,6 +202,20 @@ class Store(
         the run has not ended, and raises Superseded otherwise."""
         ...
 
+    def append_events(
+        self,
+        org_id: str,
+        run_id: str,
+        events: Sequence[tuple[str, dict[str, Any]]],
+        *,
+        attempt: int | None = None,
+    ) -> list[Event]:
+        """Append ``events`` (type, data) in order, in one transaction: all or none, each under
+        the rules of :meth:`append_event` (the fence by ``attempt`` included). Joins the
+        caller's transaction if there is one. An attempt writes the events of a step this way,
+        one commit instead of one per event."""
+        ...
+
     def list_events(
         self, org_id: str, run_id: str, *, after: int = 0, limit: int = 1000
     ) -> list[Event]:

@@ -6,6 +6,10 @@ How it stays correct under concurrency:
 * Writers open ``BEGIN IMMEDIATE``: they take the write lock before reading, so two writers
   queue up on the busy timeout instead of both reading and then failing to upgrade (a deferred
   transaction that has read a stale snapshot gets SQLITE_BUSY at once, without waiting).
+* Waiting for the write lock is ours, not SQLite's: connections have a busy timeout of 0 and a
+  statement that finds the database busy is run again after naps of 20 us to 1 ms, for up to
+  ``busy_timeout`` (:mod:`agent_sdk.sqlite_busy`; SQLite's handler sleeps 1 ms and more at once,
+  far longer than the transactions it waits for).
 * One connection per thread: a sqlite3 connection carries one transaction, so sharing it would
   mix up threads' transactions. Connections are opened in autocommit mode (``isolation_level``
   None) and transactions are managed here, not by the driver's implicit BEGINs.
@@ -34,6 +38,7 @@ from agent_sdk.ids import id_floor, parse_time, utcnow
 from agent_sdk.masking import mask_url
 from agent_sdk.private_files import ensure_private_dir, ensure_private_file
 from agent_sdk.records import Event, MigrationState
+from agent_sdk.sqlite_busy import retry_busy
 from agent_sdk.store._driver_errors import noted, unexpected, unstorable
 from agent_sdk.store._rows import (
     MAX_LIMIT,
@@ -155,22 +160,27 @@ class SQLiteStore(
 
     def _connect(self) -> sqlite3.Connection:
         try:
+            # Busy timeout 0: a busy statement is retried by retry_busy (see the module's notes).
             db = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         try:
             db.row_factory = sqlite3.Row
             db.text_factory = _text
-            db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode never corrupts; a power loss can lose only the last commits.
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            # Deleted content is overwritten with zeros, not left in free pages and cells where
-            # a copy of the file would still show it (erasure, retention). It costs writes only
-            # when space is freed; bench/deletion.py measures it.
-            db.execute("PRAGMA secure_delete=ON")
+            pragmas = (
+                "PRAGMA journal_mode=WAL",
+                # NORMAL in WAL mode never corrupts; a power loss can lose only the last commits.
+                "PRAGMA synchronous=NORMAL",
+                "PRAGMA foreign_keys=ON",
+                # Deleted content is overwritten with zeros, not left in free pages and cells
+                # where a copy of the file would still show it (erasure, retention). It costs
+                # writes only when space is freed; bench/deletion.py measures it.
+                "PRAGMA secure_delete=ON",
+            )
+            for pragma in pragmas:
+                retry_busy(lambda: db.execute(pragma), self.busy_timeout)  # noqa: B023
         except sqlite3.Error as exc:
             db.close()
             raise self._error(exc) from exc
@@ -186,7 +196,10 @@ class SQLiteStore(
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
-            rows: list[sqlite3.Row] = self._conn().db.execute(sql, params).fetchall()
+            db = self._conn().db
+            rows: list[sqlite3.Row] = retry_busy(
+                lambda: db.execute(sql, params).fetchall(), self.busy_timeout
+            )
         except (sqlite3.Error, UnicodeEncodeError, OverflowError) as exc:
             raise self._error(exc) from exc
         return rows
@@ -197,7 +210,8 @@ class SQLiteStore(
 
     def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         try:
-            return self._conn().db.execute(sql, params).rowcount
+            db = self._conn().db
+            return retry_busy(lambda: db.execute(sql, params).rowcount, self.busy_timeout)
         except (sqlite3.Error, UnicodeEncodeError, OverflowError) as exc:
             raise self._error(exc) from exc
 
@@ -231,7 +245,7 @@ class SQLiteStore(
             raise
         conn.depth = 0
         try:
-            conn.db.execute("COMMIT")
+            retry_busy(lambda: conn.db.execute("COMMIT"), self.busy_timeout)
         except sqlite3.Error as exc:
             if conn.db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -295,7 +309,7 @@ class SQLiteStore(
             try:
                 busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             finally:
-                db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                db.execute("PRAGMA busy_timeout = 0")  # waiting is retry_busy's again
         except sqlite3.Error:
             return False
         return not busy

@@ -422,6 +422,35 @@ class StoreContract:
         assert store.list_events(ORG, run.id) == [event]
         assert store.append_event(ORG, run.id, "x", {}).time > "2026"
 
+    def test_append_events_writes_all_in_order_or_none(self, store: Store) -> None:
+        run = make_run(store, status=RunStatus.RUNNING, attempts=1)
+        assert store.append_events(ORG, run.id, [], attempt=1) == []
+        step = [("model.response", {"text": "a"}), ("tool.call", {"id": "c1"})]
+        written = store.append_events(ORG, run.id, step, attempt=1)
+        assert [(e.seq, e.type, e.data) for e in written] == [
+            (1, "model.response", {"text": "a"}),
+            (2, "tool.call", {"id": "c1"}),
+        ]
+        assert store.list_events(ORG, run.id) == written
+        # Fenced by the attempt like append_event, and all or none.
+        store.update_run(ORG, run.id, expect_attempts=1, attempts=2)
+        with pytest.raises(Superseded):
+            store.append_events(ORG, run.id, [("tool.result", {})], attempt=1)
+        with pytest.raises(InvalidInput):  # the second cannot be stored: the first goes too
+            store.append_events(ORG, run.id, [("a", {}), ("b", {"x": object()})], attempt=2)
+        assert [e.seq for e in store.list_events(ORG, run.id)] == [1, 2]
+        with pytest.raises(NotFound):
+            store.append_events(OTHER, run.id, step, attempt=2)
+        # Inside a caller's transaction it joins it: the end and the events commit together.
+        with store.transaction():
+            store.append_events(ORG, run.id, [("model.response", {})], attempt=2)
+            store.update_run(ORG, run.id, expect_attempts=2, status=RunStatus.SUCCEEDED)
+            store.append_event(ORG, run.id, EventType.RUN_SUCCEEDED, {})
+        assert [e.type for e in store.list_events(ORG, run.id)][-2:] == [
+            "model.response",
+            EventType.RUN_SUCCEEDED,
+        ]
+
     def test_events_after_and_limit(self, store: Store) -> None:
         run = make_run(store)
         for i in range(10):
