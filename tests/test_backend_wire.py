@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -25,8 +26,9 @@ class Canned:
     """Answers every request on 127.0.0.1 with ``answer`` (raw bytes; None: say nothing until
     the client hangs up) and keeps the request lines it saw."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.answer: bytes | None = b""
+        self._tls = tls
         self.requests: list[bytes] = []
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
@@ -41,6 +43,12 @@ class Canned:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
+            if self._tls is not None:
+                try:
+                    conn = self._tls.wrap_socket(conn, server_side=True)
+                except OSError:
+                    conn.close()  # a client that refused our certificate
+                    continue
             with conn:
                 head = b""
                 while b"\r\n\r\n" not in head:
@@ -163,3 +171,61 @@ def test_a_remote_list_from_the_cli_needs_no_httpx(canned: Canned, tmp_path: Pat
     listed, loaded = result.stdout.strip().rsplit("\n", 1)
     assert json.loads(listed) == [], result.stderr
     assert loaded == "LOADED="
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key: (certificate, key) PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_https_trusts_the_ca_the_environment_names(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    canned = Canned(tls)
+    canned.answer = answer("200 OK", b'{"data": [], "next_cursor": null}')
+    url = canned.url.replace("http://", "https://")
+    try:
+        with pytest.raises(BackendUnavailable):  # not a CA of the bundle: refused
+            backend(settings, url).list_runs()
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert backend(settings, url).list_runs().items == []
+    finally:
+        canned.close()
