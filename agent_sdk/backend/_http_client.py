@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from agent_sdk._version import __version__
-from agent_sdk.backend._wire import HttpxWire, Response, TransportFailure, bad_url, open_wire
+from agent_sdk.backend._wire import HttpxWire, Response, TransportFailure, open_wire
 from agent_sdk.errors import (
     AgentSDKError,
     AuthenticationError,
@@ -210,4 +210,4 @@ def error_from(resp: Response) -> AgentSDKError:
     return error
 
 
-__all__ = ["RETRY_STATUSES", "HttpClient", "bad_url", "error_from", "paging", "seg"]
+__all__ = ["RETRY_STATUSES", "HttpClient", "error_from", "paging", "seg"]

@@ -10,9 +10,9 @@ one given by the caller (Starlette's TestClient, a mock transport), and the CLI'
 the environment names a proxy or the URL holds a user name, which httpx handles and this module
 does not try to.
 
-Both open a new connection per request (the CLI makes one or two), send no
-``Accept-Encoding`` beyond identity, follow no redirects, and time out as
-``httpx.Timeout(30, connect=5)`` does.
+The plain wire opens a connection per request (a CLI call makes one or two, so keeping it
+alive would buy nothing), asks for no compression, follows no redirects (as httpx by default),
+and times out as ``httpx.Timeout(30, connect=5)`` does.
 """
 
 from __future__ import annotations
