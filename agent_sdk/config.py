@@ -353,3 +353,18 @@ def debug_in_env() -> bool:
 def color_allowed() -> bool:
     """Colour unless ``NO_COLOR`` is set (to anything, per no-color.org) or ``TERM=dumb``."""
     return "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def proxy_in_env() -> bool:
+    """Whether a ``<scheme>_proxy`` variable (any case; ``no_proxy`` aside) names a proxy, as
+    urllib and httpx read them: the CLI's HTTP calls then go through httpx, which honours it."""
+    return any(
+        value and name.lower().endswith("_proxy") and name.lower() != "no_proxy"
+        for name, value in os.environ.items()
+    )
+
+
+def tls_trust_in_env() -> tuple[str | None, str | None]:
+    """``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` (empty ones unset): the CA certificates a TLS
+    client trusts instead of its bundled ones."""
+    return os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None

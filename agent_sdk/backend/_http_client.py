@@ -1,11 +1,12 @@
-"""The HTTP plumbing of :class:`~agent_sdk.backend.http.HttpBackend`: one httpx client, the
+"""The HTTP plumbing of :class:`~agent_sdk.backend.http.HttpBackend`: a wire to the server, the
 headers every call sends, JSON calls and streamed lines, and the translation of driver errors at
 this boundary. A problem answer becomes the exception of :mod:`agent_sdk.errors` named by its
 ``code``; a server that cannot be reached becomes :class:`BackendUnavailable`; a URL that cannot
 be used becomes :class:`ConfigError`.
 
-httpx is imported when a client is built, not with this module: the CLI imports the backend at
-start-up and most of its calls never talk to a server.
+The bytes travel over a wire (:mod:`agent_sdk.backend._wire`): the standard library's
+``http.client`` for the CLI's own calls, httpx only when the caller hands in an httpx client or
+transport or the environment needs it (a proxy).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from agent_sdk._version import __version__
+from agent_sdk.backend._wire import HttpxWire, Response, TransportFailure, open_wire
 from agent_sdk.errors import (
     AgentSDKError,
     AuthenticationError,
     BackendUnavailable,
-    ConfigError,
     Conflict,
     InvalidInput,
     ModelError,
@@ -30,7 +31,6 @@ from agent_sdk.errors import (
     WrongRegion,
     error_from_code,
 )
-from agent_sdk.masking import mask_url, scrub, url_secrets
 
 if TYPE_CHECKING:
     import httpx
@@ -74,10 +74,9 @@ class HttpClient:
     ) -> None:
         """Talk to ``settings.client.server_url`` as ``settings.client.org_id``. ``client`` (an
         httpx.Client such as Starlette's TestClient, with its own base URL) is used as is and left
-        open; otherwise the backend makes a client, over ``transport`` when given. Without an org
-        in the settings no ``X-Org-Id`` is sent and the server acts in the credential's own org."""
-        import httpx
-
+        open; otherwise the backend opens a wire of its own (see :mod:`._wire`), over httpx and
+        ``transport`` when one is given. Without an org in the settings no ``X-Org-Id`` is sent
+        and the server acts in the credential's own org."""
         self.settings = settings
         self.org_id = settings.client.org_id
         self._headers = {
@@ -89,38 +88,24 @@ class HttpClient:
         token = api_key or settings.client.api_key
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
-        self._owns_client = client is None
-        if client is None:
-            try:
-                client = httpx.Client(
-                    base_url=settings.client.server_url,
-                    transport=transport,
-                    timeout=httpx.Timeout(30.0, connect=5.0),
-                )
-            except httpx.InvalidURL as exc:  # "http://[::1", a port out of range
-                raise bad_url(settings.client.server_url, exc) from None
-        self._client = client
+        url = settings.client.server_url
+        self._wire = (
+            open_wire(url, transport) if client is None else HttpxWire(client, url, owned=False)
+        )
         # As messages show it: a URL given with user:password@ must not echo the password.
-        self.base_url = mask_url(str(client.base_url).rstrip("/"))
+        self.base_url = self._wire.base_url
 
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        self._wire.close()
 
     def reachable(self) -> bool:
         """Whether anything answers HTTP at the server URL (any status will do: the question
         is whether a server is there, not whether it accepts us). A URL that cannot be used
         at all is a ConfigError, as on every other call."""
-        import httpx
-
         try:
-            self._client.get("/health", headers=self._headers)
-        except httpx.UnsupportedProtocol as exc:
-            raise bad_url(self.settings.client.server_url, exc) from None
-        except httpx.TransportError:
+            self._wire.request("GET", "/health", headers=self._headers)
+        except TransportFailure:
             return False
-        except httpx.InvalidURL as exc:
-            raise bad_url(self.settings.client.server_url, exc) from None
         return True
 
     # -- calls --------------------------------------------------------------------------------
@@ -134,26 +119,17 @@ class HttpClient:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Any:
-        import httpx
-
-        # A given client keeps its own timeouts (Starlette's TestClient refuses per-request ones).
-        extra: dict[str, Any] = {"timeout": timeout} if timeout and self._owns_client else {}
         all_headers = {**self._headers, **headers} if headers else dict(self._headers)
         content = None
         if json is not None:
-            # ASCII JSON, as httpx's own UTF-8 cannot encode a lone surrogate (an argument that
-            # is not UTF-8): escaped, it reaches the server, which refuses it naming the field,
-            # as the local backend does.
+            # ASCII JSON, as UTF-8 cannot encode a lone surrogate (an argument that is not
+            # UTF-8): escaped, it reaches the server, which refuses it naming the field, as the
+            # local backend does.
             content = _ascii_json(json).encode("ascii")
             all_headers["Content-Type"] = "application/json"
-        try:
-            resp = self._client.request(
-                method, path, params=params, content=content, headers=all_headers, **extra
-            )
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
-        except httpx.InvalidURL as exc:
-            raise bad_url(self.settings.client.server_url, exc) from None
+        resp = self._wire.request(
+            method, path, params=params, content=content, headers=all_headers, timeout=timeout
+        )
         if resp.status_code >= 400:
             raise error_from(resp)
         try:
@@ -168,39 +144,21 @@ class HttpClient:
     def _stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[str]:
         """The lines of a streamed answer (each ending in "\\n"), read as they arrive: an
         export of any size passes through in constant memory."""
-        import httpx
-
         headers = {**self._headers, "Accept": "*/*"}
-        try:
-            with self._client.stream("GET", path, params=params, headers=headers) as resp:
-                if resp.status_code >= 400:
-                    resp.read()
-                    raise error_from(resp)
-                buffer = ""
-                for chunk in resp.iter_text():
-                    buffer += chunk
-                    start = 0
-                    while (end := buffer.find("\n", start) + 1) > 0:
-                        yield buffer[start:end]
-                        start = end
-                    buffer = buffer[start:]
-                if buffer:
-                    yield buffer
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
-        except httpx.InvalidURL as exc:
-            raise bad_url(self.settings.client.server_url, exc) from None
-
-    def _unreachable(self, exc: Exception) -> AgentSDKError:
-        import httpx
-
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            return bad_url(self.settings.client.server_url, exc)
-        why = " (no answer in time)" if isinstance(exc, httpx.TimeoutException) else ""
-        return BackendUnavailable(
-            f"cannot reach the agent-sdk server at {self.base_url}{why}",
-            hint="start it with `agent-sdk up`, or use --local",
-        )
+        with self._wire.stream("GET", path, params=params, headers=headers) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                raise error_from(resp)
+            buffer = ""
+            for chunk in resp.iter_text():
+                buffer += chunk
+                start = 0
+                while (end := buffer.find("\n", start) + 1) > 0:
+                    yield buffer[start:end]
+                    start = end
+                buffer = buffer[start:]
+            if buffer:
+                yield buffer
 
 
 def paging(limit: int, cursor: str | None) -> dict[str, Any]:
@@ -219,15 +177,7 @@ def seg(kind: str, value: str) -> str:
     return quote(value, safe="")
 
 
-def bad_url(url: str, exc: Exception) -> ConfigError:
-    why = scrub(str(exc), url_secrets(url))  # httpx may quote the URL it refused
-    return ConfigError(
-        f"AGENT_SDK_SERVER_URL={mask_url(url)!r} is not a usable URL ({why})",
-        hint="use http://host:port or https://host",
-    )
-
-
-def error_from(resp: httpx.Response) -> AgentSDKError:
+def error_from(resp: Response) -> AgentSDKError:
     """The exception a problem answer stands for."""
     body: Any = None
     if "json" in resp.headers.get("content-type", ""):
@@ -260,4 +210,4 @@ def error_from(resp: httpx.Response) -> AgentSDKError:
     return error
 
 
-__all__ = ["RETRY_STATUSES", "HttpClient", "bad_url", "error_from", "paging", "seg"]
+__all__ = ["RETRY_STATUSES", "HttpClient", "error_from", "paging", "seg"]

@@ -1,6 +1,6 @@
 """The Backend over a server's ``/v1`` API: each operation is one call (or one stream) that
 answers with records. The connection, the calls and the translation of errors are in
-:mod:`agent_sdk.backend._http_client`; httpx is imported only once a backend is built.
+:mod:`agent_sdk.backend._http_client`, the bytes over :mod:`agent_sdk.backend._wire`.
 
 A few checks run here, before a request leaves, so that both backends refuse the same input the
 same way: an Idempotency-Key, an audit export format, and an anchor of audit checkpoints, which
@@ -12,36 +12,40 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent_sdk.audit_anchor import CheckpointVerifier, check_anchor
+from agent_sdk import records
 from agent_sdk.backend._http_client import RETRY_STATUSES, HttpClient, error_from, paging, seg
 from agent_sdk.backend._sse import parse_sse
+from agent_sdk.backend._wire import TransportFailure
 from agent_sdk.errors import BackendUnavailable, InvalidInput
-from agent_sdk.records import (
-    ApiKey,
-    AuditEntry,
-    Checkpoint,
-    Deletion,
-    EncryptionKey,
-    Event,
-    MigrationState,
-    Org,
-    Page,
-    Preview,
-    Principal,
-    Progress,
-    RedactionView,
-    Residency,
-    RetentionView,
-    RewrapReport,
-    Run,
-    Session,
-    SweepReport,
-    VerifyReport,
-)
-from agent_sdk.records.audit import check_format
-from agent_sdk.records.runs import check_idempotency_key
+from agent_sdk.records._base import Record
+
+if TYPE_CHECKING:  # annotations only: a call loads the records it returns (see records/)
+    from agent_sdk.records import (
+        ApiKey,
+        AuditEntry,
+        Checkpoint,
+        Deletion,
+        EncryptionKey,
+        Event,
+        MigrationState,
+        Org,
+        Page,
+        Preview,
+        Principal,
+        Progress,
+        RedactionView,
+        Residency,
+        RetentionView,
+        RewrapReport,
+        Run,
+        Session,
+        SweepReport,
+        VerifyReport,
+    )
+
+R = TypeVar("R", bound=Record)
 
 # A stream stays open between events; the server sends a keepalive every 15 s, so a read that
 # waits far longer than that means the connection is dead.
@@ -73,11 +77,13 @@ class HttpBackend(HttpClient):
         if idempotency_key is not None:
             # Checked here as the server would: a key httpx cannot put in a header (non-ASCII)
             # must be the same InvalidInput as over the local backend, not an encoding error.
+            from agent_sdk.records.runs import check_idempotency_key
+
             headers = {"Idempotency-Key": check_idempotency_key(idempotency_key)}
-        return Run.from_dict(self._call("POST", "/v1/runs", json=body, headers=headers))
+        return records.Run.from_dict(self._call("POST", "/v1/runs", json=body, headers=headers))
 
     def get_run(self, run_id: str) -> Run:
-        return Run.from_dict(self._call("GET", f"/v1/runs/{seg('run', run_id)}"))
+        return records.Run.from_dict(self._call("GET", f"/v1/runs/{seg('run', run_id)}"))
 
     def list_runs(
         self,
@@ -95,20 +101,20 @@ class HttpBackend(HttpClient):
         if cursor is not None:
             params["cursor"] = cursor
         data = self._call("GET", "/v1/runs", params=params)
-        return Page([Run.from_dict(r) for r in data["data"]], data.get("next_cursor"))
+        return _page(records.Run, data)
 
     def cancel_run(self, run_id: str) -> Run:
-        return Run.from_dict(self._call("POST", f"/v1/runs/{seg('run', run_id)}/cancel"))
+        return records.Run.from_dict(self._call("POST", f"/v1/runs/{seg('run', run_id)}/cancel"))
 
     def retry_run(self, run_id: str) -> Run:
-        return Run.from_dict(self._call("POST", f"/v1/runs/{seg('run', run_id)}/retry"))
+        return records.Run.from_dict(self._call("POST", f"/v1/runs/{seg('run', run_id)}/retry"))
 
     def retry_runs(self, status: Sequence[str], since: str | None = None) -> list[Run]:
         body: dict[str, Any] = {"status": list(status)}
         if since is not None:
             body["since"] = since
         data = self._call("POST", "/v1/runs/retry", json=body)
-        return [Run.from_dict(r) for r in data["data"]]
+        return [records.Run.from_dict(r) for r in data["data"]]
 
     def status(self) -> dict[str, Any]:
         return dict(self._call("GET", "/v1/status"))
@@ -116,24 +122,20 @@ class HttpBackend(HttpClient):
     def list_events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
         params = {"after": after, "limit": limit}
         data = self._call("GET", f"/v1/runs/{seg('run', run_id)}/events", params=params)
-        return [Event.from_dict(e) for e in data["data"]]
+        return [records.Event.from_dict(e) for e in data["data"]]
 
     def follow_events(self, run_id: str, *, after: int = 0) -> Iterator[Event]:
         """Events as they happen, to the terminal event. A dropped connection is resumed with
         ``Last-Event-ID`` (so nothing is lost or repeated), a few times with backoff."""
-        import httpx
-
         path = f"/v1/runs/{seg('run', run_id)}/events"
         headers = {**self._headers, "Accept": "text/event-stream"}
-        # A given client keeps its own timeouts (Starlette's TestClient refuses per-request ones).
-        extra: dict[str, Any] = {}
-        if self._owns_client:
-            extra["timeout"] = httpx.Timeout(30.0, connect=5.0, read=STREAM_READ_TIMEOUT)
         failures = 0
         while True:
             headers["Last-Event-ID"] = str(after)
             try:
-                with self._client.stream("GET", path, headers=headers, **extra) as resp:
+                with self._wire.stream(
+                    "GET", path, headers=headers, read_timeout=STREAM_READ_TIMEOUT
+                ) as resp:
                     if resp.status_code == 204:
                         return  # the run ended at or before `after`: nothing follows
                     if resp.status_code >= 400:
@@ -148,8 +150,8 @@ class HttpBackend(HttpClient):
                             if event.terminal:
                                 return
                         error = BackendUnavailable("the event stream ended before the run did")
-            except httpx.TransportError as exc:
-                error = self._unreachable(exc)
+            except TransportFailure as exc:
+                error = exc
             failures += 1
             if failures > FOLLOW_RETRIES:
                 raise error
@@ -161,38 +163,42 @@ class HttpBackend(HttpClient):
         if cursor is not None:
             params["cursor"] = cursor
         data = self._call("GET", "/v1/sessions", params=params)
-        return Page([Session.from_dict(s) for s in data["data"]], data.get("next_cursor"))
+        return _page(records.Session, data)
 
     def get_session(self, session_id: str) -> Session:
-        return Session.from_dict(self._call("GET", f"/v1/sessions/{seg('session', session_id)}"))
+        return records.Session.from_dict(
+            self._call("GET", f"/v1/sessions/{seg('session', session_id)}")
+        )
 
     # -- erasure --------------------------------------------------------------------------------
     def delete_run(self, run_id: str) -> Deletion:
-        return Deletion.from_dict(self._call("DELETE", f"/v1/admin/runs/{seg('run', run_id)}"))
+        return records.Deletion.from_dict(
+            self._call("DELETE", f"/v1/admin/runs/{seg('run', run_id)}")
+        )
 
     def delete_session(self, session_id: str) -> Deletion:
         path = f"/v1/admin/sessions/{seg('session', session_id)}"
-        return Deletion.from_dict(self._call("DELETE", path))
+        return records.Deletion.from_dict(self._call("DELETE", path))
 
     # -- access control ---------------------------------------------------------------------------
     def whoami(self) -> Principal:
         data = dict(self._call("GET", "/v1/auth/whoami"))
         data["scopes"] = frozenset(data.get("scopes") or ())
         data["ip_allowlist"] = tuple(data.get("ip_allowlist") or ())
-        return Principal.from_dict(data)
+        return records.Principal.from_dict(data)
 
     def create_org(self, org_id: str, *, name: str | None = None) -> Org:
         body: dict[str, Any] = {"id": org_id}
         if name is not None:
             body["name"] = name
-        return Org.from_dict(self._call("POST", "/v1/admin/orgs", json=body))
+        return records.Org.from_dict(self._call("POST", "/v1/admin/orgs", json=body))
 
     def list_orgs(self, *, limit: int = 50, cursor: str | None = None) -> Page[Org]:
         data = self._call("GET", "/v1/admin/orgs", params=paging(limit, cursor))
-        return Page([Org.from_dict(o) for o in data["data"]], data.get("next_cursor"))
+        return _page(records.Org, data)
 
     def get_org(self, org_id: str) -> Org:
-        return Org.from_dict(self._call("GET", f"/v1/admin/orgs/{seg('org', org_id)}"))
+        return records.Org.from_dict(self._call("GET", f"/v1/admin/orgs/{seg('org', org_id)}"))
 
     def create_key(
         self,
@@ -218,10 +224,12 @@ class HttpBackend(HttpClient):
 
     def list_keys(self, *, limit: int = 50, cursor: str | None = None) -> Page[ApiKey]:
         data = self._call("GET", "/v1/admin/api-keys", params=paging(limit, cursor))
-        return Page([ApiKey.from_dict(k) for k in data["data"]], data.get("next_cursor"))
+        return _page(records.ApiKey, data)
 
     def get_key(self, key_id: str) -> ApiKey:
-        return ApiKey.from_dict(self._call("GET", f"/v1/admin/api-keys/{seg('key', key_id)}"))
+        return records.ApiKey.from_dict(
+            self._call("GET", f"/v1/admin/api-keys/{seg('key', key_id)}")
+        )
 
     def rotate_key(self, key_id: str, *, grace_seconds: float = 0) -> tuple[ApiKey, str]:
         path = f"/v1/admin/api-keys/{seg('key', key_id)}/rotate"
@@ -229,14 +237,16 @@ class HttpBackend(HttpClient):
 
     def revoke_key(self, key_id: str) -> ApiKey:
         path = f"/v1/admin/api-keys/{seg('key', key_id)}/revoke"
-        return ApiKey.from_dict(self._call("POST", path))
+        return records.ApiKey.from_dict(self._call("POST", path))
 
     def audit_tail(self, *, after: int = 0, limit: int = 100) -> list[AuditEntry]:
         params = {"after": after, "limit": limit}
         data = self._call("GET", "/v1/admin/audit-logs", params=params)
-        return [AuditEntry.from_dict(e) for e in data["data"]]
+        return [records.AuditEntry.from_dict(e) for e in data["data"]]
 
     def audit_export(self, *, format: str = "jsonl", since: str | None = None) -> Iterator[str]:
+        from agent_sdk.records.audit import check_format
+
         check_format(format)  # on call, as the local backend does, not at the first line
         params: dict[str, Any] = {"format": format}
         if since is not None:
@@ -251,9 +261,11 @@ class HttpBackend(HttpClient):
     ) -> VerifyReport:
         if anchor is None:
             if public_key is None:
-                return VerifyReport.from_dict(self._call("GET", "/v1/admin/audit-logs/verify"))
+                return records.VerifyReport.from_dict(
+                    self._call("GET", "/v1/admin/audit-logs/verify")
+                )
             body = {"public_key": public_key}
-            return VerifyReport.from_dict(
+            return records.VerifyReport.from_dict(
                 self._call("POST", "/v1/admin/audit-logs/verify", json=body)
             )
         # The anchor stays here, with the key the verifier trusts: it may be large (one line per
@@ -264,56 +276,58 @@ class HttpBackend(HttpClient):
                 "an anchor is checked against a public key you hold",
                 hint="pass the PEM public key of the audit signing key (--public-key FILE)",
             )
+        from agent_sdk.audit_anchor import CheckpointVerifier, check_anchor
+
         verifier = CheckpointVerifier.from_pem(public_key)
         stored = list(self.audit_checkpoints())
         data = self._call("POST", "/v1/admin/audit-logs/verify", json={"public_key": public_key})
-        return check_anchor(VerifyReport.from_dict(data), anchor, stored, verifier)
+        return check_anchor(records.VerifyReport.from_dict(data), anchor, stored, verifier)
 
     def audit_checkpoints(self, *, after: int = 0) -> Iterator[Checkpoint]:
         params = {"after": after}
         for line in self._stream_lines("/v1/admin/audit-logs/checkpoints", params):
             if line.strip():
-                yield Checkpoint.from_dict(json.loads(line))
+                yield records.Checkpoint.from_dict(json.loads(line))
 
     def get_residency(self) -> Residency:
-        return Residency.from_dict(self._call("GET", "/v1/admin/residency"))
+        return records.Residency.from_dict(self._call("GET", "/v1/admin/residency"))
 
     def set_residency(self, region: str | None) -> Residency:
         if region is None:
-            return Residency.from_dict(self._call("DELETE", "/v1/admin/residency"))
+            return records.Residency.from_dict(self._call("DELETE", "/v1/admin/residency"))
         data = self._call("PUT", "/v1/admin/residency", json={"region": region})
-        return Residency.from_dict(data)
+        return records.Residency.from_dict(data)
 
     # -- encryption at rest -----------------------------------------------------------------------
     def list_encryption_keys(self) -> list[EncryptionKey]:
         data = self._call("GET", "/v1/admin/encryption-keys")
-        return [EncryptionKey.from_dict(k) for k in data["data"]]
+        return [records.EncryptionKey.from_dict(k) for k in data["data"]]
 
     def rotate_encryption_key(self) -> EncryptionKey:
-        return EncryptionKey.from_dict(self._call("POST", "/v1/admin/encryption-keys"))
+        return records.EncryptionKey.from_dict(self._call("POST", "/v1/admin/encryption-keys"))
 
     def destroy_encryption_keys(self) -> list[EncryptionKey]:
         data = self._call("DELETE", "/v1/admin/encryption-keys")
-        return [EncryptionKey.from_dict(k) for k in data["data"]]
+        return [records.EncryptionKey.from_dict(k) for k in data["data"]]
 
     def rewrap_encryption(self, *, limit: int = 500, cursor: str | None = None) -> RewrapReport:
         body: dict[str, Any] = {"limit": limit}
         if cursor is not None:
             body["cursor"] = cursor
-        return RewrapReport.from_dict(
+        return records.RewrapReport.from_dict(
             self._call("POST", "/v1/admin/encryption-keys/rewrap", json=body)
         )
 
     # -- retention --------------------------------------------------------------------------------
     def get_retention(self) -> RetentionView:
-        return RetentionView.from_dict(self._call("GET", "/v1/admin/retention"))
+        return records.RetentionView.from_dict(self._call("GET", "/v1/admin/retention"))
 
     def set_retention(self, policy: Mapping[str, int | None]) -> RetentionView:
         data = self._call("PUT", "/v1/admin/retention", json=dict(policy))
-        return RetentionView.from_dict(data)
+        return records.RetentionView.from_dict(data)
 
     def clear_retention(self) -> RetentionView:
-        return RetentionView.from_dict(self._call("DELETE", "/v1/admin/retention"))
+        return records.RetentionView.from_dict(self._call("DELETE", "/v1/admin/retention"))
 
     def retention_sweep(
         self, *, all_orgs: bool = False, dry_run: bool = False, progress: Progress | None = None
@@ -322,7 +336,7 @@ class HttpBackend(HttpClient):
 
         params = {"dry_run": str(dry_run).lower(), "all_orgs": str(all_orgs).lower()}
         data = self._call("POST", "/v1/admin/retention/sweep", params=params, timeout=SWEEP_TIMEOUT)
-        report = SweepReport.from_dict(data)
+        report = records.SweepReport.from_dict(data)
         if progress is not None:
             for org in report.orgs:
                 for what in ("events", "runs", "sessions", "audit_records"):
@@ -354,7 +368,7 @@ class HttpBackend(HttpClient):
 
     def preview_redaction(self, text: str) -> Preview:
         data = self._call("POST", "/v1/admin/redaction/preview", json={"text": text})
-        return Preview.from_dict(data)
+        return records.Preview.from_dict(data)
 
     # -- database -------------------------------------------------------------------------------
     def migrate(self) -> list[MigrationState]:
@@ -364,8 +378,12 @@ class HttpBackend(HttpClient):
         raise _local_only()
 
 
+def _page(record: type[R], data: dict[str, Any]) -> Page[R]:
+    return records.Page([record.from_dict(x) for x in data["data"]], data.get("next_cursor"))
+
+
 def _redaction(data: dict[str, Any]) -> RedactionView:
-    return RedactionView.from_dict(data)
+    return records.RedactionView.from_dict(data)
 
 
 def _local_only() -> InvalidInput:
@@ -375,7 +393,7 @@ def _local_only() -> InvalidInput:
 
 
 def _key_and_token(data: dict[str, Any]) -> tuple[ApiKey, str]:
-    return ApiKey.from_dict(data["key"]), str(data["token"])
+    return records.ApiKey.from_dict(data["key"]), str(data["token"])
 
 
 __all__ = ["HttpBackend"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +28,16 @@ if TYPE_CHECKING:
 Getter = Callable[[dict[str, Any]], Any]
 
 
-@dataclass(frozen=True)
 class Column:
-    header: str
-    key: str | Getter
-    width: int | None = None  # longer cells are cut with an ellipsis (table only)
+    """One column of a table. (A plain class, not a dataclass: this module loads on every call
+    that prints data, and building a dataclass costs about a millisecond.)"""
+
+    __slots__ = ("header", "key", "width")
+
+    def __init__(self, header: str, key: str | Getter, width: int | None = None) -> None:
+        self.header = header
+        self.key = key
+        self.width = width  # longer cells are cut with an ellipsis (table only)
 
     def value(self, row: dict[str, Any]) -> Any:
         return self.key(row) if callable(self.key) else row.get(self.key)
