@@ -11,17 +11,23 @@ the busy timeout instead of reading the same last seq; Postgres takes an advisor
 until commit, after which the head read is a fresh READ COMMITTED snapshot.
 
 The store remembers the head it last wrote for each org, so the usual append is one statement:
-an insert of the next record that only happens if that head is still the org's last row
-(checked by the statement itself, under the write lock). When another process or thread has
-appended since, or a transaction that wrote the remembered head rolled back, the insert writes
-nothing and the append reads the head and inserts as before.
+an insert of the next record that only happens if that head is still the org's last row. Outside
+a caller's transaction that statement is the whole transaction (the engines run a lone write
+statement as its own transaction, taking the write lock first on SQLite), so a record alone
+costs what a plain insert costs. The statement cannot fork the chain even without the org's
+lock: it checks that the remembered head row is still there with its hash, and the (org_id, seq)
+primary key lets only one record take the next seq (``ON CONFLICT DO NOTHING``: a loser writes
+nothing instead of failing). When another process or thread has appended since, or a
+transaction that wrote the remembered head rolled back, the insert writes nothing and the append
+falls back to the locked path: read the head, insert after it, and read again if an appender
+without the lock took that seq meanwhile (only possible on Postgres).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_sdk.canonical import canonical_text, hash_payload, payload_json
 from agent_sdk.errors import InvalidInput
@@ -36,7 +42,12 @@ _COLUMNS = (
     " prev_hash hash"
 ).split()
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM audit_log"
-_INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+# Either insert writes nothing when the seq is taken (one row, or none: the caller reads the head
+# again), rather than failing the transaction it runs in.
+_INSERT = (
+    f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    " ON CONFLICT (org_id, seq) DO NOTHING"
+)
 # The insert of the next record when the org's head is still (seq, hash) as remembered: the
 # head row exists and nothing follows it. Two seeks of the (org_id, seq) primary key.
 _INSERT_AFTER = (
@@ -44,8 +55,12 @@ _INSERT_AFTER = (
     " WHERE EXISTS (SELECT 1 FROM audit_log WHERE org_id = ? AND seq = ?"
     " AND COALESCE(hash, '') = ?)"
     " AND NOT EXISTS (SELECT 1 FROM audit_log WHERE org_id = ? AND seq > ?)"
+    " ON CONFLICT (org_id, seq) DO NOTHING"
 )
 _FIELDS = frozenset(AUDIT_FIELDS)
+# A remembered head: seq, hash, and whether it was seen committed (written outside any caller's
+# transaction, so nothing can undo it).
+_Head = tuple[int, str | None, bool]
 # Types that JSON reads back as themselves: details made only of these need no round trip.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 # Orgs whose head is remembered, at most; past it the memory starts again (a miss costs a read).
@@ -77,10 +92,12 @@ def _entry(r: Sequence[Any]) -> AuditEntry:
     )  # fmt: skip
 
 
-def _link(values: dict[str, Any], details_text: str, head: tuple[int, str], chain: bool) -> None:
+def _link(
+    values: dict[str, Any], details_text: str, head: tuple[int, str | None], chain: bool
+) -> None:
     """Make ``values`` the record after ``head`` (its seq and hash): seq, prev_hash, hash."""
     values["seq"] = head[0] + 1
-    values["prev_hash"] = (head[1] or None) if chain else None
+    values["prev_hash"] = head[1] if chain else None
     values["hash"] = (
         hash_payload(values["prev_hash"], payload_json(values, details_text)) if chain else None
     )
@@ -106,9 +123,13 @@ def _read_back(details: Mapping[str, Any], text: str) -> dict[str, Any]:
 class SQLAuditQueries(SQLPrimitives):
     """The AuditStore of SQLiteStore and PostgresStore."""
 
-    # org -> (seq, hash or "") of the last record this store appended: a guess, checked by the
-    # insert (see the module docstring). Created on first use, shared by the store's threads.
-    _audit_heads: dict[str, tuple[int, str]] | None = None
+    # org -> the last record this store appended: a guess, checked by the insert (see the module
+    # docstring). Created on first use, shared by the store's threads.
+    _audit_heads: dict[str, _Head] | None = None
+
+    if TYPE_CHECKING:  # provided by each store
+
+        def _in_transaction(self) -> bool: ...
 
     def _lock_audit_head(self, org_id: str) -> None:
         """Inside the append's transaction, before the head is read: make this the org's only
@@ -132,32 +153,57 @@ class SQLAuditQueries(SQLPrimitives):
         heads = self._audit_heads
         if heads is None:
             heads = self._audit_heads = {}
+        given_time = values["time"]
+        known = heads.get(org_id)
+        alone = not self._in_transaction()
+        if known is not None and alone:
+            # Alone, with the head remembered: one statement, committed on its own. The time is
+            # taken after the head was looked up, so it is not older than that head's.
+            values["time"] = given_time or utcnow()
+            if self._insert_after(values, details_text, known, chain):
+                return self._appended(heads, values, committed=True)
+            known = None  # stale: take the locked path
         with self.transaction():
             self._lock_audit_head(org_id)
             # Taken under the lock, so times follow seq order (on one clock).
-            values["time"] = values["time"] or utcnow()
-            known = heads.get(org_id)
+            values["time"] = given_time or utcnow()
             if known is None or not self._insert_after(values, details_text, known, chain):
-                # One seek: the last row of the org's range of the (org_id, seq) primary key.
-                last = self._one(
-                    "SELECT seq, hash FROM audit_log WHERE org_id = ? ORDER BY seq DESC LIMIT 1",
-                    (org_id,),
-                )
-                head = (last[0], last[1] or "") if last else (0, "")
-                _link(values, details_text, head, chain)
-                self._exec(_INSERT, _row(values, details_text))
+                while True:  # again only if an appender without the lock took the seq
+                    _link(values, details_text, self._read_head(org_id), chain)
+                    if self._exec(_INSERT, _row(values, details_text)) == 1:
+                        break
+        # A record written in the caller's transaction may still roll back with it.
+        return self._appended(heads, values, committed=alone)
+
+    def _read_head(self, org_id: str) -> tuple[int, str | None]:
+        # One seek: the last row of the org's range of the (org_id, seq) primary key.
+        last = self._one(
+            "SELECT seq, hash FROM audit_log WHERE org_id = ? ORDER BY seq DESC LIMIT 1", (org_id,)
+        )
+        return (last[0], last[1]) if last else (0, None)
+
+    def _appended(
+        self, heads: dict[str, _Head], values: dict[str, Any], *, committed: bool
+    ) -> AuditEntry:
+        """Remember the record just written as its org's head, and return it."""
         if len(heads) >= _MAX_HEADS:
             heads.clear()
-        heads[org_id] = (values["seq"], values["hash"] or "")
+        heads[values["org_id"]] = (values["seq"], values["hash"], committed)
         return AuditEntry(**values)
 
     def _insert_after(
-        self, values: dict[str, Any], details_text: str, head: tuple[int, str], chain: bool
+        self, values: dict[str, Any], details_text: str, head: _Head, chain: bool
     ) -> bool:
-        """Insert ``values`` as the record after ``head`` if that is still the org's last row."""
-        _link(values, details_text, head, chain)
-        org_id, seq = values["org_id"], head[0]
-        params = [*_row(values, details_text), org_id, seq, head[1], org_id, seq]
+        """Insert ``values`` as the record after ``head`` if that is still the org's last row.
+
+        A committed head needs no check: it cannot be undone, and a record written after it
+        holds the very seq this insert wants. Any other head is checked to be there."""
+        seq, hash_, committed = head
+        _link(values, details_text, (seq, hash_), chain)
+        if committed:
+            return self._exec(_INSERT, _row(values, details_text)) == 1
+        org_id = values["org_id"]
+        params = [*_row(values, details_text), org_id, seq, hash_ or "", org_id, seq]
         return self._exec(_INSERT_AFTER, params) == 1
 
     def last_audit(self, org_id: str) -> AuditEntry | None:
