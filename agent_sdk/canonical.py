@@ -103,7 +103,10 @@ PAYLOAD_FIELDS = tuple(
         " prev_hash".split()
     )
 )
-_LABELS = tuple((name, f'"{name}":') for name in PAYLOAD_FIELDS)
+# Every member but details (which payload_json is given as text), each with its ``"name":``.
+_OTHERS = tuple((name, f'"{name}":') for name in PAYLOAD_FIELDS if name != "details")
+_DETAILS_AT = PAYLOAD_FIELDS.index("details")
+_TEXT = encode_basestring
 
 
 def _member(value: Any) -> str:
@@ -125,10 +128,12 @@ def payload_json(entry: Mapping[str, Any], details_json: str) -> bytes:
     stores that text and hashes the record around it. Canonical JSON nests, so the bytes are
     the same as those of the whole record encoded in one go."""
     try:
+        # Text, the most common member, is encoded inline rather than through _member.
         members = [
-            label + (details_json if name == "details" else _member(entry[name]))
-            for name, label in _LABELS
+            label + (_TEXT(value) if type(value := entry[name]) is str else _member(value))
+            for name, label in _OTHERS
         ]
+        members.insert(_DETAILS_AT, '"details":' + details_json)
         return ("{" + ",".join(members) + "}").encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:  # not JSON, NaN, a lone surrogate
         raise InvalidInput(f"audit record is not canonical JSON: {exc}") from None

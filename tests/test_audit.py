@@ -571,6 +571,24 @@ def test_secrets_never_reach_the_database_or_the_file(
         assert secret.encode() not in blob, secret  # ...its secrets are not
 
 
+@pytest.mark.parametrize(
+    "field", ["actor", "actor_kind", "action", "target", "outcome", "request_id", "source_ip"]
+)
+@pytest.mark.parametrize("secret", [API_KEY, JWT, "BeArEr opaque-bearer-credential"])
+def test_a_secret_in_any_one_text_field_is_scrubbed(
+    audit: AuditService, store: SQLiteStore, field: str, secret: str
+) -> None:
+    # The text fields are looked at together first; a secret in any one of them, the others
+    # clean, must still be found (and only that field changes).
+    entry = record(audit, **{field: f"seen {secret} here"})
+    stored = store.last_audit(ORG)
+    assert stored is not None and stored == entry
+    assert getattr(stored, field) == f"seen {REDACTED} here"
+    clean = record(audit, 1)
+    others = [f for f in ("actor", "actor_kind", "action", "outcome", "source_ip") if f != field]
+    assert all(getattr(stored, f) == getattr(clean, f) for f in others)
+
+
 def test_scrub_rules() -> None:
     display = "asdk_0Nq3xP1fK7aBcDeF_"  # the public prefix a listing shows: not a secret
     assert scrub({"key": f"{display}…Qr7T"}) == {"key": f"{display}…Qr7T"}

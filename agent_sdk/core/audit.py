@@ -47,7 +47,7 @@ from agent_sdk.governance.audit import (
     checkpoint_payload,
     export_lines,
     scrub,
-    scrub_text,
+    scrub_texts,
     to_jsonl,
 )
 from agent_sdk.governance.audit_sinks import AuditSink, sinks_from_settings
@@ -116,7 +116,7 @@ class AuditService:
         :func:`agent_sdk.governance.audit.scrub`). Raises InvalidInput for a missing field,
         and BackendUnavailable when the record could not be written everywhere.
         """
-        fields: dict[str, Any] = {
+        texts = {
             "actor": _required("actor", actor),
             "actor_kind": _required("actor_kind", actor_kind),
             "action": _required("action", action),
@@ -124,8 +124,8 @@ class AuditService:
             "outcome": _required("outcome", outcome),
             "request_id": _optional("request_id", request_id),
             "source_ip": _optional("source_ip", source_ip),
-            "details": _details(details),
         }
+        fields: dict[str, Any] = {**scrub_texts(texts), "details": _details(details)}
         _required("org_id", org_id)
         chain = self.settings.audit.hash_chain
         try:
@@ -435,7 +435,7 @@ def _epoch(text: str) -> float | None:
 def _required(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"audit record needs a non-empty {name}")
-    return scrub_text(value)
+    return value  # scrubbed with the others (scrub_texts)
 
 
 def _optional(name: str, value: Any) -> str | None:
@@ -445,7 +445,7 @@ def _optional(name: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"audit record field {name} must be text")
-    return scrub_text(value)
+    return value
 
 
 def _details(details: Mapping[str, Any] | None) -> dict[str, Any]:

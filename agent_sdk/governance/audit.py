@@ -47,11 +47,25 @@ _SECRET_VALUE = re.compile(
 _MAX_DEPTH = 32
 
 
+def _may_hold_secret(text: str) -> bool:
+    # What every match of _SECRET_VALUE contains; none of it spans a newline.
+    return "asdk_" in text or "eyJ" in text or "earer" in text.lower()
+
+
 def scrub_text(text: str) -> str:
     """``text`` with every API key, JWT and ``Bearer`` credential in it replaced."""
-    if "asdk_" not in text and "eyJ" not in text and "earer" not in text.lower():
+    if not _may_hold_secret(text):
         return text  # the common case, without running the regex
     return _SECRET_VALUE.sub(REDACTED, text)
+
+
+def scrub_texts(texts: dict[str, str | None]) -> dict[str, str | None]:
+    """:func:`scrub_text` of every text in ``texts`` (None stays None). The usual record, with
+    no secret in any field, costs one look at all of them joined by newlines (which no secret
+    pattern crosses), instead of one per field."""
+    if not _may_hold_secret("\n".join([t for t in texts.values() if t is not None])):
+        return texts
+    return {name: None if t is None else scrub_text(t) for name, t in texts.items()}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -193,5 +207,6 @@ __all__ = [
     "read_jsonl",
     "scrub",
     "scrub_text",
+    "scrub_texts",
     "to_jsonl",
 ]

@@ -26,6 +26,7 @@ without the lock took that seq meanwhile (only possible on Postgres).
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -57,12 +58,14 @@ _INSERT_AFTER = (
     " AND NOT EXISTS (SELECT 1 FROM audit_log WHERE org_id = ? AND seq > ?)"
     " ON CONFLICT (org_id, seq) DO NOTHING"
 )
+_PICK_COLUMNS = operator.itemgetter(*_COLUMNS)
 _FIELDS = frozenset(AUDIT_FIELDS)
 # A remembered head: seq, hash, and whether it was seen committed (written outside any caller's
 # transaction, so nothing can undo it).
 _Head = tuple[int, str | None, bool]
 # Types that JSON reads back as themselves: details made only of these need no round trip.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_TEXT = frozenset({str})
 # Orgs whose head is remembered, at most; past it the memory starts again (a miss costs a read).
 _MAX_HEADS = 4096
 CHECKPOINT_COLUMNS = "org_id, seq, head_hash, time, signature, key_id"
@@ -103,17 +106,24 @@ def _link(
     )
 
 
-def _row(values: Mapping[str, Any], details_text: str) -> list[Any]:
-    # Positional parameters: binding by name costs more than the seek for the head.
-    return [details_text if c == "details" else values[c] for c in _COLUMNS]
+def _row(values: dict[str, Any], details_text: str) -> tuple[Any, ...]:
+    # Positional parameters: binding by name costs more than the seek for the head. The columns
+    # are picked in one call, with the stored text standing in for details meanwhile.
+    details = values["details"]
+    values["details"] = details_text
+    row: tuple[Any, ...] = _PICK_COLUMNS(values)
+    values["details"] = details
+    return row
 
 
 def _read_back(details: Mapping[str, Any], text: str) -> dict[str, Any]:
     """``details`` as the store will read it back (JSON turns tuples into lists, for example),
     so the record returned is the record hashed. A flat object of text keys and JSON scalars
     reads back as a copy of itself, which spares the parse."""
-    if type(details) is dict and all(
-        type(k) is str and type(v) in _SCALARS for k, v in details.items()
+    if (
+        type(details) is dict
+        and _SCALARS.issuperset(map(type, details.values()))
+        and _TEXT.issuperset(map(type, details))
     ):
         return dict(details)
     parsed: dict[str, Any] = json.loads(text)
@@ -143,11 +153,12 @@ class SQLAuditQueries(SQLPrimitives):
             unknown = sorted(set(entry_fields) - _FIELDS)
             raise InvalidInput(f"unknown audit field(s) {', '.join(unknown)}")
         details = entry_fields.get("details") or {}
-        if not isinstance(details, Mapping):
+        if type(details) is not dict and not isinstance(details, Mapping):
             raise InvalidInput("audit details must be a JSON object")
         # Serialised once: this text is stored, and the hash covers the record around it.
         details_text = canonical_text(details)
-        values: dict[str, Any] = {name: entry_fields.get(name) for name in AUDIT_FIELDS}
+        values: dict[str, Any] = dict.fromkeys(AUDIT_FIELDS)
+        values.update(entry_fields)
         values["details"] = _read_back(details, details_text)
         values["org_id"] = org_id
         heads = self._audit_heads
@@ -203,7 +214,7 @@ class SQLAuditQueries(SQLPrimitives):
         if committed:
             return self._exec(_INSERT, _row(values, details_text)) == 1
         org_id = values["org_id"]
-        params = [*_row(values, details_text), org_id, seq, hash_ or "", org_id, seq]
+        params = (*_row(values, details_text), org_id, seq, hash_ or "", org_id, seq)
         return self._exec(_INSERT_AFTER, params) == 1
 
     def last_audit(self, org_id: str) -> AuditEntry | None:
