@@ -107,15 +107,26 @@ def scrub(value: Any, _depth: int = 0) -> Any:
     return scrub_text(str(value))
 
 
+@functools.lru_cache(maxsize=1024)
+def _scrub_key(key: str) -> tuple[str, bool]:
+    """A key as stored, and whether it names a secret. Cached, like is_secret_key: the same
+    few keys come back in every record."""
+    clean = scrub_text(key)
+    return clean, is_secret_key(clean)
+
+
 def _scrub_dict(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
     """:func:`scrub` of a mapping above the depth limit."""
     out: dict[str, Any] = {}
     for k, v in value.items():
-        key = scrub_text(k if type(k) is str else str(k))
-        if is_secret_key(key):
+        key, secret = _scrub_key(k if type(k) is str else str(k))
+        kind = type(v)
+        if secret:
             out[key] = REDACTED
-        elif type(v) is str:  # the common leaf, without a call to scrub()
+        elif kind is str:  # the common leaves, without a call to scrub()
             out[key] = scrub_text(v)
+        elif kind is int or kind is bool or v is None:
+            out[key] = v
         else:
             out[key] = scrub(v, depth + 1)
     return out
