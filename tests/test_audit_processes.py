@@ -1,4 +1,5 @@
-"""Two processes appending to one org's audit log at once, on SQLite and on Postgres.
+"""Remembered audit heads under other appenders: two processes appending to one org's log at
+once, and a retention cut past a remembered head, on SQLite and on Postgres.
 
 Each store remembers the head it last wrote and appends after it in one statement, without the
 org's lock when nothing else is in the transaction. These drills check that the remembered heads
@@ -12,11 +13,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent_sdk.config import Settings
 from agent_sdk.core.audit import AuditService
+from agent_sdk.records import AuditAnchor
 from agent_sdk.store import open_store
 from agent_sdk.store.base import Store
 
@@ -129,3 +132,26 @@ def test_two_processes_appending_at_once_form_one_verified_chain(
     report = audit.verify(ORG, public_key=audit.public_key_pem())
     assert report.ok, report.reason
     assert report.count == last
+
+
+def test_a_head_remembered_across_a_retention_cut_is_not_built_on(url: str, store: Store) -> None:
+    # This store remembers seq 2 as the head; another appends 3..6, and a retention sweep cuts
+    # the log up to 5. Seq 3 is free again, but the next record must still follow 6.
+    other = open_store(url)
+    try:
+        for i in range(2):
+            store.append_audit(ORG, _fields(i), chain=True)
+        later = [other.append_audit(ORG, _fields(i), chain=True) for i in range(2, 6)]
+        cut = later[-2]
+        assert cut.hash is not None
+        store.prune_audit(ORG, AuditAnchor(ORG, cut.seq, cut.hash, cut.time, "sig", "key"))
+        entry = store.append_audit(ORG, _fields(6), chain=True)
+    finally:
+        other.close()
+    assert (entry.seq, entry.prev_hash) == (7, later[-1].hash)
+    assert [e.seq for e in store.iter_audit(ORG)] == [6, 7]
+
+
+def _fields(i: int) -> dict[str, Any]:
+    return {"actor": "a", "actor_kind": "system", "action": "test.append", "target": str(i),
+            "outcome": "success", "details": {"i": i}}  # fmt: skip

@@ -2,25 +2,24 @@
 store turns into ``%s``), against the store's ``_exec``, ``_one``, ``_query`` and
 ``transaction``.
 
-The one rule a store must get right is the append: the read of the org's head and the insert of
-the next record happen in one write transaction that no other appender of the org can enter, so
-appends from many threads and processes form one gap-free chain per org. How that transaction
-is kept to one appender is the one thing the engines do differently (:meth:`_lock_audit_head`):
+The one rule a store must get right is the append: appends from many threads and processes
+form one gap-free chain per org. The locked path reads the org's head and inserts the next
+record in one write transaction that no other locked appender of the org can enter. How it is
+kept to one appender is the one thing the engines do differently (:meth:`_lock_audit_head`):
 SQLite's ``BEGIN IMMEDIATE`` takes the write lock before the read, so a second writer waits on
 the busy timeout instead of reading the same last seq; Postgres takes an advisory lock on the org
 until commit, after which the head read is a fresh READ COMMITTED snapshot.
 
-The store remembers the head it last wrote for each org, so the usual append is one statement:
-an insert of the next record that only happens if that head is still the org's last row. Outside
-a caller's transaction that statement is the whole transaction (the engines run a lone write
-statement as its own transaction, taking the write lock first on SQLite), so a record alone
-costs what a plain insert costs. The statement cannot fork the chain even without the org's
-lock: it checks that the remembered head row is still there with its hash, and the (org_id, seq)
-primary key lets only one record take the next seq (``ON CONFLICT DO NOTHING``: a loser writes
-nothing instead of failing). When another process or thread has appended since, or a
-transaction that wrote the remembered head rolled back, the insert writes nothing and the append
-falls back to the locked path: read the head, insert after it, and read again if an appender
-without the lock took that seq meanwhile (only possible on Postgres).
+The usual append skips the read: the store remembers the head it last wrote for each org and
+inserts the next record with one statement that writes only if that head row is still there
+with its hash and nothing follows it. The (org_id, seq) primary key lets one record only take a
+seq (``ON CONFLICT DO NOTHING``: the loser of a race writes nothing instead of failing), so the
+statement is safe without the org's lock, and outside a caller's transaction it is the whole
+transaction (a lone write statement commits on its own; on SQLite it takes the write lock
+first). It writes nothing when another process or thread has appended since, when the
+transaction that wrote the remembered head rolled back, or when a retention sweep cut the log
+past it; the append then takes the locked path, whose insert reads the head again if a lock-free
+appender took that seq meanwhile (only possible on Postgres).
 """
 
 from __future__ import annotations
@@ -60,9 +59,8 @@ _INSERT_AFTER = (
 )
 _PICK_COLUMNS = operator.itemgetter(*_COLUMNS)
 _FIELDS = frozenset(AUDIT_FIELDS)
-# A remembered head: seq, hash, and whether it was seen committed (written outside any caller's
-# transaction, so nothing can undo it).
-_Head = tuple[int, str | None, bool]
+# A head: the seq and hash of an org's last record ((0, None) for an empty log).
+_Head = tuple[int, str | None]
 # Types that JSON reads back as themselves: details made only of these need no round trip.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _TEXT = frozenset({str})
@@ -166,13 +164,12 @@ class SQLAuditQueries(SQLPrimitives):
             heads = self._audit_heads = {}
         given_time = values["time"]
         known = heads.get(org_id)
-        alone = not self._in_transaction()
-        if known is not None and alone:
+        if known is not None and not self._in_transaction():
             # Alone, with the head remembered: one statement, committed on its own. The time is
             # taken after the head was looked up, so it is not older than that head's.
             values["time"] = given_time or utcnow()
             if self._insert_after(values, details_text, known, chain):
-                return self._appended(heads, values, committed=True)
+                return self._appended(heads, values)
             known = None  # stale: take the locked path
         with self.transaction():
             self._lock_audit_head(org_id)
@@ -183,8 +180,7 @@ class SQLAuditQueries(SQLPrimitives):
                     _link(values, details_text, self._read_head(org_id), chain)
                     if self._exec(_INSERT, _row(values, details_text)) == 1:
                         break
-        # A record written in the caller's transaction may still roll back with it.
-        return self._appended(heads, values, committed=alone)
+        return self._appended(heads, values)
 
     def _read_head(self, org_id: str) -> tuple[int, str | None]:
         # One seek: the last row of the org's range of the (org_id, seq) primary key.
@@ -193,13 +189,11 @@ class SQLAuditQueries(SQLPrimitives):
         )
         return (last[0], last[1]) if last else (0, None)
 
-    def _appended(
-        self, heads: dict[str, _Head], values: dict[str, Any], *, committed: bool
-    ) -> AuditEntry:
+    def _appended(self, heads: dict[str, _Head], values: dict[str, Any]) -> AuditEntry:
         """Remember the record just written as its org's head, and return it."""
         if len(heads) >= _MAX_HEADS:
             heads.clear()
-        heads[values["org_id"]] = (values["seq"], values["hash"], committed)
+        heads[values["org_id"]] = (values["seq"], values["hash"])
         return AuditEntry(**values)
 
     def _insert_after(
@@ -207,14 +201,11 @@ class SQLAuditQueries(SQLPrimitives):
     ) -> bool:
         """Insert ``values`` as the record after ``head`` if that is still the org's last row.
 
-        A committed head needs no check: it cannot be undone, and a record written after it
-        holds the very seq this insert wants. Any other head is checked to be there."""
-        seq, hash_, committed = head
-        _link(values, details_text, (seq, hash_), chain)
-        if committed:
-            return self._exec(_INSERT, _row(values, details_text)) == 1
-        org_id = values["org_id"]
-        params = (*_row(values, details_text), org_id, seq, hash_ or "", org_id, seq)
+        Both checks are needed even for a head this store saw committed: a retention sweep
+        may since have cut the records after it, which would free the next seq."""
+        _link(values, details_text, head, chain)
+        org_id, seq = values["org_id"], head[0]
+        params = (*_row(values, details_text), org_id, seq, head[1] or "", org_id, seq)
         return self._exec(_INSERT_AFTER, params) == 1
 
     def last_audit(self, org_id: str) -> AuditEntry | None:
