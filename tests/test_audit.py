@@ -26,6 +26,7 @@ import pytest
 from contracts.audit_store_contract import AuditStoreContract
 
 from agent_sdk.audit_anchor import CheckpointVerifier
+from agent_sdk.canonical import canonical_text
 from agent_sdk.config import Settings
 from agent_sdk.core.audit import AuditService
 from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput
@@ -154,9 +155,13 @@ def test_canonical_json_pins_the_format() -> None:
     assert canonical_json(value) == (
         '{"a":[1,1.0,1e+16,null,true],"b":"é\\n\\u0001\x7f","ä":{}}'.encode()
     )
-    for bad in ({"x": float("nan")}, {"x": object()}, {"x": "\ud800"}):
+    cycle: dict[str, Any] = {}
+    cycle["self"] = [cycle]
+    for bad in ({"x": float("nan")}, {"x": object()}, {"x": "\ud800"}, {1: 1, "a": 2}, cycle):
         with pytest.raises(InvalidInput):
             canonical_json(bad)
+    with pytest.raises(InvalidInput):
+        canonical_text({"x": "\ud800"})  # the text the store keeps is refused the same way
 
 
 def test_an_edited_record_is_named_with_the_reason(audit: AuditService, store: SQLiteStore) -> None:
