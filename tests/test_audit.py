@@ -202,6 +202,20 @@ def test_a_deleted_middle_record_is_detected(audit: AuditService, store: SQLiteS
     assert audit.verify(ORG).reason == "record 13 is missing: records 13..14 were deleted"
 
 
+def test_a_record_due_a_checkpoint_after_another_writer_moved_the_head_still_gets_it(
+    audit_settings: Settings, store: SQLiteStore
+) -> None:
+    settings = audit_settings.replace(audit_checkpoint_every=5)
+    mine, theirs = AuditService(settings, store), AuditService(settings, SQLiteStore(store.path))
+    for i in range(3):
+        record(mine, i)
+    record(theirs, 3)  # seq 4: mine still expects its next record to be 4, not due
+    entry = record(mine, 4)
+    assert entry.seq == 5
+    assert [cp.seq for cp in store.list_checkpoints(ORG)] == [5]
+    assert mine.verify(ORG).ok
+
+
 def test_a_truncated_tail_after_a_checkpoint_is_detected(
     audit: AuditService, store: SQLiteStore
 ) -> None:

@@ -153,8 +153,9 @@ class AuditService:
                 # own (see the module docstring).
                 entry = self.store.append_audit(org_id, fields, chain=chain)
                 if entry.hash is not None and entry.seq != upcoming and self._due(entry):
+                    signer = signer or self._signing_key()  # loaded before the write lock
                     with self.store.transaction():
-                        self._store_checkpoint(signer or self._signing_key(), entry)
+                        self._store_checkpoint(signer, entry)
         except AgentSDKError as exc:
             # The caller's input was checked above; anything failing from here on (a bad key
             # file included) is the deployment's problem, and the action fails with it.

@@ -201,8 +201,8 @@ class SQLAuditQueries(SQLPrimitives):
     ) -> bool:
         """Insert ``values`` as the record after ``head`` if that is still the org's last row.
 
-        Both checks are needed even for a head this store saw committed: a retention sweep
-        may since have cut the records after it, which would free the next seq."""
+        Both checks are needed even for a head this store saw committed: since then, others may
+        have appended and a retention sweep cut the log past that head, freeing the next seq."""
         _link(values, details_text, head, chain)
         org_id, seq = values["org_id"], head[0]
         params = (*_row(values, details_text), org_id, seq, head[1] or "", org_id, seq)
