@@ -51,7 +51,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from json.encoder import encode_basestring
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from agent_sdk.errors import InvalidInput
@@ -62,19 +62,38 @@ from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
+# The C encoder that JSONEncoder.encode builds again on every call, built once. It is made
+# without the circular-reference memo, which would be shared state between threads (and keeps
+# stale entries after a failed call); a cyclic value ends in RecursionError instead.
+_C_ENCODE = (
+    c_make_encoder(None, _ENCODER.default, encode_basestring, None, ":", ",", True, False, False)
+    if c_make_encoder is not None
+    else None
+)
+
+
+def _encode(value: Any) -> str:
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def canonical_json(value: Any) -> bytes:
     """The canonical JSON bytes of ``value`` (see the module docstring for the exact rules)."""
     try:
-        return _ENCODER.encode(value).encode("utf-8")
-    except (TypeError, ValueError) as exc:  # a non-JSON value, NaN, or a lone surrogate
+        return _encode(value).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:  # not JSON, NaN, a cycle, a surrogate
         raise InvalidInput(f"audit record is not canonical JSON: {exc}") from None
 
 
 def canonical_text(value: Any) -> str:
     """:func:`canonical_json` as text: the form the store keeps ``details`` in."""
-    return canonical_json(value).decode("utf-8")
+    try:
+        text = _encode(value)
+        text.encode("utf-8")  # a lone surrogate cannot be stored or hashed: refuse it here
+        return text
+    except (TypeError, ValueError, RecursionError) as exc:  # not JSON, NaN, a cycle, a surrogate
+        raise InvalidInput(f"audit record is not canonical JSON: {exc}") from None
 
 
 # The fields of a record as hashed, in canonical (sorted) order, each with its ``"name":``.
@@ -84,7 +103,10 @@ PAYLOAD_FIELDS = tuple(
         " prev_hash".split()
     )
 )
-_LABELS = tuple((name, f'"{name}":') for name in PAYLOAD_FIELDS)
+# Every member but details (which payload_json is given as text), each with its ``"name":``.
+_OTHERS = tuple((name, f'"{name}":') for name in PAYLOAD_FIELDS if name != "details")
+_DETAILS_AT = PAYLOAD_FIELDS.index("details")
+_TEXT = encode_basestring
 
 
 def _member(value: Any) -> str:
@@ -97,7 +119,7 @@ def _member(value: Any) -> str:
         return "null"
     if kind is int:
         return int.__repr__(value)
-    return _ENCODER.encode(value)
+    return _encode(value)
 
 
 def payload_json(entry: Mapping[str, Any], details_json: str) -> bytes:
@@ -106,12 +128,14 @@ def payload_json(entry: Mapping[str, Any], details_json: str) -> bytes:
     stores that text and hashes the record around it. Canonical JSON nests, so the bytes are
     the same as those of the whole record encoded in one go."""
     try:
+        # Text, the most common member, is encoded inline rather than through _member.
         members = [
-            label + (details_json if name == "details" else _member(entry[name]))
-            for name, label in _LABELS
+            label + (_TEXT(value) if type(value := entry[name]) is str else _member(value))
+            for name, label in _OTHERS
         ]
+        members.insert(_DETAILS_AT, '"details":' + details_json)
         return ("{" + ",".join(members) + "}").encode("utf-8")
-    except (TypeError, ValueError) as exc:  # a non-JSON value, NaN, or a lone surrogate
+    except (TypeError, ValueError, RecursionError) as exc:  # not JSON, NaN, a lone surrogate
         raise InvalidInput(f"audit record is not canonical JSON: {exc}") from None
 
 

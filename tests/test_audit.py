@@ -26,6 +26,7 @@ import pytest
 from contracts.audit_store_contract import AuditStoreContract
 
 from agent_sdk.audit_anchor import CheckpointVerifier
+from agent_sdk.canonical import canonical_text
 from agent_sdk.config import Settings
 from agent_sdk.core.audit import AuditService
 from agent_sdk.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput
@@ -154,9 +155,13 @@ def test_canonical_json_pins_the_format() -> None:
     assert canonical_json(value) == (
         '{"a":[1,1.0,1e+16,null,true],"b":"é\\n\\u0001\x7f","ä":{}}'.encode()
     )
-    for bad in ({"x": float("nan")}, {"x": object()}, {"x": "\ud800"}):
+    cycle: dict[str, Any] = {}
+    cycle["self"] = [cycle]
+    for bad in ({"x": float("nan")}, {"x": object()}, {"x": "\ud800"}, {1: 1, "a": 2}, cycle):
         with pytest.raises(InvalidInput):
             canonical_json(bad)
+    with pytest.raises(InvalidInput):
+        canonical_text({"x": "\ud800"})  # the text the store keeps is refused the same way
 
 
 def test_an_edited_record_is_named_with_the_reason(audit: AuditService, store: SQLiteStore) -> None:
@@ -195,6 +200,20 @@ def test_a_deleted_middle_record_is_detected(audit: AuditService, store: SQLiteS
     assert report.reason == "record 13 is missing: it was deleted"
     tamper(store, "DELETE FROM audit_log WHERE org_id = ? AND seq = 14", (ORG,))
     assert audit.verify(ORG).reason == "record 13 is missing: records 13..14 were deleted"
+
+
+def test_a_record_due_a_checkpoint_after_another_writer_moved_the_head_still_gets_it(
+    audit_settings: Settings, store: SQLiteStore
+) -> None:
+    settings = audit_settings.replace(audit_checkpoint_every=5)
+    mine, theirs = AuditService(settings, store), AuditService(settings, SQLiteStore(store.path))
+    for i in range(3):
+        record(mine, i)
+    record(theirs, 3)  # seq 4: mine still expects its next record to be 4, not due
+    entry = record(mine, 4)
+    assert entry.seq == 5
+    assert [cp.seq for cp in store.list_checkpoints(ORG)] == [5]
+    assert mine.verify(ORG).ok
 
 
 def test_a_truncated_tail_after_a_checkpoint_is_detected(
@@ -569,6 +588,24 @@ def test_secrets_never_reach_the_database_or_the_file(
     assert b"runs.create" in blob  # the record is there...
     for secret in ("hunter2", "opaque-bearer", "k-99", "S3cr3t", "eyJhbGci", "below-a-secret"):
         assert secret.encode() not in blob, secret  # ...its secrets are not
+
+
+@pytest.mark.parametrize(
+    "field", ["actor", "actor_kind", "action", "target", "outcome", "request_id", "source_ip"]
+)
+@pytest.mark.parametrize("secret", [API_KEY, JWT, "BeArEr opaque-bearer-credential"])
+def test_a_secret_in_any_one_text_field_is_scrubbed(
+    audit: AuditService, store: SQLiteStore, field: str, secret: str
+) -> None:
+    # The text fields are looked at together first; a secret in any one of them, the others
+    # clean, must still be found (and only that field changes).
+    entry = record(audit, **{field: f"seen {secret} here"})
+    stored = store.last_audit(ORG)
+    assert stored is not None and stored == entry
+    assert getattr(stored, field) == f"seen {REDACTED} here"
+    clean = record(audit, 1)
+    others = [f for f in ("actor", "actor_kind", "action", "outcome", "source_ip") if f != field]
+    assert all(getattr(stored, f) == getattr(clean, f) for f in others)
 
 
 def test_scrub_rules() -> None:

@@ -26,7 +26,7 @@ PG = ["--postgres", POSTGRES_URL]
 
 # script, its short form, and what it needs beyond the test extra ("wrk" is a program).
 CASES: list[Any] = [
-    ("audit.py", ["--records", "50", "--rounds", "1"], ()),
+    ("audit.py", ["--records", "50", "--rounds", "1", *PG], ()),
     ("auth_overhead.py", ["--seconds", "1"], ("wrk",)),
     ("cli_startup.py", ["--rounds", "1", "--per-round", "1"], ()),
     ("create_wait_wrk.py", ["--quick"], ("wrk", "sse_starlette")),

@@ -4,7 +4,7 @@
 configured sink cannot take the record, it raises ``BackendUnavailable("audit log write failed:
 ...")`` and the caller's action must fail with it.
 
-Ordering within :meth:`record` (all inside one database transaction, joining the caller's when
+Ordering within :meth:`record` (inside one database transaction, joining the caller's when
 one is open, which is how a failed audit write also undoes the action it describes):
 
 1. append the record to the database (the source of truth): seq, chain hash;
@@ -15,13 +15,19 @@ one is open, which is how a failed audit write also undoes the action it describ
    logs on that period: :func:`agent_sdk.core.audit_seal.seal_periodically`);
 4. commit (by the outermost transaction).
 
-A failure in 1-3 rolls the record (and the caller's writes) back. The remaining window runs the
-other way: a line written in step 2 stays in the file and on stdout even if step 3 or the
-commit then fails, or the caller's transaction later raises and rolls back. Such a line has a
-seq that the database will give to another record, so a reader spots it (the same seq twice,
-with different contents); the database decides. Because the sinks are written while the
-store's write lock for the org is held (on SQLite, the database's one write lock), their lines
-appear in seq order even with many processes.
+A failure in 1-3 rolls the record (and the caller's writes) back. A record with no sink to write
+and no checkpoint due (guessed from the org's last seq as this process saw it) is only step 1,
+which the store commits as one statement when no caller's transaction is open. If the guess was
+wrong because another process appended meanwhile and the record turns out due, its checkpoint is
+stored in a transaction of its own just after; should that fail, :meth:`record` still raises,
+but the record (which describes something that did happen) stays.
+
+The remaining window runs the other way: a line written in step 2 stays in the file and on
+stdout even if step 3 or the commit then fails, or the caller's transaction later raises and
+rolls back. Such a line has a seq that the database will give to another record, so a reader
+spots it (the same seq twice, with different contents); the database decides. Because the sinks
+are written while the store's write lock for the org is held (on SQLite, the database's one
+write lock), their lines appear in seq order even with many processes.
 
 Callers should record an action as the last step before its transaction commits, and must not
 swallow the exception of a failed :meth:`record` inside their own transaction.
@@ -41,7 +47,7 @@ from agent_sdk.governance.audit import (
     checkpoint_payload,
     export_lines,
     scrub,
-    scrub_text,
+    scrub_texts,
     to_jsonl,
 )
 from agent_sdk.governance.audit_sinks import AuditSink, sinks_from_settings
@@ -58,6 +64,8 @@ if TYPE_CHECKING:
     from agent_sdk.store.audit import AuditStore
 
 _FAILED = "audit log write failed: "
+# Orgs whose last seq is remembered, at most; past it the memory starts again (a miss costs a read).
+_MAX_ORGS = 4096
 
 
 class AuditService:
@@ -85,6 +93,8 @@ class AuditService:
         # org -> when its unsigned tail began, as this process last saw it: spares a read per
         # record until the time rule may be due (then the database is asked again).
         self._tail_began: dict[str, float] = {}
+        # org -> the seq of the last record this service wrote: the guess of :meth:`_upcoming`.
+        self._last_seq: dict[str, int] = {}
 
     # -- writing -------------------------------------------------------------------------------
     def record(
@@ -106,7 +116,7 @@ class AuditService:
         :func:`agent_sdk.governance.audit.scrub`). Raises InvalidInput for a missing field,
         and BackendUnavailable when the record could not be written everywhere.
         """
-        fields: dict[str, Any] = {
+        texts = {
             "actor": _required("actor", actor),
             "actor_kind": _required("actor_kind", actor_kind),
             "action": _required("action", action),
@@ -114,29 +124,47 @@ class AuditService:
             "outcome": _required("outcome", outcome),
             "request_id": _optional("request_id", request_id),
             "source_ip": _optional("source_ip", source_ip),
-            "details": _details(details),
         }
+        fields: dict[str, Any] = {**scrub_texts(texts), "details": _details(details)}
         _required("org_id", org_id)
         chain = self.settings.audit.hash_chain
         try:
+            # Whether this record will need a checkpoint, guessed before the write lock from the
+            # org's last seq as this process saw it (the database is asked once per org).
+            upcoming = self._upcoming(org_id)
+            due = chain and self._due_at(org_id, upcoming)
             # Load (or create) the signing key before taking the write lock when this record may
             # need a checkpoint: the first load imports cryptography (tens of ms), which would
             # otherwise stall every other writer. A record that needs none (most records of a
             # short CLI process) never pays for it.
             signer = self._signer
-            if chain and signer is None and self._may_be_due(org_id):
+            if due and signer is None:
                 signer = self._signing_key()
-            with self.store.transaction():
+            if self.sinks or due:
+                with self.store.transaction():
+                    entry = self.store.append_audit(org_id, fields, chain=chain)
+                    self._write_sinks(entry)
+                    if entry.hash is not None and self._due(entry):
+                        self._store_checkpoint(signer or self._signing_key(), entry)
+            else:
+                # Nothing to do but the append: the store commits it on its own (or in the
+                # caller's transaction). Only when another writer moved the head since the guess
+                # can the record turn out due; its checkpoint then follows in a transaction of its
+                # own (see the module docstring).
                 entry = self.store.append_audit(org_id, fields, chain=chain)
-                self._write_sinks(entry)
-                if entry.hash is not None and self._due(entry):
-                    self._store_checkpoint(signer or self._signing_key(), entry)
+                if entry.hash is not None and entry.seq != upcoming and self._due(entry):
+                    signer = signer or self._signing_key()  # loaded before the write lock
+                    with self.store.transaction():
+                        self._store_checkpoint(signer, entry)
         except AgentSDKError as exc:
             # The caller's input was checked above; anything failing from here on (a bad key
             # file included) is the deployment's problem, and the action fails with it.
             if exc.message.startswith(_FAILED):
                 raise
             raise BackendUnavailable(_FAILED + exc.message, hint=exc.hint) from exc
+        if len(self._last_seq) >= _MAX_ORGS:
+            self._last_seq.clear()
+        self._last_seq[org_id] = entry.seq
         return entry
 
     def _write_sinks(self, entry: AuditEntry) -> None:
@@ -155,16 +183,23 @@ class AuditService:
                 ) from exc
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def _may_be_due(self, org_id: str) -> bool:
-        """A guess, before the write lock, whether the next record of the org needs a checkpoint."""
-        head = self.store.last_audit(org_id)
-        upcoming = (head.seq if head is not None else 0) + 1
-        return upcoming % self.settings.audit.checkpoint_every == 0 or self._time_due(org_id)
+    def _upcoming(self, org_id: str) -> int:
+        """The seq the org's next record will probably get: one past the last this process
+        wrote or, the first time, one past the database's head."""
+        last = self._last_seq.get(org_id)
+        if last is None:
+            head = self.store.last_audit(org_id)
+            last = head.seq if head is not None else 0
+        return last + 1
+
+    def _due_at(self, org_id: str, seq: int) -> bool:
+        """Does record ``seq`` of the org get a checkpoint (every N records, or T seconds after
+        the org's unsigned tail began)?"""
+        return seq % self.settings.audit.checkpoint_every == 0 or self._time_due(org_id)
 
     def _due(self, entry: AuditEntry) -> bool:
-        """Under the write lock: does ``entry`` get a checkpoint (every N records, or T seconds
-        after the org's unsigned tail began)?"""
-        return entry.seq % self.settings.audit.checkpoint_every == 0 or self._time_due(entry.org_id)
+        """:meth:`_due_at` for a record just written (under the write lock, when it matters)."""
+        return self._due_at(entry.org_id, entry.seq)
 
     def _time_due(self, org_id: str) -> bool:
         period = self.settings.audit.checkpoint_seconds
@@ -401,7 +436,7 @@ def _epoch(text: str) -> float | None:
 def _required(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"audit record needs a non-empty {name}")
-    return scrub_text(value)
+    return value  # scrubbed with the others (scrub_texts)
 
 
 def _optional(name: str, value: Any) -> str | None:
@@ -411,7 +446,7 @@ def _optional(name: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"audit record field {name} must be text")
-    return scrub_text(value)
+    return value
 
 
 def _details(details: Mapping[str, Any] | None) -> dict[str, Any]:

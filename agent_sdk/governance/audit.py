@@ -47,11 +47,25 @@ _SECRET_VALUE = re.compile(
 _MAX_DEPTH = 32
 
 
+def _may_hold_secret(text: str) -> bool:
+    # What every match of _SECRET_VALUE contains; none of it spans a newline.
+    return "asdk_" in text or "eyJ" in text or "earer" in text.lower()
+
+
 def scrub_text(text: str) -> str:
     """``text`` with every API key, JWT and ``Bearer`` credential in it replaced."""
-    if "asdk_" not in text and "eyJ" not in text and "earer" not in text.lower():
+    if not _may_hold_secret(text):
         return text  # the common case, without running the regex
     return _SECRET_VALUE.sub(REDACTED, text)
+
+
+def scrub_texts(texts: dict[str, str | None]) -> dict[str, str | None]:
+    """:func:`scrub_text` of every text in ``texts`` (None stays None). The usual record, with
+    no secret in any field, costs one look at all of them joined by newlines (which no secret
+    pattern crosses), instead of one per field."""
+    if not _may_hold_secret("\n".join([t for t in texts.values() if t is not None])):
+        return texts
+    return {name: None if t is None else scrub_text(t) for name, t in texts.items()}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -93,15 +107,26 @@ def scrub(value: Any, _depth: int = 0) -> Any:
     return scrub_text(str(value))
 
 
+@functools.lru_cache(maxsize=1024)
+def _scrub_key(key: str) -> tuple[str, bool]:
+    """A key as stored, and whether it names a secret. Cached, like is_secret_key: the same
+    few keys come back in every record."""
+    clean = scrub_text(key)
+    return clean, is_secret_key(clean)
+
+
 def _scrub_dict(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
     """:func:`scrub` of a mapping above the depth limit."""
     out: dict[str, Any] = {}
     for k, v in value.items():
-        key = scrub_text(k if type(k) is str else str(k))
-        if is_secret_key(key):
+        key, secret = _scrub_key(k if type(k) is str else str(k))
+        kind = type(v)
+        if secret:
             out[key] = REDACTED
-        elif type(v) is str:  # the common leaf, without a call to scrub()
+        elif kind is str:  # the common leaves, without a call to scrub()
             out[key] = scrub_text(v)
+        elif kind is int or kind is bool or v is None:
+            out[key] = v
         else:
             out[key] = scrub(v, depth + 1)
     return out
@@ -193,5 +218,6 @@ __all__ = [
     "read_jsonl",
     "scrub",
     "scrub_text",
+    "scrub_texts",
     "to_jsonl",
 ]

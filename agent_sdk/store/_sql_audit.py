@@ -2,26 +2,32 @@
 store turns into ``%s``), against the store's ``_exec``, ``_one``, ``_query`` and
 ``transaction``.
 
-The one rule a store must get right is the append: the read of the org's head and the insert of
-the next record happen in one write transaction that no other appender of the org can enter, so
-appends from many threads and processes form one gap-free chain per org. How that transaction
-is kept to one appender is the one thing the engines do differently (:meth:`_lock_audit_head`):
+The one rule a store must get right is the append: appends from many threads and processes
+form one gap-free chain per org. The locked path reads the org's head and inserts the next
+record in one write transaction that no other locked appender of the org can enter. How it is
+kept to one appender is the one thing the engines do differently (:meth:`_lock_audit_head`):
 SQLite's ``BEGIN IMMEDIATE`` takes the write lock before the read, so a second writer waits on
 the busy timeout instead of reading the same last seq; Postgres takes an advisory lock on the org
 until commit, after which the head read is a fresh READ COMMITTED snapshot.
 
-The store remembers the head it last wrote for each org, so the usual append is one statement:
-an insert of the next record that only happens if that head is still the org's last row
-(checked by the statement itself, under the write lock). When another process or thread has
-appended since, or a transaction that wrote the remembered head rolled back, the insert writes
-nothing and the append reads the head and inserts as before.
+The usual append skips the read: the store remembers the head it last wrote for each org and
+inserts the next record with one statement that writes only if that head row is still there
+with its hash and nothing follows it. The (org_id, seq) primary key lets one record only take a
+seq (``ON CONFLICT DO NOTHING``: the loser of a race writes nothing instead of failing), so the
+statement is safe without the org's lock, and outside a caller's transaction it is the whole
+transaction (a lone write statement commits on its own; on SQLite it takes the write lock
+first). It writes nothing when another process or thread has appended since, when the
+transaction that wrote the remembered head rolled back, or when a retention sweep cut the log
+past it; the append then takes the locked path, whose insert reads the head again if a lock-free
+appender took that seq meanwhile (only possible on Postgres).
 """
 
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_sdk.canonical import canonical_text, hash_payload, payload_json
 from agent_sdk.errors import InvalidInput
@@ -36,7 +42,12 @@ _COLUMNS = (
     " prev_hash hash"
 ).split()
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM audit_log"
-_INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+# Either insert writes nothing when the seq is taken (one row, or none: the caller reads the head
+# again), rather than failing the transaction it runs in.
+_INSERT = (
+    f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    " ON CONFLICT (org_id, seq) DO NOTHING"
+)
 # The insert of the next record when the org's head is still (seq, hash) as remembered: the
 # head row exists and nothing follows it. Two seeks of the (org_id, seq) primary key.
 _INSERT_AFTER = (
@@ -44,10 +55,15 @@ _INSERT_AFTER = (
     " WHERE EXISTS (SELECT 1 FROM audit_log WHERE org_id = ? AND seq = ?"
     " AND COALESCE(hash, '') = ?)"
     " AND NOT EXISTS (SELECT 1 FROM audit_log WHERE org_id = ? AND seq > ?)"
+    " ON CONFLICT (org_id, seq) DO NOTHING"
 )
+_PICK_COLUMNS = operator.itemgetter(*_COLUMNS)
 _FIELDS = frozenset(AUDIT_FIELDS)
+# A head: the seq and hash of an org's last record ((0, None) for an empty log).
+_Head = tuple[int, str | None]
 # Types that JSON reads back as themselves: details made only of these need no round trip.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_TEXT = frozenset({str})
 # Orgs whose head is remembered, at most; past it the memory starts again (a miss costs a read).
 _MAX_HEADS = 4096
 CHECKPOINT_COLUMNS = "org_id, seq, head_hash, time, signature, key_id"
@@ -77,26 +93,35 @@ def _entry(r: Sequence[Any]) -> AuditEntry:
     )  # fmt: skip
 
 
-def _link(values: dict[str, Any], details_text: str, head: tuple[int, str], chain: bool) -> None:
+def _link(
+    values: dict[str, Any], details_text: str, head: tuple[int, str | None], chain: bool
+) -> None:
     """Make ``values`` the record after ``head`` (its seq and hash): seq, prev_hash, hash."""
     values["seq"] = head[0] + 1
-    values["prev_hash"] = (head[1] or None) if chain else None
+    values["prev_hash"] = head[1] if chain else None
     values["hash"] = (
         hash_payload(values["prev_hash"], payload_json(values, details_text)) if chain else None
     )
 
 
-def _row(values: Mapping[str, Any], details_text: str) -> list[Any]:
-    # Positional parameters: binding by name costs more than the seek for the head.
-    return [details_text if c == "details" else values[c] for c in _COLUMNS]
+def _row(values: dict[str, Any], details_text: str) -> tuple[Any, ...]:
+    # Positional parameters: binding by name costs more than the seek for the head. The columns
+    # are picked in one call, with the stored text standing in for details meanwhile.
+    details = values["details"]
+    values["details"] = details_text
+    row: tuple[Any, ...] = _PICK_COLUMNS(values)
+    values["details"] = details
+    return row
 
 
 def _read_back(details: Mapping[str, Any], text: str) -> dict[str, Any]:
     """``details`` as the store will read it back (JSON turns tuples into lists, for example),
     so the record returned is the record hashed. A flat object of text keys and JSON scalars
     reads back as a copy of itself, which spares the parse."""
-    if type(details) is dict and all(
-        type(k) is str and type(v) in _SCALARS for k, v in details.items()
+    if (
+        type(details) is dict
+        and _SCALARS.issuperset(map(type, details.values()))
+        and _TEXT.issuperset(map(type, details))
     ):
         return dict(details)
     parsed: dict[str, Any] = json.loads(text)
@@ -106,9 +131,13 @@ def _read_back(details: Mapping[str, Any], text: str) -> dict[str, Any]:
 class SQLAuditQueries(SQLPrimitives):
     """The AuditStore of SQLiteStore and PostgresStore."""
 
-    # org -> (seq, hash or "") of the last record this store appended: a guess, checked by the
-    # insert (see the module docstring). Created on first use, shared by the store's threads.
-    _audit_heads: dict[str, tuple[int, str]] | None = None
+    # org -> the last record this store appended: a guess, checked by the insert (see the module
+    # docstring). Created on first use, shared by the store's threads.
+    _audit_heads: dict[str, _Head] | None = None
+
+    if TYPE_CHECKING:  # provided by each store
+
+        def _in_transaction(self) -> bool: ...
 
     def _lock_audit_head(self, org_id: str) -> None:
         """Inside the append's transaction, before the head is read: make this the org's only
@@ -122,42 +151,61 @@ class SQLAuditQueries(SQLPrimitives):
             unknown = sorted(set(entry_fields) - _FIELDS)
             raise InvalidInput(f"unknown audit field(s) {', '.join(unknown)}")
         details = entry_fields.get("details") or {}
-        if not isinstance(details, Mapping):
+        if type(details) is not dict and not isinstance(details, Mapping):
             raise InvalidInput("audit details must be a JSON object")
         # Serialised once: this text is stored, and the hash covers the record around it.
         details_text = canonical_text(details)
-        values: dict[str, Any] = {name: entry_fields.get(name) for name in AUDIT_FIELDS}
+        values: dict[str, Any] = dict.fromkeys(AUDIT_FIELDS)
+        values.update(entry_fields)
         values["details"] = _read_back(details, details_text)
         values["org_id"] = org_id
         heads = self._audit_heads
         if heads is None:
             heads = self._audit_heads = {}
+        given_time = values["time"]
+        known = heads.get(org_id)
+        if known is not None and not self._in_transaction():
+            # Alone, with the head remembered: one statement, committed on its own. The time is
+            # taken after the head was looked up, so it is not older than that head's.
+            values["time"] = given_time or utcnow()
+            if self._insert_after(values, details_text, known, chain):
+                return self._appended(heads, values)
+            known = None  # stale: take the locked path
         with self.transaction():
             self._lock_audit_head(org_id)
             # Taken under the lock, so times follow seq order (on one clock).
-            values["time"] = values["time"] or utcnow()
-            known = heads.get(org_id)
+            values["time"] = given_time or utcnow()
             if known is None or not self._insert_after(values, details_text, known, chain):
-                # One seek: the last row of the org's range of the (org_id, seq) primary key.
-                last = self._one(
-                    "SELECT seq, hash FROM audit_log WHERE org_id = ? ORDER BY seq DESC LIMIT 1",
-                    (org_id,),
-                )
-                head = (last[0], last[1] or "") if last else (0, "")
-                _link(values, details_text, head, chain)
-                self._exec(_INSERT, _row(values, details_text))
+                while True:  # again only if an appender without the lock took the seq
+                    _link(values, details_text, self._read_head(org_id), chain)
+                    if self._exec(_INSERT, _row(values, details_text)) == 1:
+                        break
+        return self._appended(heads, values)
+
+    def _read_head(self, org_id: str) -> tuple[int, str | None]:
+        # One seek: the last row of the org's range of the (org_id, seq) primary key.
+        last = self._one(
+            "SELECT seq, hash FROM audit_log WHERE org_id = ? ORDER BY seq DESC LIMIT 1", (org_id,)
+        )
+        return (last[0], last[1]) if last else (0, None)
+
+    def _appended(self, heads: dict[str, _Head], values: dict[str, Any]) -> AuditEntry:
+        """Remember the record just written as its org's head, and return it."""
         if len(heads) >= _MAX_HEADS:
             heads.clear()
-        heads[org_id] = (values["seq"], values["hash"] or "")
+        heads[values["org_id"]] = (values["seq"], values["hash"])
         return AuditEntry(**values)
 
     def _insert_after(
-        self, values: dict[str, Any], details_text: str, head: tuple[int, str], chain: bool
+        self, values: dict[str, Any], details_text: str, head: _Head, chain: bool
     ) -> bool:
-        """Insert ``values`` as the record after ``head`` if that is still the org's last row."""
+        """Insert ``values`` as the record after ``head`` if that is still the org's last row.
+
+        Both checks are needed even for a head this store saw committed: since then, others may
+        have appended and a retention sweep cut the log past that head, freeing the next seq."""
         _link(values, details_text, head, chain)
         org_id, seq = values["org_id"], head[0]
-        params = [*_row(values, details_text), org_id, seq, head[1], org_id, seq]
+        params = (*_row(values, details_text), org_id, seq, head[1] or "", org_id, seq)
         return self._exec(_INSERT_AFTER, params) == 1
 
     def last_audit(self, org_id: str) -> AuditEntry | None:
