@@ -223,3 +223,24 @@ def test_the_memory_is_bounded_and_forgets_a_key_whole() -> None:
     for i in range(10):
         memory.put(fingerprint(f"x{i}"), entry(f"k{i}"))
         assert len(memory) <= 3
+
+
+def test_a_remembered_key_is_not_admitted_when_the_store_cannot_be_read(
+    edge_runtime: Runtime,
+    edge_client: TestClient,
+    new_key: NewKey,
+    reads: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agent_sdk.errors import BackendUnavailable
+
+    created = new_key()
+    warm(edge_client, created["token"], reads)
+
+    def down() -> int:
+        raise BackendUnavailable("the database is down")
+
+    monkeypatch.setattr(edge_runtime.store, "api_key_generation", down)
+    assert status(edge_client, created["token"]) == 503  # fails closed, never from memory
+    monkeypatch.undo()
+    assert status(edge_client, created["token"]) == 200
