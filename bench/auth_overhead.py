@@ -9,26 +9,42 @@ Both servers run side by side (each is this script started with `--serve PORT [-
 change in the machine's load hits both alike. The figures are medians with the spread over the
 rounds. `--profile FILE` runs the authenticated server under cProfile and writes its stats to
 FILE when it stops (the server's work is all on its one event loop thread, which cProfile sees).
+
+On a shared machine requests/s swing with whatever else runs, so each round also reads the CPU
+time each server spent (from /proc, on Linux) and divides it by the requests it answered: CPU per
+request barely moves when other processes take turns on the cores, and the difference between the
+two servers is what access control costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from _util import bench_env, free_port, median, row, server
 
 
-def serve(port: int, no_auth: bool, profile: str | None) -> None:
+class Round(NamedTuple):
+    rps: float
+    p99_ms: float
+    cpu_us: float | None  # server CPU time per request
+
+
+def serve(port: int, no_auth: bool, profile: str | None, pid_file: str | None) -> None:
+    import os
+
     import uvicorn
 
+    if pid_file:
+        Path(pid_file).write_text(str(os.getpid()))
     from agent_sdk.config import load_settings
     from agent_sdk.core.auth import Admission, AuthService
     from agent_sdk.core.runtime import Runtime
@@ -67,7 +83,20 @@ def serve(port: int, no_auth: bool, profile: str | None) -> None:
         prof.dump_stats(profile)
 
 
-def wrk(url: str, token: str, seconds: int, conns: int) -> tuple[float, float]:
+def cpu_seconds(pid: int | None) -> float | None:
+    """User plus system CPU time of process ``pid`` so far, or None without /proc."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, token: str, seconds: int, conns: int, pid: int | None = None) -> Round:
+    """One load of ``url``: requests/s, p99 in ms, and the server's CPU us per request."""
+    cpu0 = cpu_seconds(pid)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
          "-H", f"Authorization: Bearer {token}", url],  # fmt: skip
@@ -75,10 +104,14 @@ def wrk(url: str, token: str, seconds: int, conns: int) -> tuple[float, float]:
     ).stdout  # fmt: skip
     if "Non-2xx" in out:
         raise SystemExit(f"errors during the load:\n{out}")
+    cpu1 = cpu_seconds(pid)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert m, out
-    return rps, float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    cpu = None if cpu0 is None or cpu1 is None or not done else (cpu1 - cpu0) / done * 1e6
+    return Round(rps, p99, cpu)
 
 
 def limited_key(url: str, home: Path) -> str:
@@ -107,46 +140,61 @@ def main() -> None:
     ap.add_argument("--profile", help="cProfile the authenticated server into this file")
     ap.add_argument("--serve", type=int)
     ap.add_argument("--no-auth", action="store_true")
+    ap.add_argument("--pid-file")
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve, args.no_auth, args.profile)
+        serve(args.serve, args.no_auth, args.profile, args.pid_file)
         return
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
     labels = ("auth", "no-auth")
-    results: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
+    results: dict[str, list[Round]] = {label: [] for label in labels}
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         urls: dict[str, str] = {}
+        pids: dict[str, int | None] = {}
         token = ""
         for label in labels:
             # Each server has its own data directory, so neither sees the other's writes.
             home = tmp / label
-            extra = ["--no-auth"] if label == "no-auth" else []
+            pid_file = tmp / f"{label}.pid"
+            extra = ["--pid-file", str(pid_file)]
+            if label == "no-auth":
+                extra.append("--no-auth")
             if label == "auth" and args.profile:
-                extra = ["--profile", str(Path(args.profile).resolve())]
+                extra += ["--profile", str(Path(args.profile).resolve())]
             port = free_port()
             cmd = [sys.executable, __file__, "--serve", str(port), *extra]
             urls[label] = stack.enter_context(server(cmd, bench_env(home), port)) + "/v1/runs"
+            pids[label] = int(pid_file.read_text())
             if label == "auth":
                 # The baseline gets the same header (its pass-through ignores it).
                 token = limited_key(urls[label].removesuffix("/v1/runs"), home)
             wrk(urls[label], token, 2, args.connections)  # warm up
         for r in range(args.rounds):
             for label in labels if r % 2 == 0 else labels[::-1]:
-                results[label].append(wrk(urls[label], token, args.seconds, args.connections))
-    rps = [a[0] for a in results["auth"]]
-    base = [b[0] for b in results["no-auth"]]
+                load = wrk(urls[label], token, args.seconds, args.connections, pids[label])
+                results[label].append(load)
+    ours, theirs = results["auth"], results["no-auth"]
+    rps, base = [a.rps for a in ours], [b.rps for b in theirs]
     costs = [(1 - a / b) * 100 for a, b in zip(rps, base, strict=True)]
-    p99 = [a[1] for a in results["auth"]]
-    base_p99 = [b[1] for b in results["no-auth"]]
     print(f"GET /v1/runs, wrk -t1 -c{args.connections}, {args.rounds} rounds of {args.seconds}s "
           "each, median [spread] (a rate-limited viewer key; baseline: the same route with "
           "authentication replaced by a pass-through)")  # fmt: skip
     print(row("requests/s", median(rps), median(base), "req/s", higher_is_better=True))
     print(f"{'':<44} spread: ours {spread(rps, ',.0f')}, baseline {spread(base, ',.0f')}")
+    p99, base_p99 = [a.p99_ms for a in ours], [b.p99_ms for b in theirs]
     print(row("p99 latency", median(p99), median(base_p99), "ms"))
     print(f"{'cost of access control':<44} {spread(costs, '.1f')} % of throughput")
+    cpu = [a.cpu_us for a in ours if a.cpu_us is not None]
+    base_cpu = [b.cpu_us for b in theirs if b.cpu_us is not None]
+    if len(cpu) == len(base_cpu) == args.rounds:
+        extra_cpu = [a - b for a, b in zip(cpu, base_cpu, strict=True)]
+        share = [(a / b - 1) * 100 for a, b in zip(cpu, base_cpu, strict=True)]
+        print(row("server CPU per request", median(cpu), median(base_cpu), "us"))
+        print(f"{'':<44} spread: ours {spread(cpu, '.0f')}, baseline {spread(base_cpu, '.0f')}")
+        print(f"{'cost of access control (server CPU)':<44} {spread(extra_cpu, '.0f')} us, "
+              f"{spread(share, '.1f')} % per request")  # fmt: skip
 
 
 if __name__ == "__main__":

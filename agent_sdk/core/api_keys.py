@@ -42,6 +42,7 @@ from agent_sdk.errors import (
 from agent_sdk.records import ApiKey, Page, Principal
 from agent_sdk.security import api_key_secrets as keys
 from agent_sdk.security.scopes import ADMIN_PLATFORM, ROLES, SCOPES, check_grant, scopes_for
+from agent_sdk.security.verified_keys import Verified, VerifiedKeys, fingerprint
 from agent_sdk.times import iso
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class KeyService:
         self.store = store
         self.audit = audit  # when set, create/rotate/revoke record themselves in the same txn
         self._clock = clock  # injectable, so tests can step through grace periods and expiry
+        self._verified = VerifiedKeys()  # tokens verified by this process (see authenticate)
 
     @cached_property
     def pepper(self) -> bytes:
@@ -297,6 +299,8 @@ class KeyService:
                     fields["previous_valid_until"] = iso(now + timedelta(seconds=grace_seconds))
             rotated = self.store.update_api_key(org_id, key_id, **fields)
             self._record(org_id, actor, "keys.rotate", rotated)
+        # The generation has moved for every process; here the entries need not wait for it.
+        self._verified.forget(key_id)
         return rotated, token
 
     def _check_rotatable(self, key: ApiKey, now: datetime) -> None:
@@ -326,6 +330,7 @@ class KeyService:
                 previous_valid_until=None,
             )
             self._record(org_id, actor, "keys.revoke", revoked)
+        self._verified.forget(key_id)
         return revoked
 
     def ensure_bootstrap_key(self, org_id: str) -> str | None:
@@ -356,11 +361,40 @@ class KeyService:
 
     # -- the hot path --------------------------------------------------------------------------
     def authenticate(self, token: str) -> Principal:
-        """The principal of ``token``: one checksum check, one HMAC, one primary-key read."""
+        """The principal of ``token``.
+
+        A token this process verified before costs one read of the store's API-key generation
+        and a look at the clock: the entry is used only if no key has changed since (revoked,
+        rotated, its scopes or limits edited, in any process), and never at or after its
+        expiry. Any other token gets the full check: checksum, HMAC, one primary-key read.
+        """
+        fp = fingerprint(token)
+        known = self._verified.get(fp)
+        generation = self.store.api_key_generation() if known is not None else None
+        if known is not None and generation == known.generation:
+            now = self._clock()
+            if known.until is not None and now >= known.until:
+                raise _invalid()
+            if now >= known.touch_due:
+                known.touch_due = now + TOUCH_INTERVAL
+                self._touch(known.principal, now)
+            return known.principal
         try:
-            key_id, secret = keys.parse(token)
+            key_id, secret = keys.parse(token)  # a malformed token costs no database read
         except AuthenticationError:
             raise _invalid() from None
+        if known is None:
+            # Read before the key's row: a change committed after this read moves the generation
+            # past the one stored with the entry, so the entry is not used again.
+            generation = self.store.api_key_generation()
+        principal, entry = self._verify(key_id, secret, generation)
+        if entry is not None:
+            self._verified.put(fp, entry)
+        return principal
+
+    def _verify(
+        self, key_id: str, secret: str, generation: int | None
+    ) -> tuple[Principal, Verified | None]:
         digest = keys.keyed_hash(self.pepper, secret)
         found = self.store.find_api_key_for_auth(key_id)
         if found is None:
@@ -368,23 +402,20 @@ class KeyService:
         key, current, previous, previous_until = found
         now = self._clock()
         now_iso = iso(now)
-        valid = hmac.compare_digest(digest, current) or (
-            previous is not None
-            and previous_until is not None
-            and now_iso < previous_until
-            and hmac.compare_digest(digest, previous)
-        )
-        if (
-            not valid
-            or key.revoked_at is not None
-            or (key.expires_at is not None and key.expires_at <= now_iso)
-        ):
+        until = key.expires_at
+        if not hmac.compare_digest(digest, current):
+            # The secret replaced by the last rotation, until its grace period ends.
+            if (
+                previous is None
+                or previous_until is None
+                or not now_iso < previous_until
+                or not hmac.compare_digest(digest, previous)
+            ):
+                raise _invalid()
+            until = previous_until if until is None else min(until, previous_until)
+        if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now_iso):
             raise _invalid()
-        if key.last_used_at is None or key.last_used_at < iso(now - TOUCH_INTERVAL):
-            # Advisory: a busy database must not turn a valid key into a failed request.
-            with contextlib.suppress(BackendUnavailable):
-                self.store.touch_api_key(key.id, now_iso)
-        return Principal(
+        principal = Principal(
             subject=f"api_key:{key.id}",
             org_id=key.org_id,
             scopes=frozenset(key.scopes),
@@ -394,6 +425,21 @@ class KeyService:
             burst=key.burst,
             ip_allowlist=tuple(key.ip_allowlist),
         )
+        touch_due = now
+        if key.last_used_at is not None:
+            touch_due = datetime.fromisoformat(key.last_used_at) + TOUCH_INTERVAL
+        if now >= touch_due:
+            touch_due = now + TOUCH_INTERVAL
+            self._touch(principal, now)
+        if generation is None:  # a store without the counter: nothing may be remembered
+            return principal, None
+        expires = None if until is None else datetime.fromisoformat(until)
+        return principal, Verified(principal, generation, expires, touch_due)
+
+    def _touch(self, principal: Principal, now: datetime) -> None:
+        # Advisory: a busy database must not turn a valid key into a failed request.
+        with contextlib.suppress(BackendUnavailable):
+            self.store.touch_api_key(principal.key_id or "", iso(now))
 
     def _hash(self, token: str) -> str:
         return keys.keyed_hash(self.pepper, keys.parse(token)[1])

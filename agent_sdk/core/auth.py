@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 from agent_sdk.errors import AuthenticationError, PermissionDenied, RateLimited
 from agent_sdk.records import Principal
+from agent_sdk.security.network import ip_allowed
+from agent_sdk.security.scopes import require
 
 if TYPE_CHECKING:
     from agent_sdk.config import Settings
@@ -110,9 +112,6 @@ class AuthService:
         client_ip: str | None = None,
     ) -> Admission:
         """Steps 2-5 for an authenticated principal; ``scope`` None admits any principal."""
-        from agent_sdk.security.network import ip_allowed
-        from agent_sdk.security.scopes import require
-
         org_id = self.resolve_org(principal, requested_org)
         if scope is not None:
             require(principal.scopes, scope)

@@ -25,6 +25,8 @@ from agent_sdk.store.migrations import load_migrations
 SKIPPED = {
     "schema_migrations": "migration bookkeeping: the destination records its own",
     "workers": "transient: liveness of worker processes, rewritten by running workers",
+    # Copying it could move a destination's counter back to a value its servers already saw.
+    "api_key_generation": "per database: moves with every key change; the destination's own",
 }
 _SQLITE_HEADER = b"SQLite format 3\x00"
 

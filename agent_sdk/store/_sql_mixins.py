@@ -109,6 +109,11 @@ class SQLKeyQueries(SQLPrimitives):
             (when, key_id, when),
         )
 
+    def api_key_generation(self) -> int | None:
+        # Moved by the triggers of migration 0010, never written here.
+        row = self._one("SELECT value FROM api_key_generation WHERE id = 1")
+        return int(row[0]) if row is not None else None
+
 
 class SQLWorkerQueries(SQLPrimitives):
     """The liveness rows of workers (:class:`agent_sdk.store.workers.WorkerStore`)."""

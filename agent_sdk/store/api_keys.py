@@ -3,7 +3,9 @@ implementations share.
 
 Every method takes the org first, except :meth:`KeyStore.find_api_key_for_auth`: authentication
 reads a key by the id inside the token before it knows the org, and that one cross-org read is
-named for the only thing allowed to use it. Secret hashes go in through ``insert_api_key`` and
+named for the only thing allowed to use it. :meth:`KeyStore.api_key_generation` is what lets a
+process remember verified keys safely: triggers of the schema (migration 0010) move it with every
+change authentication must see. Secret hashes go in through ``insert_api_key`` and
 ``update_api_key`` and come out only through that lookup; an :class:`ApiKey` never carries one.
 
 Implementation: :class:`agent_sdk.store._sql_mixins.SQLKeyQueries`, for both SQL stores. Both run
@@ -58,6 +60,14 @@ class KeyStore(Protocol):
     def touch_api_key(self, key_id: str, when: str) -> None:
         """Set ``last_used_at`` to ``when`` unless it is already as late (a single cheap
         UPDATE; concurrent touches never move it backwards)."""
+        ...
+
+    def api_key_generation(self) -> int | None:
+        """A number that changes, in the same transaction, with every change to any key that
+        authentication must see (its hashes, scopes, limits, allowlist, expiry, revocation, its
+        deletion); ``last_used_at`` and the name do not move it. One read of one row: the
+        check that lets a process trust a key it verified before (see
+        :class:`agent_sdk.core.api_keys.KeyService`)."""
         ...
 
 

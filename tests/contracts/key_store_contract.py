@@ -194,3 +194,49 @@ class KeyStoreContract:
             raise RuntimeError("boom")
         with pytest.raises(NotFound):
             store.get_api_key(ORG, key.id)
+
+    # -- the generation: what lets a process trust a key it verified before ------------------
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"revoked_at": "2030-01-01T00:00:00.000000Z"},
+            {"secret_hash": "h1"},
+            {"previous_hash": "h0", "previous_valid_until": "2030-01-01T00:00:00.000000Z"},
+            {"scopes": ["runs:read"]},
+            {"role": "admin"},
+            {"expires_at": "2030-01-01T00:00:00.000000Z"},
+            {"rate_per_second": 5.0},
+            {"burst": 3},
+            {"ip_allowlist": ["10.0.0.0/8"]},
+        ],
+    )
+    def test_every_change_authentication_sees_moves_the_generation(
+        self, store: Stores, fields: dict[str, Any]
+    ) -> None:
+        key = insert(store)
+        before = store.api_key_generation()
+        assert isinstance(before, int)
+        store.update_api_key(ORG, key.id, **fields)
+        after = store.api_key_generation()
+        assert after is not None and after != before
+        store.update_api_key(ORG, key.id, **fields)  # the same values again: still a change
+        assert store.api_key_generation() not in (before, after)
+
+    def test_use_a_rename_and_a_new_key_leave_the_generation(self, store: Stores) -> None:
+        key = insert(store)
+        before = store.api_key_generation()
+        store.touch_api_key(key.id, utcnow())  # authentication itself writes this
+        store.update_api_key(ORG, key.id, name="renamed", last_used_at=utcnow())
+        insert(store)  # nobody can have verified a key that did not exist
+        assert store.api_key_generation() == before
+
+    def test_a_rolled_back_revocation_leaves_the_generation(self, store: Stores) -> None:
+        key = insert(store)
+        before = store.api_key_generation()
+        with pytest.raises(RuntimeError), store.transaction():
+            store.update_api_key(ORG, key.id, revoked_at=utcnow())
+            raise RuntimeError("boom")
+        assert store.api_key_generation() == before
+        with store.transaction():
+            store.update_api_key(ORG, key.id, revoked_at=utcnow())
+        assert store.api_key_generation() != before
