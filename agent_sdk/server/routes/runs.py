@@ -24,8 +24,9 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from agent_sdk.core.runs import RunService
-from agent_sdk.errors import InvalidInput
+from agent_sdk.errors import InvalidInput, Overloaded
 from agent_sdk.records import Event, Run
+from agent_sdk.server.admission import AdmissionLane
 from agent_sdk.server.deps import RunsReader, RunsWriter, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.params import MAX_INT64, STATUS_LIST_PATTERN, After, Cursor
@@ -211,9 +212,15 @@ _FOLLOW_DOC: dict[int | str, dict[str, Any]] = {
 
 # -- handlers ------------------------------------------------------------------------------------
 async def create_run(
-    body: CreateRun, who: RunsWriter, rt: RuntimeDep, idempotency_key: IdempotencyKey = None
+    request: Request,
+    body: CreateRun,
+    who: RunsWriter,
+    rt: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    run, replayed = rt.runs.create_idempotent(
+    # Checked and built here (reads only); written on the engine thread with whatever other
+    # creations wait there (see agent_sdk.server.admission), so this loop never blocks on it.
+    admission = rt.runs.prepare(
         who.org_id,
         body.agent,
         body.input,
@@ -223,6 +230,17 @@ async def create_run(
         actor=who.actor,
         idempotency_key=_idempotency_key(idempotency_key),
     )
+    run, replayed = admission.run, admission.replayed
+    if not replayed:
+        lane: AdmissionLane = request.app.state.admissions
+        try:
+            run, replayed = await lane.admit(admission)
+        except Overloaded:
+            request.state.extra_headers = {
+                **getattr(request.state, "extra_headers", {}),
+                "Retry-After": "1",
+            }
+            raise
     headers = {"Location": f"/v1/runs/{run.id}"}
     if replayed:  # the stored first answer: same status, same body
         headers["Idempotent-Replayed"] = "true"

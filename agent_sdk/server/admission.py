@@ -1,0 +1,126 @@
+"""The server's engine thread: where run creations are written and inline runs execute, so
+neither blocks the event loop that serves HTTP.
+
+A ``POST /v1/runs`` checks and builds its run on the server's loop (RunService.prepare: reads
+only), then hands it to the lane and awaits its result. The lane's thread runs an event loop of
+its own. Whatever creations are waiting when it gets to them are written in one transaction
+(RunService.admit: group commit), so under load many requests share one write lock and one
+commit; each request answers only after its own run has committed, so an acknowledged run
+survives a crash. Inline runs execute on the same loop (the server attaches the executor to
+it): every write of the runs of this process comes from one thread, so none waits on SQLite's
+lock for another of this process, and a busy run delays admissions by at most one of its steps.
+
+A lane holds at most ``max_pending`` creations; past that a request is refused at once with
+503 and Retry-After rather than queued without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from agent_sdk.errors import BackendUnavailable, Overloaded
+
+if TYPE_CHECKING:
+    from agent_sdk.core.runs import Admission, Admitted, RunService
+    from agent_sdk.records import Run
+
+log = logging.getLogger("agent_sdk.server")
+
+# Creations written in one transaction at most: bounds how long one commit holds the lock.
+MAX_BATCH = 64
+# Creations waiting for the lane at most before new ones are refused (503).
+MAX_PENDING = 2048
+
+
+class AdmissionLane:
+    def __init__(
+        self, runs: RunService, *, max_batch: int = MAX_BATCH, max_pending: int = MAX_PENDING
+    ) -> None:
+        self._runs = runs
+        self._max_batch = max_batch
+        self._max_pending = max_pending
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="agent-sdk-engine", daemon=True
+        )
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Admission, asyncio.Future[Admitted]]] = []
+        self._scheduled = False  # a flush is due on the lane's loop
+        self._closed = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    async def admit(self, admission: Admission) -> tuple[Run, bool]:
+        """Write ``admission`` (prepared by RunService.prepare, not a replay) and dispatch its
+        run; returns once it has committed. Raises what refused it."""
+        fut: asyncio.Future[Admitted] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if self._closed:
+                raise BackendUnavailable("the server is shutting down", hint="retry shortly")
+            if len(self._pending) >= self._max_pending:
+                raise Overloaded(
+                    f"{self._max_pending} run creations are waiting to be written",
+                    hint="retry after a second",
+                )
+            self._pending.append((admission, fut))
+            wake, self._scheduled = not self._scheduled, True
+        if wake:
+            self.loop.call_soon_threadsafe(self._flush)
+        # Shielded: a request cancelled while waiting must not stop its creation half-way
+        # (it commits or not as a whole, in the lane).
+        result = await asyncio.shield(fut)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _flush(self) -> None:
+        """On the lane's loop: write what is waiting, one batch, and settle its requests."""
+        with self._lock:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            self._scheduled = bool(self._pending)
+        if self._scheduled:
+            # The rest after whatever else is ready on this loop (steps of inline runs).
+            self.loop.call_soon(self._flush)
+        if not batch:
+            return
+        results: list[Admitted]
+        try:
+            results = self._runs.admit([admission for admission, _ in batch])
+        except Exception as exc:  # a bug, not a refusal: every request of the batch gets it
+            log.exception("writing %d run creation(s) failed", len(batch))
+            results = [_unexpected(exc)] * len(batch)
+        for (_, fut), result in zip(batch, results, strict=True):
+            fut.get_loop().call_soon_threadsafe(_settle, fut, result)
+
+    def _flush_all(self) -> None:
+        while self._pending:
+            self._flush()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is waiting, then stop the thread. The caller drains inline runs first."""
+        with self._lock:
+            self._closed = True
+        if not self._thread.is_alive():
+            self.loop.close()
+            return
+        self.loop.call_soon_threadsafe(self._flush_all)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+def _unexpected(exc: Exception) -> BackendUnavailable:
+    error = BackendUnavailable(f"the run could not be written: {type(exc).__name__}")
+    error.__cause__ = exc
+    return error
+
+
+def _settle(fut: asyncio.Future[Admitted], result: Admitted) -> None:
+    if not fut.done():
+        fut.set_result(result)
