@@ -41,7 +41,7 @@ class AdmissionLane:
     ) -> None:
         self._runs = runs
         self._max_batch = max_batch
-        self._max_pending = max_pending
+        self.max_pending = max_pending
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="agent-sdk-engine", daemon=True
@@ -61,9 +61,9 @@ class AdmissionLane:
         with self._lock:
             if self._closed:
                 raise BackendUnavailable("the server is shutting down", hint="retry shortly")
-            if len(self._pending) >= self._max_pending:
+            if len(self._pending) >= self.max_pending:
                 raise Overloaded(
-                    f"{self._max_pending} run creations are waiting to be written",
+                    f"{self.max_pending} run creations are waiting to be written",
                     hint="retry after a second",
                 )
             self._pending.append((admission, fut))
@@ -94,8 +94,13 @@ class AdmissionLane:
         except Exception as exc:  # a bug, not a refusal: every request of the batch gets it
             log.exception("writing %d run creation(s) failed", len(batch))
             results = [_unexpected(exc)] * len(batch)
+        # One wake-up of the server's loop for the whole batch, not one per request.
+        settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Admitted], Admitted]]]
+        settled = {}
         for (_, fut), result in zip(batch, results, strict=True):
-            fut.get_loop().call_soon_threadsafe(_settle, fut, result)
+            settled.setdefault(fut.get_loop(), []).append((fut, result))
+        for loop, pairs in settled.items():
+            loop.call_soon_threadsafe(_settle, pairs)
 
     def _flush_all(self) -> None:
         while self._pending:
@@ -121,6 +126,7 @@ def _unexpected(exc: Exception) -> BackendUnavailable:
     return error
 
 
-def _settle(fut: asyncio.Future[Admitted], result: Admitted) -> None:
-    if not fut.done():
-        fut.set_result(result)
+def _settle(pairs: list[tuple[asyncio.Future[Admitted], Admitted]]) -> None:
+    for fut, result in pairs:
+        if not fut.done():
+            fut.set_result(result)
