@@ -1,9 +1,10 @@
 """/v1/runs: create, list, show, cancel, and read events (a JSON page, a live SSE stream, a replay).
 
-Handlers are thin: parse, call one RunService method, render. They call the synchronous store
-from ``async def`` on purpose: a SQLite call takes microseconds, far less than the thread hop
-FastAPI would add to run a plain ``def`` handler in its pool, and it keeps the event loop the
-single place where runs, streams and requests interleave.
+Handlers are thin: parse, call one RunService method, render. Reads call the synchronous store
+from ``async def`` on purpose: a SQLite read takes microseconds, far less than the thread hop
+FastAPI would add to run a plain ``def`` handler in its pool. Run creation is the exception: its
+write goes to the engine thread (agent_sdk.server.admission), grouped with the other creations
+waiting there, and runs execute on that thread too, so neither holds up this loop.
 """
 
 from __future__ import annotations
