@@ -93,7 +93,7 @@ class AdmissionLane:
             results = self._runs.admit([admission for admission, _ in batch])
         except Exception as exc:  # a bug, not a refusal: every request of the batch gets it
             log.exception("writing %d run creation(s) failed", len(batch))
-            results = [_unexpected(exc)] * len(batch)
+            results = [_unexpected(exc) for _ in batch]
         # One wake-up of the server's loop for the whole batch, not one per request.
         settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Admitted], Admitted]]]
         settled = {}
