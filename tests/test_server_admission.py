@@ -1,9 +1,10 @@
 """Run creation through the server's admission lane (agent_sdk/server/admission.py): creations
 written in groups on the engine thread, each answered once its own run has committed.
 
-On each store (``engine``): many concurrent POSTs each create exactly one run with its event and
-audit record; creations waiting together are written in one transaction; a group with a
-refused member commits the rest; a full lane answers 503 with Retry-After."""
+On each store (``engine``), inline and in queue mode: many concurrent POSTs each create exactly
+one run with its event and audit record; creations waiting together are written in one
+transaction; a group with a refused member commits the rest; a full lane answers 503 with
+Retry-After."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import asyncio
 import threading
 import warnings
 from typing import Any
+
+import pytest
 
 from agent_sdk.config import Settings
 from agent_sdk.core.runs import Admission
@@ -33,8 +36,15 @@ def _creates_audited(rt: Runtime) -> list[str]:
     return [e.target for e in items if e.action == "runs.create"]
 
 
+@pytest.fixture(params=["inline", "queue"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Inline the lane writes on its own thread; in queue mode on the server's loop."""
+    monkeypatch.setenv("AGENT_SDK_EXECUTION_MODE", str(request.param))
+    return str(request.param)
+
+
 def test_concurrent_posts_each_commit_one_run(
-    edge_client: TestClient, edge_auth: dict[str, str], edge_runtime: Runtime
+    mode: str, edge_client: TestClient, edge_auth: dict[str, str], edge_runtime: Runtime
 ) -> None:
     # A TestClient outside its `with` block runs each request on an event loop of its own:
     # these requests really wait on the lane at the same time, from many loops.
@@ -61,6 +71,7 @@ def test_concurrent_posts_each_commit_one_run(
         events = edge_client.get(f"/v1/runs/{run_id}/events", headers=edge_auth).json()["data"]
         assert events[0]["type"] == "run.created" and events[0]["seq"] == 1
     assert sorted(_creates_audited(edge_runtime)) == sorted(ids)
+    assert app.state.admissions.threaded is (mode == "inline")
 
 
 def _prepare(rt: Runtime, text: str, *, key: str | None = None, org: str = "default") -> Admission:
@@ -94,7 +105,7 @@ def test_creations_waiting_together_share_one_transaction(edge_runtime: Runtime)
         created = asyncio.run(create_all())
     finally:
         hold.set()
-        lane.close()
+        asyncio.run(lane.aclose())
     assert sizes == [5]
     assert [replayed for _, replayed in created] == [False] * 5
     assert [rt.runs.get("default", run.id).input for run, _ in created] == [

@@ -1,14 +1,22 @@
-"""The server's engine thread: where run creations are written and inline runs execute, so
-neither blocks the event loop that serves HTTP.
+"""Where a server writes the runs it creates, grouped: several creations per transaction.
 
 A ``POST /v1/runs`` checks and builds its run on the server's loop (RunService.prepare: reads
-only), then hands it to the lane and awaits its result. The lane's thread runs an event loop of
-its own. Whatever creations are waiting when it gets to them are written in one transaction
-(RunService.admit: group commit), so under load many requests share one write lock and one
-commit; each request answers only after its own run has committed, so an acknowledged run
-survives a crash. Inline runs execute on the same loop (the server attaches the executor to
-it): every write of the runs of this process comes from one thread, so none waits on SQLite's
-lock for another of this process, and a busy run delays admissions by at most one of its steps.
+only), then hands it to the lane and awaits its result. Whatever creations are waiting when the
+lane gets to them are written in one transaction (RunService.admit: group commit), so under
+load many requests share one write lock and one commit; each request answers only after its own
+run has committed, so an acknowledged run survives a crash.
+
+Where the lane writes depends on what else the process does:
+
+* Inline (runs execute in the server): on an engine thread with an event loop of its own, where
+  the runs execute too (the server attaches the executor to it). Executing a run is most of
+  the work, and none of it holds up the loop that serves HTTP; every write of the runs of this
+  process comes from that one thread, so none waits on SQLite's lock for another of this
+  process, and a busy run delays admissions by at most one of its steps.
+* Queue mode (the server only admits): on the server's own loop, as a callback that runs once
+  the requests ready on the loop have queued their creations. Measured on a loaded 2-core
+  machine, the thread hop (two wake-ups and the GIL changing hands for every group) cost more
+  CPU per request than the grouped commit it would take off the loop (bench/http_create.py).
 
 A lane holds at most ``max_pending`` creations; past that a request is refused at once with
 503 and Retry-After rather than queued without bound.
@@ -17,9 +25,11 @@ A lane holds at most ``max_pending`` creations; past that a request is refused a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import BackendUnavailable, Overloaded
 
@@ -36,13 +46,22 @@ MAX_PENDING = 2048
 
 
 class AdmissionLane:
+    """Writes on ``loop`` (the caller's running loop, which it does not own) or, without one,
+    on a thread of its own running a new loop (``start`` it; ``aclose`` stops it)."""
+
     def __init__(
-        self, runs: RunService, *, max_batch: int = MAX_BATCH, max_pending: int = MAX_PENDING
+        self,
+        runs: RunService,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        max_batch: int = MAX_BATCH,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self._runs = runs
         self._max_batch = max_batch
         self.max_pending = max_pending
-        self.loop = asyncio.new_event_loop()
+        self.threaded = loop is None
+        self.loop = loop if loop is not None else asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="agent-sdk-engine", daemon=True
         )
@@ -52,7 +71,8 @@ class AdmissionLane:
         self._closed = False
 
     def start(self) -> None:
-        self._thread.start()
+        if self.threaded:
+            self._thread.start()
 
     async def admit(self, admission: Admission) -> tuple[Run, bool]:
         """Write ``admission`` (prepared by RunService.prepare, not a replay) and dispatch its
@@ -69,7 +89,7 @@ class AdmissionLane:
             self._pending.append((admission, fut))
             wake, self._scheduled = not self._scheduled, True
         if wake:
-            self.loop.call_soon_threadsafe(self._flush)
+            _call_on(self.loop, self._flush)
         # Shielded: a request cancelled while waiting must not stop its creation half-way
         # (it commits or not as a whole, in the lane).
         result = await asyncio.shield(fut)
@@ -100,24 +120,43 @@ class AdmissionLane:
         for (_, fut), result in zip(batch, results, strict=True):
             settled.setdefault(fut.get_loop(), []).append((fut, result))
         for loop, pairs in settled.items():
-            loop.call_soon_threadsafe(_settle, pairs)
+            # A request's loop may be gone (its client with it): nobody is left to answer.
+            with contextlib.suppress(RuntimeError):
+                _call_on(loop, _settle, pairs)
 
     def _flush_all(self) -> None:
         while self._pending:
             self._flush()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what is waiting, then stop the thread. The caller drains inline runs first."""
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Write what is waiting, then stop the lane's thread (if it has one). Call on the loop
+        that serves the requests, after the executor has drained the inline runs."""
         with self._lock:
             self._closed = True
+        if not self.threaded:
+            self._flush_all()
+            return
         if not self._thread.is_alive():
             self.loop.close()
             return
         self.loop.call_soon_threadsafe(self._flush_all)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout)
+        await asyncio.to_thread(self._thread.join, timeout)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+def _call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any) -> None:
+    """``callback(*args)`` soon on ``loop``: from another thread through its wake-up pipe, from
+    its own thread without one."""
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    if here is loop:
+        loop.call_soon(callback, *args)
+    else:
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def _unexpected(exc: Exception) -> BackendUnavailable:

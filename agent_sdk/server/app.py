@@ -1,8 +1,9 @@
 """The HTTP server: ``create_app(settings)`` returns the FastAPI app ``agent-sdk serve`` runs.
 
 The app is an edge: routes parse, call one core service and render. It owns three things of its
-own: the lifespan of the Runtime and of its engine thread (server/admission.py: run creations
-are written and inline runs execute there, off the event loop), the admin-token check,
+own: the lifespan of the Runtime and of its admission lane (server/admission.py: run creations
+are written in groups; inline, they are written and runs execute on an engine thread, off the
+event loop), the admin-token check,
 and the HTTP conventions (problem+json, request ids, body limit, deprecated unversioned paths).
 
     /health /ready                       probes, no token
@@ -66,7 +67,8 @@ def create_app(
     shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
 ) -> FastAPI:
     """The app. Without ``runtime`` the lifespan builds one from ``settings`` and closes it at
-    shutdown; a given runtime is attached to the server's loop but stays the caller's to close."""
+    shutdown; a given runtime is attached to the server's lane (see agent_sdk.server.admission)
+    but stays the caller's to close."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,13 +77,14 @@ def create_app(
         sweeper: asyncio.Task[None] | None = None
         sealer: asyncio.Task[None] | None = None
         recovery: asyncio.Task[None] | None = None
-        lane = AdmissionLane(rt.runs)
+        # Inline, creations are written and runs execute on the lane's own thread; in queue
+        # mode, creations are written on this loop (see agent_sdk.server.admission).
+        inline = settings.execution.mode != "queue"
+        lane = AdmissionLane(rt.runs, loop=None if inline else asyncio.get_running_loop())
         try:
             rt.load_agents()
             rt.auth.check_config()
             _bootstrap(rt, settings)
-            # Creations are written, and inline runs execute, on the lane's thread: see
-            # agent_sdk.server.admission.
             lane.start()
             rt.attach(lane.loop)
             app.state.runtime = rt
@@ -98,7 +101,7 @@ def create_app(
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
             await _drain(rt, shutdown_grace)
-            await asyncio.to_thread(lane.close)
+            await lane.aclose()
             if runtime is None:
                 rt.close(wait=False)
             unredact()
