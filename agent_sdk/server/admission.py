@@ -1,22 +1,17 @@
-"""Where a server writes the runs it creates, grouped: several creations per transaction.
+"""Where a server writes the runs it creates: grouped, several creations per transaction.
 
-A ``POST /v1/runs`` checks and builds its run on the server's loop (RunService.prepare: reads
-only), then hands it to the lane and awaits its result. Whatever creations are waiting when the
-lane gets to them are written in one transaction (RunService.admit: group commit), so under
-load many requests share one write lock and one commit; each request answers only after its own
-run has committed, so an acknowledged run survives a crash.
+A ``POST /v1/runs`` checks and builds its run (RunService.prepare: reads only), then hands it to
+the lane and awaits its result. The lane writes from a callback on the server's loop that runs
+once the requests ready on the loop have queued their creations: whatever is waiting then is
+written in one transaction (RunService.admit: group commit), so under load many requests share
+one write lock and one commit instead of one each. Each request answers only after its own run
+has committed, so an acknowledged run survives a crash.
 
-Where the lane writes depends on what else the process does:
-
-* Inline (runs execute in the server): on an engine thread with an event loop of its own, where
-  the runs execute too (the server attaches the executor to it). Executing a run is most of
-  the work, and none of it holds up the loop that serves HTTP; every write of the runs of this
-  process comes from that one thread, so none waits on SQLite's lock for another of this
-  process, and a busy run delays admissions by at most one of its steps.
-* Queue mode (the server only admits): on the server's own loop, as a callback that runs once
-  the requests ready on the loop have queued their creations. Measured on a loaded 2-core
-  machine, the thread hop (two wake-ups and the GIL changing hands for every group) cost more
-  CPU per request than the grouped commit it would take off the loop (bench/http_create.py).
+Why on the loop and not on a writer thread: measured on the loaded 2-core machine, interleaved
+with the code before, an engine thread writing the creations (and executing inline runs) cost
+more CPU than it took off the loop: the GIL changes hands and a loop is woken through its pipe
+for every group and every event a live stream follows. Create-and-wait took ~2.5 ms of server
+CPU per run on the thread against ~1.9 ms before and ~1.8 ms with this lane on the loop.
 
 A lane holds at most ``max_pending`` creations; past that a request is refused at once with
 503 and Retry-After rather than queued without bound.
@@ -46,33 +41,25 @@ MAX_PENDING = 2048
 
 
 class AdmissionLane:
-    """Writes on ``loop`` (the caller's running loop, which it does not own) or, without one,
-    on a thread of its own running a new loop (``start`` it; ``aclose`` stops it)."""
+    """Writes on ``loop``, the server's. Requests may wait on it from other loops too (a test
+    client runs each request on a loop of its own): they are woken on theirs."""
 
     def __init__(
         self,
         runs: RunService,
+        loop: asyncio.AbstractEventLoop,
         *,
-        loop: asyncio.AbstractEventLoop | None = None,
         max_batch: int = MAX_BATCH,
         max_pending: int = MAX_PENDING,
     ) -> None:
         self._runs = runs
+        self.loop = loop
         self._max_batch = max_batch
         self.max_pending = max_pending
-        self.threaded = loop is None
-        self.loop = loop if loop is not None else asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="agent-sdk-engine", daemon=True
-        )
         self._lock = threading.Lock()
         self._pending: list[tuple[Admission, asyncio.Future[Admitted]]] = []
-        self._scheduled = False  # a flush is due on the lane's loop
+        self._scheduled = False  # a flush is due on the loop
         self._closed = False
-
-    def start(self) -> None:
-        if self.threaded:
-            self._thread.start()
 
     async def admit(self, admission: Admission) -> tuple[Run, bool]:
         """Write ``admission`` (prepared by RunService.prepare, not a replay) and dispatch its
@@ -98,23 +85,21 @@ class AdmissionLane:
         return result
 
     def _flush(self) -> None:
-        """On the lane's loop: write what is waiting, one batch, and settle its requests."""
+        """On the lane's loop: write what is waiting, one group, and settle its requests."""
         with self._lock:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
             self._scheduled = bool(self._pending)
         if self._scheduled:
-            # The rest after whatever else is ready on this loop (steps of inline runs).
-            self.loop.call_soon(self._flush)
+            self.loop.call_soon(self._flush)  # the rest after whatever else is ready
         if not batch:
             return
         results: list[Admitted]
         try:
             results = self._runs.admit([admission for admission, _ in batch])
-        except Exception as exc:  # a bug, not a refusal: every request of the batch gets it
+        except Exception as exc:  # a bug, not a refusal: every request of the group gets it
             log.exception("writing %d run creation(s) failed", len(batch))
             results = [_unexpected(exc) for _ in batch]
-        # One wake-up of the server's loop for the whole batch, not one per request.
         settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Admitted], Admitted]]]
         settled = {}
         for (_, fut), result in zip(batch, results, strict=True):
@@ -124,33 +109,19 @@ class AdmissionLane:
             with contextlib.suppress(RuntimeError):
                 _call_on(loop, _settle, pairs)
 
-    def _flush_all(self) -> None:
+    def close(self) -> None:
+        """Write what is waiting and refuse what comes after. Call on the lane's loop."""
+        with self._lock:
+            self._closed = True
         while self._pending:
             self._flush()
 
-    async def aclose(self, timeout: float = 10.0) -> None:
-        """Write what is waiting, then stop the lane's thread (if it has one). Call on the loop
-        that serves the requests, after the executor has drained the inline runs."""
-        with self._lock:
-            self._closed = True
-        if not self.threaded:
-            self._flush_all()
-            return
-        if not self._thread.is_alive():
-            self.loop.close()
-            return
-        self.loop.call_soon_threadsafe(self._flush_all)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        await asyncio.to_thread(self._thread.join, timeout)
-        if not self._thread.is_alive():
-            self.loop.close()
-
 
 def _call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any) -> None:
-    """``callback(*args)`` soon on ``loop``: from another thread through its wake-up pipe, from
-    its own thread without one."""
+    """``callback(*args)`` soon on ``loop``: from its own thread directly, from another through
+    its wake-up pipe."""
     try:
-        here = asyncio.get_running_loop()
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
         here = None
     if here is loop:

@@ -1,9 +1,8 @@
 """The HTTP server: ``create_app(settings)`` returns the FastAPI app ``agent-sdk serve`` runs.
 
 The app is an edge: routes parse, call one core service and render. It owns three things of its
-own: the lifespan of the Runtime and of its admission lane (server/admission.py: run creations
-are written in groups; inline, they are written and runs execute on an engine thread, off the
-event loop), the admin-token check,
+own: the lifespan of the Runtime (runs execute on the server's event loop) and of the admission
+lane (server/admission.py: run creations are written in groups), the admin-token check,
 and the HTTP conventions (problem+json, request ids, body limit, deprecated unversioned paths).
 
     /health /ready                       probes, no token
@@ -67,8 +66,7 @@ def create_app(
     shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
 ) -> FastAPI:
     """The app. Without ``runtime`` the lifespan builds one from ``settings`` and closes it at
-    shutdown; a given runtime is attached to the server's lane (see agent_sdk.server.admission)
-    but stays the caller's to close."""
+    shutdown; a given runtime is attached to the server's loop but stays the caller's to close."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,16 +75,13 @@ def create_app(
         sweeper: asyncio.Task[None] | None = None
         sealer: asyncio.Task[None] | None = None
         recovery: asyncio.Task[None] | None = None
-        # Inline, creations are written and runs execute on the lane's own thread; in queue
-        # mode, creations are written on this loop (see agent_sdk.server.admission).
-        inline = settings.execution.mode != "queue"
-        lane = AdmissionLane(rt.runs, loop=None if inline else asyncio.get_running_loop())
+        # Run creations are written in groups (see agent_sdk.server.admission).
+        lane = AdmissionLane(rt.runs, asyncio.get_running_loop())
         try:
             rt.load_agents()
             rt.auth.check_config()
             _bootstrap(rt, settings)
-            lane.start()
-            rt.attach(lane.loop)
+            rt.attach(asyncio.get_running_loop())
             app.state.runtime = rt
             app.state.admissions = lane
             if settings.execution.recovery_enabled:
@@ -101,7 +96,7 @@ def create_app(
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
             await _drain(rt, shutdown_grace)
-            await lane.aclose()
+            lane.close()
             if runtime is None:
                 rt.close(wait=False)
             unredact()

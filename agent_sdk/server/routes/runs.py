@@ -1,10 +1,11 @@
 """/v1/runs: create, list, show, cancel, and read events (a JSON page, a live SSE stream, a replay).
 
-Handlers are thin: parse, call one RunService method, render. Reads call the synchronous store
-from ``async def`` on purpose: a SQLite read takes microseconds, far less than the thread hop
-FastAPI would add to run a plain ``def`` handler in its pool. Run creation is the exception: its
-write goes to the engine thread (agent_sdk.server.admission), grouped with the other creations
-waiting there, and runs execute on that thread too, so neither holds up this loop.
+Handlers are thin: parse, call one RunService method, render. They call the synchronous store
+from ``async def`` on purpose: a SQLite call takes microseconds, far less than the thread hop
+FastAPI would add to run a plain ``def`` handler in its pool, and it keeps the event loop the
+single place where runs, streams and requests interleave. Run creation hands its write to the
+admission lane (agent_sdk.server.admission), which commits the creations waiting together in
+one transaction.
 """
 
 from __future__ import annotations
@@ -219,8 +220,8 @@ async def create_run(
     rt: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    # Checked and built here (reads only); written on the engine thread with whatever other
-    # creations wait there (see agent_sdk.server.admission), so this loop never blocks on it.
+    # Checked and built here (reads only); written with whatever other creations are waiting
+    # (see agent_sdk.server.admission).
     admission = rt.runs.prepare(
         who.org_id,
         body.agent,
