@@ -81,13 +81,13 @@ def test_creations_waiting_together_share_one_transaction(edge_runtime: Runtime)
     rt = edge_runtime
     rt.store.ensure_org("default")
     sizes: list[int] = []
-    admit = rt.runs.admit
+    write = rt.runs.write
 
     def spy(admissions: Any) -> Any:
         sizes.append(len(admissions))
-        return admit(admissions)
+        return write(admissions)
 
-    rt.runs.admit = spy  # type: ignore[method-assign]
+    rt.runs.write = spy  # type: ignore[method-assign]
 
     async def create_all() -> list[tuple[Run, bool]]:
         lane = AdmissionLane(rt.runs, asyncio.get_running_loop())

@@ -278,9 +278,18 @@ class RunService:
         return Admission(run, False, actor, details, claim, digest)
 
     def admit(self, admissions: Sequence[Admission]) -> builtins.list[Admitted]:
-        """Write prepared creations (none of them a replay) and dispatch their runs; one result
-        per admission, in order: the run and whether it replays an earlier creation, or the
-        error that refused it.
+        """Write prepared creations (none of them a replay) and dispatch their runs: see
+        :meth:`write` and :meth:`announce`."""
+        results, created = self.write(admissions)
+        self.announce(created)
+        return results
+
+    def write(
+        self, admissions: Sequence[Admission]
+    ) -> tuple[builtins.list[Admitted], builtins.list[tuple[Run, Event]]]:
+        """Write prepared creations (none of them a replay). Returns one result per admission,
+        in order (the run and whether it replays an earlier creation, or the error that refused
+        it), and the runs written with their ``run.created`` events, for :meth:`announce`.
 
         Several admissions share one transaction (group commit: one write lock and one commit
         for all). Each run's row, ``run.created`` event, audit record and idempotency claim
@@ -290,21 +299,32 @@ class RunService:
         request."""
         try:
             with self.store.transaction():
-                results = self._write(admissions)
+                written = self._write(admissions)
         except AgentSDKError as exc:
             if len(admissions) == 1:
-                return [exc]
-            return [r for a in admissions for r in self.admit([a])]
-        out: builtins.list[Admitted] = []
-        for result in results:
-            if isinstance(result, tuple):
-                run, event = result
-                self.bus.publish(event)
-                self._dispatch(run.org_id, run.id)
-                out.append((run, False))
+                return [exc], []
+            results: builtins.list[Admitted] = []
+            created: builtins.list[tuple[Run, Event]] = []
+            for a in admissions:
+                (result,), events = self.write([a])
+                results.append(result)
+                created += events
+            return results, created
+        results, created = [], []
+        for item in written:
+            if isinstance(item, tuple):
+                results.append((item[0], False))
+                created.append(item)
             else:
-                out.append(result if isinstance(result, AgentSDKError) else (result, True))
-        return out
+                results.append(item if isinstance(item, AgentSDKError) else (item, True))
+        return results, created
+
+    def announce(self, created: Sequence[tuple[Run, Event]]) -> None:
+        """After the commit: tell live readers, and execute or enqueue each run created. A run
+        whose dispatch fails or never happens stays ``queued`` for recovery (see _dispatch)."""
+        for run, event in created:
+            self.bus.publish(event)
+            self._dispatch(run.org_id, run.id)
 
     def _write(
         self, admissions: Sequence[Admission]

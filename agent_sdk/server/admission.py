@@ -30,7 +30,7 @@ from agent_sdk.errors import BackendUnavailable, Overloaded
 
 if TYPE_CHECKING:
     from agent_sdk.core.runs import Admission, Admitted, RunService
-    from agent_sdk.records import Run
+    from agent_sdk.records import Event, Run
 
 log = logging.getLogger("agent_sdk.server")
 
@@ -77,9 +77,9 @@ class AdmissionLane:
             wake, self._scheduled = not self._scheduled, True
         if wake:
             _call_on(self.loop, self._flush)
-        # Shielded: a request cancelled while waiting must not stop its creation half-way
-        # (it commits or not as a whole, in the lane).
-        result = await asyncio.shield(fut)
+        # A request cancelled while it waits cancels only this future: its creation is written
+        # all the same (whole or not at all), with nobody to answer.
+        result = await fut
         if isinstance(result, BaseException):
             raise result
         return result
@@ -96,18 +96,31 @@ class AdmissionLane:
             return
         results: list[Admitted]
         try:
-            results = self._runs.admit([admission for admission, _ in batch])
+            results, created = self._runs.write([admission for admission, _ in batch])
         except Exception as exc:  # a bug, not a refusal: every request of the group gets it
             log.exception("writing %d run creation(s) failed", len(batch))
-            results = [_unexpected(exc) for _ in batch]
+            results, created = [_unexpected(exc) for _ in batch], []
         settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Admitted], Admitted]]]
         settled = {}
         for (_, fut), result in zip(batch, results, strict=True):
             settled.setdefault(fut.get_loop(), []).append((fut, result))
         for loop, pairs in settled.items():
+            if loop is self.loop:
+                _settle(pairs)  # now: the handlers resume before the announcement below
+                continue
             # A request's loop may be gone (its client with it): nobody is left to answer.
             with contextlib.suppress(RuntimeError):
-                _call_on(loop, _settle, pairs)
+                loop.call_soon_threadsafe(_settle, pairs)
+        if created:
+            # Executed or enqueued once the requests have been answered: the runs are committed
+            # already, and one left undispatched stays queued for recovery (RunService._dispatch).
+            self.loop.call_soon(self._announce, created)
+
+    def _announce(self, created: list[tuple[Run, Event]]) -> None:
+        try:
+            self._runs.announce(created)
+        except Exception:  # a bug: the runs stay queued, and recovery dispatches them
+            log.exception("dispatching %d new run(s) failed", len(created))
 
     def close(self) -> None:
         """Write what is waiting and refuse what comes after. Call on the lane's loop."""
