@@ -5,7 +5,8 @@ the lane and awaits its result. The lane writes from a callback on the server's 
 once the requests ready on the loop have queued their creations: whatever is waiting then is
 written in one transaction (RunService.admit: group commit), so under load many requests share
 one write lock and one commit instead of one each. Each request answers only after its own run
-has committed, so an acknowledged run survives a crash.
+has committed, so an acknowledged run survives a crash; the group's runs are executed or
+enqueued just after the answers (a run left undispatched stays queued for recovery).
 
 Why on the loop and not on a writer thread: measured on the loaded 2-core machine, interleaved
 with the code before, an engine thread writing the creations (and executing inline runs) cost
