@@ -148,6 +148,10 @@ class BackendUnavailable(AgentSDKError):
     title = "Backend unavailable"
 
 
+class Overloaded(BackendUnavailable):
+    """Too much work is waiting already (run creations not yet written): retry shortly."""
+
+
 class QueueMissing(BackendUnavailable):
     """A queue that does not exist (deleted while in use; a ConfigError when opening)."""
 

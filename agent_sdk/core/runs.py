@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.actors import Actor, audit_action
@@ -55,6 +56,22 @@ if TYPE_CHECKING:
     from agent_sdk.store.base import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A run creation checked and built by :meth:`RunService.prepare`, not yet written."""
+
+    run: Run  # to write; or, when ``replayed``, the run an earlier request with the key created
+    replayed: bool
+    actor: Actor | None
+    details: dict[str, Any]  # of its audit record
+    claim: IdempotencyRecord | None = None  # its idempotency key's claim, born done
+    digest: str = ""  # of the request, to match an earlier claim
+
+
+# What a written admission gives: (run, replayed), or the error that refused it.
+Admitted = tuple[Run, bool] | AgentSDKError
 
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 # What an operator's retry takes back to queued.
@@ -155,6 +172,38 @@ class RunService:
         (agent, input, session_id, metadata, script) returns the run as first created and True,
         creating nothing; for another request, InvalidInput; still in flight, Conflict.
         """
+        admission = self.prepare(
+            org_id,
+            agent,
+            input,
+            session_id=session_id,
+            metadata=metadata,
+            script=script,
+            actor=actor,
+            idempotency_key=idempotency_key,
+        )
+        if admission.replayed:
+            return admission.run, True
+        (result,) = self.admit([admission])
+        if isinstance(result, AgentSDKError):
+            raise result
+        return result
+
+    def prepare(
+        self,
+        org_id: str,
+        agent: str | dict[str, Any],
+        input: str,
+        *,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        script: list[dict[str, Any]] | None = None,
+        actor: Actor | None = None,
+        idempotency_key: str | None = None,
+    ) -> Admission:
+        """Check a creation and build its run, writing nothing: the first half of
+        :meth:`create_idempotent`, which :meth:`admit` completes. Its reads (an idempotency key
+        already done, the org's redaction policy) take no write lock."""
         if not isinstance(input, str):
             raise InvalidInput("input must be a string")
         check_storable(
@@ -171,10 +220,10 @@ class RunService:
             check_idempotency_key(idempotency_key)
             digest = request_hash(agent, input, session_id, metadata, script)
             # A retry usually finds its key done: answer it from one read, without the write
-            # lock. A miss is settled again by the claim below, under the lock.
+            # lock. A miss is settled again by the claim in admit(), under the lock.
             held = self.store.get_idempotency_key(org_id, idempotency_key, now=utcnow())
             if held is not None:
-                return replay(held, digest), True
+                return Admission(replay(held, digest), True, actor, {})
         try:  # validates names and inline specs up front
             resolved = self.registry.resolve(agent)
         except NotFound as exc:  # an unknown agent is a bad request, not a missing resource
@@ -211,35 +260,101 @@ class RunService:
             agent_spec=spec,
         )
         details: dict[str, Any] = {"agent": run.agent}
-        with self.store.transaction():
-            self.store.get_org(org_id)
-            if idempotency_key is not None:
-                # Claimed first, so a loser writes nothing. The claim carries the answer (the run
-                # as created), so it is born done and commits with the run or not at all.
-                held = self.store.claim_idempotency_key(
-                    IdempotencyRecord(
-                        org_id=org_id,
-                        key=idempotency_key,
-                        request_hash=digest,
-                        state=DONE,
-                        created_at=now,
-                        expires_at=later(now, self.settings.server.idempotency_ttl),
-                        run_id=run.id,
-                        response=run.to_dict(),
-                    )
-                )
-                if held is not None:  # another request won the race while we prepared
-                    return replay(held, digest), True
-                self.store.purge_idempotency_keys(now, limit=PURGE_BATCH)
-                details["idempotency_key"] = idempotency_key
-            run = self.store.insert_run(run)
-            event = self.store.append_event(
-                org_id, run.id, EventType.RUN_CREATED, {"agent": run.agent}, time=now
+        claim = None
+        if idempotency_key is not None:
+            # The claim carries the answer (the run as created), so it is born done and commits
+            # with the run or not at all.
+            claim = IdempotencyRecord(
+                org_id=org_id,
+                key=idempotency_key,
+                request_hash=digest,
+                state=DONE,
+                created_at=now,
+                expires_at=later(now, self.settings.server.idempotency_ttl),
+                run_id=run.id,
+                response=run.to_dict(),
             )
-            self._audit(org_id, actor, "runs.create", run.id, details)
-        self.bus.publish(event)
-        self._dispatch(org_id, run.id)
-        return run, False
+            details["idempotency_key"] = idempotency_key
+        return Admission(run, False, actor, details, claim, digest)
+
+    def admit(self, admissions: Sequence[Admission]) -> builtins.list[Admitted]:
+        """Write prepared creations (none of them a replay) and dispatch their runs: see
+        :meth:`write` and :meth:`announce`."""
+        results, created = self.write(admissions)
+        self.announce(created)
+        return results
+
+    def write(
+        self, admissions: Sequence[Admission]
+    ) -> tuple[builtins.list[Admitted], builtins.list[tuple[Run, Event]]]:
+        """Write prepared creations (none of them a replay). Returns one result per admission,
+        in order (the run and whether it replays an earlier creation, or the error that refused
+        it), and the runs written with their ``run.created`` events, for :meth:`announce`.
+
+        Several admissions share one transaction (group commit: one write lock and one commit
+        for all). Each run's row, ``run.created`` event, audit record and idempotency claim
+        still commit together, since the group commits whole or not at all. A request refused
+        by its claim writes nothing and leaves the others alone; any other failure rolls the
+        group back and writes each admission again on its own, so it costs only its own
+        request."""
+        try:
+            with self.store.transaction():
+                written = self._write(admissions)
+        except AgentSDKError as exc:
+            if len(admissions) == 1:
+                return [exc], []
+            results: builtins.list[Admitted] = []
+            created: builtins.list[tuple[Run, Event]] = []
+            for a in admissions:
+                (result,), events = self.write([a])
+                results.append(result)
+                created += events
+            return results, created
+        results, created = [], []
+        for item in written:
+            if isinstance(item, tuple):
+                results.append((item[0], False))
+                created.append(item)
+            else:
+                results.append(item if isinstance(item, AgentSDKError) else (item, True))
+        return results, created
+
+    def announce(self, created: Sequence[tuple[Run, Event]]) -> None:
+        """After the commit: tell live readers, and execute or enqueue each run created. A run
+        whose dispatch fails or never happens stays ``queued`` for recovery (see _dispatch)."""
+        for run, event in created:
+            self.bus.publish(event)
+            self._dispatch(run.org_id, run.id)
+
+    def _write(
+        self, admissions: Sequence[Admission]
+    ) -> builtins.list[tuple[Run, Event] | Run | AgentSDKError]:
+        """Inside the admission transaction, per admission: the run written with its
+        ``run.created`` event; or, its idempotency key being held, the earlier request's run
+        (same request) or the error (another request), with nothing written."""
+        for org_id in dict.fromkeys(a.run.org_id for a in admissions):
+            self.store.get_org(org_id)  # a deleted org takes no new run
+        # Every claim first: a loser writes nothing, and nothing else is written before a
+        # claim can refuse its request.
+        out: builtins.list[tuple[Run, Event] | Run | AgentSDKError | None] = []
+        for a in admissions:
+            held = self.store.claim_idempotency_key(a.claim) if a.claim is not None else None
+            try:  # another request won the race while this one was prepared
+                out.append(None if held is None else replay(held, a.digest))
+            except AgentSDKError as exc:
+                out.append(exc)
+        for i, a in enumerate(admissions):
+            if out[i] is not None:
+                continue
+            run = self.store.insert_run(a.run)
+            event = self.store.append_event(
+                run.org_id, run.id, EventType.RUN_CREATED, {"agent": run.agent}, time=run.created_at
+            )
+            self._audit(run.org_id, a.actor, "runs.create", run.id, a.details)
+            out[i] = (run, event)
+        if any(a.claim is not None for a in admissions):
+            self.store.purge_idempotency_keys(utcnow(), limit=PURGE_BATCH)
+        return [r for r in out if r is not None]
 
     def _dispatch(self, org_id: str, run_id: str) -> None:
         """Inline: execute here. Queue mode: enqueue for a worker. The run is committed first;

@@ -1,7 +1,8 @@
 """The HTTP server: ``create_app(settings)`` returns the FastAPI app ``agent-sdk serve`` runs.
 
 The app is an edge: routes parse, call one core service and render. It owns three things of its
-own: the lifespan of the Runtime (runs execute on the server's event loop), the admin-token check,
+own: the lifespan of the Runtime (runs execute on the server's event loop) and of the admission
+lane (server/admission.py: run creations are written in groups), the admin-token check,
 and the HTTP conventions (problem+json, request ids, body limit, deprecated unversioned paths).
 
     /health /ready                       probes, no token
@@ -33,6 +34,7 @@ from agent_sdk.core.redaction import redact_process_logs
 from agent_sdk.core.retention_sweep import start_sweeper
 from agent_sdk.core.runtime import Runtime
 from agent_sdk.errors import AgentSDKError
+from agent_sdk.server.admission import AdmissionLane
 from agent_sdk.server.deps import record_failed_change
 from agent_sdk.server.errors import (
     HTTPProblem,
@@ -73,12 +75,15 @@ def create_app(
         sweeper: asyncio.Task[None] | None = None
         sealer: asyncio.Task[None] | None = None
         recovery: asyncio.Task[None] | None = None
+        # Run creations are written in groups (see agent_sdk.server.admission).
+        lane = AdmissionLane(rt.runs, asyncio.get_running_loop())
         try:
             rt.load_agents()
             rt.auth.check_config()
             _bootstrap(rt, settings)
             rt.attach(asyncio.get_running_loop())
             app.state.runtime = rt
+            app.state.admissions = lane
             if settings.execution.recovery_enabled:
                 await asyncio.to_thread(_recover, rt)
                 recovery = _start_recovery_sweep(rt)  # inline only: workers sweep the queue
@@ -91,6 +96,7 @@ def create_app(
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
             await _drain(rt, shutdown_grace)
+            lane.close()
             if runtime is None:
                 rt.close(wait=False)
             unredact()

@@ -3,7 +3,9 @@
 Handlers are thin: parse, call one RunService method, render. They call the synchronous store
 from ``async def`` on purpose: a SQLite call takes microseconds, far less than the thread hop
 FastAPI would add to run a plain ``def`` handler in its pool, and it keeps the event loop the
-single place where runs, streams and requests interleave.
+single place where runs, streams and requests interleave. Run creation hands its write to the
+admission lane (agent_sdk.server.admission), which commits the creations waiting together in
+one transaction.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from agent_sdk.core.runs import RunService
-from agent_sdk.errors import InvalidInput
+from agent_sdk.errors import InvalidInput, Overloaded
 from agent_sdk.records import Event, Run
+from agent_sdk.server.admission import AdmissionLane
 from agent_sdk.server.deps import RunsReader, RunsWriter, RuntimeDep
 from agent_sdk.server.errors import problem_responses
 from agent_sdk.server.params import MAX_INT64, STATUS_LIST_PATTERN, After, Cursor
@@ -211,9 +214,15 @@ _FOLLOW_DOC: dict[int | str, dict[str, Any]] = {
 
 # -- handlers ------------------------------------------------------------------------------------
 async def create_run(
-    body: CreateRun, who: RunsWriter, rt: RuntimeDep, idempotency_key: IdempotencyKey = None
+    request: Request,
+    body: CreateRun,
+    who: RunsWriter,
+    rt: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    run, replayed = rt.runs.create_idempotent(
+    # Checked and built here (reads only); written with whatever other creations are waiting
+    # (see agent_sdk.server.admission).
+    admission = rt.runs.prepare(
         who.org_id,
         body.agent,
         body.input,
@@ -223,6 +232,17 @@ async def create_run(
         actor=who.actor,
         idempotency_key=_idempotency_key(idempotency_key),
     )
+    run, replayed = admission.run, admission.replayed
+    if not replayed:
+        lane: AdmissionLane = request.app.state.admissions
+        try:
+            run, replayed = await lane.admit(admission)
+        except Overloaded:
+            request.state.extra_headers = {
+                **getattr(request.state, "extra_headers", {}),
+                "Retry-After": "1",
+            }
+            raise
     headers = {"Location": f"/v1/runs/{run.id}"}
     if replayed:  # the stored first answer: same status, same body
         headers["Idempotent-Replayed"] = "true"
