@@ -30,7 +30,8 @@ class _Group:
     Every CLI call loads this module, and a frozen dataclass's generated ``__repr__``,
     ``__eq__`` and ``__hash__`` cost about half of its creation (roughly 0.4 ms each, 7 ms for
     the 18 classes here). These generic ones behave alike: the fields with ``repr=True`` in
-    order, equality and hash over the fields with ``compare=True``, same class only."""
+    order, equality and hash over the fields with ``compare=True``, same class only. (Each
+    class also has a docstring: without one, dataclass builds it from the class's signature.)"""
 
     __slots__ = ()
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
@@ -111,6 +112,8 @@ class AwsEnvironment(_Group):
 
 @dataclass(frozen=True, repr=False, eq=False)  # repr, eq, hash: _Group
 class SqsSettings(_Group):
+    """The Amazon SQS queue: AGENT_SDK_SQS_*."""
+
     # The jobs' queue URL, and the dead-letter queue's (default <name>-dead)
     queue_url: str | None = None
     dead_queue_url: str | None = None
@@ -120,6 +123,8 @@ class SqsSettings(_Group):
 
 @dataclass(frozen=True, repr=False, eq=False)  # repr, eq, hash: _Group
 class KafkaSettings(_Group):
+    """The Kafka queue: AGENT_SDK_KAFKA_*."""
+
     # The brokers (host:port,... or a kafka:// URL with client options) and the jobs' topic
     bootstrap_servers: str | None = None
     topic: str = "agent-sdk-jobs"
@@ -149,6 +154,8 @@ class ExecutionSettings(_Group):
 
 @dataclass(frozen=True, repr=False, eq=False)  # repr, eq, hash: _Group
 class WorkerSettings(_Group):
+    """The ``worker`` host: its processes, their restarts and their leases."""
+
     count: int = 4
     # worker --count N gives up (exit 1) past this many restarts of dead workers in the window
     restart_limit: int = 5
@@ -190,6 +197,8 @@ class StreamSettings(_Group):
 
 @dataclass(frozen=True, repr=False, eq=False)  # repr, eq, hash: _Group
 class ServerSettings(_Group):
+    """The HTTP server: where it listens and what a request may hold."""
+
     host: str = "127.0.0.1"
     port: int = 8765
     max_body_bytes: int = 1_048_576
@@ -218,6 +227,8 @@ class AuthSettings(_Group):
 
 @dataclass(frozen=True, repr=False, eq=False)  # repr, eq, hash: _Group
 class JwtSettings(_Group):
+    """Bearer JWTs as credentials (HS256): AGENT_SDK_JWT_*."""
+
     enabled: bool = False
     secret: str | None = field(default=None, repr=False)
     secret_file: str | None = None
@@ -230,6 +241,8 @@ class JwtSettings(_Group):
 
 @dataclass(frozen=True, repr=False, eq=False)  # repr, eq, hash: _Group
 class AuditSettings(_Group):
+    """The audit log: where records also go, the hash chain and signed checkpoints."""
+
     log_path: str | None = None
     log_stdout: bool = False
     # On by default: it costs about 20 us per record (docs/benchmarks.md), and `audit verify`
@@ -244,6 +257,8 @@ class AuditSettings(_Group):
 
 @dataclass(frozen=True, repr=False, eq=False)  # repr, eq, hash: _Group
 class RetentionSettings(_Group):
+    """Sweeps of the orgs' retention policies."""
+
     # Seconds between sweeps of the orgs' policies in servers and workers (0: none), and the
     # rows each write transaction of a sweep deletes at most
     sweep_interval: float = 3600.0
