@@ -206,10 +206,10 @@ def _as_main() -> Iterator[None]:
 
     spawn makes each child import the parent's ``__main__`` before it runs its target. Under
     ``agent-sdk worker`` that is the console script, which imports the whole CLI (Typer and
-    every command: about 110 ms of CPU per worker, again on each restart) that a worker never
-    uses. Standing in for it, this module is what the child imports instead: it loads only
-    what :func:`work` needs. Only the main thread starts workers, and ``start`` has written
-    what the child needs before it returns, so the swap is seen by nothing else."""
+    every command: tens of milliseconds of CPU per worker, again on each restart) that a
+    worker never uses. Standing in for it, this module is what the child imports instead: it
+    loads only what :func:`work` needs. Only the main thread starts workers, and ``start`` has
+    written what the child needs before it returns, so the swap is seen by nothing else."""
     real = sys.modules["__main__"]
     sys.modules["__main__"] = sys.modules[__name__]
     try:
