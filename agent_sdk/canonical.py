@@ -52,10 +52,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import InvalidInput
-from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
+
+if TYPE_CHECKING:  # not at run time: every command that hashes imports this module
+    from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
 
 # One encoder for every call: json.dumps with these options builds a new one each time, which
 # costs more than encoding a small record.
@@ -141,7 +143,7 @@ def payload_json(entry: Mapping[str, Any], details_json: str) -> bytes:
 
 def entry_payload(entry: AuditEntry | Mapping[str, Any]) -> dict[str, Any]:
     """The record as hashed: every field except ``hash``."""
-    data = entry.to_dict() if isinstance(entry, AuditEntry) else dict(entry)
+    data = dict(entry) if isinstance(entry, Mapping) else entry.to_dict()
     data.pop("hash", None)
     return data
 
@@ -163,7 +165,7 @@ def chain_hash(prev_hash: str | None, entry: AuditEntry | Mapping[str, Any]) -> 
 
 def checkpoint_payload(cp: Checkpoint | Mapping[str, Any]) -> bytes:
     """The bytes a checkpoint's signature covers."""
-    data = cp.to_dict() if isinstance(cp, Checkpoint) else dict(cp)
+    data = dict(cp) if isinstance(cp, Mapping) else cp.to_dict()
     return canonical_json({k: data[k] for k in ("org_id", "seq", "head_hash", "time")})
 
 
@@ -172,6 +174,6 @@ ANCHOR_KIND = "audit.anchor"
 
 def anchor_payload(anchor: AuditAnchor | Mapping[str, Any]) -> bytes:
     """The bytes a retention anchor's signature covers (see the module docstring)."""
-    data = anchor.to_dict() if isinstance(anchor, AuditAnchor) else dict(anchor)
+    data = dict(anchor) if isinstance(anchor, Mapping) else anchor.to_dict()
     fields = {k: data[k] for k in ("org_id", "seq", "head_hash", "time")}
     return canonical_json({"kind": ANCHOR_KIND, **fields})

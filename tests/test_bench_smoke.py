@@ -44,6 +44,7 @@ CASES: list[Any] = [
     ("scale_out.py", ["--quick", *PG], ("celery", "rq")),
     ("sse.py", ["--events", "100", "--repeat", "1"], ("sse_starlette",)),
     ("worker_throughput.py", ["--quick"], ("huey",)),
+    ("worker_startup.py", ["--rounds", "1"], ()),
 ]
 
 

@@ -823,3 +823,10 @@ def test_run_ids_order_like_their_creation_times() -> None:
     ms = int((early - timedelta(milliseconds=1)).timestamp() * 1000)
     just_before = "run_" + _ids._encode((ms << 80) | secrets.randbits(80))
     assert just_before < floor < _ids.new_id("run")
+
+
+def test_the_service_names_the_policy_setting_as_the_records_do() -> None:
+    # core.retention spells the name out so that reads need not import the retention records.
+    from agent_sdk.records.retention import SETTING
+
+    assert retention_module.SETTING == SETTING

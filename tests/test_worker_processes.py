@@ -122,3 +122,23 @@ def test_workers_of_a_killed_parent_stop_by_themselves(
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_process_imports_the_worker_host_as_its_main_not_the_cli() -> None:
+    """spawn re-imports the parent's ``__main__`` in each child: under the agent-sdk script,
+    the whole CLI. The supervisor presents the worker host instead while a worker starts."""
+    import multiprocessing
+
+    from agent_sdk.hosts.worker import _as_main
+
+    check = (
+        "import sys\n"
+        "main = sys.modules['__mp_main__'].__spec__.name\n"
+        "sys.exit(0 if main == 'agent_sdk.hosts.worker' and 'typer' not in sys.modules else 3)\n"
+    )
+    proc = multiprocessing.get_context("spawn").Process(target=exec, args=(check,))
+    with _as_main():
+        proc.start()
+    assert sys.modules["__main__"].__name__ == "__main__"  # the parent's own again
+    proc.join(120)
+    assert proc.exitcode == 0

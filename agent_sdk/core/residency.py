@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from agent_sdk.config import REGION, REGION_MAX
 from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.errors import InvalidInput, PermissionDenied, WrongRegion
-from agent_sdk.records import Residency
 from agent_sdk.security.scopes import ADMIN_PLATFORM
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ if TYPE_CHECKING:
     from agent_sdk.config import Settings
     from agent_sdk.core.audit import AuditService
     from agent_sdk.core.orgs import OrgService
-    from agent_sdk.records import Principal
+    from agent_sdk.records import Principal, Residency
     from agent_sdk.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -159,6 +158,8 @@ class ResidencyService:
 
     # -- the setting ---------------------------------------------------------------------------
     def show(self, org_id: str) -> Residency:
+        from agent_sdk.records import Residency
+
         self._orgs.get(org_id)  # NotFound for an unknown org
         return Residency(org_id, _stored_region(self.store, org_id), self.here)
 
@@ -174,6 +175,8 @@ class ResidencyService:
             details = {"region": region, "previous": before}
             audit_action(self._audit(), org_id, actor, action, org_id, details=details)
         self.invalidate(org_id)
+        from agent_sdk.records import Residency
+
         return Residency(org_id, region, self.here)
 
     def set_as(

@@ -38,18 +38,28 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.actors import Actor, audit_action
 from agent_sdk.errors import InvalidInput, NotFound
-from agent_sdk.records import Cutoffs, RetentionPolicy, RetentionView, Run, RunExpiry
-from agent_sdk.records.retention import SETTING
 from agent_sdk.store.retention import ACTIVE
 
 if TYPE_CHECKING:
     from agent_sdk.core.audit import AuditService
     from agent_sdk.core.orgs import OrgService
     from agent_sdk.core.residency import ResidencyService
-    from agent_sdk.records import Principal, Progress, SweepReport
+    from agent_sdk.records import (
+        Cutoffs,
+        Principal,
+        Progress,
+        RetentionPolicy,
+        RetentionView,
+        Run,
+        RunExpiry,
+        SweepReport,
+    )
     from agent_sdk.store.base import Store
 
 CACHE_SECONDS = 5.0
+# The per-org setting that holds a policy: agent_sdk.records.retention.SETTING, spelled out so
+# that reads need not import the retention records (tests/test_retention.py holds them equal).
+SETTING = "retention"
 
 
 def _now() -> datetime:
@@ -77,23 +87,34 @@ class RetentionService:
         self._residency = residency
         self.batch_size = batch_size
         self.ttl = ttl
-        self._cache: dict[str, tuple[RetentionPolicy, float]] = {}
+        self._cache: dict[str, tuple[RetentionPolicy | None, float]] = {}
         self._lock = threading.Lock()
 
     # -- the setting ---------------------------------------------------------------------------
     def policy(self, org_id: str) -> RetentionPolicy:
         """The org's policy (empty: keep everything), cached for ``ttl`` seconds."""
+        from agent_sdk.records import RetentionPolicy
+
+        return self._policy(org_id) or RetentionPolicy()
+
+    def _policy(self, org_id: str) -> RetentionPolicy | None:
+        """:meth:`policy`, or None when the org has none stored: the filters every read goes
+        through then need not import the retention records at all (CLI start-up)."""
         now = time.monotonic()
         hit = self._cache.get(org_id)
         if hit is not None and hit[1] > now:
             return hit[0]
         stored = self.store.get_org_setting(org_id, SETTING)
-        try:
-            policy = RetentionPolicy.parse(stored) if stored is not None else RetentionPolicy()
-        except InvalidInput:
-            # A value edited by hand into something unreadable: keep everything rather than
-            # guess (the sweeper reports it, and `orgs retention set` replaces it).
-            policy = RetentionPolicy()
+        policy: RetentionPolicy | None = None
+        if stored is not None:
+            from agent_sdk.records import RetentionPolicy
+
+            try:
+                policy = RetentionPolicy.parse(stored)
+            except InvalidInput:
+                # A value edited by hand into something unreadable: keep everything rather
+                # than guess (the sweeper reports it, and `orgs retention set` replaces it).
+                policy = None
         with self._lock:
             if len(self._cache) > 10_000:  # many orgs: start over rather than grow forever
                 self._cache.clear()
@@ -103,12 +124,16 @@ class RetentionService:
     def show(self, org_id: str) -> RetentionView:
         self._orgs.get(org_id)  # NotFound for an unknown org
         self._cache.pop(org_id, None)  # an admin reading the policy sees the stored one
+        from agent_sdk.records import RetentionView
+
         return RetentionView(org_id, self.policy(org_id))
 
     def set(
         self, org_id: str, policy: RetentionPolicy | Mapping[str, Any], *, actor: Actor | None
     ) -> RetentionView:
         """Replace the org's policy (an empty one clears it); audited as ``retention.set``."""
+        from agent_sdk.records import RetentionPolicy, RetentionView
+
         if not isinstance(policy, RetentionPolicy):
             policy = RetentionPolicy.parse(policy)
         self._orgs.get(org_id)
@@ -120,6 +145,8 @@ class RetentionService:
         return RetentionView(org_id, policy)
 
     def clear(self, org_id: str, *, actor: Actor | None) -> RetentionView:
+        from agent_sdk.records import RetentionPolicy
+
         return self.set(org_id, RetentionPolicy(), actor=actor)
 
     # -- the filters ---------------------------------------------------------------------------
@@ -128,7 +155,7 @@ class RetentionService:
         return _now()
 
     def cutoffs(self, org_id: str) -> Cutoffs | None:
-        policy = self.policy(org_id)
+        policy = self._policy(org_id)
         return policy.cutoffs(self.now()) if policy else None
 
     def run_expiry(self, org_id: str) -> RunExpiry | None:

@@ -21,9 +21,10 @@ import multiprocessing
 import os
 import random
 import signal
+import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from agent_sdk.errors import AgentSDKError, InvalidInput
@@ -125,7 +126,8 @@ def supervise(
 
     def spawn(slot: int) -> SpawnProcess:
         proc = mp.Process(target=work, args=(flags, parent), name=f"agent-sdk-worker-{slot}")
-        proc.start()
+        with _as_main():
+            proc.start()
         return proc
 
     procs: dict[int, SpawnProcess | None] = {i: spawn(i) for i in range(n)}
@@ -196,6 +198,24 @@ def supervise(
         os.close(wake_r)
         os.close(wake_w)
     say("stopped")
+
+
+@contextlib.contextmanager
+def _as_main() -> Iterator[None]:
+    """While a worker process starts, present this module as the parent's ``__main__``.
+
+    spawn makes each child import the parent's ``__main__`` before it runs its target. Under
+    ``agent-sdk worker`` that is the console script, which imports the whole CLI (Typer and
+    every command: tens of milliseconds of CPU per worker, again on each restart) that a
+    worker never uses. Standing in for it, this module is what the child imports instead: it
+    loads only what :func:`work` needs. Only the main thread starts workers, and ``start`` has
+    written what the child needs before it returns, so the swap is seen by nothing else."""
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = sys.modules[__name__]
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real
 
 
 def _join(procs: dict[int, SpawnProcess | None]) -> None:

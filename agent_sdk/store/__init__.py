@@ -6,7 +6,6 @@ driver is imported only when its store is opened.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,8 @@ def open_store(url: str, **options: Any) -> Store:
     scheme = _scheme(url)
     target = STORE_ALIASES.get(scheme)
     if target is None:
+        import difflib  # only to name the closest scheme in the error
+
         close = difflib.get_close_matches(scheme, STORE_ALIASES, n=1)
         hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(STORE_ALIASES)
         raise ConfigError(f"unknown store scheme {scheme!r} in {mask_url(url)!r}", hint=hint)

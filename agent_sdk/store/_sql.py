@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import Conflict, InvalidInput, NotFound, Superseded
 from agent_sdk.ids import utcnow
-from agent_sdk.records import Deletion, EventType, Org, RunStatus, Session
+from agent_sdk.records import EventType, RunStatus, Session
 from agent_sdk.store._rows import (
     MAX_LIMIT,
     RUN_FIELDS,
@@ -36,7 +36,7 @@ from agent_sdk.store.sealing import SealingMixin
 from agent_sdk.store.wrapped_keys import SQLEncryptionKeysMixin
 
 if TYPE_CHECKING:
-    from agent_sdk.records import Event, Page, Run, RunExpiry
+    from agent_sdk.records import Deletion, Event, Org, Page, Run, RunExpiry
 
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 _RUN_PLACEHOLDERS = ", ".join("?" * len(RUN_FIELDS))
@@ -161,12 +161,16 @@ class SQLStore(SQLEncryptionKeysMixin, SealingMixin, SQLPrimitives):
             sql += " WHERE id > ?"
             params.append(cursor_key(cursor, "org"))
         rows = self._query(sql + " ORDER BY id LIMIT ?", [*params, limit + 1])
+        from agent_sdk.records import Org
+
         return make_page([Org(r[0], r[1], r[2]) for r in rows], limit, "org", lambda o: o.id)
 
     def get_org(self, org_id: str) -> Org:
         row = self._one("SELECT id, name, created_at FROM orgs WHERE id = ?", (org_id,))
         if row is None:
             raise NotFound(f"org {org_id!r} not found")
+        from agent_sdk.records import Org
+
         return Org(row[0], row[1], row[2])
 
     # -- per-org settings (governance policies) -------------------------------------------------
@@ -398,6 +402,8 @@ class SQLStore(SQLEncryptionKeysMixin, SealingMixin, SQLPrimitives):
             if found is None:
                 raise NotFound(f"run {run_id!r} not found")
             counts = self._erase_runs(org_id, "id = ?", run_id)
+        from agent_sdk.records import Deletion
+
         return Deletion("run", run_id, org_id, **counts)
 
     def delete_session(self, org_id: str, session_id: str) -> Deletion:
@@ -419,6 +425,8 @@ class SQLStore(SQLEncryptionKeysMixin, SealingMixin, SQLPrimitives):
             sessions = self._exec(
                 "DELETE FROM sessions WHERE org_id = ? AND id = ?", (org_id, session_id)
             )
+        from agent_sdk.records import Deletion
+
         return Deletion("session", session_id, org_id, sessions=sessions, **counts)
 
     def _erase_runs(self, org_id: str, where: str, value: str) -> dict[str, int]:

@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING, Any
 from agent_sdk.canonical import canonical_text, hash_payload, payload_json
 from agent_sdk.errors import InvalidInput
 from agent_sdk.ids import utcnow
-from agent_sdk.records import AuditEntry, Checkpoint
 from agent_sdk.store._rows import MAX_LIMIT, check_limit
 from agent_sdk.store._sql_primitives import SQLPrimitives
 from agent_sdk.store.audit import AUDIT_FIELDS
+
+if TYPE_CHECKING:
+    from agent_sdk.records import AuditEntry, Checkpoint
 
 _COLUMNS = (
     "org_id seq time actor actor_kind action target outcome request_id source_ip details"
@@ -87,6 +89,8 @@ WHERE head IS NOT NULL AND h IS NOT NULL AND head > COALESCE(signed, 0)
 def _entry(r: Sequence[Any]) -> AuditEntry:
     (org_id, seq, time, actor, actor_kind, action, target, outcome, request_id, source_ip,
      details, prev_hash, hash_) = r  # fmt: skip
+    from agent_sdk.records import AuditEntry
+
     return AuditEntry(
         org_id, seq, time, actor, actor_kind, action, target, outcome, request_id, source_ip,
         json.loads(details), prev_hash, hash_,
@@ -194,6 +198,8 @@ class SQLAuditQueries(SQLPrimitives):
         if len(heads) >= _MAX_HEADS:
             heads.clear()
         heads[values["org_id"]] = (values["seq"], values["hash"])
+        from agent_sdk.records import AuditEntry
+
         return AuditEntry(**values)
 
     def _insert_after(
@@ -281,6 +287,8 @@ class SQLAuditQueries(SQLPrimitives):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(check_limit(limit))
+        from agent_sdk.records import Checkpoint
+
         return [Checkpoint(*r) for r in self._query(sql, params)]
 
     def last_checkpoint(self, org_id: str) -> Checkpoint | None:
@@ -289,6 +297,8 @@ class SQLAuditQueries(SQLPrimitives):
             " ORDER BY seq DESC LIMIT 1",
             (org_id,),
         )
+        from agent_sdk.records import Checkpoint
+
         return Checkpoint(*row) if row else None
 
     def unsigned_audit_orgs(self, *, after: str = "", limit: int = 500) -> tuple[list[str], str]:

@@ -9,9 +9,11 @@ import functools
 from typing import TYPE_CHECKING, ClassVar
 
 from agent_sdk.errors import Conflict
-from agent_sdk.records import MigrationState
 from agent_sdk.store._sql_primitives import SQLPrimitives
 from agent_sdk.store.migrations import Migration, load_migrations
+
+if TYPE_CHECKING:
+    from agent_sdk.records import MigrationState
 
 
 @functools.cache
@@ -43,6 +45,8 @@ class SQLSchema(SQLPrimitives):
         }
 
     def migration_status(self) -> list[MigrationState]:
+        from agent_sdk.records import MigrationState
+
         applied = self._applied()
         return [
             MigrationState(m.version, m.name, applied.get(m.version)) for m in self._migrations()

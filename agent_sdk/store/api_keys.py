@@ -17,13 +17,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from agent_sdk.errors import InvalidInput
-from agent_sdk.records import ApiKey, Page
+
+if TYPE_CHECKING:
+    from agent_sdk.records import ApiKey, Page
 
 #: (key, secret hash, previous hash, previous valid until): what authentication compares.
-AuthRecord = tuple[ApiKey, str, str | None, str | None]
+AuthRecord: TypeAlias = tuple["ApiKey", str, str | None, str | None]
 
 
 class KeyStore(Protocol):
@@ -106,6 +108,8 @@ def key_from_row(r: Sequence[Any]) -> ApiKey:
     values = dict(zip(KEY_FIELDS, r, strict=True))
     values["scopes"] = _list(values["scopes"])
     values["ip_allowlist"] = _list(values["ip_allowlist"])
+    from agent_sdk.records import ApiKey
+
     return ApiKey(**values)
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
+if TYPE_CHECKING:
+    from agent_sdk.records import AuditAnchor, AuditEntry, Checkpoint
 
 # The caller-supplied fields of a record; the store adds org_id, seq, prev_hash and hash, and
 # the time when it is not given.

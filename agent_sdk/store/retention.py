@@ -23,10 +23,10 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agent_sdk.ids import id_floor, parse_time
-from agent_sdk.records import AuditAnchor, RunStatus
+from agent_sdk.records import RunStatus
 
 if TYPE_CHECKING:
-    from agent_sdk.records import RunExpiry
+    from agent_sdk.records import AuditAnchor, RunExpiry
 
 # Literal SQL of the statuses that never expire (constants, never caller text).
 ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
@@ -462,6 +462,8 @@ class RetentionMixin:
         row = self._one(f"SELECT {_ANCHOR_COLUMNS} FROM audit_anchors WHERE org_id = ?", (org_id,))
         if row is None:
             return None
+        from agent_sdk.records import AuditAnchor
+
         return AuditAnchor(str(row[0]), int(row[1]), row[2], str(row[3]), str(row[4]), row[5])
 
 

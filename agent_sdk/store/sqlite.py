@@ -37,7 +37,7 @@ from agent_sdk.errors import (
 from agent_sdk.ids import id_floor, parse_time, utcnow
 from agent_sdk.masking import mask_url
 from agent_sdk.private_files import ensure_private_dir, ensure_private_file
-from agent_sdk.records import Event, MigrationState
+from agent_sdk.records import Event
 from agent_sdk.sqlite_busy import retry_busy
 from agent_sdk.store._driver_errors import noted, unexpected, unstorable
 from agent_sdk.store._rows import (
@@ -55,7 +55,7 @@ from agent_sdk.store._sql_schema import SQLSchema
 from agent_sdk.store.retention import RetentionMixin, visible_runs_sql
 
 if TYPE_CHECKING:
-    from agent_sdk.records import Org, Page, Run, RunExpiry, RunStatus
+    from agent_sdk.records import MigrationState, Org, Page, Run, RunExpiry, RunStatus
     from agent_sdk.store.pg_notify import EventSink
 
 T = TypeVar("T")
@@ -264,6 +264,8 @@ class SQLiteStore(
             "CREATE TABLE IF NOT EXISTS schema_migrations"
             " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
+        from agent_sdk.records import MigrationState  # only when a migration is due
+
         done: list[MigrationState] = []
         for m in pending:
             with self.transaction():
