@@ -86,6 +86,9 @@ class _Local(threading.local):
         # once it has committed.
         self.notes: list[str] = []
         self.begun = False  # whether the current transaction's BEGIN has been sent
+        # Statements (and their parameters) whose results nobody reads, held back to share the
+        # round trip of the transaction's next statement: its BEGIN, an advisory lock.
+        self.ahead: list[tuple[str, Sequence[Any]]] = []
 
 
 @functools.lru_cache(maxsize=512)
@@ -256,14 +259,24 @@ class PostgresStore(
         self, conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] | dict[str, Any]
     ) -> psycopg.Cursor[Any]:
         local = self._local
-        if conn is not local.conn or local.begun:
+        if conn is not local.conn or not local.ahead:
             return conn.execute(_placeholders(sql), params or None)
-        # The first statement of a transaction: its BEGIN goes in the same round trip.
-        local.begun = True
+        # What waits for this statement (see _Local.ahead) goes in the same round trip, in order.
+        ahead, local.ahead, local.begun = local.ahead, [], True
         with conn.pipeline():
-            conn.execute("BEGIN")
+            for text, args in ahead:
+                conn.execute(text, args or None)
             cur = conn.execute(_placeholders(sql), params or None)
         return cur
+
+    def _exec_ahead(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run ``sql``, whose result nobody reads, just before the transaction's next statement
+        and in its round trip (at once outside a transaction). Its error, if any, comes from
+        that statement, or from the commit when none follows."""
+        if self._in_transaction():
+            self._local.ahead.append((_placeholders(sql), params))
+        else:
+            self._exec(sql, params)
 
     def _in_transaction(self) -> bool:
         return self._local.depth > 0
@@ -292,7 +305,7 @@ class PostgresStore(
             # BEGIN waits for the first statement, to share its round trip (see _execute); a
             # transaction that ran none has nothing to commit.
             local.conn, local.depth, local.locked, local.notes = conn, 1, set(), []
-            local.begun = False
+            local.begun, local.ahead = False, [("BEGIN", ())]
             try:
                 yield
             except BaseException:
@@ -305,7 +318,7 @@ class PostgresStore(
             if not local.begun:
                 return
             try:
-                self._commit(conn, local.notes)
+                self._commit(conn, local.ahead, local.notes)
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     conn.execute("ROLLBACK")
@@ -314,16 +327,25 @@ class PostgresStore(
             local.conn, local.depth = None, 0
             self._pool.putconn(conn)  # a broken connection is discarded by the pool
 
-    def _commit(self, conn: psycopg.Connection[Any], notes: list[str]) -> None:
-        """COMMIT; with ``notes``, their notifications after it, in the same round trip."""
-        if not notes:
+    def _commit(
+        self,
+        conn: psycopg.Connection[Any],
+        ahead: list[tuple[str, Sequence[Any]]],
+        notes: list[str],
+    ) -> None:
+        """COMMIT, after the statements still held back and before the notifications of what
+        it committed, all in one round trip."""
+        if not ahead and not notes:
             conn.execute("COMMIT")
             return
         committed = None
         try:
             with conn.pipeline():
+                for text, args in ahead:
+                    conn.execute(text, args or None)
                 committed = conn.execute("COMMIT")
-                conn.execute(_NOTIFY, (notes,))
+                if notes:
+                    conn.execute(_NOTIFY, (notes,))
         except Exception as exc:
             if committed is None or committed.statusmessage != "COMMIT":
                 raise
