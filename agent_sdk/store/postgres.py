@@ -17,8 +17,8 @@ How it stays correct under concurrency, where the SQLite store relies on its sin
   file once.
 * Appending an event also NOTIFYs the processes whose readers follow runs, so they need not
   poll: see :mod:`agent_sdk.store.pg_notify` and :meth:`PostgresStore.listen_events`. The
-  notification goes in a transaction of its own right after the commit of the event, sent with
-  the COMMIT in one round trip (a pipeline). Not in the event's own transaction: Postgres holds
+  notification goes in a transaction of its own right after the commit of the event. Not in
+  the event's own transaction: Postgres holds
   one lock for the whole database from a notifying transaction's commit until its log is on
   disk, so notifying commits would wait for each other's disk flush instead of sharing one.
 
@@ -333,45 +333,31 @@ class PostgresStore(
         ahead: list[tuple[str, Sequence[Any]]],
         notes: list[str],
     ) -> None:
-        """COMMIT, after the statements still held back and before the notifications of what
-        it committed, all in one round trip."""
-        if not ahead and not notes:
-            conn.execute("COMMIT")
-            return
-        committed = None
-        try:
+        """COMMIT (after the statements still held back, in its round trip), then the
+        notifications of what it committed."""
+        if ahead:
             with conn.pipeline():
                 for text, args in ahead:
                     conn.execute(text, args or None)
-                committed = conn.execute("COMMIT")
-                if notes:
-                    conn.execute(_NOTIFY, (notes,))
-        except Exception as exc:
-            if committed is None or committed.statusmessage != "COMMIT":
-                raise
-            _notify_failed(exc)  # committed: only the notifications are missing
+                conn.execute("COMMIT")
+        else:
+            conn.execute("COMMIT")
+        if notes:
+            _notify(conn, notes)
 
     def _alone(self, sql: str, params: Sequence[Any], run_id: str) -> Any:
-        """The first row of ``sql``, which appends an event to ``run_id``, run in a transaction
-        of its own and followed by its notification, in one round trip."""
+        """The first row of ``sql``, an append to ``run_id`` committed on its own, then the
+        notification of the event it appended."""
         with self._connection() as conn:
-            committed = None
             try:
-                with conn.pipeline():
-                    conn.execute("BEGIN")
-                    cur = conn.execute(sql, params)
-                    committed = conn.execute("COMMIT")
-                    conn.execute(_NOTIFY_LATEST, (run_id, payload_run_id(run_id)))
-                return cur.fetchone()
+                row = conn.execute(sql, params).fetchone()
             except Exception as exc:
-                if committed is not None and committed.statusmessage == "COMMIT":
-                    _notify_failed(exc)  # the event is in: only its notification is missing
-                    return cur.fetchone()
-                with contextlib.suppress(Exception):
-                    conn.execute("ROLLBACK")  # a failed statement left the BEGIN open
                 if _is_driver_error(exc):
                     raise self._error(exc) from exc
                 raise
+            if row is not None:
+                _notify(conn, [f"{row[0]} {payload_run_id(run_id)}"])
+            return row
 
     # -- lifecycle -------------------------------------------------------------------------------
     def migrate(self) -> list[MigrationState]:
@@ -623,18 +609,16 @@ _APPEND_TRIES = 100
 # periodic re-read, while every notifying commit holds the database-wide lock until it returns.
 _NOTIFY_OFF_DISK = "set_config('synchronous_commit', 'off', true)"
 _NOTIFY = f"SELECT {_NOTIFY_OFF_DISK}, pg_notify({CHANNEL_SQL}, note) FROM unnest(%s::text[]) note"
-# After a lone append, whose seq the pipeline does not know yet: the run's last one, which is
-# its own or a later one (a reader re-reads from its own position either way).
-_NOTIFY_LATEST = (
-    f"SELECT {_NOTIFY_OFF_DISK}, pg_notify({CHANNEL_SQL},"
-    " COALESCE((SELECT MAX(seq) FROM events WHERE run_id = %s), 0) || ' ' || %s)"
-)
 
 
-def _notify_failed(exc: Exception) -> None:
-    """A notification failed after its events committed: the append stands (raising would make
-    the caller append again); readers elsewhere find the events at their next re-read."""
-    log.warning("could not notify listeners of appended events: %s", exc)
+def _notify(conn: psycopg.Connection[Any], notes: list[str]) -> None:
+    """Announce committed events (see the module's docstring). A failure is logged, not raised:
+    the events are in, and an error would make the caller append them again; readers elsewhere
+    find them at their next re-read."""
+    try:
+        conn.execute(_NOTIFY, (notes,))
+    except Exception as exc:
+        log.warning("could not notify listeners of appended events: %s", exc)
 
 
 def _is_driver_error(exc: BaseException) -> bool:
