@@ -18,9 +18,9 @@ How it stays correct under concurrency, where the SQLite store relies on its sin
 * Appending an event also NOTIFYs the processes whose readers follow runs, so they need not
   poll: see :mod:`agent_sdk.store.pg_notify` and :meth:`PostgresStore.listen_events`. The
   notification goes in a transaction of its own right after the commit of the event. Not in
-  the event's own transaction: Postgres holds
-  one lock for the whole database from a notifying transaction's commit until its log is on
-  disk, so notifying commits would wait for each other's disk flush instead of sharing one.
+  the event's own transaction: Postgres holds one lock for the whole database from a notifying
+  transaction's commit until its log is on disk, so notifying commits would wait for each
+  other's disk flush instead of sharing one.
 
 * Outages: once a call found the database unreachable, the next ones wait at most
   ``UNREACHABLE_WAIT`` seconds for a pooled connection instead of the whole connect timeout,
