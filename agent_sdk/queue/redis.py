@@ -12,11 +12,6 @@ How it works (the keys are described in :mod:`agent_sdk.queue._redis_scripts`):
   leased (XAUTOCLAIM), else the next new entry (XREADGROUP ``>``). With nothing to take it waits
   in a blocking XREADGROUP (no polling), for at most the time until the next delayed job or
   lease is due, and leases what that read delivered with the same script.
-* After the script found nothing to take, the worker's next reserves go straight to the
-  blocking read for up to ``_QUIET`` seconds (less if a delayed job or a lease falls due
-  sooner), and run the script only on what the read delivers: two calls per job for an idle
-  worker instead of three. A delayed job enqueued by another process meanwhile waits at most
-  that long for a script to move it, as it waits today for a blocking read to time out.
 * ``attempts`` is our own counter in the job hash: a retried job goes back as a new stream entry,
   so the stream's delivery count would restart at 1.
 """
@@ -24,9 +19,7 @@ How it works (the keys are described in :mod:`agent_sdk.queue._redis_scripts`):
 from __future__ import annotations
 
 import json
-import math
 import random
-import time
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -48,9 +41,6 @@ _DUE_JITTER = 0.05
 _SOCKET_TIMEOUT = _MAX_BLOCK + 5.0
 # An entry read by a consumer that died before its lease was recorded is taken over after this.
 _ORPHAN_IDLE_MS = 10_000
-# Seconds after the script found nothing to take during which reserve skips it and blocks at once
-# (see the module's docstring).
-_QUIET = 0.5
 
 
 def _import_redis() -> Any:
@@ -116,7 +106,6 @@ class RedisQueue(BaseQueue):
         self._requeue_script = register(scripts.REQUEUE_DEAD)
         self._depth = register(scripts.DEPTH)
         self._list_dead_script = register(scripts.LIST_DEAD)
-        self._quiet_until = 0.0  # monotonic time until which nothing else falls due (_QUIET)
         try:
             self._call(self._depth)  # connects, and creates the stream and its group
         except BaseException:
@@ -170,30 +159,19 @@ class RedisQueue(BaseQueue):
 
     # -- the protocol ----------------------------------------------------------------------------
     def _put(self, job_id: str, kind: str, text: str, delay: float) -> Job:
-        if delay > 0:
-            self._quiet_until = 0.0  # a delayed job of ours: the next reserve looks for it
         return _job(_fields(self._call(self._enqueue, job_id, kind, text, repr(float(delay)))))
 
     def _claim(self, worker: str, lease: float, wait: float) -> Lease | None:
         """The script; with nothing to take, a blocking read and the script again for what it
         delivered (reserve calls again after a read that delivered nothing)."""
         delivered: tuple[str, str] | None = None
-        quiet = self._quiet_until - time.monotonic()
-        if wait > 0 and quiet > 0:  # nothing but new entries can be there: read them at once
-            delivered = self._wait(worker, min(wait, quiet))
-            if delivered is None:
-                return None
         while True:
             token = new_token()
             args = [worker, repr(float(lease)), token, _ORPHAN_IDLE_MS, *(delivered or ())]
             reply = self._call(self._reserve, *args)
             if reply[0] == "ok":
-                if delivered is None:  # found by the script: there may be more, look again
-                    self._quiet_until = 0.0
                 expires = float(reply[1])
                 return Lease(_job(_fields(reply[2])), token, worker, expires)
-            due = float(reply[1]) if reply[1] else math.inf
-            self._quiet_until = time.monotonic() + min(_QUIET, due)
             if delivered is not None or wait <= 0:
                 return None
             wait = min(wait, _MAX_BLOCK)
@@ -214,7 +192,6 @@ class RedisQueue(BaseQueue):
         except self._redis.ResponseError as exc:
             # The stream was deleted before or while we waited: the next script recreates it.
             if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
-                self._quiet_until = 0.0
                 return None
             raise self._error(exc) from None
         except self._redis.RedisError as exc:
@@ -236,8 +213,6 @@ class RedisQueue(BaseQueue):
         return self._holding(self._ack_script, lease) is not None
 
     def _retry(self, lease: Lease, delay: float, error: str) -> bool:
-        if delay > 0:
-            self._quiet_until = 0.0
         return self._holding(self._retry_script, lease, repr(float(delay)), error) is not None
 
     def _dead(self, lease: Lease, error: str) -> bool:
