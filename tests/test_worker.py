@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,23 @@ def queue_settings(env: dict[str, str], **extra: str) -> Settings:
     full = {**env, "AGENT_SDK_EXECUTION_MODE": "queue", "AGENT_SDK_RETRY_BASE_DELAY": "0.01",
             **{f"AGENT_SDK_{k.upper()}": v for k, v in extra.items()}}  # fmt: skip
     return load_settings(env=full, cwd=Path.cwd())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def queue_env(request: pytest.FixtureRequest, isolated_env: dict[str, str]) -> dict[str, str]:
+    """The SQLite store and queue, or Postgres and Redis, where a worker runs its attempts on
+    lanes (threads with a loop each, see core/lanes.py) rather than on its own loop."""
+    if request.param == "sqlite":
+        return isolated_env
+    redis_url = request.getfixturevalue("redis_url")
+    sep = "&" if "?" in redis_url else "?"
+    return {
+        **isolated_env,
+        "AGENT_SDK_STORAGE_BACKEND": "postgres",
+        "AGENT_SDK_DATABASE_URL": request.getfixturevalue("postgres_url"),
+        "AGENT_SDK_QUEUE_BACKEND": "redis",
+        "AGENT_SDK_REDIS_URL": f"{redis_url}{sep}queue=worker-{uuid.uuid4().hex[:12]}",
+    }
 
 
 class Running:
@@ -71,8 +89,8 @@ def wait_for(rt: Runtime, run_id: str, done: Any = None, timeout: float = 20) ->
     raise AssertionError(f"run {run_id}: {rt.store.get_run(ORG, run_id)}")
 
 
-def test_queue_mode_enqueues_and_a_worker_executes(isolated_env: dict[str, str]) -> None:
-    settings = queue_settings(isolated_env)
+def test_queue_mode_enqueues_and_a_worker_executes(queue_env: dict[str, str]) -> None:
+    settings = queue_settings(queue_env)
     api = Runtime(settings)  # the server's side: creates and enqueues, executes nothing
     try:
         runs = [api.runs.create(ORG, NOOP, str(i)) for i in range(20)]
@@ -87,8 +105,8 @@ def test_queue_mode_enqueues_and_a_worker_executes(isolated_env: dict[str, str])
         api.close(wait=False)
 
 
-def test_one_worker_overlaps_waiting_runs(isolated_env: dict[str, str]) -> None:
-    settings = queue_settings(isolated_env, max_concurrent_runs="100")
+def test_one_worker_overlaps_waiting_runs(queue_env: dict[str, str]) -> None:
+    settings = queue_settings(queue_env, max_concurrent_runs="100")
     slow = {"name": "slow", "model": "scripted", "latency": 1.0, "script": [{"text": "ok"}]}
     with Running(settings) as rt:
         runs = [rt.runs.create(ORG, slow, str(i)) for i in range(60)]
@@ -103,11 +121,11 @@ def test_one_worker_overlaps_waiting_runs(isolated_env: dict[str, str]) -> None:
 
 
 def test_a_duplicate_job_of_a_running_run_does_not_run_it_twice(
-    isolated_env: dict[str, str],
+    queue_env: dict[str, str],
 ) -> None:
     """Queues without unique job ids (SQS, Kafka) may deliver a run's job twice. The second
     delivery finds the run alive, gives its job back until the run ends, then drops it."""
-    settings = queue_settings(isolated_env, worker_lease="1", max_concurrent_runs="10")
+    settings = queue_settings(queue_env, worker_lease="1", max_concurrent_runs="10")
     slow = {"name": "slow", "model": "scripted", "latency": 1.5, "script": [{"text": "ok"}]}
     with Running(settings) as rt:
         run = rt.runs.create(ORG, slow, "x")
@@ -136,8 +154,8 @@ class Flaky(ScriptedModel):
         return await super().complete(request)
 
 
-def test_retries_then_dead_letter_in_queue_mode(isolated_env: dict[str, str]) -> None:
-    settings = queue_settings(isolated_env, retry_max="2")
+def test_retries_then_dead_letter_in_queue_mode(queue_env: dict[str, str]) -> None:
+    settings = queue_settings(queue_env, retry_max="2")
     registry = AgentRegistry(agents=[Agent(name="flaky", model=Flaky(1)),
                                      Agent(name="down", model=Flaky(100))])  # fmt: skip
     with Running(settings, registry) as rt:
@@ -226,8 +244,8 @@ def _cli() -> list[str]:
 
 
 @pytest.fixture
-def worker_env(isolated_env: dict[str, str]) -> dict[str, str]:
-    return {**isolated_env, "AGENT_SDK_EXECUTION_MODE": "queue", "AGENT_SDK_WORKER_LEASE": "1.5"}
+def worker_env(queue_env: dict[str, str]) -> dict[str, str]:
+    return {**queue_env, "AGENT_SDK_EXECUTION_MODE": "queue", "AGENT_SDK_WORKER_LEASE": "1.5"}
 
 
 @pytest.fixture

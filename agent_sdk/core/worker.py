@@ -1,10 +1,13 @@
-"""A worker: leases runs from the queue and executes them, many at once, on one event loop.
+"""A worker: leases runs from the queue and executes them, many at once, on event loops.
 
-Agent runs spend nearly all their time waiting on model APIs, so a worker process overlaps up
-to ``AGENT_SDK_MAX_CONCURRENT_RUNS`` of them on one asyncio loop: while one run waits, the
-loop drives the others. A thread per run would cost a stack and a context switch each; a
-process per run would cost far more. ``agent-sdk worker --count N`` starts N such processes
-for what one core cannot do (Python runs one thread of Python code at a time per process).
+Agent runs spend nearly all their time waiting on model APIs, so a worker process overlaps up to
+``AGENT_SDK_MAX_CONCURRENT_RUNS`` of them on asyncio loops: while one run waits, the loop drives
+the others. On a store that takes many writers at once (Postgres) the attempts run on a few
+loops in threads of their own (:mod:`agent_sdk.core.lanes`), since an attempt's store calls
+block its loop while a commit waits for the disk; elsewhere on the worker's own loop. A thread
+per run would cost a stack and a context switch each; a process per run would cost far more.
+``agent-sdk worker --count N`` starts N such processes for what one core cannot do (Python runs
+one thread of Python code at a time per process).
 
 Per leased job:
 
@@ -36,8 +39,10 @@ import contextlib
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Protocol
 
+from agent_sdk.core.lanes import Lanes
 from agent_sdk.core.outage import Outage
 from agent_sdk.core.outcome import LEASE_LOST, STOPPING, Outcome
 from agent_sdk.core.residency import handback_delay
@@ -51,6 +56,18 @@ log = logging.getLogger(__name__)
 
 # A job handed back by a stopping worker before its attempt began: ready again at once.
 _HANDED_BACK = Outcome("retry", error="the worker stopped")
+# Lanes (threads with a loop each, see core/lanes.py) per worker process, by store scheme: where
+# many connections write at once, attempts on a few loops overlap their commits' waits. None for
+# a store of one writer at a time: its attempts run on the worker's own loop.
+LANES = {"postgresql": 4}
+
+
+class _Attempt(Protocol):
+    """A running attempt: an asyncio task on the worker's loop, or a Remote on a lane."""
+
+    def cancel(self, msg: object | None = None) -> bool: ...
+    def cancelled(self) -> bool: ...
+    def __await__(self) -> Generator[object, None, Outcome]: ...
 
 
 def worker_name() -> str:
@@ -67,10 +84,11 @@ class Worker:
         self.poll = poll
         self.lease_seconds = runtime.settings.worker.lease
         self._tasks: set[asyncio.Task[None]] = set()
-        self._attempts: set[asyncio.Task[Outcome]] = set()
+        self._attempts: set[_Attempt] = set()
         self._stop = asyncio.Event()  # replaced by run()'s
         self._stopping = False  # set once the worker hands back what it holds
-        self._held: dict[str, tuple[Lease, asyncio.Task[Outcome]]] = {}  # job id -> lease
+        self._held: dict[str, tuple[Lease, _Attempt]] = {}  # job id -> lease
+        self._lanes: Lanes | None = None
         self._renew = False  # a queue call failed: renew the held leases before leasing more
         self.queue_health = Outage(f"queue of worker {self.name}", log)
         self.store_health = Outage(f"store of worker {self.name}", log)
@@ -78,6 +96,9 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Lease and execute runs until ``stop`` is set, then give back what is unfinished."""
         await asyncio.to_thread(self._register)
+        lanes = LANES.get(self.runtime.store.scheme, 0)
+        if lanes:
+            self._lanes = Lanes(min(lanes, self.runtime.settings.execution.max_concurrent_runs))
         background = [asyncio.create_task(self._beat_alive()), asyncio.create_task(self._sweep())]
         from agent_sdk.core.retention_sweep import start_sweeper
 
@@ -93,6 +114,8 @@ class Worker:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if self._lanes is not None:
+                await asyncio.to_thread(self._lanes.close)
             await asyncio.to_thread(self._unregister)
 
     async def _work(self, stop: asyncio.Event) -> None:
@@ -227,9 +250,12 @@ class Worker:
             return
         payload = lease.job.payload
         org_id, run_id = str(payload["org_id"]), str(payload["run_id"])
-        attempt = asyncio.create_task(
-            self.runtime.executor.attempts.run(org_id, run_id, takeover=True)
-        )
+        attempts = self.runtime.executor.attempts
+        attempt: _Attempt
+        if self._lanes is not None:
+            attempt = self._lanes.start(lambda: attempts.run(org_id, run_id, takeover=True))
+        else:
+            attempt = asyncio.create_task(attempts.run(org_id, run_id, takeover=True))
         self._attempts.add(attempt)
         beat = asyncio.create_task(self._heartbeat(lease, attempt))
         try:
@@ -267,7 +293,7 @@ class Worker:
             self.queue_health.ok()
             return
 
-    async def _heartbeat(self, lease: Lease, attempt: asyncio.Task[Outcome]) -> None:
+    async def _heartbeat(self, lease: Lease, attempt: _Attempt) -> None:
         self._held[lease.job.id] = (lease, attempt)
         try:
             while True:

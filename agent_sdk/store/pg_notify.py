@@ -3,11 +3,14 @@
 A worker process appends a run's events while an SSE client follows the run through a server
 process. Without a push, the server could only re-read the store on a timer. With this module:
 
-* The writer (:meth:`PostgresStore.append_event`) calls ``pg_notify`` in the statement that
-  inserts the event, so the notification is sent when that transaction commits and never for one
-  that rolls back. The payload is ``"<seq> <run id>"``: no event content, nothing about the org.
-  A run id too long for the 8000-byte payload limit is left out (``"<seq> "``), which listeners
-  read as "some run changed": every local reader re-checks.
+* The writer (:meth:`PostgresStore.append_event`) calls ``pg_notify`` right after the
+  transaction that inserted the event has committed, in a small transaction of its own, so no
+  notification is sent for an event that rolled back. (A notifying commit holds a database-wide
+  lock until it is on disk, which would make every event commit wait for the others'; the
+  notification's own commit does not wait for the disk.) A writer that dies between the two
+  leaves its readers to their periodic re-read. The payload is ``"<seq> <run id>"``: no event
+  content, nothing about the org. A run id too long for the 8000-byte payload limit is left out
+  (``"<seq> "``), which listeners read as "some run changed": every local reader re-checks.
 * One :class:`NotifyListener` per process (per runtime) holds a dedicated connection that LISTENs,
   in a daemon thread blocked on that connection's socket, so an idle process does no work but a
   ``SELECT 1`` every PING_INTERVAL. It hands each notification to a sink (the event bus), whose

@@ -15,8 +15,12 @@ How it stays correct under concurrency, where the SQLite store relies on its sin
   uncommitted row, then sees it).
 * Migrations run under a session advisory lock, so two processes migrating at once apply each
   file once.
-* Appending an event also NOTIFYs (on commit) the processes whose readers follow runs, so they
-  need not poll: see :mod:`agent_sdk.store.pg_notify` and :meth:`PostgresStore.listen_events`.
+* Appending an event also NOTIFYs the processes whose readers follow runs, so they need not
+  poll: see :mod:`agent_sdk.store.pg_notify` and :meth:`PostgresStore.listen_events`. The
+  notification goes in a transaction of its own right after the commit of the event. Not in
+  the event's own transaction: Postgres holds one lock for the whole database from a notifying
+  transaction's commit until its log is on disk, so notifying commits would wait for each
+  other's disk flush instead of sharing one.
 
 * Outages: once a call found the database unreachable, the next ones wait at most
   ``UNREACHABLE_WAIT`` seconds for a pooled connection instead of the whole connect timeout,
@@ -65,6 +69,8 @@ UNREACHABLE_WAIT = 0.5
 # Keys of pg_advisory_lock(int, int): the first names what is locked, the second which one.
 _LOCK_MIGRATE = 0x61676D  # "agm"
 
+log = logging.getLogger(__name__)
+
 _INSTALL_HINT = "pip install 'agent-sdk[postgres]'"
 
 
@@ -76,6 +82,13 @@ class _Local(threading.local):
         # Runs (org_id, run_id) whose row the current transaction has locked or inserted: its
         # appends need not lock the row again (one round trip less per event).
         self.locked: set[tuple[str, str]] = set()
+        # Notifications ("<seq> <run id>") of the events the current transaction appended, sent
+        # once it has committed.
+        self.notes: list[str] = []
+        self.begun = False  # whether the current transaction's BEGIN has been sent
+        # Statements (and their parameters) whose results nobody reads, held back to share the
+        # round trip of the transaction's next statement: its BEGIN, an advisory lock.
+        self.ahead: list[tuple[str, Sequence[Any]]] = []
 
 
 @functools.lru_cache(maxsize=512)
@@ -221,7 +234,7 @@ class PostgresStore(
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         with self._connection() as conn:
             try:
-                cur = conn.execute(_placeholders(sql), params or None)
+                cur = self._execute(conn, sql, params)
                 return cur.fetchall() if cur.description else []
             except Exception as exc:
                 if _is_driver_error(exc):
@@ -235,12 +248,35 @@ class PostgresStore(
     def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         with self._connection() as conn:
             try:
-                rowcount: int = conn.execute(_placeholders(sql), params or None).rowcount
+                rowcount: int = self._execute(conn, sql, params).rowcount
             except Exception as exc:
                 if _is_driver_error(exc):
                     raise self._error(exc) from exc
                 raise
         return rowcount
+
+    def _execute(
+        self, conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] | dict[str, Any]
+    ) -> psycopg.Cursor[Any]:
+        local = self._local
+        if conn is not local.conn or not local.ahead:
+            return conn.execute(_placeholders(sql), params or None)
+        # What waits for this statement (see _Local.ahead) goes in the same round trip, in order.
+        ahead, local.ahead, local.begun = local.ahead, [], True
+        with conn.pipeline():
+            for text, args in ahead:
+                conn.execute(text, args or None)
+            cur = conn.execute(_placeholders(sql), params or None)
+        return cur
+
+    def _exec_ahead(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run ``sql``, whose result nobody reads, just before the transaction's next statement
+        and in its round trip (at once outside a transaction). Its error, if any, comes from
+        that statement, or from the commit when none follows."""
+        if self._in_transaction():
+            self._local.ahead.append((_placeholders(sql), params))
+        else:
+            self._exec(sql, params)
 
     def _in_transaction(self) -> bool:
         return self._local.depth > 0
@@ -266,21 +302,23 @@ class PostgresStore(
             raise self._error(exc) from exc
         self._unreachable = False
         try:
-            try:
-                conn.execute("BEGIN")
-            except Exception as exc:
-                raise self._error(exc) from exc
-            local.conn, local.depth, local.locked = conn, 1, set()
+            # BEGIN waits for the first statement, to share its round trip (see _execute); a
+            # transaction that ran none has nothing to commit.
+            local.conn, local.depth, local.locked, local.notes = conn, 1, set(), []
+            local.begun, local.ahead = False, [("BEGIN", ())]
             try:
                 yield
             except BaseException:
                 local.conn, local.depth = None, 0
-                with contextlib.suppress(Exception):
-                    conn.execute("ROLLBACK")
+                if local.begun:
+                    with contextlib.suppress(Exception):
+                        conn.execute("ROLLBACK")
                 raise
             local.conn, local.depth = None, 0
+            if not local.begun:
+                return
             try:
-                conn.execute("COMMIT")
+                self._commit(conn, local.ahead, local.notes)
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     conn.execute("ROLLBACK")
@@ -288,6 +326,38 @@ class PostgresStore(
         finally:
             local.conn, local.depth = None, 0
             self._pool.putconn(conn)  # a broken connection is discarded by the pool
+
+    def _commit(
+        self,
+        conn: psycopg.Connection[Any],
+        ahead: list[tuple[str, Sequence[Any]]],
+        notes: list[str],
+    ) -> None:
+        """COMMIT (after the statements still held back, in its round trip), then the
+        notifications of what it committed."""
+        if ahead:
+            with conn.pipeline():
+                for text, args in ahead:
+                    conn.execute(text, args or None)
+                conn.execute("COMMIT")
+        else:
+            conn.execute("COMMIT")
+        if notes:
+            _notify(conn, notes)
+
+    def _alone(self, sql: str, params: Sequence[Any], run_id: str) -> Any:
+        """The first row of ``sql``, an append to ``run_id`` committed on its own, then the
+        notification of the event it appended."""
+        with self._connection() as conn:
+            try:
+                row = conn.execute(sql, params).fetchone()
+            except Exception as exc:
+                if _is_driver_error(exc):
+                    raise self._error(exc) from exc
+                raise
+            if row is not None:
+                _notify(conn, [f"{row[0]} {payload_run_id(run_id)}"])
+            return row
 
     # -- lifecycle -------------------------------------------------------------------------------
     def migrate(self) -> list[MigrationState]:
@@ -463,7 +533,6 @@ class PostgresStore(
             return self._append_sealed(org_id, run_id, type, data, time, attempt)
         when = time or utcnow()
         payload = dumps(data)
-        notify = [payload_run_id(run_id)] if self.notify else []
         if not self._in_transaction():
             # Alone, one statement: MAX(seq) + 1 from its snapshot, and the primary key settles
             # a race. A concurrent append of the same seq makes this one wait for it, then do
@@ -474,8 +543,9 @@ class PostgresStore(
             # insert collides and the locked path below decides again. Hence every event of an
             # attempt has a smaller seq than the run.started of the attempt that superseded it.
             guard, guard_params = append_guard(attempt)
-            sql = _append_alone(guard, notify=self.notify)
-            row = self._one(sql, [type, when, payload, run_id, org_id, *guard_params, *notify])
+            params = [type, when, payload, run_id, org_id, *guard_params]
+            sql = _fenced_append(guard)
+            row = self._alone(sql, params, run_id) if self.notify else self._one(sql, params)
             if row is not None:
                 return Event(run_id, row[0], type, when, data)
             # Lost a race, refused, or no such run in this org: the locked path below tells.
@@ -489,13 +559,18 @@ class PostgresStore(
             if (org_id, run_id) not in self._local.locked:
                 self._require_run(org_id, run_id, lock=True)
                 self._local.locked.add((org_id, run_id))
-            # With the row lock held, nothing can end the run or take it over meanwhile.
-            self._refuse_append(org_id, run_id, attempt)
-            params = [run_id, org_id, type, when, payload, run_id, *notify]
+            # With the row lock held, nothing can end the run or take it over meanwhile: the
+            # fence the insert checks in its own statement stays true until the commit.
+            guard, guard_params = append_guard(attempt)
+            params = [type, when, payload, run_id, org_id, *guard_params]
             for _ in range(_APPEND_TRIES):
-                row = self._one(_APPEND_NOTIFY if self.notify else _APPEND, params)
+                row = self._one(_fenced_append(guard), params)
                 if row is not None:
+                    if self.notify:
+                        self._local.notes.append(f"{row[0]} {payload_run_id(run_id)}")
                     return Event(run_id, row[0], type, when, data)
+                # No row: refused (this raises why), or the seq went to a lone append.
+                self._refuse_append(org_id, run_id, attempt)
         raise Conflict(f"run {run_id!r}: too many concurrent event appends", hint="retry")
 
     def listen_events(self, sink: EventSink) -> NotifyListener | None:
@@ -513,37 +588,37 @@ class PostgresStore(
         return True
 
 
-_APPEND = (
-    "INSERT INTO events (run_id, seq, org_id, type, time, data)"
-    " SELECT %s, COALESCE(MAX(seq), 0) + 1, %s, %s, %s, %s"
-    " FROM events WHERE run_id = %s ON CONFLICT (run_id, seq) DO NOTHING RETURNING seq"
-)
-
-
 @functools.lru_cache(maxsize=4)
-def _append_alone(guard: str, *, notify: bool) -> str:
-    """The lone append: the run's org and the fence (``guard``, see _sql.append_guard) are
-    checked in the same statement (no row: wrong org, none, or refused)."""
-    sql = _placeholders(
+def _fenced_append(guard: str) -> str:
+    """Every append: the run's org and the fence (``guard``, see _sql.append_guard) are checked
+    in the statement that inserts, with the next seq (no row: wrong org, none, refused, or the
+    seq was taken meanwhile)."""
+    return _placeholders(
         "INSERT INTO events (run_id, seq, org_id, type, time, data)"
         " SELECT r.id, COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.run_id = r.id), 0) + 1,"
         f" r.org_id, %s, %s, %s FROM runs r WHERE r.id = %s AND r.org_id = %s{guard}"
         " ON CONFLICT (run_id, seq) DO NOTHING RETURNING seq"
     )
-    if not notify:
-        return sql
-    notified = f"SELECT seq, pg_notify({CHANNEL_SQL}, seq || ' ' || %s) FROM appended"
-    return f"WITH appended AS ({sql}) {notified}"
 
 
 # Appends that lose a seq to lone appends, in a row, before giving up (each loss means another
 # append of the same run committed, so this bound is never reached in practice).
 _APPEND_TRIES = 100
-# pg_notify queues the notification in the appending transaction: it is sent on commit, only then.
-_APPEND_NOTIFY = (
-    f"WITH appended AS ({_APPEND})"
-    f" SELECT seq, pg_notify({CHANNEL_SQL}, seq || ' ' || %s) FROM appended"
-)
+# The notifications of committed events, in a transaction of their own (see the module's
+# docstring). It need not wait for the disk: a notification lost in a crash costs a reader one
+# periodic re-read, while every notifying commit holds the database-wide lock until it returns.
+_NOTIFY_OFF_DISK = "set_config('synchronous_commit', 'off', true)"
+_NOTIFY = f"SELECT {_NOTIFY_OFF_DISK}, pg_notify({CHANNEL_SQL}, note) FROM unnest(%s::text[]) note"
+
+
+def _notify(conn: psycopg.Connection[Any], notes: list[str]) -> None:
+    """Announce committed events (see the module's docstring). A failure is logged, not raised:
+    the events are in, and an error would make the caller append them again; readers elsewhere
+    find them at their next re-read."""
+    try:
+        conn.execute(_NOTIFY, (notes,))
+    except Exception as exc:
+        log.warning("could not notify listeners of appended events: %s", exc)
 
 
 def _is_driver_error(exc: BaseException) -> bool:

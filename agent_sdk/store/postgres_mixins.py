@@ -60,6 +60,7 @@ class PostgresLocks:
     if TYPE_CHECKING:  # provided by PostgresStore
 
         def _exec(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+        def _exec_ahead(self, sql: str, params: Sequence[Any] = ()) -> None: ...
         def _in_transaction(self) -> bool: ...
 
     # SKIP LOCKED: two sweepers of expired Idempotency-Key claims delete different rows instead
@@ -73,8 +74,9 @@ class PostgresLocks:
 
     def _lock_audit_head(self, org_id: str) -> None:
         # One appender per org at a time, until commit: the head read that follows is then the
-        # true head (a new READ COMMITTED snapshot), and the chain cannot fork.
-        self._exec("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_LOCK_AUDIT, org_id))
+        # true head (a new READ COMMITTED snapshot), and the chain cannot fork. Sent with that
+        # read (or insert) in one round trip: the server still takes the lock first.
+        self._exec_ahead("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_LOCK_AUDIT, org_id))
 
 
 __all__ = ["PostgresLocks", "translate"]
