@@ -9,8 +9,8 @@ for what one core cannot do (Python runs one thread of Python code at a time per
 Per leased job:
 
 1. a heartbeat extends the lease every third of ``AGENT_SDK_WORKER_LEASE`` while the run
-   executes; if the lease is lost anyway (the worker stalled past it and another took the
-   job), the heartbeat stops this attempt;
+   executes (one loop for all the jobs the worker holds); if the lease is lost anyway (the
+   worker stalled past it and another took the job), the heartbeat stops this attempt;
 2. the attempt runs (:mod:`agent_sdk.core.attempt`): a run left ``running`` by a dead worker
    is taken over and resumed from its journal;
 3. the job is acknowledged when the run reached a terminal state, given back with the retry
@@ -78,7 +78,11 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Lease and execute runs until ``stop`` is set, then give back what is unfinished."""
         await asyncio.to_thread(self._register)
-        background = [asyncio.create_task(self._beat_alive()), asyncio.create_task(self._sweep())]
+        background = [
+            asyncio.create_task(self._beat_alive()),
+            asyncio.create_task(self._sweep()),
+            asyncio.create_task(self._extend_leases()),
+        ]
         from agent_sdk.core.retention_sweep import start_sweeper
 
         if (retention := start_sweeper(self.runtime)) is not None:  # 0 s interval: none
@@ -231,7 +235,7 @@ class Worker:
             self.runtime.executor.attempts.run(org_id, run_id, takeover=True)
         )
         self._attempts.add(attempt)
-        beat = asyncio.create_task(self._heartbeat(lease, attempt))
+        self._held[lease.job.id] = (lease, attempt)  # its lease is extended (_extend_leases)
         try:
             outcome = await attempt
         except asyncio.CancelledError:
@@ -240,7 +244,7 @@ class Worker:
                 raise
             outcome = _HANDED_BACK
         finally:
-            beat.cancel()
+            self._held.pop(lease.job.id, None)
             self._attempts.discard(attempt)
         await self._settle_when_reachable(lease, outcome)
 
@@ -267,23 +271,23 @@ class Worker:
             self.queue_health.ok()
             return
 
-    async def _heartbeat(self, lease: Lease, attempt: asyncio.Task[Outcome]) -> None:
-        self._held[lease.job.id] = (lease, attempt)
+    async def _extend_leases(self) -> None:
+        """One loop for the leases of every job this worker runs, not a task per job: each is
+        extended at most a third of a lease after it was taken or last extended."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            await asyncio.gather(*(self._extend_lease(job_id) for job_id in list(self._held)))
+
+    async def _extend_lease(self, job_id: str) -> None:
         try:
-            while True:
-                await asyncio.sleep(self.lease_seconds / 3)
-                try:
-                    if not await self._extend(lease.job.id):
-                        return
-                except BackendUnavailable as exc:
-                    # The queue is down: nobody else can lease the job either, so the attempt
-                    # goes on; the first beat after the outage extends the lease again.
-                    self.queue_health.failed(exc.message)
-                    self._renew = True
-                except AgentSDKError as exc:
-                    log.warning("heartbeat of job %s failed: %s", lease.job.id, exc.message)
-        finally:
-            self._held.pop(lease.job.id, None)
+            await self._extend(job_id)
+        except BackendUnavailable as exc:
+            # The queue is down: nobody else can lease the job either, so the attempt goes
+            # on; the first beat after the outage extends the lease again.
+            self.queue_health.failed(exc.message)
+            self._renew = True
+        except AgentSDKError as exc:
+            log.warning("heartbeat of job %s failed: %s", job_id, exc.message)
 
     async def _extend(self, job_id: str) -> bool:
         """Extend the lease of a running attempt; False (and the attempt stopped) when another
