@@ -3,11 +3,11 @@
 An attempt must touch its run while it runs (so recovery tells a live run from an orphan),
 stop once another attempt has taken the run over (LEASE_LOST) or the run was erased (DELETED),
 and stop when a user asks for a cancel in another process, within ``CANCEL_WATCH`` seconds.
-Rather than two background tasks per attempt, each event loop gets one task while it has
+Rather than two background tasks per attempt, each event loop gets one timer while it has
 attempts in flight: every ``CANCEL_WATCH`` seconds it asks the store about all of them in one
 query, and every third of ``AGENT_SDK_WORKER_LEASE`` that query also touches them, fenced by
 each attempt's number (:meth:`Store.watch_runs`). A run that ends in a millisecond then costs
-no store call here at all, and no task of its own; the task ends when the loop has no attempt
+no store call here at all and no task of its own; the timer stops when the loop has no attempt
 left to watch.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +36,14 @@ Key = tuple[str, str, int]
 
 
 class Watch:
-    """The attempts in flight on each event loop, and the one task per loop that watches them."""
+    """The attempts in flight on each event loop, and the one timer per loop that watches them."""
 
     def __init__(self, store: Store, lease: float) -> None:
         self.store = store
         self.beat_every = lease / 3
-        self._loops: dict[asyncio.AbstractEventLoop, _LoopWatch] = {}
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWatch] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @contextlib.contextmanager
     def attempt(self, key: Key, drive: asyncio.Future[Any]) -> Iterator[None]:
@@ -49,36 +51,57 @@ class Watch:
         cancelled with LEASE_LOST, DELETED or a plain cancel (a user's) when that happens."""
         loop = asyncio.get_running_loop()
         watch = self._loops.get(loop)
-        if watch is None or watch.task.done():
+        if watch is None:
             watch = self._loops[loop] = _LoopWatch(self, loop)
-        watch.attempts[drive] = key
+        watch.add(drive, key)
         try:
             yield
         finally:
-            watch.attempts.pop(drive, None)
-            if not watch.attempts:  # nothing left to watch: no task outlives the attempts
-                watch.task.cancel()
-                if self._loops.get(loop) is watch:
-                    del self._loops[loop]
+            watch.remove(drive)
 
 
 class _LoopWatch:
+    """A timer callback, not a task: nothing to create for an attempt that ends before it
+    fires, nothing left pending when the loop closes. It runs while there are attempts."""
+
     def __init__(self, owner: Watch, loop: asyncio.AbstractEventLoop) -> None:
         self.owner = owner
+        self.loop = loop
         self.attempts: dict[asyncio.Future[Any], Key] = {}
-        self.task = loop.create_task(self._run())
+        self.timer: asyncio.TimerHandle | None = None
+        self.next_look = self.next_beat = 0.0
 
-    async def _run(self) -> None:
-        owner = self.owner
-        tick = min(CANCEL_WATCH, owner.beat_every)
-        next_beat = time.monotonic() + owner.beat_every
-        while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            beat = now >= next_beat
+    def add(self, drive: asyncio.Future[Any], key: Key) -> None:
+        self.attempts[drive] = key
+        if self.timer is None:  # the first attempt in flight: start looking
+            now = self.loop.time()
+            self.next_look, self.next_beat = now + CANCEL_WATCH, now + self.owner.beat_every
+            self._schedule()
+
+    def remove(self, drive: asyncio.Future[Any]) -> None:
+        self.attempts.pop(drive, None)
+        if not self.attempts and self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _schedule(self) -> None:
+        # Both deadlines hold: a cancel is seen within CANCEL_WATCH, and every attempt is
+        # touched within a third of a lease of its start or its last touch.
+        due = min(self.next_look, self.next_beat)
+        self.timer = self.loop.call_at(due, self._tick)
+
+    def _tick(self) -> None:
+        self.timer = None
+        try:
+            now = self.loop.time()
+            beat = now >= self.next_beat
+            self.next_look = now + CANCEL_WATCH
             if beat:
-                next_beat = now + owner.beat_every
+                self.next_beat = now + self.owner.beat_every
             self._look(beat)
+        finally:
+            if self.attempts and self.timer is None:
+                self._schedule()
 
     def _look(self, beat: bool) -> None:
         watched = [(drive, key) for drive, key in self.attempts.items() if not drive.done()]
