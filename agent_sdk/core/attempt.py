@@ -39,16 +39,15 @@ take down worker after worker, nor be leased forever.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent_sdk.core.outcome import DELETED, DONE, LEASE_LOST, SKIPPED, STOPPING, Outcome
 from agent_sdk.core.residency import refuse_attempt
 from agent_sdk.core.retry import RetryPolicy, is_retryable
+from agent_sdk.core.watch import Watch
 from agent_sdk.errors import (
     AgentSDKError,
     BackendUnavailable,
@@ -69,10 +68,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Seconds between checks of the store for a cancel requested by another process: at each step
-# of the engine (at most this often), and by a watcher during long waits (CANCEL_WATCH).
+# Seconds between checks of the store for a cancel requested by another process at each step
+# of the engine (at most this often); during long waits the process's watch looks for it
+# (CANCEL_WATCH in core/watch.py).
 CANCEL_POLL = 0.25
-CANCEL_WATCH = 1.0
 
 # Events an attempt emitted and has not written yet: (type, data), in order (see _drive).
 Held = list[tuple[str, dict[str, Any]]]
@@ -92,9 +91,10 @@ class Attempts:
     bus: EventBus
     registry: AgentRegistry
 
-    @property
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy.from_settings(self.settings)
+    def __post_init__(self) -> None:
+        self.policy = RetryPolicy.from_settings(self.settings)
+        # The heartbeat and cancel watcher of every attempt this process runs (core/watch.py).
+        self.watch = Watch(self.store, self.settings.worker.lease)
 
     async def run(self, org_id: str, run_id: str, *, takeover: bool = False) -> Outcome:
         """One attempt. ``takeover`` also starts a run left ``running`` by a dead worker.
@@ -142,7 +142,7 @@ class Attempts:
         try:
             journal = self._journal(run) if resumed else None  # unreadable: the run fails
             drive = asyncio.ensure_future(self._drive(run, journal, held, seq))
-            with self._heartbeat(run, drive), self._watch_cancel(org_id, run_id, drive):
+            with self.watch.attempt((org_id, run_id, attempt), drive):
                 result = await drive
         except asyncio.CancelledError as exc:
             why = exc.args[0] if exc.args else None
@@ -366,70 +366,6 @@ class Attempts:
             if spec.get("script") == agent.to_spec().get("script"):
                 return agent
         return self.registry.resolve(spec or run.agent)
-
-    @contextlib.contextmanager
-    def _watch_cancel(self, org_id: str, run_id: str, drive: asyncio.Future[Any]) -> Iterator[None]:
-        """A cancel requested in another process (the flag in the store) interrupts the run
-        even in the middle of a long model call, within CANCEL_WATCH seconds; the engine also
-        checks between steps."""
-
-        async def watch() -> None:
-            while not drive.done():
-                await asyncio.sleep(CANCEL_WATCH)
-                try:
-                    if self.store.get_run(org_id, run_id).cancel_requested:
-                        drive.cancel()
-                        return
-                except NotFound:
-                    drive.cancel(DELETED)
-                    return
-                except AgentSDKError:
-                    pass  # the store is down for now: look again at the next tick
-
-        task = asyncio.get_running_loop().create_task(watch())
-        try:
-            yield
-        finally:
-            task.cancel()
-
-    @contextlib.contextmanager
-    def _heartbeat(self, run: Run, drive: asyncio.Future[Any]) -> Iterator[None]:
-        """Touch the run while it runs, so recovery can tell a live run from an orphan; stop
-        the attempt (LEASE_LOST) once another attempt has taken the run over."""
-        interval = self.settings.worker.lease / 3
-
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    touched = self.store.update_run(
-                        run.org_id,
-                        run.id,
-                        expect_status=[RunStatus.RUNNING],
-                        expect_attempts=run.attempts,
-                    )
-                    if touched is None and self.store.get_run(run.org_id, run.id).attempts != (
-                        run.attempts
-                    ):
-                        log.warning("run %s was taken over; stopping this attempt", run.id)
-                        drive.cancel(LEASE_LOST)
-                        return
-                except NotFound:
-                    log.info("run %s was deleted; stopping this attempt", run.id)
-                    drive.cancel(DELETED)
-                    return
-                except BackendUnavailable as exc:
-                    # An outage: the process that runs the attempt reports it once (a worker's
-                    # store health), not every run on every beat.
-                    log.debug("heartbeat of run %s failed: %s", run.id, exc.message)
-                except AgentSDKError as exc:
-                    log.warning("heartbeat of run %s failed: %s", run.id, exc.message)
-
-        task = asyncio.get_running_loop().create_task(beat())
-        try:
-            yield
-        finally:
-            task.cancel()
 
     # -- end ---------------------------------------------------------------------------------
     def _end(

@@ -12,8 +12,8 @@ one thread of Python code at a time per process).
 Per leased job:
 
 1. a heartbeat extends the lease every third of ``AGENT_SDK_WORKER_LEASE`` while the run
-   executes; if the lease is lost anyway (the worker stalled past it and another took the
-   job), the heartbeat stops this attempt;
+   executes (one loop for all the jobs the worker holds); if the lease is lost anyway (the
+   worker stalled past it and another took the job), the heartbeat stops this attempt;
 2. the attempt runs (:mod:`agent_sdk.core.attempt`): a run left ``running`` by a dead worker
    is taken over and resumed from its journal;
 3. the job is acknowledged when the run reached a terminal state, given back with the retry
@@ -90,6 +90,7 @@ class Worker:
         self._held: dict[str, tuple[Lease, _Attempt]] = {}  # job id -> lease
         self._lanes: Lanes | None = None
         self._renew = False  # a queue call failed: renew the held leases before leasing more
+        self._backlog = False  # the last lease found a job waiting: try the next one inline
         self.queue_health = Outage(f"queue of worker {self.name}", log)
         self.store_health = Outage(f"store of worker {self.name}", log)
 
@@ -99,7 +100,11 @@ class Worker:
         lanes = LANES.get(self.runtime.store.scheme, 0)
         if lanes:
             self._lanes = Lanes(min(lanes, self.runtime.settings.execution.max_concurrent_runs))
-        background = [asyncio.create_task(self._beat_alive()), asyncio.create_task(self._sweep())]
+        background = [
+            asyncio.create_task(self._beat_alive()),
+            asyncio.create_task(self._sweep()),
+            asyncio.create_task(self._extend_leases()),
+        ]
         from agent_sdk.core.retention_sweep import start_sweeper
 
         if (retention := start_sweeper(self.runtime)) is not None:  # 0 s interval: none
@@ -126,11 +131,7 @@ class Worker:
                 try:
                     if self._renew:
                         await self._renew_held()
-                    # On a thread even for a local queue: while it waits for a job, or for
-                    # the queue file's lock held by another worker, the loop runs attempts.
-                    lease = await asyncio.to_thread(
-                        self.queue.reserve, self.name, lease=self.lease_seconds, timeout=self.poll
-                    )
+                    lease = await self._reserve()
                 except BackendUnavailable as exc:  # an outage: wait, then lease again
                     slots.release()
                     self._renew = True
@@ -157,6 +158,23 @@ class Worker:
             for attempt in list(self._attempts):
                 attempt.cancel(STOPPING)
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _reserve(self) -> Lease | None:
+        """The next job, waiting up to ``poll`` seconds for one. While the last try found one
+        (a backlog), a local queue is first tried here without waiting: one statement on a
+        local file, like settling a job, where a thread hand-off there and back costs more."""
+        if self._backlog and self.queue.local:
+            lease = self.queue.reserve(self.name, lease=self.lease_seconds, timeout=0)
+            if lease is not None:
+                await asyncio.sleep(0)  # let the attempts just started take their turn
+                return lease
+        # On a thread even for a local queue: while it waits for a job, or for the queue
+        # file's lock held by another worker, the loop runs attempts.
+        lease = await asyncio.to_thread(
+            self.queue.reserve, self.name, lease=self.lease_seconds, timeout=self.poll
+        )
+        self._backlog = lease is not None
+        return lease
 
     async def _acquire(self, slots: asyncio.Semaphore, stop: asyncio.Event) -> bool:
         """A free slot, or False once ``stop`` is set (even while every slot is busy)."""
@@ -257,7 +275,7 @@ class Worker:
         else:
             attempt = asyncio.create_task(attempts.run(org_id, run_id, takeover=True))
         self._attempts.add(attempt)
-        beat = asyncio.create_task(self._heartbeat(lease, attempt))
+        self._held[lease.job.id] = (lease, attempt)  # its lease is extended (_extend_leases)
         try:
             outcome = await attempt
         except asyncio.CancelledError:
@@ -266,7 +284,7 @@ class Worker:
                 raise
             outcome = _HANDED_BACK
         finally:
-            beat.cancel()
+            self._held.pop(lease.job.id, None)
             self._attempts.discard(attempt)
         await self._settle_when_reachable(lease, outcome)
 
@@ -293,23 +311,23 @@ class Worker:
             self.queue_health.ok()
             return
 
-    async def _heartbeat(self, lease: Lease, attempt: _Attempt) -> None:
-        self._held[lease.job.id] = (lease, attempt)
+    async def _extend_leases(self) -> None:
+        """One loop for the leases of every job this worker runs, not a task per job: each is
+        extended at most a third of a lease after it was taken or last extended."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            await asyncio.gather(*(self._extend_lease(job_id) for job_id in list(self._held)))
+
+    async def _extend_lease(self, job_id: str) -> None:
         try:
-            while True:
-                await asyncio.sleep(self.lease_seconds / 3)
-                try:
-                    if not await self._extend(lease.job.id):
-                        return
-                except BackendUnavailable as exc:
-                    # The queue is down: nobody else can lease the job either, so the attempt
-                    # goes on; the first beat after the outage extends the lease again.
-                    self.queue_health.failed(exc.message)
-                    self._renew = True
-                except AgentSDKError as exc:
-                    log.warning("heartbeat of job %s failed: %s", lease.job.id, exc.message)
-        finally:
-            self._held.pop(lease.job.id, None)
+            await self._extend(job_id)
+        except BackendUnavailable as exc:
+            # The queue is down: nobody else can lease the job either, so the attempt goes
+            # on; the first beat after the outage extends the lease again.
+            self.queue_health.failed(exc.message)
+            self._renew = True
+        except AgentSDKError as exc:
+            log.warning("heartbeat of job %s failed: %s", job_id, exc.message)
 
     async def _extend(self, job_id: str) -> bool:
         """Extend the lease of a running attempt; False (and the attempt stopped) when another

@@ -60,6 +60,8 @@ SESSION_SELECT = (
 #   * an attempt's write applies only while the run's attempt counter is still its own and the
 #     run has not ended: a worker paused past its lease cannot write after a takeover.
 # The values are the enums' own (never caller text), inlined so every engine plans the same SQL.
+# Runs per statement of watch_runs: well within every driver's limit on parameters.
+_WATCH_CHUNK = 200
 _TERMINAL_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus if s.terminal)
 _TERMINAL_EVENT_TYPES = frozenset(t.value for t in EventType if t.terminal)
 _TERMINAL_EVENTS = ", ".join(f"'{t}'" for t in sorted(_TERMINAL_EVENT_TYPES))
@@ -299,6 +301,31 @@ class SQLStore(SQLEncryptionKeysMixin, SealingMixin, SQLPrimitives):
         if row is None:
             raise NotFound(f"run {run_id!r} not found")
         return self._run(row)
+
+    def watch_runs(
+        self, attempts: Sequence[tuple[str, str, int]], *, touch: bool = False
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        found: dict[tuple[str, str], tuple[int, bool]] = {}
+        keys = list(attempts)
+        for at in range(0, len(keys), _WATCH_CHUNK):
+            chunk = keys[at : at + _WATCH_CHUNK]
+            ids = [run_id for _, run_id, _ in chunk]
+            marks = ", ".join("?" * len(chunk))
+            if touch:
+                fence = " OR ".join(["(id = ? AND org_id = ? AND attempts = ?)"] * len(chunk))
+                params: list[Any] = [utcnow(), RunStatus.RUNNING.value]
+                for org_id, run_id, attempt in chunk:
+                    params += [run_id, org_id, attempt]
+                self._exec(f"UPDATE runs SET updated_at = ? WHERE status = ? AND ({fence})", params)
+            rows = self._query(
+                f"SELECT org_id, id, attempts, cancel_requested FROM runs WHERE id IN ({marks})",
+                ids,
+            )
+            asked = {(org_id, run_id) for org_id, run_id, _ in chunk}
+            for org_id, run_id, attempt, cancel in rows:
+                if (org_id, run_id) in asked:  # run ids are unique; the org must match too
+                    found[(org_id, run_id)] = (int(attempt), bool(cancel))
+        return found
 
     def _run_changes(
         self, org_id: str, run_id: str, fields: dict[str, Any]

@@ -181,6 +181,17 @@ class Store(
         unknown run."""
         ...
 
+    def watch_runs(
+        self, attempts: Sequence[tuple[str, str, int]], *, touch: bool = False
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        """What a process running attempts needs to know about them, for many runs at once.
+        ``attempts`` holds (org_id, run_id, attempt) triples; the answer maps (org_id, run_id)
+        of every run that still exists to its (attempts, cancel_requested): a run missing from
+        it was deleted, one whose counter moved on was taken over. With ``touch``, first set
+        ``updated_at`` (a heartbeat) on those of the runs still ``running`` under that very
+        attempt, in one statement: the heartbeat is fenced like every other write."""
+        ...
+
     # -- events ----------------------------------------------------------------------------
     def append_event(
         self,

@@ -338,6 +338,33 @@ class StoreContract:
         with pytest.raises(NotFound):
             store.update_run(ORG, "run_nope", expect_attempts=1, steps=1)
 
+    def test_watch_runs_beats_only_the_current_attempt_of_running_runs(self, store: Store) -> None:
+        old = "2000-01-01T00:00:00.000000Z"
+        mine = make_run(store, status=RunStatus.RUNNING, attempts=1, updated_at=old)
+        taken = make_run(store, status=RunStatus.RUNNING, attempts=2, updated_at=old)
+        ended = make_run(store, status=RunStatus.SUCCEEDED, attempts=1, updated_at=old)
+        asked = make_run(store, status=RunStatus.RUNNING, attempts=1, updated_at=old)
+        store.update_run(ORG, asked.id, cancel_requested=True)
+        gone = make_run(store, status=RunStatus.RUNNING, attempts=1)
+        store.delete_run(ORG, gone.id)
+        keys = [(ORG, r.id, 1) for r in (mine, taken, ended, asked, gone)]
+        seen = store.watch_runs(keys)  # a look alone writes nothing
+        assert store.get_run(ORG, mine.id).updated_at == old
+        assert seen == {
+            (ORG, mine.id): (1, False),
+            (ORG, taken.id): (2, False),
+            (ORG, ended.id): (1, False),
+            (ORG, asked.id): (1, True),
+        }
+        assert store.watch_runs(keys, touch=True) == seen
+        assert store.get_run(ORG, mine.id).updated_at > old
+        assert store.get_run(ORG, taken.id).updated_at == old  # fenced: not its attempt
+        assert store.get_run(ORG, ended.id).updated_at == old  # not running any more
+        assert store.watch_runs([(OTHER, mine.id, 1)]) == {}  # another org's key finds nothing
+        many = [make_run(store, status=RunStatus.RUNNING, attempts=1) for _ in range(450)]
+        found = store.watch_runs([(ORG, r.id, 1) for r in many], touch=True)
+        assert len(found) == 450
+
     def test_compare_and_set_lets_exactly_one_thread_win(self, store: Store) -> None:
         run = make_run(store)
         results: list[Run | None] = []
