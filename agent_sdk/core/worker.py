@@ -90,7 +90,6 @@ class Worker:
         self._held: dict[str, tuple[Lease, _Attempt]] = {}  # job id -> lease
         self._lanes: Lanes | None = None
         self._renew = False  # a queue call failed: renew the held leases before leasing more
-        self._backlog = False  # the last lease found a job waiting: try the next one inline
         self.queue_health = Outage(f"queue of worker {self.name}", log)
         self.store_health = Outage(f"store of worker {self.name}", log)
 
@@ -160,21 +159,14 @@ class Worker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _reserve(self) -> Lease | None:
-        """The next job, waiting up to ``poll`` seconds for one. While the last try found one
-        (a backlog), a local queue is first tried here without waiting: one statement on a
-        local file, like settling a job, where a thread hand-off there and back costs more."""
-        if self._backlog and self.queue.local:
-            lease = self.queue.reserve(self.name, lease=self.lease_seconds, timeout=0)
-            if lease is not None:
-                await asyncio.sleep(0)  # let the attempts just started take their turn
-                return lease
-        # On a thread even for a local queue: while it waits for a job, or for the queue
-        # file's lock held by another worker, the loop runs attempts.
-        lease = await asyncio.to_thread(
+        """The next job, waiting up to ``poll`` seconds for one. On a thread even for a local
+        queue: while it waits for a job, or for the queue file's lock held by another worker,
+        the loop runs attempts. (Leasing from a local queue's backlog on the loop was measured
+        and dropped: it saved little end to end, and it leased the next jobs before the attempts
+        just started had run a step, so a run that kills its worker took more runs with it.)"""
+        return await asyncio.to_thread(
             self.queue.reserve, self.name, lease=self.lease_seconds, timeout=self.poll
         )
-        self._backlog = lease is not None
-        return lease
 
     async def _acquire(self, slots: asyncio.Semaphore, stop: asyncio.Event) -> bool:
         """A free slot, or False once ``stop`` is set (even while every slot is busy)."""
