@@ -246,7 +246,9 @@ class Sweeper:
         audit.prepare_signer()  # loaded outside the lock: the first load imports cryptography
         while True:
             with store.transaction():
-                store.lock_audit(org)  # appends of the org wait: the head read stays the head
+                # Locked appends of the org wait; a lone lock-free append inserts only after
+                # the head it names, and the sweep never cuts the head, so the chain stays whole.
+                store.lock_audit(org)
                 head = store.last_audit(org)
                 rows = store.audit_head(org, limit=self.batch)
                 cut = [
