@@ -1,10 +1,11 @@
 """Run creation through the server's admission lane (agent_sdk/server/admission.py): creations
-written in groups on the engine thread, each answered once its own run has committed.
+written in groups on the server's event loop, each answered once its own run has committed.
 
-On each store (``engine``), inline and in queue mode: many concurrent POSTs each create exactly
-one run with its event and audit record; creations waiting together are written in one
-transaction; a group with a refused member commits the rest; a full lane answers 503 with
-Retry-After."""
+On each store (``engine``): many concurrent POSTs each create exactly one run with its event and
+audit record, and it is then executed (inline) or enqueued (queue mode); creations waiting
+together are written in one transaction; a member refused by its idempotency key leaves the rest
+of its group in that transaction; a store outage refuses a group at once; a full lane answers 503
+with Retry-After."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ import warnings
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from agent_sdk.config import Settings
 from agent_sdk.core.runs import Admission
 from agent_sdk.core.runtime import Runtime
-from agent_sdk.errors import InvalidInput, NotFound
+from agent_sdk.errors import BackendUnavailable, InvalidInput, NotFound
 from agent_sdk.records import Run
-from agent_sdk.server.admission import AdmissionLane
+from agent_sdk.server.admission import MAX_PENDING, AdmissionLane
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
@@ -71,6 +73,16 @@ def test_concurrent_posts_each_commit_one_run(
         events = edge_client.get(f"/v1/runs/{run_id}/events", headers=edge_auth).json()["data"]
         assert events[0]["type"] == "run.created" and events[0]["seq"] == 1
     assert sorted(_creates_audited(edge_runtime)) == sorted(ids)
+    # Each admitted run is then dispatched: executed here, or waiting for a worker.
+    if mode == "inline":
+
+        def all_succeeded() -> bool:
+            return all(edge_runtime.runs.get("default", i).status.value == "succeeded" for i in ids)
+
+        wait_until("every admitted run to succeed", all_succeeded)
+    else:
+        assert edge_runtime.queue is not None
+        wait_until("a job per run", lambda: edge_runtime.queue.depth().ready == CONCURRENT)
 
 
 def _prepare(rt: Runtime, text: str, *, key: str | None = None, org: str = "default") -> Admission:
@@ -130,6 +142,49 @@ def test_a_refused_creation_leaves_the_rest_of_its_group(
         assert [e.type for e in rt.runs.events("default", run_id)][:1] == ["run.created"]
 
 
+def test_a_refused_claim_leaves_the_rest_of_the_group_in_one_transaction(
+    edge_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = edge_runtime
+    rt.store.ensure_org("default")
+    first = _prepare(rt, "same", key="k1")
+    again = _prepare(rt, "same", key="k1")
+    other = _prepare(rt, "different", key="k1")
+    plain = _prepare(rt, "plain")
+    calls: list[int] = []
+    write = rt.runs.write
+
+    def spy(admissions: Any) -> Any:
+        calls.append(len(admissions))
+        return write(admissions)
+
+    monkeypatch.setattr(rt.runs, "write", spy)
+    results = rt.runs.write([first, again, other, plain])[0]
+    assert calls == [4]  # one write of the group: no fallback to one per member
+    assert results[0] == (first.run, False)
+    assert results[1] == (first.run, True)
+    assert isinstance(results[2], InvalidInput)
+    assert results[3] == (plain.run, False)
+
+
+def test_a_store_outage_refuses_the_group_at_once(
+    edge_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = edge_runtime
+    rt.store.ensure_org("default")
+    group = [_prepare(rt, f"x{i}") for i in range(4)]
+    opened: list[int] = []
+
+    def down() -> Any:
+        opened.append(1)
+        raise BackendUnavailable("the store is down")
+
+    monkeypatch.setattr(rt.store, "transaction", down)
+    results = rt.runs.write(group)[0]
+    assert len(opened) == 1  # not waited out again for each member
+    assert all(isinstance(r, BackendUnavailable) for r in results)
+
+
 def test_a_full_lane_answers_503_with_retry_after(
     edge_client: TestClient, edge_auth: dict[str, str]
 ) -> None:
@@ -138,7 +193,7 @@ def test_a_full_lane_answers_503_with_retry_after(
     try:
         answer = edge_client.post("/v1/runs", json={"agent": NOOP, "input": "x"}, headers=edge_auth)
     finally:
-        lane.max_pending = 2048
+        lane.max_pending = MAX_PENDING
     assert answer.status_code == 503, answer.text
     assert answer.headers["Retry-After"] == "1"
     assert answer.headers["Content-Type"].startswith("application/problem+json")

@@ -36,7 +36,7 @@ from agent_sdk.core.run_requests import (
     request_hash,
     valid_client_id,
 )
-from agent_sdk.errors import AgentSDKError, Conflict, InvalidInput, NotFound
+from agent_sdk.errors import AgentSDKError, BackendUnavailable, Conflict, InvalidInput, NotFound
 from agent_sdk.ids import new_id, utcnow
 from agent_sdk.records import Deletion, Event, EventType, Page, Run, RunStatus
 from agent_sdk.records.runs import check_idempotency_key
@@ -294,15 +294,17 @@ class RunService:
         Several admissions share one transaction (group commit: one write lock and one commit
         for all). Each run's row, ``run.created`` event, audit record and idempotency claim
         still commit together, since the group commits whole or not at all. A request refused
-        by its claim writes nothing and leaves the others alone; any other failure rolls the
-        group back and writes each admission again on its own, so it costs only its own
-        request."""
+        by its claim writes nothing and leaves the others alone; a store outage refuses
+        them all; any other failure rolls the group back and writes each admission again on
+        its own, so it costs only its own request."""
         try:
             with self.store.transaction():
                 written = self._write(admissions)
         except AgentSDKError as exc:
-            if len(admissions) == 1:
-                return [exc], []
+            if len(admissions) == 1 or isinstance(exc, BackendUnavailable):
+                # An outage refuses every member alike: writing each alone would only wait out
+                # the store's timeout once per member, on the loop that serves every request.
+                return [exc] * len(admissions), []
             results: builtins.list[Admitted] = []
             created: builtins.list[tuple[Run, Event]] = []
             for a in admissions:

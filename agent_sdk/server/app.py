@@ -95,8 +95,11 @@ def create_app(
                 if task is not None:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
-            await _drain(rt, shutdown_grace)
+            # Refuse new creations, write those waiting, and let their runs be dispatched (the
+            # lane announces on the next turn of the loop) before the drain waits for them.
             lane.close()
+            await asyncio.sleep(0)
+            await _drain(rt, shutdown_grace)
             if runtime is None:
                 rt.close(wait=False)
             unredact()
