@@ -63,8 +63,6 @@ def sq(tmp_path: Path) -> Iterator[SQLiteQueue]:
 def test_capabilities() -> None:
     assert SQLiteQueue.durable and SQLiteQueue.supports_delay
     assert not MemoryQueue.durable and MemoryQueue.supports_delay
-    # A worker settles jobs of a local queue on its loop, those of the others on a thread.
-    assert SQLiteQueue.local and not MemoryQueue.local
     assert isinstance(MemoryQueue(), Queue)
 
 

@@ -306,7 +306,14 @@ class Attempts:
             if not held:
                 return
             # Fenced: Superseded once another attempt holds the run, before any further call.
-            events = self.store.append_events(org_id, run_id, held, attempt=attempt)
+            try:
+                events = self.store.append_events(org_id, run_id, held, attempt=attempt)
+            except Exception as exc:
+                if not is_retryable(exc):
+                    # Refused for good (an event the store cannot hold): not offered again
+                    # with the run's end, which then records this error, not a second refusal.
+                    held.clear()
+                raise
             held.clear()
             written[0] = events[-1].seq
             for ev in events:
@@ -316,8 +323,6 @@ class Attempts:
             if clean is not None:  # model text, tool calls and results are stored redacted
                 data = clean.redact_value(data)
             held.append((type, data))
-            if type == EventType.MODEL_DELTA:
-                flush()  # streamed text is for readers following the run now
             # Leave room for the terminal event, which is always written.
             if written[0] + len(held) + 1 >= cap:
                 raise EventCapExceeded(

@@ -66,7 +66,9 @@ class _LoopWatch:
 
     def __init__(self, owner: Watch, loop: asyncio.AbstractEventLoop) -> None:
         self.owner = owner
-        self.loop = loop
+        # Weakly: the watches are kept per loop in a WeakKeyDictionary, which a strong
+        # reference from its own value would keep alive as long as the Watch.
+        self.loop: asyncio.AbstractEventLoop = weakref.proxy(loop)
         self.attempts: dict[asyncio.Future[Any], Key] = {}
         self.timer: asyncio.TimerHandle | None = None
         self.next_look = self.next_beat = 0.0

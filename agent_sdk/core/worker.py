@@ -287,12 +287,9 @@ class Worker:
         worker that stops during an outage leaves the job to its lease's expiry the same way."""
         while True:
             try:
-                if self.queue.local:
-                    # One statement on a local file, like the store writes the attempt made on
-                    # this loop: a thread hand-off there and back costs more than it does.
-                    self._settle(lease, outcome)
-                else:
-                    await asyncio.to_thread(self._settle, lease, outcome)
+                # On a thread even for a SQLite queue: a queue file locked by another worker
+                # would otherwise freeze every attempt on this loop for the busy timeout.
+                await asyncio.to_thread(self._settle, lease, outcome)
             except BackendUnavailable as exc:
                 wait = self.queue_health.failed(exc.message)
                 if self._stopping:
@@ -321,12 +318,12 @@ class Worker:
         except AgentSDKError as exc:
             log.warning("heartbeat of job %s failed: %s", job_id, exc.message)
 
-    async def _extend(self, job_id: str) -> bool:
-        """Extend the lease of a running attempt; False (and the attempt stopped) when another
-        worker holds the job now. BackendUnavailable passes through."""
+    async def _extend(self, job_id: str) -> None:
+        """Extend the lease of a running attempt; stop the attempt when another worker holds
+        the job now. BackendUnavailable passes through."""
         held = self._held.get(job_id)
         if held is None:
-            return False
+            return
         lease, attempt = held
         try:
             lease = await asyncio.to_thread(self.queue.extend, lease, self.lease_seconds)
@@ -335,11 +332,10 @@ class Worker:
             log.warning("lost the lease of job %s; stopping this attempt", job_id)
             attempt.cancel(LEASE_LOST)
             self._held.pop(job_id, None)
-            return False
+            return
         if job_id in self._held:
             self._held[job_id] = (lease, attempt)
         self.queue_health.ok()
-        return True
 
     async def _renew_held(self) -> None:
         """After an outage, extend every running attempt's lease before leasing anything new.

@@ -33,9 +33,6 @@ Capabilities are class attributes, read without isinstance checks:
 * ``lease_expiry``: a lease that is neither extended nor settled expires on time and another
   worker takes the job. Without it (Kafka) a job moves to another worker only when its consumer
   leaves the group (it closed, or stopped polling for longer than the group allows).
-* ``local``: a call is a statement on a file of this machine (SQLite), about as quick as a
-  store write, and never waits on a network: a worker makes it on its event loop, as it does
-  its store writes, instead of handing it to a thread. False for a queue behind a network.
 
 :class:`BaseQueue` does what every backend shares, as kombu's virtual transport does for its
 channels: it checks every argument, builds jobs, runs ``reserve``'s wait (polling with back-off
@@ -121,7 +118,6 @@ class Queue(Protocol):
     ordered: ClassVar[bool]
     unique_ids: ClassVar[bool]
     lease_expiry: ClassVar[bool]
-    local: ClassVar[bool]
 
     def enqueue(
         self, kind: str, payload: dict[str, Any], *, delay: float = 0.0, job_id: str | None = None
@@ -221,7 +217,6 @@ class BaseQueue(ABC):
     ordered: ClassVar[bool]
     unique_ids: ClassVar[bool]
     lease_expiry: ClassVar[bool]
-    local: ClassVar[bool] = False
     scheme: ClassVar[str]
     # Whether _claim waits up to its ``wait`` for a job itself (a notification, a blocking read,
     # a long poll). A backend that cannot returns at once, and reserve polls it with back-off.

@@ -109,7 +109,6 @@ class SQLiteQueue(BaseQueue):
     ordered: ClassVar[bool] = True
     unique_ids: ClassVar[bool] = True
     lease_expiry: ClassVar[bool] = True
-    local: ClassVar[bool] = True  # see queue.base: a worker calls it on its event loop
     scheme: ClassVar[str] = "sqlite"
 
     def __init__(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sdk.errors import Conflict, InvalidInput, NotFound, Superseded
 from agent_sdk.ids import utcnow
-from agent_sdk.records import EventType, RunStatus, Session
+from agent_sdk.records import Deletion, EventType, RunStatus, Session
 from agent_sdk.store._rows import (
     MAX_LIMIT,
     RUN_FIELDS,
@@ -36,7 +36,7 @@ from agent_sdk.store.sealing import SealingMixin
 from agent_sdk.store.wrapped_keys import SQLEncryptionKeysMixin
 
 if TYPE_CHECKING:
-    from agent_sdk.records import Deletion, Event, Org, Page, Run, RunExpiry
+    from agent_sdk.records import Event, Org, Page, Run, RunExpiry
 
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 _RUN_PLACEHOLDERS = ", ".join("?" * len(RUN_FIELDS))
@@ -358,17 +358,18 @@ class SQLStore(SQLEncryptionKeysMixin, SealingMixin, SQLPrimitives):
                 (run_id, run_id, keep),
             )
 
-    def append_event(
-        self,
-        org_id: str,
-        run_id: str,
-        type: str,
-        data: dict[str, Any],
-        *,
-        time: str | None = None,
-        attempt: int | None = None,
-    ) -> Event:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # each engine appends in its own way (sqlite.py, postgres.py)
+
+        def append_event(
+            self,
+            org_id: str,
+            run_id: str,
+            type: str,
+            data: dict[str, Any],
+            *,
+            time: str | None = None,
+            attempt: int | None = None,
+        ) -> Event: ...
 
     def append_events(
         self,
@@ -429,8 +430,6 @@ class SQLStore(SQLEncryptionKeysMixin, SealingMixin, SQLPrimitives):
             if found is None:
                 raise NotFound(f"run {run_id!r} not found")
             counts = self._erase_runs(org_id, "id = ?", run_id)
-        from agent_sdk.records import Deletion
-
         return Deletion("run", run_id, org_id, **counts)
 
     def delete_session(self, org_id: str, session_id: str) -> Deletion:
@@ -452,8 +451,6 @@ class SQLStore(SQLEncryptionKeysMixin, SealingMixin, SQLPrimitives):
             sessions = self._exec(
                 "DELETE FROM sessions WHERE org_id = ? AND id = ?", (org_id, session_id)
             )
-        from agent_sdk.records import Deletion
-
         return Deletion("session", session_id, org_id, sessions=sessions, **counts)
 
     def _erase_runs(self, org_id: str, where: str, value: str) -> dict[str, int]:
