@@ -33,7 +33,6 @@ class _Group:
     order, equality and hash over the fields with ``compare=True``, same class only. (Each
     class also has a docstring: without one, dataclass builds it from the class's signature.)"""
 
-    __slots__ = ()
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def _compared(self) -> tuple[Any, ...]:
